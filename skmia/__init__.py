@@ -1,0 +1,24 @@
+"""skmia: membership-inference defenses and attacks as scikit-learn estimators.
+
+The subpackages are imported on demand, so ``import skmia`` stays light; the public
+names of each live in that subpackage (``skmia.datasets.fetch_location30``,
+``skmia.model_selection.membership_split``, ``skmia.nn.MLP``).
+"""
+
+import importlib
+
+__version__ = "0.1.0.dev0"
+
+_SUBPACKAGES = ("datasets", "model_selection", "nn")
+
+__all__ = ["__version__", *_SUBPACKAGES]
+
+
+def __getattr__(name):
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"skmia.{name}")
+    raise AttributeError(f"module 'skmia' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

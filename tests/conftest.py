@@ -1,0 +1,47 @@
+import functools
+import http.server
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # two xdist workers on two cores: one torch thread each beats oversubscription
+    import torch
+
+    torch.set_num_threads(1)
+
+LOCATION_ARCHIVE = "dataset_location.tgz"
+
+
+@pytest.fixture(scope="session")
+def location_data_home():
+    """The data home holding the real Location30 archive, or skip saying why."""
+    home = os.environ.get("SKMIA_DATA_HOME")
+    if not home:
+        pytest.skip("SKMIA_DATA_HOME is not set: the real Location30 archive is not available")
+    if not (Path(home) / LOCATION_ARCHIVE).is_file():
+        pytest.skip(f"{LOCATION_ARCHIVE} is not in SKMIA_DATA_HOME={home}")
+    return Path(home)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_root(tmp_path):
+    """Serve a fresh folder over HTTP on localhost; yields ``(folder, base_url)``."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield root, f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()

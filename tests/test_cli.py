@@ -1,0 +1,52 @@
+import subprocess
+import sys
+
+import pytest
+
+from skmia.cli import main
+
+
+def test_split_location(location_data_home, capsys):
+    assert main(["split", "--dataset", "location", "--data-home", str(location_data_home)]) == 0
+    out = capsys.readouterr().out
+    assert "5,010 rows x 446 features, 30 classes" in out
+    for part in ("target_train", "target_test", "shadow_train", "shadow_test", "reference"):
+        assert f"| {part:<12} |  1,002 |" in out
+
+
+def test_split_synthetic_needs_no_data(capsys):
+    # purchase-like at its default size, protocol relaxloss: 40 % / 20 % / 40 %
+    assert main(["split", "--dataset", "purchase-like", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "600 features, 100 classes" in out and "random_state=3" in out
+
+
+def test_unknown_dataset_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["split", "--dataset", "mnist"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'mnist'" in err and "location" in err and "purchase-like" in err
+
+
+def test_missing_data_is_a_clear_failure(tmp_path, capsys):
+    status = main(["split", "--dataset", "texas", "--data-home", str(tmp_path), "--no-download"])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert err.startswith("skmia split: error:")
+    assert "dataset_texas.tgz" in err and str(tmp_path) in err
+    assert "Traceback" not in err
+
+
+def test_cifar_is_reported_as_not_available(capsys):
+    assert main(["split", "--dataset", "cifar10"]) == 1
+    assert "not available yet" in capsys.readouterr().err
+
+
+def test_console_entry_point_runs():
+    result = subprocess.run(
+        [sys.executable, "-m", "skmia.cli", "--version"], capture_output=True, text=True,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith("skmia ")
