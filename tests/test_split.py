@@ -11,12 +11,12 @@ def reference_relaxloss_rows(n, seed):
     """The reference code's Purchase100 split, written out with numpy's global RNG."""
     train_end = int(0.4 * n)
     test_start = int((0.4 + 0.2) * n)
-    np.random.seed(seed)  # noqa: NPY002 - exactly what the reference code does
+    np.random.seed(seed)  # exactly what the reference code does
     r = np.arange(train_end)
-    np.random.shuffle(r)  # noqa: NPY002
+    np.random.shuffle(r)
     shadow_train, target_train = r[: train_end // 2], r[train_end // 2 :]
     r = np.arange(train_end)
-    np.random.shuffle(r)  # noqa: NPY002
+    np.random.shuffle(r)
     shadow_test, target_test = r[: train_end // 2], r[train_end // 2 :]
     return {
         "target_train": target_train,
@@ -54,9 +54,9 @@ def test_relaxloss_rows_match_the_reference(n, sizes):
 def test_cifar_protocol_rows():
     n = 60_000
     split = membership_split(np.arange(n), np.arange(n) % 10, protocol="cifar", random_state=7)
-    np.random.seed(7)  # noqa: NPY002 - the reference code's seeding
+    np.random.seed(7)  # the reference code's seeding
     order = np.arange(n)
-    np.random.shuffle(order)  # noqa: NPY002
+    np.random.shuffle(order)
     for i, name in enumerate(PARTS):
         np.testing.assert_array_equal(
             getattr(split, name).indices, order[i * 12_000 : (i + 1) * 12_000]

@@ -1,0 +1,452 @@
+"""The base class of every defense: a skorch classifier with the reference defaults."""
+
+import inspect
+import math
+
+import numpy as np
+import torch
+from sklearn.base import clone
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted
+from skorch import NeuralNetClassifier
+from skorch.callbacks import Callback
+from skorch.dataset import Dataset
+
+from ..nn import MLP
+
+__all__ = ["MIADefenseClassifier", "VanillaClassifier", "ValidationData"]
+
+_REFERENCE_KWARGS = {
+    "optimizer__momentum": 0.9,
+    "optimizer__weight_decay": 1e-4,
+    "iterator_train__shuffle": True,
+    "verbose": 0,
+}
+
+
+class ValidationData:
+    """An explicit validation set, given to a defense as ``train_split``.
+
+    Defenses train on every row passed to ``fit`` (``train_split=None``), so that rows
+    given as members really are members. To monitor a validation loss (for example for
+    :class:`~skmia.defenses.EarlyStoppingClassifier`), pass the validation rows
+    explicitly: ``VanillaClassifier(train_split=ValidationData(X_val, y_val))``. Labels
+    are encoded with the classifier's own ``classes_``.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, ...)
+        Validation records.
+    y : array-like of shape (n_samples,)
+        Their labels, drawn from the training labels.
+    """
+
+    def __init__(self, X, y):
+        self.X = X
+        self.y = y
+
+    def __call__(self, dataset, y=None, **kwargs):
+        raise RuntimeError("ValidationData is resolved by the defense classifier itself")
+
+    def __repr__(self):
+        return f"ValidationData(n_samples={len(self.y)})"
+
+
+class _StepDecay(Callback):
+    """Learning rate ``lr * gamma ** (number of milestones <= epoch)``, set at epoch start.
+
+    The reference code's ``adjust_learning_rate``: at the start of epoch ``e`` (from 0) the
+    rate is multiplied by ``gamma`` when ``e`` is a milestone.
+    """
+
+    def on_epoch_begin(self, net, **kwargs):
+        epoch = len(net.history) - 1
+        n_decays = sum(epoch >= m for m in (net.milestones or ()))
+        lr = net.lr * net.gamma**n_decays
+        for group in net.optimizer_.param_groups:
+            group["lr"] = lr
+
+
+class _SeededTraining(Callback):
+    """Seed torch for the duration of a training call, then restore the global state."""
+
+    def on_train_begin(self, net, **kwargs):
+        self._cpu_state = torch.random.get_rng_state()
+        self._cuda_states = (
+            torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+        )
+        torch.manual_seed(net.training_seed_ + len(net.history))
+
+    def on_train_end(self, net, **kwargs):
+        torch.random.set_rng_state(self._cpu_state)
+        if self._cuda_states is not None:
+            torch.cuda.set_rng_state_all(self._cuda_states)
+
+
+class MIADefenseClassifier(NeuralNetClassifier):
+    """Base class of skmia's defenses: a skorch classifier trained as the reference does.
+
+    A subclass changes the training objective by overriding :meth:`training_loss`, or
+    adds training behaviour through skorch callbacks; ``fit`` itself is skorch's.
+
+    Parameters
+    ----------
+    module : torch.nn.Module class or instance, default=skmia.nn.MLP
+        The network. When it is a class whose constructor takes ``n_features`` and/or
+        ``n_classes``, those are filled in from the data at fit time unless set through
+        ``module__n_features`` / ``module__n_classes``.
+    criterion : torch loss class, default=torch.nn.CrossEntropyLoss
+        The loss on logits used outside training (validation); ``predict_proba`` is the
+        softmax of the logits.
+    optimizer : torch optimizer class, default=torch.optim.SGD
+        With ``optimizer__momentum=0.9`` and ``optimizer__weight_decay=1e-4`` by default.
+    lr : float, default=0.1
+        Initial learning rate.
+    max_epochs : int, default=120
+        Number of epochs of ``fit``.
+    batch_size : int, default=128
+        Mini-batch size.
+    milestones : sequence of int, default=(50, 100)
+        Epochs (counted from 0) at whose start the learning rate is multiplied by
+        ``gamma``; ``()`` keeps it constant.
+    gamma : float, default=0.1
+        Learning-rate decay factor.
+    train_split : None or ValidationData, default=None
+        None trains on every row given to ``fit``. A :class:`ValidationData` adds an
+        explicit validation set; rows are never split off silently.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling and dropout. Two fits with the same int
+        give identical weights on CPU. The global torch generator is left as it was.
+    **kwargs
+        Any other skorch parameter (``device``, ``callbacks``, ``verbose``,
+        ``module__*``, ``optimizer__*``, ``iterator_train__*``, ...).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The labels seen in ``fit``, sorted; predictions are drawn from them.
+    n_features_in_ : int
+        Number of features (for images, values per image) seen in ``fit``.
+    input_shape_ : tuple of int
+        Shape of one record.
+    train_indices_ : ndarray of int64
+        Positions, in the ``X`` of the last training call, of the rows trained on.
+    module_ : torch.nn.Module
+        The trained network.
+    history : skorch.callbacks.History
+        Per-epoch training record.
+
+    Notes
+    -----
+    Threat model: these are the models whose training rows an adversary tries to
+    recognise from queries. Every row given to ``fit`` is a member.
+    """
+
+    def __init__(
+        self,
+        module=MLP,
+        *,
+        criterion=torch.nn.CrossEntropyLoss,
+        optimizer=torch.optim.SGD,
+        lr=0.1,
+        max_epochs=120,
+        batch_size=128,
+        milestones=(50, 100),
+        gamma=0.1,
+        train_split=None,
+        random_state=None,
+        **kwargs,
+    ):
+        super().__init__(
+            module,
+            criterion=criterion,
+            optimizer=optimizer,
+            lr=lr,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            train_split=train_split,
+            **{**_REFERENCE_KWARGS, **kwargs},
+        )
+        self.milestones = milestones
+        self.gamma = gamma
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ skorch hooks
+
+    @property
+    def _default_callbacks(self):
+        return [
+            *super()._default_callbacks,
+            ("lr_schedule", _StepDecay()),
+            ("random_state", _SeededTraining()),
+        ]
+
+    def initialize_module(self):
+        """Build the module, filling ``n_features``/``n_classes`` in from the data."""
+        kwargs = self.get_params_for("module")
+        if not isinstance(self.module, torch.nn.Module):
+            kwargs = {**self._module_defaults(_accepted_parameters(self.module)), **kwargs}
+        seed = getattr(self, "init_seed_", None)
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            self.module_ = self.initialized_instance(self.module, kwargs)
+        return self
+
+    def _module_defaults(self, accepted):
+        """Module arguments derived from the data, for a module accepting ``accepted``."""
+        defaults = {}
+        if "n_features" in accepted:
+            if not hasattr(self, "n_features_in_"):
+                raise ValueError(
+                    f"{type(self).__name__} sizes its module from the data: call fit, or "
+                    f"set module__n_features and module__n_classes."
+                )
+            defaults["n_features"] = self.n_features_in_
+        if "n_classes" in accepted and hasattr(self, "label_encoder_"):
+            defaults["n_classes"] = len(self.label_encoder_.classes_)
+        return defaults
+
+    def get_split_datasets(self, X, y=None, **fit_params):
+        if isinstance(self.train_split, ValidationData):
+            X_valid, y_valid = self._check_training_data(
+                self.train_split.X, self.train_split.y, what="validation data"
+            )
+            dataset_train = self.get_dataset(X, y)
+            dataset_valid = Dataset(X_valid, y_valid)
+        else:
+            dataset_train, dataset_valid = super().get_split_datasets(X, y, **fit_params)
+        indices = getattr(dataset_train, "indices", None)
+        self.train_indices_ = np.asarray(
+            indices if indices is not None else np.arange(len(dataset_train)), dtype=np.int64
+        )
+        return dataset_train, dataset_valid
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """The training objective during training, plain cross-entropy otherwise."""
+        y_true = y_true.to(y_pred.device)
+        if training:
+            return self.training_loss(y_pred, y_true, X)
+        return torch.nn.functional.cross_entropy(y_pred, y_true)
+
+    def training_loss(self, logits, targets, X):
+        """The objective minimised on a training mini-batch: cross-entropy here."""
+        return torch.nn.functional.cross_entropy(logits, targets)
+
+    @property
+    def current_epoch(self):
+        """Index, from 0, of the epoch being trained (or last trained)."""
+        return max(len(self.history) - 1, 0)
+
+    # ------------------------------------------------------------------ data handling
+
+    def fit(self, X, y, **fit_params):
+        """Train from scratch on every row of ``X`` (all of them members).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, C, H, W)
+            Training records: a 2-D table or a batch of images.
+        y : array-like of shape (n_samples,)
+            Labels of any type; ``classes_`` keeps them.
+        **fit_params
+            Passed to skorch's ``fit``.
+
+        Returns
+        -------
+        self : object
+            The fitted classifier.
+        """
+        X, y = self._setup(X, y)
+        return super().fit(X, y, **fit_params)
+
+    def partial_fit(self, X, y, classes=None, **fit_params):
+        """Continue training for ``max_epochs`` more epochs (initialising if needed).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+            Training records.
+        y : array-like of shape (n_samples,)
+            Labels, from the classes seen so far (or from ``classes``).
+        classes : array-like, default=None
+            All labels, when the first call does not show them all.
+        **fit_params
+            Passed to skorch's ``partial_fit``.
+
+        Returns
+        -------
+        self : object
+            The fitted classifier.
+        """
+        if not self.initialized_ or not hasattr(self, "label_encoder_"):
+            X, y = self._setup(X, y, classes=classes)
+            self.initialize()
+        X, y = self._check_training_data(X, y)
+        return super().partial_fit(X, y, **fit_params)
+
+    def _setup(self, X, y, classes=None):
+        """Learn what ``fit`` needs from the data: shapes, classes, seeds."""
+        X = self._check_X(X, reset=True)
+        y = _check_y(y, len(X))
+        if classes is None:
+            classes = self.classes
+        encoder = LabelEncoder().fit(y if classes is None else np.asarray(classes))
+        if len(encoder.classes_) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs samples of at least 2 classes in the data, "
+                f"but the data contains only one class: {encoder.classes_[0]!r}."
+            )
+        unknown = np.setdiff1d(np.unique(y), encoder.classes_)
+        if len(unknown):
+            raise ValueError(f"y has labels not in classes: {unknown.tolist()}")
+        self.label_encoder_ = encoder
+        seeds = check_random_state(self.random_state).randint(np.iinfo(np.int32).max, size=2)
+        self.init_seed_, self.training_seed_ = (int(s) for s in seeds)
+        return X, y
+
+    def _check_training_data(self, X, y, what="y"):
+        """Validate ``(X, y)`` against what ``fit`` saw; return float32 X and encoded y."""
+        X = self._check_X(X, reset=False)
+        y = _check_y(y, len(X))
+        known = np.isin(y, self.label_encoder_.classes_)
+        if not known.all():
+            raise ValueError(
+                f"{what} has labels not seen in fit: {np.unique(y[~known]).tolist()}; "
+                f"known classes: {self.label_encoder_.classes_.tolist()}"
+            )
+        return X, self.label_encoder_.transform(y).astype(np.int64)
+
+    def _check_X(self, X, reset):
+        name = type(self).__name__
+        if isinstance(X, torch.Tensor):
+            X = X.detach().cpu().numpy()
+        try:
+            X = check_array(
+                X,
+                dtype=np.float32,
+                allow_nd=True,
+                ensure_all_finite=True,
+                input_name="X",
+                estimator=name,
+            )
+        except ValueError as exc:
+            if "could not convert" in str(exc) or "dtype" in str(exc).lower():
+                raise ValueError(f"{name}: X must be numeric ({exc}).") from exc
+            raise
+        if X.ndim not in (2, 4):
+            raise ValueError(
+                f"{name} expects X as a 2-D table (n_samples, n_features) or 4-D images "
+                f"(n_samples, channels, height, width), got an array of shape {X.shape}."
+            )
+        if reset:
+            self.input_shape_ = tuple(int(d) for d in X.shape[1:])
+            self.n_features_in_ = math.prod(self.input_shape_)
+        elif tuple(X.shape[1:]) != self.input_shape_:
+            if X.ndim == 2 and len(self.input_shape_) == 1:
+                raise ValueError(
+                    f"X has {X.shape[1]} features, but {name} is expecting "
+                    f"{self.n_features_in_} features as input."
+                )
+            raise ValueError(
+                f"X has records of shape {tuple(X.shape[1:])}, but {name} was fitted on "
+                f"records of shape {self.input_shape_}."
+            )
+        return np.ascontiguousarray(X)
+
+    # ------------------------------------------------------------------ prediction
+
+    @property
+    def classes_(self):
+        check_is_fitted(self, "label_encoder_")
+        return self.label_encoder_.classes_
+
+    def predict_proba(self, X):
+        """Softmax probabilities, one column per class of ``classes_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+            Records shaped as in ``fit``.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Rows sum to 1.
+        """
+        check_is_fitted(self, ["label_encoder_", "module_"])
+        return super().predict_proba(self._check_X(X, reset=False))
+
+    def predict(self, X):
+        """The most probable class of each record, as a label of ``classes_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+            Records shaped as in ``fit``.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Predicted labels.
+        """
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+    def _fitted_copy(self, state_dict):
+        """A fitted classifier like ``self`` (same parameters, classes, shapes) with the
+        module weights ``state_dict``, sharing nothing mutable with ``self``."""
+        other = clone(self)
+        for name in ("label_encoder_", "input_shape_", "n_features_in_", "init_seed_",
+                     "training_seed_", "train_indices_"):
+            if hasattr(self, name):
+                setattr(other, name, getattr(self, name))
+        other.initialize()
+        other.module_.load_state_dict(state_dict)
+        return other
+
+
+def _accepted_parameters(factory):
+    try:
+        return set(inspect.signature(factory).parameters)
+    except (TypeError, ValueError):
+        return set()
+
+
+def _check_y(y, n_samples):
+    if isinstance(y, torch.Tensor):
+        y = y.detach().cpu().numpy()
+    y = np.asarray(y)
+    if y.ndim != 1:
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y.ravel()
+        else:
+            raise ValueError(f"y must be 1-D with one label per record, got shape {y.shape}.")
+    check_consistent_length(np.empty(n_samples), y)
+    check_classification_targets(y)
+    return y
+
+
+class VanillaClassifier(MIADefenseClassifier):
+    """No defense: plain cross-entropy training, the reference code's ``vanilla``.
+
+    The baseline every defense is measured against. See :class:`MIADefenseClassifier`
+    for the parameters, which follow the reference code (SGD, lr 0.1, momentum 0.9,
+    weight decay 1e-4, batch 128, learning rate ×0.1 at epochs 50 and 100 of 120).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_classification
+    >>> from skmia.defenses import VanillaClassifier
+    >>> X, y = make_classification(200, n_features=10, n_informative=6, random_state=0)
+    >>> clf = VanillaClassifier(max_epochs=5, module__hidden_sizes=(32,), random_state=0)
+    >>> clf.fit(X, y).predict_proba(X[:2]).shape
+    (2, 2)
+    """
+

@@ -1,0 +1,140 @@
+"""Regularisation defenses: confidence penalty, label smoothing and dropout."""
+
+import torch
+from sklearn.utils import check_scalar
+
+from ..nn import MLP
+from ._base import MIADefenseClassifier
+from ._losses import confidence_penalty_loss, label_smoothing_loss
+
+__all__ = ["ConfidencePenaltyClassifier", "LabelSmoothingClassifier", "DropoutClassifier"]
+
+
+class ConfidencePenaltyClassifier(MIADefenseClassifier):
+    """Cross-entropy minus ``penalty`` times the entropy of the prediction.
+
+    Penalising confident (low-entropy) outputs keeps members' posteriors from collapsing
+    onto their label, which is what confidence- and entropy-based attacks detect.
+
+    Parameters
+    ----------
+    module : torch.nn.Module class or instance, default=skmia.nn.MLP
+        The network; see :class:`MIADefenseClassifier`.
+    penalty : float, default=0.1
+        Weight of the entropy term (the reference code's ``alpha``, default 0.1).
+    **kwargs
+        Every other parameter of :class:`MIADefenseClassifier`.
+
+    Notes
+    -----
+    Threat model: a black-box adversary reading the model's output probabilities.
+
+    References
+    ----------
+    .. [1] G. Pereyra, G. Tucker, J. Chorowski, Ł. Kaiser, G. Hinton. "Regularizing
+       Neural Networks by Penalizing Confident Output Distributions". ICLR 2017
+       workshop. arXiv:1701.06548.
+    """
+
+    def __init__(self, module=MLP, *, penalty=0.1, **kwargs):
+        super().__init__(module, **kwargs)
+        self.penalty = penalty
+
+    def _setup(self, X, y, classes=None):
+        X, y = super()._setup(X, y, classes=classes)
+        check_scalar(self.penalty, "penalty", (int, float), min_val=0.0)
+        return X, y
+
+    def training_loss(self, logits, targets, X):
+        return confidence_penalty_loss(logits, targets, penalty=self.penalty)
+
+
+class LabelSmoothingClassifier(MIADefenseClassifier):
+    """Cross-entropy against labels smoothed uniformly over all classes.
+
+    The target is ``(1 - smoothing) * onehot(y) + smoothing / C`` (the true class gets
+    its share of the uniform part too), as in the reference code.
+
+    Parameters
+    ----------
+    module : torch.nn.Module class or instance, default=skmia.nn.MLP
+        The network; see :class:`MIADefenseClassifier`.
+    smoothing : float, default=0.1
+        Mass moved from the label to the uniform distribution, in [0, 1].
+    **kwargs
+        Every other parameter of :class:`MIADefenseClassifier`.
+
+    Notes
+    -----
+    Threat model: a black-box adversary reading the model's output probabilities.
+
+    References
+    ----------
+    .. [1] C. Szegedy, V. Vanhoucke, S. Ioffe, J. Shlens, Z. Wojna. "Rethinking the
+       Inception Architecture for Computer Vision". CVPR 2016. arXiv:1512.00567.
+    """
+
+    def __init__(self, module=MLP, *, smoothing=0.1, **kwargs):
+        super().__init__(module, **kwargs)
+        self.smoothing = smoothing
+
+    def _setup(self, X, y, classes=None):
+        X, y = super()._setup(X, y, classes=classes)
+        check_scalar(self.smoothing, "smoothing", (int, float), min_val=0.0, max_val=1.0)
+        return X, y
+
+    def training_loss(self, logits, targets, X):
+        return label_smoothing_loss(logits, targets, smoothing=self.smoothing)
+
+
+class DropoutClassifier(MIADefenseClassifier):
+    """Plain training of a network with dropout before its last linear layer.
+
+    ``dropout`` is handed to the module as its ``dropout`` argument
+    (:class:`skmia.nn.MLP` puts a single ``Dropout`` before the output layer, as the
+    reference code does), unless ``module__dropout`` is set explicitly.
+
+    Parameters
+    ----------
+    module : torch.nn.Module class, default=skmia.nn.MLP
+        A network class that takes a ``dropout`` argument.
+    dropout : float, default=0.5
+        Drop probability, in [0, 1).
+    **kwargs
+        Every other parameter of :class:`MIADefenseClassifier`.
+
+    Notes
+    -----
+    Threat model: a black-box adversary reading the model's outputs. Dropout is a
+    generic regulariser: it narrows the train/test gap somewhat, not by design.
+
+    References
+    ----------
+    .. [1] N. Srivastava, G. Hinton, A. Krizhevsky, I. Sutskever, R. Salakhutdinov.
+       "Dropout: A Simple Way to Prevent Neural Networks from Overfitting". JMLR 2014.
+    """
+
+    def __init__(self, module=MLP, *, dropout=0.5, **kwargs):
+        super().__init__(module, **kwargs)
+        self.dropout = dropout
+
+    def _setup(self, X, y, classes=None):
+        X, y = super()._setup(X, y, classes=classes)
+        check_scalar(self.dropout, "dropout", (int, float), min_val=0.0, max_val=1.0,
+                     include_boundaries="left")
+        if isinstance(self.module, torch.nn.Module):
+            raise ValueError(
+                "DropoutClassifier builds its module with the dropout rate: pass a module "
+                "class (such as skmia.nn.MLP), not an instance."
+            )
+        return X, y
+
+    def _module_defaults(self, accepted):
+        defaults = super()._module_defaults(accepted)
+        if "dropout" not in accepted:
+            raise ValueError(
+                f"DropoutClassifier needs a module that takes a `dropout` argument; "
+                f"{getattr(self.module, '__name__', self.module)!r} does not."
+            )
+        defaults["dropout"] = self.dropout
+        return defaults
