@@ -2,17 +2,20 @@
 
 import inspect
 import math
+import warnings
 
 import numpy as np
 import torch
 from sklearn.base import clone
+from sklearn.exceptions import DataConversionWarning
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted
 from skorch import NeuralNetClassifier
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, EpochScoring
 from skorch.dataset import Dataset
+from skorch.utils import is_dataset
 
 from ..nn import MLP
 
@@ -67,6 +70,7 @@ class _StepDecay(Callback):
         lr = net.lr * net.gamma**n_decays
         for group in net.optimizer_.param_groups:
             group["lr"] = lr
+        net.history.record("lr", lr)
 
 
 class _SeededTraining(Callback):
@@ -83,6 +87,15 @@ class _SeededTraining(Callback):
         torch.random.set_rng_state(self._cpu_state)
         if self._cuda_states is not None:
             torch.cuda.set_rng_state_all(self._cuda_states)
+
+
+def _encoded_accuracy(net, dataset, y_encoded):
+    """Validation accuracy on skorch's dataset, whose labels are already encoded."""
+    return float(np.mean(net.predict_proba(dataset).argmax(axis=1) == np.asarray(y_encoded)))
+
+
+def _valid_accuracy():
+    return EpochScoring(_encoded_accuracy, name="valid_acc", lower_is_better=False)
 
 
 class MIADefenseClassifier(NeuralNetClassifier):
@@ -177,11 +190,11 @@ class MIADefenseClassifier(NeuralNetClassifier):
 
     @property
     def _default_callbacks(self):
-        return [
-            *super()._default_callbacks,
-            ("lr_schedule", _StepDecay()),
-            ("random_state", _SeededTraining()),
+        callbacks = [
+            (name, _valid_accuracy() if name == "valid_acc" else cb)
+            for name, cb in super()._default_callbacks
         ]
+        return [*callbacks, ("lr_schedule", _StepDecay()), ("random_state", _SeededTraining())]
 
     def initialize_module(self):
         """Build the module, filling ``n_features``/``n_classes`` in from the data."""
@@ -377,6 +390,8 @@ class MIADefenseClassifier(NeuralNetClassifier):
             Rows sum to 1.
         """
         check_is_fitted(self, ["label_encoder_", "module_"])
+        if is_dataset(X):  # skorch's own callbacks pass validation datasets as they are
+            return super().predict_proba(X)
         return super().predict_proba(self._check_X(X, reset=False))
 
     def predict(self, X):
@@ -420,11 +435,21 @@ def _accepted_parameters(factory):
 
 
 def _check_y(y, n_samples):
+    if y is None:
+        raise ValueError(
+            "this classifier requires y to be passed, but the target y is None; "
+            "give one label per record."
+        )
     if isinstance(y, torch.Tensor):
         y = y.detach().cpu().numpy()
     y = np.asarray(y)
     if y.ndim != 1:
         if y.ndim == 2 and y.shape[1] == 1:
+            warnings.warn(
+                "A column-vector y was passed when a 1d array was expected; it is raveled.",
+                DataConversionWarning,
+                stacklevel=3,
+            )
             y = y.ravel()
         else:
             raise ValueError(f"y must be 1-D with one label per record, got shape {y.shape}.")
