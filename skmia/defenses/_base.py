@@ -237,6 +237,29 @@ class MIADefenseClassifier(NeuralNetClassifier):
         )
         return dataset_train, dataset_valid
 
+    def get_iterator(self, dataset, training=False):
+        """Mini-batches by slicing whole tensors when the data are plain arrays.
+
+        skorch's default ``DataLoader`` fetches and collates one record at a time; with
+        the default iterator and in-memory arrays, skmia slices a permutation of the
+        rows instead (shuffled with torch's generator, which ``random_state`` seeds).
+        Any other iterator or ``iterator_*`` option goes through skorch unchanged.
+        """
+        prefix = "iterator_train" if training else "iterator_valid"
+        kwargs = self.get_params_for(prefix)
+        if (
+            getattr(self, prefix) is not torch.utils.data.DataLoader
+            or type(dataset) is not Dataset
+            or not set(kwargs) <= {"shuffle", "batch_size"}
+            or not isinstance(dataset.X, (np.ndarray, torch.Tensor))
+            or not (dataset.y is None or isinstance(dataset.y, (np.ndarray, torch.Tensor)))
+        ):
+            return super().get_iterator(dataset, training=training)
+        batch_size = kwargs.get("batch_size", self.batch_size)
+        if batch_size == -1:
+            batch_size = len(dataset)
+        return _ArrayBatches(dataset.X, dataset.y, batch_size, bool(kwargs.get("shuffle")))
+
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """The training objective during training, plain cross-entropy otherwise."""
         y_true = y_true.to(y_pred.device)
@@ -425,6 +448,29 @@ class MIADefenseClassifier(NeuralNetClassifier):
         other.initialize()
         other.module_.load_state_dict(state_dict)
         return other
+
+
+class _ArrayBatches:
+    """Batches ``(X[idx], y[idx])`` of in-memory arrays, optionally in shuffled order."""
+
+    def __init__(self, X, y, batch_size, shuffle):
+        self.X = torch.as_tensor(X)
+        self.y = None if y is None else torch.as_tensor(y)
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+
+    def __len__(self):
+        return math.ceil(len(self.X) / self.batch_size)
+
+    def __iter__(self):
+        n = len(self.X)
+        order = torch.randperm(n) if self.shuffle else None
+        for start in range(0, n, self.batch_size):
+            if order is None:
+                rows = slice(start, start + self.batch_size)
+            else:
+                rows = order[start : start + self.batch_size]
+            yield self.X[rows], (None if self.y is None else self.y[rows])
 
 
 def _accepted_parameters(factory):
