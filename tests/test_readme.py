@@ -1,0 +1,25 @@
+"""The README's quick start runs as written."""
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_quick_start_runs(location_data_home, monkeypatch, capsys):
+    monkeypatch.setenv("SKMIA_DATA_HOME", str(location_data_home))
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    assert blocks, "the README has a Python quick start"
+    namespace = {}
+    exec(compile(blocks[0], str(README), "exec"), namespace)  # noqa: S102 - our own README
+    out = capsys.readouterr().out
+    assert "'target_train': 1002" in out
+    assert namespace["relax"].classes_.shape == (30,)
+
+
+def test_setup_commands_are_the_ones_ci_runs():
+    text = README.read_text()
+    ci = (README.parent / ".ci" / "run").read_text()
+    commands = re.findall(r"```bash\n(.*?)\n```", text, flags=re.DOTALL)
+    assert len(commands) == 2, "exactly two set-up commands"
+    assert commands[1] in ci, "CI runs the README's test command verbatim"
