@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from skmia.datasets._synthetic import make_purchase_like, make_texas_like
+from skmia.datasets import make_purchase_like, make_texas_like
 from skmia.nn import MLP
 
 GENERATORS = {"purchase-like": make_purchase_like, "texas-like": make_texas_like}
@@ -103,10 +103,15 @@ def main(argv=None):
     parser.add_argument(
         "--seed", type=int, default=0, help="data, split and training seed (default: 0)"
     )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
     parser.add_argument("--verbose", action="store_true", help="print accuracy every epoch")
     args = parser.parse_args(argv)
     if args.epochs < 1:
         parser.error("--epochs must be >= 1")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     names = list(GENERATORS) if args.dataset == "both" else [args.dataset]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; SYNTHETIC data")
