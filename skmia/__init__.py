@@ -9,7 +9,7 @@ import importlib
 
 __version__ = "0.1.0.dev0"
 
-_SUBPACKAGES = ("datasets", "defenses", "model_selection", "nn")
+_SUBPACKAGES = ("attacks", "datasets", "defenses", "metrics", "model_selection", "nn")
 
 __all__ = ["__version__", *_SUBPACKAGES]
 

@@ -1,0 +1,294 @@
+"""Metrics of a membership-inference attack: balanced accuracy, AUC, TPR at low FPR."""
+
+from typing import NamedTuple
+
+import numpy as np
+from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_consistent_length, column_or_1d
+
+__all__ = [
+    "TPRAtFPR",
+    "attack_accuracy",
+    "attack_auc",
+    "attack_roc_curve",
+    "tpr_at_fpr",
+]
+
+
+def _check_membership(y, *, name="y"):
+    """Validate membership labels: 1-D, only 0 (non-member) and 1 (member), both present.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+        Membership labels; ``bool`` and ``0.0`` / ``1.0`` are accepted.
+    name : str, default="y"
+        How error messages call the labels.
+
+    Returns
+    -------
+    y : ndarray of int64 of shape (n_samples,)
+        The labels as ``0`` / ``1`` integers.
+
+    Raises
+    ------
+    ValueError
+        When the labels are not 1-D, hold NaN, hold more than two values, hold values
+        other than 0 and 1, or hold only one of the two.
+    """
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    y = column_or_1d(y)
+    if len(y) == 0:
+        raise ValueError(f"{name} is empty: an attack needs members (1) and non-members (0).")
+    if y.dtype.kind in "biuf" and np.all((y == 0) | (y == 1)):  # the common case, fast
+        n_members = int(np.count_nonzero(y))
+        if 0 < n_members < len(y):
+            return y.astype(np.int64)
+    if y.dtype.kind in "fc" and not np.isfinite(y).all():
+        raise ValueError(f"{name} (membership labels) contains NaN or infinity.")
+    check_classification_targets(y)
+    if y.dtype.kind not in "biuf":
+        raise ValueError(
+            f"{name} must hold membership labels 0 (non-member) and 1 (member); "
+            f"got values of dtype {y.dtype}: {np.unique(y)[:5].tolist()}."
+        )
+    values = np.unique(y)
+    kind = type_of_target(y, input_name=name)
+    if kind not in ("binary",):
+        hint = "Only binary classification is supported. " if kind.startswith("multiclass") else ""
+        raise ValueError(
+            f"{hint}{name} must hold membership labels 0 (non-member) and 1 (member); "
+            f"got {len(values)} distinct values ({kind} target): {values[:5].tolist()}."
+        )
+    if not np.isin(values, (0, 1)).all():
+        raise ValueError(
+            f"{name} must hold membership labels 0 (non-member) and 1 (member); "
+            f"got {values.tolist()}."
+        )
+    if len(values) < 2:
+        which = "members (1)" if values[0] == 1 else "non-members (0)"
+        raise ValueError(
+            f"{name} holds one class only, {which}: an attack needs both members (1) and "
+            "non-members (0)."
+        )
+    return y.astype(np.int64)
+
+
+def _check_scores(score, n, name="score"):
+    score = column_or_1d(np.asarray(score))
+    if score.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric, got dtype {score.dtype}.")
+    if len(score) != n:
+        raise ValueError(f"{name} has {len(score)} entries but y has {n}.")
+    if not np.isfinite(score).all():
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    return score
+
+
+def attack_accuracy(y_true, y_pred):
+    """Attack accuracy: the mean of the true-positive and true-negative rates.
+
+    ``0.5 * (TPR + TNR)``, the reference code's ``mem_inf_acc``: members found among
+    members plus non-members found among non-members, each as a fraction. It equals the
+    plain accuracy on a balanced set and is not fooled by an unbalanced one.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        Membership, 1 = member, 0 = non-member.
+    y_pred : array-like of shape (n_samples,)
+        Predicted membership, 0 or 1.
+
+    Returns
+    -------
+    accuracy : float
+        In ``[0, 1]``; 0.5 is chance.
+
+    References
+    ----------
+    .. [1] D. Chen, N. Yu, M. Fritz. "RelaxLoss: Defending Membership Inference Attacks
+       without Losing Utility". ICLR 2022. arXiv:2207.05801.
+
+    Examples
+    --------
+    >>> from skmia.metrics import attack_accuracy
+    >>> attack_accuracy([1, 1, 1, 0], [1, 1, 0, 0])  # 0.5 * (2/3 + 1/1)
+    0.833...
+    """
+    y_true = _check_membership(y_true, name="y_true")
+    y_pred = np.asarray(y_pred)
+    check_consistent_length(y_true, y_pred)
+    y_pred = column_or_1d(y_pred)
+    if not np.isin(y_pred, (0, 1)).all():
+        raise ValueError(
+            f"y_pred must hold predicted membership 0 or 1, got {np.unique(y_pred)[:5].tolist()}."
+        )
+    members = y_true == 1
+    tpr = np.sum(y_pred[members] == 1) / (members.sum() + 0.0)
+    tnr = np.sum(y_pred[~members] == 0) / ((~members).sum() + 0.0)
+    return float(0.5 * (tpr + tnr))
+
+
+def attack_auc(y_true, score):
+    """Area under the ROC curve of a membership score, threshold-free.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        Membership, 1 = member, 0 = non-member.
+    score : array-like of shape (n_samples,)
+        Membership score, higher for members (an attack's ``decision_function``).
+
+    Returns
+    -------
+    auc : float
+        In ``[0, 1]``; 0.5 is chance. Ties count one half, as in
+        :func:`sklearn.metrics.roc_auc_score`, which the reference code calls.
+
+    Examples
+    --------
+    >>> from skmia.metrics import attack_auc
+    >>> attack_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+    0.75
+    """
+    y_true = _check_membership(y_true, name="y_true")
+    score = _check_scores(score, len(y_true))
+    return float(roc_auc_score(y_true, score))
+
+
+def attack_roc_curve(y_true, score):
+    """ROC curve of a membership score: FPR and TPR of the rule ``score >= threshold``.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        Membership, 1 = member, 0 = non-member.
+    score : array-like of shape (n_samples,)
+        Membership score, higher for members.
+
+    Returns
+    -------
+    fpr : ndarray of shape (n_thresholds,)
+        False-positive rates, increasing, from 0 to 1.
+    tpr : ndarray of shape (n_thresholds,)
+        True-positive rates, increasing.
+    thresholds : ndarray of shape (n_thresholds,)
+        Decreasing; the first is ``inf`` (nobody flagged).
+
+    Examples
+    --------
+    >>> from skmia.metrics import attack_roc_curve
+    >>> fpr, tpr, thresholds = attack_roc_curve([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+    >>> fpr.tolist(), tpr.tolist()
+    ([0.0, 0.0, 0.5, 0.5, 1.0], [0.0, 0.5, 0.5, 1.0, 1.0])
+    """
+    y_true = _check_membership(y_true, name="y_true")
+    score = _check_scores(score, len(y_true))
+    return roc_curve(y_true, score, drop_intermediate=False)
+
+
+class TPRAtFPR(NamedTuple):
+    """What :func:`tpr_at_fpr` returns; unpacks as ``tpr, ci_low, ci_high, fpr, threshold``."""
+
+    tpr: float
+    """True-positive rate of the best rule ``score >= threshold`` with FPR <= max_fpr."""
+    ci_low: float
+    """Lower end of the Clopper-Pearson interval of ``tpr``."""
+    ci_high: float
+    """Upper end of the Clopper-Pearson interval of ``tpr``."""
+    fpr: float
+    """The false-positive rate that rule achieves (at most ``max_fpr``)."""
+    threshold: float
+    """The rule's threshold; ``inf`` when no threshold keeps the FPR low enough."""
+
+
+def tpr_at_fpr(y_true, score, *, max_fpr, confidence_level=0.95):
+    """True-positive rate of a membership score at a false-positive rate of at most ``max_fpr``.
+
+    Among the rules "member iff ``score >= t``", take the one with the highest TPR whose
+    FPR on these non-members is at most ``max_fpr``. Attacks that are only right on
+    average (a high AUC) but cannot single out any member with confidence show a TPR
+    near ``max_fpr`` here [2]_.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        Membership, 1 = member, 0 = non-member.
+    score : array-like of shape (n_samples,)
+        Membership score, higher for members.
+    max_fpr : float
+        Largest false-positive rate allowed, as a fraction (``0.001`` for 0.1 %).
+    confidence_level : float, default=0.95
+        Coverage of the Clopper-Pearson interval of the TPR.
+
+    Returns
+    -------
+    result : TPRAtFPR
+        A named tuple ``(tpr, ci_low, ci_high, fpr, threshold)``; all fractions.
+
+    Raises
+    ------
+    ValueError
+        When ``max_fpr`` is below ``1 / n_nonmembers``: with ``n`` non-members the
+        smallest non-zero FPR that can be measured is ``1 / n``, and "TPR at FPR 0"
+        says nothing about a lower FPR.
+
+    Notes
+    -----
+    The interval is exact for the binomial noise of the members given the threshold
+    (Clopper-Pearson, conservative). It does not account for the threshold having been
+    chosen on the same non-members; with few non-members the FPR itself is noisy.
+
+    References
+    ----------
+    .. [1] C. J. Clopper, E. S. Pearson. "The use of confidence or fiducial limits
+       illustrated in the case of the binomial". Biometrika 26(4), 1934.
+    .. [2] N. Carlini, S. Chien, M. Nasr, S. Song, A. Terzis, F. Tramer. "Membership
+       Inference Attacks From First Principles". IEEE S&P 2022. arXiv:2112.03570.
+
+    Examples
+    --------
+    >>> from skmia.metrics import tpr_at_fpr
+    >>> y = [0] * 10 + [1] * 4
+    >>> score = list(range(10)) + [20, 30, 5.5, 40]
+    >>> result = tpr_at_fpr(y, score, max_fpr=0.1)  # one false positive allowed
+    >>> result.tpr, result.fpr, result.threshold
+    (0.75, 0.1, 9.0)
+    >>> round(result.ci_low, 3), round(result.ci_high, 3)
+    (0.194, 0.994)
+    """
+    from scipy.stats import beta
+
+    y_true = _check_membership(y_true, name="y_true")
+    score = _check_scores(score, len(y_true))
+    if not 0.0 < float(max_fpr) <= 1.0:
+        raise ValueError(f"max_fpr must be in (0, 1], got {max_fpr!r}.")
+    if not 0.0 < float(confidence_level) < 1.0:
+        raise ValueError(f"confidence_level must be in (0, 1), got {confidence_level!r}.")
+    n_neg = int(np.sum(y_true == 0))
+    n_pos = len(y_true) - n_neg
+    # a tolerance so that max_fpr=0.001 with 1,000 non-members allows exactly 1 false positive
+    allowed_fp = int(np.floor(max_fpr * n_neg * (1 + 1e-9)))
+    if allowed_fp < 1:
+        raise ValueError(
+            f"max_fpr={max_fpr} is below 1/n_nonmembers = 1/{n_neg} = {1 / n_neg:.3g}: with "
+            f"{n_neg} non-members the smallest measurable non-zero FPR is {1 / n_neg:.3g}. "
+            f"Evaluate on at least {int(np.ceil(1 / max_fpr))} non-members."
+        )
+    fpr, tpr, thresholds = roc_curve(y_true, score, drop_intermediate=False)
+    fp = np.rint(fpr * n_neg).astype(np.int64)
+    best = np.flatnonzero(fp <= allowed_fp)[-1]  # tpr is non-decreasing along the curve
+    k = int(np.rint(tpr[best] * n_pos))
+    alpha = 1.0 - confidence_level
+    low = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n_pos - k + 1))
+    high = 1.0 if k == n_pos else float(beta.ppf(1 - alpha / 2, k + 1, n_pos - k))
+    return TPRAtFPR(
+        tpr=float(k / n_pos),
+        ci_low=low,
+        ci_high=high,
+        fpr=float(fp[best] / n_neg),
+        threshold=float(thresholds[best]),
+    )

@@ -1,0 +1,249 @@
+"""scikit-learn's estimator checks over every skmia estimator, plus the same contract on signals.
+
+Attack estimators read a DataFrame of signals (``skmia.attacks.compute_signals``), so
+every check that fits them on an arbitrary numeric array is an expected failure for the
+threshold attacks, listed below with its reason; ``test_signals_contract`` then runs
+the substance of those checks on real signal tables. The NN attack also reads plain
+arrays (the rows of model outputs) and passes nearly every check.
+
+The defenses are skorch classifiers, run with small settings (a 16-unit hidden layer,
+10 epochs) so that the checks stay fast yet ``check_classifiers_train`` still has to
+learn its toy problems.
+
+To add estimators, append them to ``ESTIMATORS`` and their expected failures to
+``EXPECTED_FAILED_CHECKS``, keyed by class name.
+"""
+
+import functools
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skmia.attacks import (
+    ConfidenceAttack,
+    EntropyAttack,
+    GradientNormAttack,
+    LossAttack,
+    ModifiedEntropyAttack,
+    NNAttack,
+)
+from skmia.defenses import (
+    ConfidencePenaltyClassifier,
+    DistillationClassifier,
+    DropoutClassifier,
+    EarlyStoppingClassifier,
+    LabelSmoothingClassifier,
+    RelaxLossClassifier,
+    VanillaClassifier,
+)
+
+# ----------------------------------------------------------------------------- attacks
+# one instance per class for scikit-learn's checks (they share one validation path) ...
+ATTACK_ESTIMATORS = [
+    NNAttack(max_iter=30, random_state=0),
+    ConfidenceAttack(),
+    EntropyAttack(),
+    ModifiedEntropyAttack(),
+    LossAttack(),
+    GradientNormAttack(),
+]
+# ... and the variants of the thresholds too for the contract on signal tables
+SIGNAL_ESTIMATORS = [
+    *ATTACK_ESTIMATORS,
+    NNAttack(output="proba", max_iter=30, random_state=0),
+    LossAttack(per_class=False),
+    GradientNormAttack("grad_x_l1", per_class=True),
+]
+
+_LABELS_0_1 = (
+    "membership labels must be 0 (non-member) and 1 (member), by design; the check "
+    "fits on other labels ({1, 2} or strings)"
+)
+_SIGNALS_ONLY = (
+    "threshold attacks read named signal columns of a DataFrame (e.g. 'loss', "
+    "'proba_*', 'label'); the check fits on an arbitrary numeric array and gets the "
+    "TypeError that says so. test_signals_contract checks the same on signal tables"
+)
+_NN_EXPECTED_FAILURES = {
+    "check_classifier_data_not_an_array": _LABELS_0_1,
+    "check_classifiers_classes": _LABELS_0_1,
+    "check_estimators_dtypes": _LABELS_0_1,
+    "check_fit2d_1feature": _LABELS_0_1,
+}
+_THRESHOLD_EXPECTED_FAILURES = {
+    **_NN_EXPECTED_FAILURES,
+    **dict.fromkeys(
+        [
+            "check_classifiers_train",
+            "check_decision_proba_consistency",
+            "check_dict_unchanged",
+            "check_dont_overwrite_parameters",
+            "check_dtype_object",
+            "check_estimators_empty_data_messages",
+            "check_estimators_fit_returns_self",
+            "check_estimators_nan_inf",
+            "check_estimators_overwrite_params",
+            "check_estimators_pickle",
+            "check_f_contiguous_array_estimator",
+            "check_fit1d",
+            "check_fit2d_predict1d",
+            "check_fit_check_is_fitted",
+            "check_fit_idempotent",
+            "check_fit_score_takes_y",
+            "check_methods_sample_order_invariance",
+            "check_methods_subset_invariance",
+            "check_n_features_in",
+            "check_n_features_in_after_fitting",
+            "check_pipeline_consistency",
+            "check_positive_only_tag_during_fit",
+            "check_readonly_memmap_input",
+            "check_supervised_y_2d",
+        ],
+        _SIGNALS_ONLY,
+    ),
+}
+ATTACK_EXPECTED_FAILED_CHECKS = {
+    "NNAttack": _NN_EXPECTED_FAILURES,
+    "ConfidenceAttack": _THRESHOLD_EXPECTED_FAILURES,
+    "EntropyAttack": _THRESHOLD_EXPECTED_FAILURES,
+    "ModifiedEntropyAttack": _THRESHOLD_EXPECTED_FAILURES,
+    "LossAttack": _THRESHOLD_EXPECTED_FAILURES,
+    "GradientNormAttack": _THRESHOLD_EXPECTED_FAILURES,
+}
+
+# ---------------------------------------------------------------------------- defenses
+_SMALL = {"max_epochs": 10, "module__hidden_sizes": (16,), "lr": 0.05, "random_state": 0}
+DEFENSE_ESTIMATORS = [
+    VanillaClassifier(**_SMALL),
+    # alpha is the loss level RelaxLoss holds: the checks' toy problems need a low one
+    RelaxLossClassifier(alpha=0.1, **_SMALL),
+    ConfidencePenaltyClassifier(**_SMALL),
+    LabelSmoothingClassifier(**_SMALL),
+    DropoutClassifier(**_SMALL),
+    EarlyStoppingClassifier(snapshot_epochs=(5,), **_SMALL),
+    DistillationClassifier(**_SMALL),
+]
+_SKORCH_EXPECTED_FAILURES = {
+    "check_no_attributes_set_in_init": (
+        "skorch's NeuralNet.__init__ creates history_ and initialized_ and stores routed "
+        "parameters (module__*, optimizer__*, iterator_train__*) as attributes, by design"
+    ),
+    "check_set_params": (
+        "skorch's set_params re-initialises the module, optimizer and callbacks, and "
+        "fails on the arbitrary values the check assigns (e.g. callbacks=-inf)"
+    ),
+}
+DEFENSE_EXPECTED_FAILED_CHECKS = {
+    type(est).__name__: _SKORCH_EXPECTED_FAILURES for est in DEFENSE_ESTIMATORS
+}
+
+# ----------------------------------------------------------------- every estimator
+ESTIMATORS = [*ATTACK_ESTIMATORS, *DEFENSE_ESTIMATORS]
+EXPECTED_FAILED_CHECKS = {**ATTACK_EXPECTED_FAILED_CHECKS, **DEFENSE_EXPECTED_FAILED_CHECKS}
+
+
+def _check_name(check):
+    while isinstance(check, functools.partial):
+        check = check.func
+    return check.__name__
+
+
+@parametrize_with_checks(ESTIMATORS)
+def test_sklearn_compatible(estimator, check):
+    # Expected failures are handled here rather than by parametrize_with_checks' xfail
+    # marks: pytest formats a full traceback through sklearn's 5,000-line check module
+    # for every marked failure, which costs a third of a second each. This is strict:
+    # an expected failure that passes fails the test, so the lists stay accurate.
+    name = _check_name(check)
+    reason = EXPECTED_FAILED_CHECKS.get(type(estimator).__name__, {}).get(name)
+    if reason is None:
+        check(estimator)
+        return
+    try:
+        check(estimator)
+    except Exception:  # noqa: BLE001 - any failure is the expected one
+        failed = True
+    else:
+        failed = False
+    if not failed:
+        pytest.fail(f"{name} passes for {estimator!r}: remove it from EXPECTED_FAILED_CHECKS.")
+    pytest.xfail(reason)  # outside the except block: no chained traceback to format
+
+
+# ------------------------------------------------- the same contract, on signal tables
+def _signal_table(n, rng, *, n_classes=4, leak=1.5):
+    """Signals of every kind with a membership effect: members get larger logits."""
+    y = np.r_[np.ones(n // 2, dtype=np.int64), np.zeros(n - n // 2, dtype=np.int64)]
+    label = rng.integers(0, n_classes, n)
+    logits = rng.normal(size=(n, n_classes)).astype(np.float32)
+    logits[np.arange(n), label] += (1.0 + leak * y).astype(np.float32)
+    proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    table = {f"logit_{k}": logits[:, k] for k in range(n_classes)}
+    table.update({f"proba_{k}": proba[:, k] for k in range(n_classes)})
+    table["label"] = label
+    table["loss"] = -np.log(proba[np.arange(n), label])
+    for name in ("grad_x_l1", "grad_x_l2", "grad_w_l1", "grad_w_l2"):
+        table[name] = table["loss"] * rng.uniform(0.5, 2.0, n)
+    return pd.DataFrame(table), y
+
+
+@pytest.fixture(scope="module")
+def signals():
+    return _signal_table(400, np.random.default_rng(0))
+
+
+def _ids(estimators):
+    return [repr(e) for e in estimators]
+
+
+@pytest.mark.parametrize("attack", SIGNAL_ESTIMATORS, ids=_ids(SIGNAL_ESTIMATORS))
+def test_signals_contract(attack, signals):
+    X, y = signals
+    X_before = X.copy()
+    params = attack.get_params()
+    with pytest.raises(NotFittedError):
+        clone(attack).predict(X)
+
+    fitted = clone(attack)
+    assert fitted.fit(X, y) is fitted
+    assert fitted.get_params() == params  # fit does not touch the parameters
+    pd.testing.assert_frame_equal(X, X_before)  # nor the signals
+    assert fitted.classes_.tolist() == [0, 1]
+    assert fitted.n_features_in_ == len(fitted.feature_names_in_)
+    assert set(fitted.feature_names_in_) <= set(X.columns)
+
+    decision = fitted.decision_function(X)
+    proba = fitted.predict_proba(X)
+    pred = fitted.predict(X)
+    assert decision.shape == pred.shape == (len(X),)
+    assert proba.shape == (len(X), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert set(np.unique(pred)) <= {0, 1}
+    # predict_proba[:, 1] is a monotone function of decision_function
+    order = np.argsort(decision, kind="stable")
+    assert np.all(np.diff(proba[order, 1]) >= 0)
+    # higher for members, on data where members are easy to find
+    assert decision[y == 1].mean() > decision[y == 0].mean()
+    assert fitted.score(X, y) > 0.6
+
+    # refitting gives the same model; so does a pickle round trip
+    again = clone(attack).fit(X, y)
+    np.testing.assert_array_equal(again.decision_function(X), decision)
+    restored = pickle.loads(pickle.dumps(fitted))  # noqa: S301 - our own bytes
+    np.testing.assert_array_equal(restored.predict(X), pred)
+
+    # each record's outputs do not depend on the others: order and subsets
+    perm = np.random.default_rng(1).permutation(len(X))
+    # (up to float rounding: the NN attack's matrix products are blocked by batch size)
+    np.testing.assert_allclose(fitted.decision_function(X.iloc[perm]), decision[perm], rtol=1e-6)
+    np.testing.assert_array_equal(fitted.predict(X.iloc[perm]), pred[perm])
+    np.testing.assert_allclose(fitted.decision_function(X.iloc[:7]), decision[:7], rtol=1e-6)
+
+    # column order and extra columns do not matter
+    shuffled = X[X.columns[::-1]].assign(unused=1.0)
+    np.testing.assert_allclose(fitted.decision_function(shuffled), decision)
