@@ -9,7 +9,16 @@ import importlib
 
 __version__ = "0.1.0.dev0"
 
-_SUBPACKAGES = ("attacks", "datasets", "defenses", "metrics", "model_selection", "nn")
+_SUBPACKAGES = (
+    "attacks",
+    "datasets",
+    "defenses",
+    "experiment",
+    "metrics",
+    "model_selection",
+    "nn",
+    "report",
+)
 
 __all__ = ["__version__", *_SUBPACKAGES]
 

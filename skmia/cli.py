@@ -1,21 +1,40 @@
-"""The ``skmia`` console command.
+"""The ``skmia`` console command: the reference code's ``main.py`` and ``run_attacks.py``.
 
-For now it has one subcommand, ``skmia split``, which loads a dataset and prints the
-sizes of its membership split; training and attack runs come with their own commands.
-Usage errors exit with status 2, failures (a missing or corrupt data file) with 1; both
-print a message, never a traceback.
+``skmia run`` trains defenses and attacks them in the reference's four modes,
+``skmia attack`` evaluates saved runs, ``skmia report`` tabulates finished runs and
+``skmia split`` prints a dataset's membership split. Usage errors exit with status 2
+and list the valid choices; failures (missing data, an unfinished run, ...) exit with
+status 1; neither prints a traceback.
 """
 
 import argparse
 import sys
+import time
 
 from . import __version__
 
 __all__ = ["main"]
 
+# method option (the constructor argument) -> (type, methods it applies to, help)
+_METHOD_OPTIONS = {
+    "alpha": (float, ("relaxloss", "distillation", "advreg"),
+              "relaxloss: target loss level; distillation: weight of the KL term; "
+              "advreg: weight of the adversarial gain"),
+    "upper": (float, ("relaxloss",), "relaxloss: cap on the flattened true-class probability"),
+    "noise_multiplier": (float, ("dpsgd",), "dpsgd: noise standard deviation / clipping norm"),
+    "max_grad_norm": (float, ("dpsgd",), "dpsgd: per-record clipping norm"),
+    "target_epsilon": (float, ("dpsgd",), "dpsgd: choose the noise to end at this epsilon"),
+    "delta": (float, ("dpsgd",), "dpsgd: the delta of (epsilon, delta)-DP"),
+    "penalty": (float, ("confidence_penalty",), "confidence_penalty: weight of the entropy"),
+    "smoothing": (float, ("label_smoothing",), "label_smoothing: mass moved to uniform"),
+    "dropout": (float, ("dropout",), "dropout: drop probability before the last layer"),
+    "temperature": (float, ("distillation",), "distillation: softmax temperature"),
+}
+
 
 def _build_parser():
     from .datasets import DATASETS
+    from .experiment import IMAGE_MODELS, MODES, method_classes
     from .model_selection import PROTOCOLS
 
     parser = argparse.ArgumentParser(
@@ -24,47 +43,174 @@ def _build_parser():
     )
     parser.add_argument("--version", action="version", version=f"skmia {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    methods = tuple(method_classes())
 
+    # ------------------------------------------------------------------ skmia run
+    run = sub.add_parser(
+        "run",
+        help="train a defense and/or attack it (the reference code's main.py)",
+        description=(
+            "Train a defense and attack it, as the RelaxLoss reference code does. Modes: "
+            "defense (train the target on target_train), shadow (train the same method on "
+            "shadow_train), attack (attack a trained target with a shadow model, by "
+            "default a vanilla one, trained if missing), defense_attack (both). Results "
+            "go to OUT/<dataset>[/<model>]/<method>/seed<seed>/. Unset options take the "
+            "paper's value for the dataset (skmia.defenses.paper_defaults)."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    run.add_argument("--dataset", required=True, choices=DATASETS, help="dataset")
+    run.add_argument("--method", required=True, choices=methods, help="training method")
+    run.add_argument("--mode", required=True, choices=MODES, help="what to do")
+    run.add_argument("--model", choices=IMAGE_MODELS, default=None,
+                     help="network, CIFAR only (default there: resnet20)")
+    run.add_argument("--seed", type=int, default=1000, help="seed of the split and training")
+    run.add_argument("--epochs", type=int, default=None,
+                     help="training epochs (default: the paper's, 120 tabular / 300 CIFAR)")
+    run.add_argument("--data-home", default=None,
+                     help="dataset folder (default: $SKMIA_DATA_HOME, else ~/skmia_data)")
+    run.add_argument("--out", default="results", help="root folder of the run directories")
+    run.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch device")
+    run.add_argument("--white-box", action=argparse.BooleanOptionalAction, default=True,
+                     help="also run the gradient-norm (white-box) attacks")
+    run.add_argument("--shadow-method", choices=("vanilla", "same"), default="vanilla",
+                     help="attack modes: train the shadow with vanilla or the target's method")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    group = run.add_argument_group("method options (default: the paper's value)")
+    for name, (kind, _applies, text) in _METHOD_OPTIONS.items():
+        group.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None, help=text)
+
+    # ---------------------------------------------------------------- skmia attack
+    att = sub.add_parser(
+        "attack",
+        help="attack saved runs (the reference code's run_attacks.py)",
+        description="Fit every attack on a shadow run's signals and evaluate it on a "
+                    "target run's; writes TARGET/attack/.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    att.add_argument("--target", required=True, help="run directory of the target model")
+    att.add_argument("--shadow", required=True, help="run directory of the shadow model")
+    att.add_argument("--white-box", action=argparse.BooleanOptionalAction, default=True,
+                     help="also run the gradient-norm (white-box) attacks")
+    att.add_argument("--data-home", default=None, help="dataset folder (default: the run's)")
+    att.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                     help="torch device (default: the one the run was trained on)")
+    att.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+    # ---------------------------------------------------------------- skmia report
+    rep = sub.add_parser(
+        "report",
+        help="one table of the results of finished runs",
+        description="Gather attack results of finished runs below the given folders.",
+    )
+    rep.add_argument("paths", nargs="+", metavar="DIR", help="run directories or their roots")
+    rep.add_argument("--format", choices=("markdown", "csv"), default="markdown",
+                     help="output format (default: %(default)s)")
+
+    # ----------------------------------------------------------------- skmia split
     split = sub.add_parser(
         "split",
         help="load a dataset and print the sizes of its membership split",
-        description=(
-            "Load a dataset from the data home (downloading it if missing) and print the "
-            "sizes of the target/shadow membership split of the RelaxLoss reference code."
-        ),
+        description="Load a dataset from the data home (downloading it if missing) and "
+                    "print the sizes of the reference code's membership split.",
     )
-    split.add_argument(
-        "--dataset", required=True, choices=DATASETS, help="dataset name (required)"
-    )
-    split.add_argument(
-        "--protocol",
-        choices=PROTOCOLS,
-        default=None,
-        help="membership protocol (default: cifar for CIFAR, relaxloss otherwise)",
-    )
-    split.add_argument(
-        "--seed", type=int, default=1000, help="seed of the split (default: %(default)s)"
-    )
-    split.add_argument(
-        "--data-home",
-        default=None,
-        help="dataset folder (default: $SKMIA_DATA_HOME, else ~/skmia_data)",
-    )
-    split.add_argument(
-        "--no-download",
-        action="store_true",
-        help="fail instead of downloading a missing file",
-    )
+    split.add_argument("--dataset", required=True, choices=DATASETS, help="dataset name")
+    split.add_argument("--protocol", choices=PROTOCOLS, default=None,
+                       help="membership protocol (default: cifar for CIFAR, else relaxloss)")
+    split.add_argument("--seed", type=int, default=1000,
+                       help="seed of the split (default: %(default)s)")
+    split.add_argument("--data-home", default=None,
+                       help="dataset folder (default: $SKMIA_DATA_HOME, else ~/skmia_data)")
+    split.add_argument("--no-download", action="store_true",
+                       help="fail instead of downloading a missing file")
     return parser
 
 
-def _run_split(args):
+def _run_config(parser, args):
+    from .experiment import IMAGE_DATASETS, RunConfig
+
+    if args.dataset in IMAGE_DATASETS:
+        model = args.model or "resnet20"
+    elif args.model is not None:
+        parser.error(
+            f"--model {args.model} applies to CIFAR only; {args.dataset} uses the paper's "
+            f"MLP (valid datasets for --model: {', '.join(IMAGE_DATASETS)})"
+        )
+    else:
+        model = None
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs must be a positive integer, got {args.epochs}")
+    overrides = {}
+    for name, (_, applies, _) in _METHOD_OPTIONS.items():
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if args.method not in applies:
+            parser.error(
+                f"--{name.replace('_', '-')} applies to {', '.join(applies)}, "
+                f"not to --method {args.method}"
+            )
+        overrides[name] = value
+    return RunConfig(
+        dataset=args.dataset, method=args.method, seed=args.seed, model=model,
+        epochs=args.epochs, overrides=overrides, out=args.out, data_home=args.data_home,
+        device=args.device, white_box=args.white_box, shadow_method=args.shadow_method,
+        quiet=args.quiet,
+    )
+
+
+def _print_results(results):
+    from .report import format_table
+
+    columns = ["method", "snapshot_epoch", "attack", "train_accuracy", "test_accuracy",
+               "accuracy", "auc", "tpr_at_0.1%fpr", "epsilon"]
+    print(format_table(results.reindex(columns=columns)), end="")
+
+
+def _cmd_run(parser, args):
+    from .experiment import run
+
+    config = _run_config(parser, args)
+    start = time.perf_counter()
+    result = run(config, args.mode)
+    seconds = time.perf_counter() - start
+    if args.mode in ("defense", "shadow"):
+        print(f"trained {args.method} ({args.mode}) in {result} [{seconds:.0f} s]")
+    else:
+        _print_results(result)
+        print(f"\nresults in {result.attrs.get('folder', config.out)} [{seconds:.0f} s]")
+    return 0
+
+
+def _cmd_attack(parser, args):
+    from .experiment import attack
+
+    start = time.perf_counter()
+    results = attack(args.target, args.shadow, white_box=args.white_box,
+                     data_home=args.data_home, device=args.device, quiet=args.quiet)
+    _print_results(results)
+    print(f"\nresults in {args.target}/attack [{time.perf_counter() - start:.0f} s]")
+    return 0
+
+
+def _cmd_report(parser, args):
+    from .report import collect_results, format_table
+
+    table = collect_results(args.paths)
+    if table.empty:
+        print("no finished attack results below " + ", ".join(args.paths), file=sys.stderr)
+        return 1
+    print(format_table(table, args.format), end="")
+    return 0
+
+
+def _cmd_split(parser, args):
     from .datasets import load_dataset
     from .model_selection import membership_split
 
     kwargs = {"return_X_y": True}
     if args.dataset.endswith("-like"):
-        kwargs["random_state"] = args.seed
+        kwargs["random_state"] = 0
     else:
         kwargs["data_home"] = args.data_home
         kwargs["download_if_missing"] = not args.no_download
@@ -72,9 +218,10 @@ def _run_split(args):
     protocol = args.protocol or ("cifar" if args.dataset.startswith("cifar") else "relaxloss")
     split = membership_split(X, y, protocol=protocol, random_state=args.seed)
     n_classes = len(set(y.tolist()))
-    print(
-        f"{args.dataset}: {X.shape[0]:,} rows x {X.shape[1]:,} features, {n_classes} classes"
-    )
+    n_features = X.shape[1] if X.ndim == 2 else "x".join(map(str, X.shape[1:]))
+    print(f"{args.dataset}: {X.shape[0]:,} rows x {n_features:,} features, {n_classes} classes"
+          if X.ndim == 2 else
+          f"{args.dataset}: {X.shape[0]:,} images of {n_features}, {n_classes} classes")
     print(f"membership_split(protocol={protocol!r}, random_state={args.seed})")
     print()
     print("| part         |   rows |")
@@ -84,22 +231,30 @@ def _run_split(args):
     return 0
 
 
+_COMMANDS = {"run": _cmd_run, "attack": _cmd_attack, "report": _cmd_report,
+             "split": _cmd_split}
+
+
 def main(argv=None):
     """Run the ``skmia`` command with ``argv`` (default: ``sys.argv[1:]``).
 
     Returns
     -------
     status : int
-        0 on success, 1 when the work failed (missing or corrupt data, …); usage
-        errors exit with status 2 through argparse.
+        0 on success, 1 when the work failed (missing or corrupt data, an unfinished
+        run, ...); usage errors exit with status 2 through argparse.
     """
     parser = _build_parser()
     args = parser.parse_args(argv)
     try:
-        return _run_split(args)
-    except (OSError, ValueError) as exc:
+        return _COMMANDS[args.command](parser, args)
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
         print(f"skmia {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"skmia {args.command}: interrupted; unfinished runs are redone on the next "
+              f"call", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

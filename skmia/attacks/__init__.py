@@ -12,7 +12,7 @@ The threshold attacks and the metrics do not need torch; :func:`compute_signals`
 imports it when called.
 """
 
-from ._audit import default_attacks, run_attacks
+from ._audit import default_attacks, evaluate_attacks, membership_signals, run_attacks
 from ._base import MembershipInferenceAttack
 from ._nn import NNAttack
 from ._signals import WHITE_BOX_SIGNALS, compute_signals
@@ -35,5 +35,7 @@ __all__ = [
     "NNAttack",
     "compute_signals",
     "default_attacks",
+    "evaluate_attacks",
+    "membership_signals",
     "run_attacks",
 ]

@@ -14,7 +14,7 @@ from ._threshold import (
     ModifiedEntropyAttack,
 )
 
-__all__ = ["default_attacks", "run_attacks"]
+__all__ = ["default_attacks", "evaluate_attacks", "membership_signals", "run_attacks"]
 
 #: The columns of :func:`run_attacks`' table, in order.
 RESULT_COLUMNS = (
@@ -65,7 +65,28 @@ def default_attacks(*, white_box=True, random_state=None):
     return attacks
 
 
-def _membership_signals(model, members, nonmembers, *, white_box, batch_size):
+def membership_signals(model, members, nonmembers, *, white_box=False, batch_size=256):
+    """Signals of ``model`` on its members and non-members, with membership labels.
+
+    Parameters
+    ----------
+    model : fitted skorch net or torch.nn.Module
+        The model queried.
+    members, nonmembers : (X, y) pairs
+        Records the model was and was not trained on (e.g. ``split.target_train`` and
+        ``split.target_test``).
+    white_box : bool, default=False
+        Also compute gradient norms (see :func:`compute_signals`).
+    batch_size : int, default=256
+        Passed to :func:`compute_signals`.
+
+    Returns
+    -------
+    signals : pandas.DataFrame
+        Members' rows first, then non-members'.
+    membership : ndarray of int64
+        1 for members, 0 for non-members.
+    """
     (X_in, y_in), (X_out, y_out) = members, nonmembers
     signals = pd.concat(
         [
@@ -76,6 +97,44 @@ def _membership_signals(model, members, nonmembers, *, white_box, batch_size):
     )
     membership = np.r_[np.ones(len(y_in), dtype=np.int64), np.zeros(len(y_out), dtype=np.int64)]
     return signals, membership
+
+
+def evaluate_attacks(attacks, shadow_signals, shadow_membership, target_signals,
+                     target_membership):
+    """Fit each attack on the shadow's signals and evaluate it on the target's.
+
+    Parameters
+    ----------
+    attacks : dict of str to estimator
+        ``name -> unfitted attack``; each is cloned before fitting.
+    shadow_signals, shadow_membership
+        What the attacks learn from (see :func:`membership_signals`).
+    target_signals, target_membership
+        What they are evaluated on.
+
+    Returns
+    -------
+    results : pandas.DataFrame
+        One row per attack, with the columns of :func:`run_attacks`.
+    scores : dict of str to ndarray
+        Each fitted attack's ``decision_function`` on the target's signals (for ROC
+        curves).
+    """
+    if not isinstance(attacks, dict) or not attacks:
+        raise TypeError("attacks must be a non-empty dict: name -> unfitted attack estimator.")
+    train_accuracy = _accuracy(target_signals[target_membership == 1])
+    test_accuracy = _accuracy(target_signals[target_membership == 0])
+    rows, scores = {}, {}
+    for name, attack in attacks.items():
+        fitted = clone(attack).fit(shadow_signals, shadow_membership)
+        rows[name] = {
+            **fitted.evaluate(target_signals, target_membership),
+            "target_train_accuracy": train_accuracy,
+            "target_test_accuracy": test_accuracy,
+        }
+        scores[name] = fitted.decision_function(target_signals)
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=list(RESULT_COLUMNS))
+    return table, scores
 
 
 def _accuracy(signals):
@@ -160,28 +219,11 @@ def run_attacks(
         attacks = default_attacks(white_box=white_box, random_state=random_state)
     if not isinstance(attacks, dict) or not attacks:
         raise TypeError("attacks must be a non-empty dict: name -> unfitted attack estimator.")
-    X_shadow, y_shadow = _membership_signals(
-        shadow,
-        split.shadow_train,
-        split.shadow_test,
-        white_box=white_box,
-        batch_size=batch_size,
+    shadow = membership_signals(
+        shadow, split.shadow_train, split.shadow_test, white_box=white_box, batch_size=batch_size
     )
-    X_target, y_target = _membership_signals(
-        target,
-        split.target_train,
-        split.target_test,
-        white_box=white_box,
-        batch_size=batch_size,
+    target = membership_signals(
+        target, split.target_train, split.target_test, white_box=white_box, batch_size=batch_size
     )
-    train_accuracy = _accuracy(X_target[y_target == 1])
-    test_accuracy = _accuracy(X_target[y_target == 0])
-    rows = {}
-    for name, attack in attacks.items():
-        fitted = clone(attack).fit(X_shadow, y_shadow)
-        rows[name] = {
-            **fitted.evaluate(X_target, y_target),
-            "target_train_accuracy": train_accuracy,
-            "target_test_accuracy": test_accuracy,
-        }
-    return pd.DataFrame.from_dict(rows, orient="index", columns=list(RESULT_COLUMNS))
+    results, _ = evaluate_attacks(attacks, *shadow, *target)
+    return results

@@ -1,0 +1,36 @@
+"""Experiments: run directories and the reference code's four modes (the CLI's library)."""
+
+from ._persist import load_estimator, save_estimator
+from ._runs import (
+    IMAGE_DATASETS,
+    IMAGE_MODELS,
+    MODES,
+    TABULAR_DATASETS,
+    IncompleteRunError,
+    RunConfig,
+    attack,
+    load_run,
+    method_classes,
+    run,
+    run_defaults,
+    run_directory,
+    train,
+)
+
+__all__ = [
+    "IMAGE_DATASETS",
+    "IMAGE_MODELS",
+    "MODES",
+    "TABULAR_DATASETS",
+    "IncompleteRunError",
+    "RunConfig",
+    "attack",
+    "load_estimator",
+    "load_run",
+    "method_classes",
+    "run",
+    "run_defaults",
+    "run_directory",
+    "save_estimator",
+    "train",
+]
