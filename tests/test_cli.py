@@ -38,9 +38,10 @@ def test_missing_data_is_a_clear_failure(tmp_path, capsys):
     assert "Traceback" not in err
 
 
-def test_cifar_is_reported_as_not_available(capsys):
-    assert main(["split", "--dataset", "cifar10"]) == 1
-    assert "not available yet" in capsys.readouterr().err
+def test_missing_cifar_archive_is_named(tmp_path, capsys):
+    assert main(["split", "--dataset", "cifar10", "--data-home", str(tmp_path),
+                 "--no-download"]) == 1
+    assert "cifar-10-python.tar.gz" in capsys.readouterr().err
 
 
 def test_console_entry_point_runs():

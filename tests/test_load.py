@@ -29,10 +29,13 @@ def test_real_names_reach_the_fetchers(tmp_path):
         load_dataset("purchase", data_home=tmp_path, download_if_missing=False)
 
 
-@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
-def test_cifar_is_reserved(name):
-    with pytest.raises(ValueError, match="not available yet"):
-        load_dataset(name)
+@pytest.mark.parametrize(
+    "name, archive",
+    [("cifar10", "cifar-10-python.tar.gz"), ("cifar100", "cifar-100-python.tar.gz")],
+)
+def test_cifar_names_reach_the_fetchers(name, archive, tmp_path):
+    with pytest.raises(FileNotFoundError, match=archive):
+        load_dataset(name, data_home=tmp_path, download_if_missing=False)
 
 
 def test_unknown_names():

@@ -1,13 +1,14 @@
 """Where datasets live on disk, and how files get there: atomic, verified downloads.
 
 Every remote file skmia knows is described by a :class:`RemoteFile`: its name in the
-data home, the URLs to try in order, and its SHA-256 when one is known. A file already in
+data home, the URLs to try in order, and its SHA-256 and/or MD5 when one is known. A file already in
 the data home (downloaded earlier or placed there by hand) is used as is, after its
 checksum is verified. A download goes to a temporary file in the same folder and is
 renamed into place only once complete and verified, so an interrupted or corrupt
 download never leaves a file that a later call would take as complete.
 """
 
+import functools
 import hashlib
 import http.client
 import os
@@ -38,11 +39,15 @@ class RemoteFile:
         ``http(s)`` URLs to try, in order.
     sha256 : str or None, default=None
         Expected SHA-256 of the file's bytes, or None when no checksum is published.
+    md5 : str or None, default=None
+        Expected MD5 of the file's bytes, for files whose publisher gives only an MD5
+        (the CIFAR archives). When both are given, both are checked.
     """
 
     filename: str
     urls: tuple
     sha256: str | None = None
+    md5: str | None = None
 
 
 def get_data_home(data_home=None):
@@ -77,6 +82,21 @@ def sha256sum(path):
         for chunk in iter(lambda: f.read(_CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+# The CIFAR archives' publisher gives only MD5s. A digest given in advance still pins the
+# file (finding other bytes with a given MD5 is out of reach), so FIPS builds may use it.
+_md5 = functools.partial(hashlib.md5, usedforsecurity=False)
+
+
+def _checks(remote):
+    """``(name, hash constructor, expected hex digest)`` for each checksum of ``remote``."""
+    checks = []
+    if remote.sha256 is not None:
+        checks.append(("SHA-256", hashlib.sha256, remote.sha256))
+    if remote.md5 is not None:
+        checks.append(("MD5", _md5, remote.md5))
+    return checks
 
 
 def _manual_instructions(remote, folder):
@@ -135,7 +155,7 @@ def fetch_file(remote, data_home=None, *, download_if_missing=True):
     failures = []
     for url in remote.urls:
         try:
-            _download(url, path, remote.sha256)
+            _download(url, path, _checks(remote))
             return path
         # URLError and HTTPError are OSErrors; IncompleteRead is an HTTPException
         except (OSError, ValueError, http.client.HTTPException) as exc:
@@ -147,39 +167,48 @@ def fetch_file(remote, data_home=None, *, download_if_missing=True):
 
 
 def _verify(path, remote):
-    if remote.sha256 is None:
+    checks = _checks(remote)
+    if not checks:
         return
-    actual = sha256sum(path)
-    if actual != remote.sha256:
-        raise ValueError(
-            f"{str(path)!r} is corrupt or not the expected file: its SHA-256 is {actual}, "
-            f"expected {remote.sha256}. Delete it to download it again, or replace it with "
-            f"the file from {remote.urls[0]}."
-        )
+    digests = [make() for _, make, _ in checks]
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            for digest in digests:
+                digest.update(chunk)
+    for (name, _, expected), digest in zip(checks, digests, strict=True):
+        actual = digest.hexdigest()
+        if actual != expected:
+            raise ValueError(
+                f"{str(path)!r} is corrupt or not the expected file: its {name} is {actual}, "
+                f"expected {expected}. Delete it to download it again, or replace it with "
+                f"the file from {remote.urls[0]}."
+            )
 
 
-def _download(url, path, sha256):
+def _download(url, path, checks):
     if not url.startswith(("https://", "http://")):
         raise ValueError(f"only http(s) URLs are downloaded, got {url!r}")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
-        digest = hashlib.sha256()
+        digests = [make() for _, make, _ in checks]
         # the scheme is checked above: no file:// or custom openers reach urlopen
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=_TIMEOUT_S) as resp:  # noqa: S310
             total = int(resp.headers.get("Content-Length") or 0) or None
             with _progress(total, path.name) as bar:
                 for chunk in iter(lambda: resp.read(_CHUNK), b""):
                     out.write(chunk)
-                    digest.update(chunk)
+                    for digest in digests:
+                        digest.update(chunk)
                     bar.update(len(chunk))
             if total is not None and bar.n != total:
                 raise OSError(f"connection closed after {bar.n} of {total} bytes")
             out.flush()
             os.fsync(out.fileno())
-        if sha256 is not None and digest.hexdigest() != sha256:
-            raise ValueError(
-                f"checksum mismatch: SHA-256 {digest.hexdigest()}, expected {sha256}"
-            )
+        for (name, _, expected), digest in zip(checks, digests, strict=True):
+            if digest.hexdigest() != expected:
+                raise ValueError(
+                    f"checksum mismatch: {name} {digest.hexdigest()}, expected {expected}"
+                )
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

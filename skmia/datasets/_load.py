@@ -1,5 +1,6 @@
 """``load_dataset``: one entry point for every dataset name the CLI and benchmarks use."""
 
+from ._cifar import fetch_cifar10, fetch_cifar100
 from ._synthetic import make_purchase_like, make_texas_like
 from ._tabular import fetch_location30, fetch_purchase100, fetch_texas100
 
@@ -11,11 +12,12 @@ _LOADERS = {
     "location": fetch_location30,
     "purchase-like": make_purchase_like,
     "texas-like": make_texas_like,
+    "cifar10": fetch_cifar10,
+    "cifar100": fetch_cifar100,
 }
-_NOT_YET = ("cifar10", "cifar100")
 
 #: Every name :func:`load_dataset` knows, in the order the CLI lists them.
-DATASETS = (*_LOADERS, *_NOT_YET)
+DATASETS = tuple(_LOADERS)
 
 
 def load_dataset(name, **kwargs):
@@ -28,8 +30,9 @@ def load_dataset(name, **kwargs):
         ``"texas"``, ``"purchase"`` and ``"location"`` are the real datasets
         (:func:`fetch_texas100`, :func:`fetch_purchase100`, :func:`fetch_location30`);
         ``"purchase-like"`` and ``"texas-like"`` are the *synthetic* stand-ins
-        :func:`make_purchase_like` and :func:`make_texas_like`. The CIFAR names are
-        reserved: they raise a ``ValueError`` until CIFAR support lands.
+        :func:`make_purchase_like` and :func:`make_texas_like`; ``"cifar10"`` and
+        ``"cifar100"`` are :func:`fetch_cifar10` and :func:`fetch_cifar100` (images of
+        shape (3, 32, 32)).
     **kwargs
         Passed to the loader (``data_home``, ``download_if_missing``, ``return_X_y`` for
         the real datasets; ``n_samples``, ``random_state``, ``return_X_y`` for the
@@ -50,11 +53,6 @@ def load_dataset(name, **kwargs):
     if not isinstance(name, str):
         raise TypeError(f"dataset name must be a string, got {type(name).__name__}")
     key = name.lower()
-    if key in _NOT_YET:
-        raise ValueError(
-            f"dataset {name!r} is not available yet: CIFAR-10/100 support is not part of "
-            f"this version of skmia. Available: {', '.join(_LOADERS)}."
-        )
     if key not in _LOADERS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}.")
     return _LOADERS[key](**kwargs)
