@@ -2,8 +2,10 @@ import pytest
 
 from skmia.defenses import (
     METHODS,
+    AdvRegClassifier,
     ConfidencePenaltyClassifier,
     DistillationClassifier,
+    DPSGDClassifier,
     DropoutClassifier,
     EarlyStoppingClassifier,
     LabelSmoothingClassifier,
@@ -14,6 +16,8 @@ from skmia.defenses import (
 
 CLASSES = {
     "vanilla": VanillaClassifier,
+    "advreg": AdvRegClassifier,
+    "dpsgd": DPSGDClassifier,
     "relaxloss": RelaxLossClassifier,
     "confidence_penalty": ConfidencePenaltyClassifier,
     "distillation": DistillationClassifier,
@@ -62,6 +66,14 @@ def test_method_values():
     )
     distill = paper_defaults("distillation", "cifar10", "resnet20")
     assert (distill["temperature"], distill["alpha"]) == (10.0, 0.5)
+    dp = paper_defaults("dpsgd", "texas")
+    assert (dp["noise_multiplier"], dp["max_grad_norm"]) == (0.01, 1.0)
+    assert paper_defaults("dpsgd", "cifar100", "vgg11_bn")["max_grad_norm"] == 1.2
+    advreg = paper_defaults("advreg", "purchase")
+    assert (advreg["alpha"], advreg["inference_batches"], advreg["classifier_batches"]) == (
+        1.0, 50, 2,
+    )
+    assert paper_defaults("advreg", "cifar10", "resnet20")["warmup_epochs"] == 3
 
 
 @pytest.mark.parametrize("method", METHODS)

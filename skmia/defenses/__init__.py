@@ -6,8 +6,10 @@ estimator contract (``fit`` / ``predict_proba`` / ``classes_``, ``clone``,
 ``GridSearchCV``). :func:`paper_defaults` gives the paper's settings per dataset.
 """
 
+from ._advreg import AdvRegClassifier
 from ._base import MIADefenseClassifier, ValidationData, VanillaClassifier
 from ._distillation import DistillationClassifier
+from ._dpsgd import DPSGDClassifier, WeakPrivacyWarning
 from ._early_stopping import EarlyStoppingClassifier
 from ._presets import METHODS, paper_defaults
 from ._regularizers import ConfidencePenaltyClassifier, DropoutClassifier, LabelSmoothingClassifier
@@ -15,6 +17,9 @@ from ._relaxloss import RelaxLossClassifier
 
 __all__ = [
     "METHODS",
+    "AdvRegClassifier",
+    "DPSGDClassifier",
+    "WeakPrivacyWarning",
     "ConfidencePenaltyClassifier",
     "DistillationClassifier",
     "DropoutClassifier",
