@@ -10,6 +10,7 @@ skmia version or edited by hand is refused.
 
 import hashlib
 import importlib
+import inspect
 import json
 from pathlib import Path
 
@@ -26,7 +27,7 @@ __all__ = ["save_estimator", "load_estimator", "MODEL_JSON", "MODEL_WEIGHTS"]
 MODEL_JSON = "model.json"
 MODEL_WEIGHTS = "model.safetensors"
 
-# modules, criteria and optimisers may come from these packages only
+# modules (classes or factory functions), criteria and optimisers come from these only
 _ALLOWED_FACTORY_PREFIXES = ("skmia.nn.", "torch.nn.", "torch.optim.")
 # fitted attributes that describe skorch's machinery, not the model
 _SKORCH_STATE = {
@@ -58,7 +59,7 @@ def _encode(value):
         return {"tuple": [_encode(v) for v in value]}
     if isinstance(value, list) and all(_encode(v) is not None for v in value):
         return {"list": [_encode(v) for v in value]}
-    if isinstance(value, type):
+    if isinstance(value, type) or inspect.isfunction(value):  # e.g. MLP or resnet20
         path = f"{value.__module__}.{value.__qualname__}"
         if path.startswith(_ALLOWED_FACTORY_PREFIXES):
             return {"class": path}
@@ -80,8 +81,8 @@ def _decode(encoded, where):
             raise ValueError(f"{where}: class {payload!r} is not allowed")
         module_name, _, attr = payload.rpartition(".")
         obj = getattr(importlib.import_module(module_name), attr, None)
-        if not isinstance(obj, type):
-            raise ValueError(f"{where}: {payload!r} is not a class")
+        if not (isinstance(obj, type) or inspect.isfunction(obj)):
+            raise ValueError(f"{where}: {payload!r} is not a class or function")
         return obj
     raise ValueError(f"{where}: unknown parameter kind {kind!r}")
 

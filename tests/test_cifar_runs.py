@@ -1,0 +1,98 @@
+"""Every defense and the ``skmia run`` command on images: a tiny CIFAR-10 archive in the
+real format (see test_cifar.py), ResNet20 and VGG11-BN, one epoch."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_cifar import batch, cifar10_archive, patch_spec
+
+from skmia.attacks import compute_signals
+from skmia.cli import main
+from skmia.defenses import AdvRegClassifier, DPSGDClassifier
+from skmia.experiment import method_classes
+from skmia.nn import resnet20, vgg11_bn
+
+PER_BATCH = 40  # 240 images: five parts of 48 under the CIFAR protocol (every class in each)
+
+
+@pytest.fixture(scope="module")
+def cifar_home(tmp_path_factory):
+    batches = {f"data_batch_{i}": batch(PER_BATCH, 10, label=f"training batch {i} of 5")
+               for i in range(1, 6)}
+    batches["test_batch"] = batch(PER_BATCH, 10, label="testing batch 1 of 1")
+    archive, _, _ = cifar10_archive(batches=batches)
+    home = tmp_path_factory.mktemp("cifar_home")
+    (home / "cifar-10-python.tar.gz").write_bytes(archive)
+    return home, archive
+
+
+@pytest.fixture
+def patched(cifar_home, monkeypatch):
+    home, archive = cifar_home
+    patch_spec(monkeypatch, "CIFAR10", archive, 6 * PER_BATCH)
+    return home
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(64, 3, 32, 32)).astype(np.float32), rng.integers(0, 10, 64)
+
+
+@pytest.mark.parametrize("module", [resnet20, vgg11_bn], ids=["resnet20", "vgg11_bn"])
+def test_dpsgd_swaps_batchnorm_and_trains_on_images(images, module):
+    X, y = images
+    clf = DPSGDClassifier(module=module, noise_multiplier=1.0, max_epochs=1, batch_size=32,
+                          random_state=0).fit(X, y)
+    kinds = {type(m).__name__ for m in clf.module_.modules()}
+    assert "GroupNorm" in kinds and not any(k.startswith("BatchNorm") for k in kinds)
+    assert clf.predict_proba(X).shape == (64, 10)
+    assert 0 < clf.epsilon_ < 10
+
+
+def test_advreg_trains_on_images(images):
+    X, y = images
+    clf = AdvRegClassifier(module=resnet20, max_epochs=2, batch_size=16, warmup_epochs=1,
+                           warmup_passes=1, inference_batches=2, classifier_batches=1,
+                           random_state=0)
+    clf.fit(X[:32], y[:32], X_reference=X[32:], y_reference=y[32:])
+    assert clf.predict_proba(X).shape == (64, 10)
+    assert np.isfinite(clf.history[-1, "inference_loss"])
+    signals = compute_signals(clf, X[:4], y[:4], white_box=True)
+    assert (signals[["grad_x_l2", "grad_w_l2"]].to_numpy() > 0).all()
+
+
+@pytest.mark.filterwarnings("ignore:tpr_at:UserWarning")  # 48 non-members: no 0.1 % FPR
+def test_every_method_runs_on_cifar(patched, tmp_path, capsys):
+    for method in method_classes():
+        extra = ["--noise-multiplier", "1.0"] if method == "dpsgd" else []
+        status = main(["run", "--dataset", "cifar10", "--model", "resnet20", "--method",
+                       method, "--mode", "defense_attack", "--epochs", "1", "--out",
+                       str(tmp_path), "--data-home", str(patched), "-q", "--no-white-box",
+                       *extra])
+        assert status == 0, (method, capsys.readouterr().err)
+        results = pd.read_csv(tmp_path / "cifar10" / "resnet20" / method / "seed1000" /
+                              "attack" / "results.csv")
+        assert len(results) >= 5 and results["auc"].between(0, 1).all()
+    relax = tmp_path / "cifar10" / "resnet20" / "relaxloss" / "seed1000" / "model.json"
+    assert '"flatten_mode_": {\n      "value": "image"' in relax.read_text()
+
+
+@pytest.mark.filterwarnings("ignore:tpr_at:UserWarning")
+def test_white_box_run_and_vgg(patched, tmp_path):
+    common = ["--mode", "defense_attack", "--epochs", "1", "--out", str(tmp_path),
+              "--data-home", str(patched), "-q", "--dataset", "cifar10"]
+    assert main(["run", "--model", "resnet20", "--method", "vanilla", *common]) == 0
+    results = pd.read_csv(tmp_path / "cifar10" / "resnet20" / "vanilla" / "seed1000" /
+                          "attack" / "results.csv")
+    assert "grad_wrt_w_l2" in set(results["attack"])
+    assert main(["run", "--model", "vgg11_bn", "--method", "relaxloss", "--no-white-box",
+                 *common]) == 0
+    assert (tmp_path / "cifar10" / "vgg11_bn" / "relaxloss" / "seed1000" / "attack" /
+            "complete.json").is_file()
+
+
+def test_cifar_split_is_the_five_fold_protocol(patched, capsys):
+    assert main(["split", "--dataset", "cifar10", "--data-home", str(patched)]) == 0
+    out = capsys.readouterr().out
+    assert "membership_split(protocol='cifar'" in out and "|     48 |" in out
