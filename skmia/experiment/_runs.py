@@ -303,6 +303,8 @@ def attack(target_dir, shadow_dir, *, white_box=True, data_home=None, device=Non
     results : pandas.DataFrame
         One row per attack (and per snapshot for early stopping).
     """
+    import pandas as pd
+
     from ..attacks import default_attacks, evaluate_attacks, membership_signals
     from ..report import figure_png, loss_histogram_figure, roc_figure
 
@@ -320,22 +322,35 @@ def attack(target_dir, shadow_dir, *, white_box=True, data_home=None, device=Non
                        data_home if data_home is not None else params.get("data_home"))
     out = Path(target_dir) / "attack"
     _clear(out, _ATTACK_FILES)
-    shadow_signals = membership_signals(
-        shadow, split.shadow_train, split.shadow_test, white_box=white_box
-    )
+    from tqdm.auto import tqdm
+
     models = {None: target}
     if getattr(target, "snapshots_", None):
         models.update({epoch: target.snapshot(epoch) for epoch in target.snapshots_})
-    rows, tables, figures = [], [], {}
-    from tqdm.auto import tqdm
-
-    for epoch, model in tqdm(models.items(), desc="attacks", disable=quiet, leave=False):
+    n_attacks = len(default_attacks(white_box=white_box))
+    progress = tqdm(total=1 + len(models) * (1 + n_attacks), desc="attack", disable=quiet,
+                    leave=False)
+    progress.set_postfix_str("shadow signals")
+    shadow_signals = membership_signals(
+        shadow, split.shadow_train, split.shadow_test, white_box=white_box
+    )
+    progress.update(1)
+    rows, figures = [], {}
+    for epoch, model in models.items():
+        progress.set_postfix_str("target signals")
         target_signals = membership_signals(
             model, split.target_train, split.target_test, white_box=white_box
         )
-        attacks = default_attacks(white_box=white_box, random_state=params["seed"])
-        table, scores = evaluate_attacks(attacks, *shadow_signals, *target_signals)
-        tables.append(table)
+        progress.update(1)
+        parts, scores = [], {}
+        for name, estimator in default_attacks(white_box=white_box,
+                                               random_state=params["seed"]).items():
+            progress.set_postfix_str(name)
+            part, score = evaluate_attacks({name: estimator}, *shadow_signals, *target_signals)
+            parts.append(part)
+            scores.update(score)
+            progress.update(1)
+        table = pd.concat(parts)
         for name, row in table.iterrows():
             rows.append({
                 "dataset": params["dataset"],
@@ -360,8 +375,7 @@ def attack(target_dir, shadow_dir, *, white_box=True, data_home=None, device=Non
             figures["loss_hist.png"] = loss_histogram_figure(
                 signals["loss"].to_numpy(), membership, title=title
             )
-    import pandas as pd
-
+    progress.close()
     results = pd.DataFrame(rows)
     atomic_write_bytes(out / "results.csv", results.to_csv(index=False).encode())
     atomic_write_json(out / "results.json", {"rows": _json_rows(results)})
