@@ -120,6 +120,11 @@ def test_modes_one_by_one(tmp_path, location_data_home, capsys):
     assert (results["shadow_method"] == "same").all()
     assert (folder / "complete.json").stat().st_mtime_ns == stamp, "finished runs are reused"
     assert not (tmp_path / "location" / "vanilla").exists()
+    # ... but never one trained with other settings
+    capsys.readouterr()
+    assert skmia("run", *common, "--mode", "defense", "--dropout", "0.2") == 1
+    err = capsys.readouterr().err
+    assert "finished run trained with other settings (dropout differ)" in err
 
 
 def test_white_box_attacks(tmp_path, location_data_home):

@@ -176,6 +176,12 @@ def _estimator(config, method):
     return method_classes()[method](**params)
 
 
+def _settings(clf):
+    """What defines a trained model, comparable between runs (device and callbacks aside)."""
+    return {k: repr(v) for k, v in sorted(clf.get_params(deep=False).items())
+            if not k.startswith("_") and k not in ("callbacks", "device")}
+
+
 def _is_complete(folder):
     return (Path(folder) / COMPLETE).is_file()
 
@@ -227,14 +233,23 @@ def train(config, partition="target", method=None):
     folder = run_directory(config.out, config.dataset, method, config.seed, config.model)
     if partition == "shadow":
         folder = folder / "shadow"
+    clf = _estimator(config, method)
+    settings = _settings(clf)
     if _is_complete(folder):
+        saved = read_json(folder / "params.json").get("estimator_params")
+        if saved != settings:
+            changed = sorted(k for k in set(saved or {}) | set(settings)
+                             if (saved or {}).get(k) != settings.get(k))
+            raise ValueError(
+                f"{str(folder)!r} holds a finished run trained with other settings "
+                f"({', '.join(changed)} differ); choose another --out or delete that folder"
+            )
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     _clear(folder, (COMPLETE, *_RUN_FILES))
     _clear(folder / "attack", _ATTACK_FILES)
     split = load_split(config.dataset, config.seed, config.data_home)
     part = split.target_train if partition == "target" else split.shadow_train
-    clf = _estimator(config, method)
     clf.set_params(callbacks=_progress_callbacks(clf, f"{method} {partition}", config.quiet))
     atomic_write_json(folder / "params.json", {
         "skmia_version": __version__,
@@ -245,8 +260,7 @@ def train(config, partition="target", method=None):
         "partition": partition,
         "data_home": None if config.data_home is None else str(config.data_home),
         "estimator": type(clf).__name__,
-        "estimator_params": {k: repr(v) for k, v in clf.get_params(deep=False).items()
-                             if not k.startswith("_")},
+        "estimator_params": settings,
     })
     fit_kwargs = {}
     if method == "advreg":
