@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    # two xdist workers on two cores: one torch thread each beats oversubscription
+    # two xdist workers on two cores: one torch thread each beats oversubscription, and
+    # the subprocesses some tests start (the console script, benchmarks) inherit it
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
 
     torch.set_num_threads(1)
