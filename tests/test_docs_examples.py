@@ -6,8 +6,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import skmia.defenses
-
 EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
 TESTED = ("relaxloss_location", "attacks_grid_search", "dpsgd_target_epsilon",
           "relaxloss_alpha_under_privacy_limit")
@@ -48,8 +46,6 @@ def test_attacks_in_grid_search():
     assert per_class[False] > per_class[True]
 
 
-@pytest.mark.skipif(not hasattr(skmia.defenses, "DPSGDClassifier"),
-                    reason="skmia.defenses has no DPSGDClassifier yet (issue 4)")
 def test_dpsgd_with_a_target_epsilon():
     models = run_example("dpsgd_target_epsilon")["models"]
     for epsilon in (1.0, 8.0):
