@@ -9,12 +9,11 @@ import torch
 import torch.nn.functional as F
 from sklearn.utils import check_scalar
 from skorch.callbacks import Callback
-from skorch.dataset import Dataset
 from skorch.utils import TeeGenerator
 from torch import nn
 
 from ..nn import MLP
-from ._base import MIADefenseClassifier
+from ._base import MIADefenseClassifier, in_memory_arrays
 
 __all__ = ["AdvRegClassifier"]
 
@@ -364,7 +363,7 @@ class AdvRegClassifier(MIADefenseClassifier):
         """The classifier's batches in the reference schedule while training."""
         if not training:
             return super().get_iterator(dataset, training=False)
-        X, y = _in_memory_arrays(dataset)
+        X, y = in_memory_arrays(dataset, "AdvRegClassifier")
         X_reference, y_reference = self._checked_reference()
         batch_size = self.get_params_for("iterator_train").get("batch_size", self.batch_size)
         batch_size = len(X) if batch_size == -1 else int(batch_size)
@@ -462,22 +461,3 @@ class AdvRegClassifier(MIADefenseClassifier):
             state.pop(name, None)
         return state
 
-
-def _in_memory_arrays(dataset):
-    """``(X, y)`` of skorch's training dataset (or a subset of it) as arrays."""
-    indices = None
-    if isinstance(dataset, torch.utils.data.Subset):
-        dataset, indices = dataset.dataset, np.asarray(dataset.indices)
-    if (
-        type(dataset) is not Dataset
-        or not isinstance(dataset.X, (np.ndarray, torch.Tensor))
-        or not isinstance(dataset.y, (np.ndarray, torch.Tensor))
-    ):
-        raise TypeError(
-            "AdvRegClassifier samples its batches from in-memory arrays; got a training "
-            f"dataset of type {type(dataset).__name__}. Pass X and y as arrays."
-        )
-    X, y = dataset.X, dataset.y
-    if indices is not None:
-        X, y = X[indices], y[indices]
-    return X, y

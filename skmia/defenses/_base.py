@@ -473,6 +473,30 @@ class _ArrayBatches:
             yield self.X[rows], (None if self.y is None else self.y[rows])
 
 
+def in_memory_arrays(dataset, who):
+    """``(X, y)`` of skorch's training dataset (or a subset of it) as arrays.
+
+    For defenses that sample their own batches (DP-SGD's Poisson sampling, AdvReg's
+    rounds); ``who`` names the classifier in the error for any other kind of dataset.
+    """
+    indices = None
+    if isinstance(dataset, torch.utils.data.Subset):
+        dataset, indices = dataset.dataset, np.asarray(dataset.indices)
+    if (
+        type(dataset) is not Dataset
+        or not isinstance(dataset.X, (np.ndarray, torch.Tensor))
+        or not isinstance(dataset.y, (np.ndarray, torch.Tensor))
+    ):
+        raise TypeError(
+            f"{who} samples its batches from in-memory arrays; got a training dataset of "
+            f"type {type(dataset).__name__}. Pass X and y as arrays."
+        )
+    X, y = dataset.X, dataset.y
+    if indices is not None:
+        X, y = X[indices], y[indices]
+    return X, y
+
+
 def _accepted_parameters(factory):
     try:
         return set(inspect.signature(factory).parameters)

@@ -18,11 +18,11 @@ from opacus.validators import ModuleValidator
 from opacus.validators.errors import UnsupportedModuleError
 from sklearn.utils import check_scalar
 from skorch.callbacks import Callback
-from skorch.dataset import Dataset, unpack_data
+from skorch.dataset import unpack_data
 from skorch.utils import TeeGenerator
 
 from ..nn import MLP
-from ._base import MIADefenseClassifier
+from ._base import MIADefenseClassifier, in_memory_arrays
 
 __all__ = ["DPSGDClassifier", "WeakPrivacyWarning"]
 
@@ -416,7 +416,7 @@ class DPSGDClassifier(MIADefenseClassifier):
         """Poisson-sampled batches for training; the base class's batches otherwise."""
         if not training:
             return super().get_iterator(dataset, training=False)
-        X, y = _in_memory_arrays(dataset)
+        X, y = in_memory_arrays(dataset, "DPSGDClassifier")
         self._start_private_training(len(X))
         return _PoissonBatches(X, y, self.sample_rate_, self._steps_per_epoch(len(X)))
 
@@ -609,22 +609,3 @@ def _batchnorm1d_to_groupnorm(module):
             _batchnorm1d_to_groupnorm(child)
     return module
 
-
-def _in_memory_arrays(dataset):
-    """``(X, y)`` of skorch's training dataset (or a subset of it) as arrays."""
-    indices = None
-    if isinstance(dataset, torch.utils.data.Subset):
-        dataset, indices = dataset.dataset, np.asarray(dataset.indices)
-    if (
-        type(dataset) is not Dataset
-        or not isinstance(dataset.X, (np.ndarray, torch.Tensor))
-        or not isinstance(dataset.y, (np.ndarray, torch.Tensor))
-    ):
-        raise TypeError(
-            "DPSGDClassifier samples its Poisson batches from in-memory arrays; got a "
-            f"training dataset of type {type(dataset).__name__}. Pass X and y as arrays."
-        )
-    X, y = dataset.X, dataset.y
-    if indices is not None:
-        X, y = X[indices], y[indices]
-    return X, y
