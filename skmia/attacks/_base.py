@@ -1,6 +1,7 @@
 """The base class of the attack estimators: a binary classifier of membership on signals."""
 
 import warnings
+from abc import ABCMeta, abstractmethod
 
 import numpy as np
 import pandas as pd
@@ -22,7 +23,7 @@ SCORINGS = ("accuracy", "roc_auc")
 EVALUATED_FPRS = {"tpr_at_0.1%fpr": 0.001, "tpr_at_1%fpr": 0.01}
 
 
-class MembershipInferenceAttack(ClassifierMixin, BaseEstimator):
+class MembershipInferenceAttack(ClassifierMixin, BaseEstimator, metaclass=ABCMeta):
     """Base class of skmia's attacks: a binary classifier of membership on signals.
 
     An attack never holds a model: it reads the table of signals that
@@ -46,9 +47,9 @@ class MembershipInferenceAttack(ClassifierMixin, BaseEstimator):
     #: Whether a plain 2-D array is accepted as X (read as the model outputs).
     _accepts_arrays = False
 
-    def _columns(self, n_classes):  # pragma: no cover - abstract
+    @abstractmethod
+    def _columns(self, n_classes):
         """The signal columns this attack reads, for a model of ``n_classes`` (or None)."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------------ validation
     def _check_params(self):
@@ -153,8 +154,9 @@ class MembershipInferenceAttack(ClassifierMixin, BaseEstimator):
         self._fit(signals, array, y)
         return self
 
-    def _fit(self, signals, array, y):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _fit(self, signals, array, y):
+        """Learn the attack from validated signals (``array`` when given as an array)."""
 
     def _proba_from_decision(self, decision):
         """Map the decision function monotonically onto ``[0, 1]``."""

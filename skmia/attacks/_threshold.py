@@ -3,6 +3,8 @@
 numpy only: importing this module does not import torch.
 """
 
+from abc import abstractmethod
+
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
@@ -129,8 +131,9 @@ class _ThresholdAttack(MembershipInferenceAttack):
         self.per_class = per_class
         self.scoring = scoring
 
-    def _score_columns(self, n_classes):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _score_columns(self, n_classes):
+        """The columns the score is computed from."""
 
     def _columns(self, n_classes):
         needed = self._score_columns(n_classes)
@@ -138,8 +141,9 @@ class _ThresholdAttack(MembershipInferenceAttack):
             needed = [*needed, LABEL]
         return needed
 
-    def _score(self, signals):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _score(self, signals):
+        """The membership score of each record: higher for members."""
 
     def _check_params(self):
         super()._check_params()
