@@ -13,7 +13,7 @@ from skorch.utils import TeeGenerator
 from torch import nn
 
 from ..nn import MLP
-from ._base import MIADefenseClassifier, in_memory_arrays
+from ._base import MIADefenseClassifier, in_memory_arrays, insert_callback
 
 __all__ = ["AdvRegClassifier"]
 
@@ -331,10 +331,7 @@ class AdvRegClassifier(MIADefenseClassifier):
 
     @property
     def _default_callbacks(self):
-        callbacks = super()._default_callbacks
-        names = [name for name, _ in callbacks]
-        at = names.index("print_log") if "print_log" in names else len(callbacks)
-        return [*callbacks[:at], ("adversary", _AdversarialSchedule()), *callbacks[at:]]
+        return insert_callback(super()._default_callbacks, "adversary", _AdversarialSchedule())
 
     def initialize_module(self):
         """Build the classifier and the inference network."""

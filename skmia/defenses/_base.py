@@ -89,6 +89,14 @@ class _SeededTraining(Callback):
             torch.cuda.set_rng_state_all(self._cuda_states)
 
 
+def insert_callback(callbacks, name, callback):
+    """``callbacks`` with ``(name, callback)`` added before skorch's ``print_log``, so that
+    what it records each epoch is printed with the epoch."""
+    names = [n for n, _ in callbacks]
+    at = names.index("print_log") if "print_log" in names else len(callbacks)
+    return [*callbacks[:at], (name, callback), *callbacks[at:]]
+
+
 def _encoded_accuracy(net, dataset, y_encoded):
     """Validation accuracy on skorch's dataset, whose labels are already encoded."""
     return float(np.mean(net.predict_proba(dataset).argmax(axis=1) == np.asarray(y_encoded)))

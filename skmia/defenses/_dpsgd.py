@@ -22,7 +22,7 @@ from skorch.dataset import unpack_data
 from skorch.utils import TeeGenerator
 
 from ..nn import MLP
-from ._base import MIADefenseClassifier, in_memory_arrays
+from ._base import MIADefenseClassifier, in_memory_arrays, insert_callback
 
 __all__ = ["DPSGDClassifier", "WeakPrivacyWarning"]
 
@@ -391,10 +391,7 @@ class DPSGDClassifier(MIADefenseClassifier):
 
     @property
     def _default_callbacks(self):
-        callbacks = super()._default_callbacks
-        names = [name for name, _ in callbacks]
-        at = names.index("print_log") if "print_log" in names else len(callbacks)
-        return [*callbacks[:at], ("privacy", _PrivacyLog()), *callbacks[at:]]
+        return insert_callback(super()._default_callbacks, "privacy", _PrivacyLog())
 
     def initialize_module(self):
         """Build the module, then make it trainable with per-record gradients."""

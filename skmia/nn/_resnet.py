@@ -6,6 +6,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ._head import check_head
+
 __all__ = ["RandomCropFlip", "resnet20"]
 
 # CIFAR's per-channel normalisation (the reference code's and skmia.datasets'): a padded
@@ -135,11 +137,7 @@ class _ResNet(nn.Module):
 
     def __init__(self, blocks_per_stage, n_classes, dropout, augment):
         super().__init__()
-        n_classes = int(n_classes)
-        if n_classes < 1:
-            raise ValueError(f"n_classes must be a positive int, got {n_classes}.")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
+        n_classes = check_head(n_classes, dropout)
         self.n_classes = n_classes
         # parameter-free, so it adds no entry to state_dict
         self.augment = RandomCropFlip() if augment else None

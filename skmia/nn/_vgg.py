@@ -3,6 +3,7 @@
 import torch
 from torch import nn
 
+from ._head import check_head
 from ._resnet import RandomCropFlip, init_conv_bn
 
 __all__ = ["vgg11_bn"]
@@ -17,11 +18,7 @@ class _VGG(nn.Module):
 
     def __init__(self, config, n_classes, dropout, augment):
         super().__init__()
-        n_classes = int(n_classes)
-        if n_classes < 1:
-            raise ValueError(f"n_classes must be a positive int, got {n_classes}.")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
+        n_classes = check_head(n_classes, dropout)
         self.n_classes = n_classes
         self.augment = RandomCropFlip() if augment else None
         layers = []
