@@ -1,0 +1,82 @@
+"""Independent fits at the same time, through joblib, one torch thread each (DESIGN §7).
+
+Every place that trains several independent models (the bank of reference models,
+target and shadow of a run, the benchmarks) calls :func:`parallel_map`, so that
+``with joblib.parallel_config(backend="dask"):`` moves the work onto a Dask cluster
+with no other change. Each call of the function runs with one torch thread, in
+sequential runs too: a model trained on one thread gets the same weights whichever
+worker, process or machine trains it, so results never depend on ``n_jobs`` or on
+the backend (with two threads, matrix products may add in another order).
+"""
+
+import contextlib
+import threading
+
+from joblib import Parallel, delayed
+
+__all__ = ["one_torch_thread", "parallel_map"]
+
+_LOCK = threading.Lock()
+_DEPTH = [0, None]  # tasks inside one_torch_thread in this process, saved thread count
+
+
+@contextlib.contextmanager
+def one_torch_thread():
+    """Run the block with ``torch.set_num_threads(1)``; restore the count afterwards.
+
+    Safe under joblib's threading backend: the count is saved by the first task to
+    enter and restored by the last to leave.
+    """
+    import torch
+
+    with _LOCK:
+        if _DEPTH[0] == 0:
+            _DEPTH[1] = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _DEPTH[0] += 1
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _DEPTH[0] -= 1
+            if _DEPTH[0] == 0:
+                torch.set_num_threads(_DEPTH[1])
+
+
+def _call_single_threaded(function, args):
+    with one_torch_thread():
+        return function(*args)
+
+
+def parallel_map(function, tasks, *, n_jobs=None, verbose=0, desc=None):
+    """``[function(*args) for args in tasks]``, the calls run by joblib.
+
+    Parameters
+    ----------
+    function : callable
+        Picklable (a module-level function), as joblib's process backends need.
+    tasks : iterable of tuple
+        The positional arguments of each call.
+    n_jobs : int or None, default=None
+        Calls run at once, as :class:`joblib.Parallel` reads it (None: 1, unless a
+        ``joblib.parallel_config`` says otherwise; -1: all cores).
+    verbose : int, default=0
+        A progress bar over calls when > 0.
+    desc : str, default=None
+        The progress bar's label.
+
+    Returns
+    -------
+    results : list
+        One result per task, in the order of ``tasks``.
+    """
+    from tqdm.auto import tqdm
+
+    tasks = list(tasks)
+    calls = (delayed(_call_single_threaded)(function, tuple(args)) for args in tasks)
+    results = []
+    with tqdm(total=len(tasks), desc=desc, disable=not verbose, leave=True) as bar:
+        for result in Parallel(n_jobs=n_jobs, return_as="generator")(calls):
+            results.append(result)
+            bar.update(1)
+    return results
