@@ -101,7 +101,7 @@ def test_columns_and_values(net):
     signals = compute_signals(net, X, y)
     logit_cols = [f"logit_{k}" for k in range(N_CLASSES)]
     proba_cols = [f"proba_{k}" for k in range(N_CLASSES)]
-    assert list(signals.columns) == [*logit_cols, *proba_cols, "label", "loss"]
+    assert list(signals.columns) == [*logit_cols, *proba_cols, "label", "loss", "score"]
     assert len(signals) == 50
     assert signals["label"].tolist() == y.tolist()
     assert signals["label"].dtype == np.int64
@@ -114,6 +114,9 @@ def test_columns_and_values(net):
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
     p_y = proba[np.arange(50), y]
     np.testing.assert_allclose(signals["loss"], -np.log(p_y), rtol=1e-4)
+    # score is the log-odds of the true class: log p_y - log(1 - p_y)
+    assert signals["score"].dtype == np.float64
+    np.testing.assert_allclose(signals["score"], np.log(p_y) - np.log1p(-p_y), rtol=1e-3)
 
 
 def test_skorch_net_and_its_module_agree(net):

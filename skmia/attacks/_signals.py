@@ -11,13 +11,16 @@ import numpy as np
 import pandas as pd
 from sklearn.exceptions import NotFittedError
 
-__all__ = ["WHITE_BOX_SIGNALS", "compute_signals"]
+__all__ = ["WHITE_BOX_SIGNALS", "compute_signals", "logit_confidence"]
 
 #: The white-box columns of :func:`compute_signals`.
 WHITE_BOX_SIGNALS = ("grad_x_l1", "grad_x_l2", "grad_w_l1", "grad_w_l2")
 
 LABEL = "label"
 LOSS = "loss"
+SCORE = "score"
+REF_SCORE = "ref_score"
+REF_IN = "ref_in"
 
 
 def output_columns(prefix, n_classes):
@@ -221,7 +224,8 @@ class _WhiteBox:
         return vmap(grad(record_loss), in_dims=(None, 0, 0))(detached, x, y)
 
 
-def compute_signals(model, X, y, *, white_box=False, batch_size=256, classes=None):
+def compute_signals(model, X, y, *, white_box=False, batch_size=256, classes=None,
+                    reference=None, pool_index=None):
     """Query a trained classifier on labelled records and tabulate what an attacker sees.
 
     Parameters
@@ -247,15 +251,29 @@ def compute_signals(model, X, y, *, white_box=False, batch_size=256, classes=Non
         Labels in the order of the model's outputs. By default the model's ``classes_``
         when it has one entry per output (skmia defenses, skorch classifiers that saw
         every class); otherwise ``y`` must already be output indices ``0 .. C-1``.
+    reference : ReferenceModels, default=None
+        A fitted bank of reference models (:class:`skmia.model_selection.ReferenceModels`),
+        trained like ``model`` on the same features and classes: adds, for each of its
+        models ``k``, ``ref_score_k`` (the record's ``score`` under that model) and
+        ``ref_in_k`` (whether the record was in its training subset).
+    pool_index : array-like of int of shape (n_samples,), default=None
+        With ``reference``: the row of the bank's pool that each record is, so that
+        ``ref_in_k = reference.in_mask_[pool_index, k]``. None when the records were
+        never in the pool (every ``ref_in_k`` False: offline attacks only).
 
     Returns
     -------
-    signals : pandas.DataFrame of shape (n_samples, 2 * C + 2 [+ 4])
+    signals : pandas.DataFrame of shape (n_samples, 2 * C + 3 [+ 4] [+ 2 * K])
         One row per record: ``logit_0 .. logit_{C-1}``, ``proba_0 .. proba_{C-1}``
         (softmax), ``label`` (the output index of the record's class), ``loss`` (its
-        cross-entropy), and with ``white_box=True`` ``grad_x_l1``, ``grad_x_l2``,
-        ``grad_w_l1``, ``grad_w_l2``. Logits, probabilities and losses keep the model's
-        float dtype (float32, as the reference code's); gradient norms are float64.
+        cross-entropy), with ``white_box=True`` ``grad_x_l1``, ``grad_x_l2``,
+        ``grad_w_l1``, ``grad_w_l2``, then ``score`` (the logit-scaled confidence
+        ``phi = z_y - logsumexp_{j != y} z_j``, see :func:`logit_confidence`) and, with
+        ``reference``, ``ref_score_0 .. ref_score_{K-1}`` and ``ref_in_0 ..
+        ref_in_{K-1}``; ``signals.attrs["reference_fingerprint"]`` then names the bank
+        (:meth:`ReferenceModels.fingerprint`). Logits, probabilities and losses keep the
+        model's float dtype (float32, as the reference code's); gradient norms and
+        scores are float64.
 
     Notes
     -----
@@ -273,6 +291,8 @@ def compute_signals(model, X, y, *, white_box=False, batch_size=256, classes=Non
     ----------
     .. [1] D. Chen, N. Yu, M. Fritz. "RelaxLoss: Defending Membership Inference Attacks
        without Losing Utility". ICLR 2022. arXiv:2207.05801.
+    .. [2] N. Carlini et al. "Membership Inference Attacks From First Principles".
+       IEEE S&P 2022. arXiv:2112.03570.
 
     Examples
     --------
@@ -285,24 +305,58 @@ def compute_signals(model, X, y, *, white_box=False, batch_size=256, classes=Non
     >>> signals = compute_signals(model, X, [0, 2, 1, 2], white_box=True)
     >>> list(signals.columns)  # doctest: +NORMALIZE_WHITESPACE
     ['logit_0', 'logit_1', 'logit_2', 'proba_0', 'proba_1', 'proba_2', 'label', 'loss',
-     'grad_x_l1', 'grad_x_l2', 'grad_w_l1', 'grad_w_l2']
+     'grad_x_l1', 'grad_x_l2', 'grad_w_l1', 'grad_w_l2', 'score']
     >>> signals["label"].tolist()
     [0, 2, 1, 2]
     """
-    import torch
-    import torch.nn.functional as F
-
     module, model_classes = _resolve_model(model)
-    if not isinstance(white_box, bool | np.bool_):
-        raise TypeError(f"white_box must be a bool, got {white_box!r}.")
+    _check_flag("white_box", white_box)
+    _check_batch_size(batch_size)
+    X_t, y_arr = _check_records(module, X, y)
+    logits, proba, labels, losses, grad_norms = _query(
+        module, X_t, y_arr, classes if classes is not None else model_classes,
+        classes is not None, white_box, batch_size,
+    )
+    columns = {}
+    for k in range(logits.shape[1]):
+        columns[f"logit_{k}"] = logits[:, k]
+    for k in range(logits.shape[1]):
+        columns[f"proba_{k}"] = proba[:, k]
+    columns[LABEL] = labels
+    columns[LOSS] = losses
+    if white_box:
+        for j, name in enumerate(WHITE_BOX_SIGNALS):
+            columns[name] = grad_norms[:, j]
+    columns[SCORE] = logit_confidence(logits, labels)
+    signals = pd.DataFrame(columns)
+    if reference is not None:
+        signals = _add_reference_columns(
+            signals, reference, model, classes if classes is not None else model_classes,
+            X_t, pool_index, batch_size,
+        )
+    elif pool_index is not None:
+        raise ValueError("pool_index is given without reference=: pass the bank it indexes.")
+    return signals
+
+
+def _check_flag(name, value):
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be a bool, got {value!r}.")
+
+
+def _check_batch_size(batch_size):
     if not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool):
         raise TypeError(f"batch_size must be a positive int, got {batch_size!r}.")
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size}.")
 
+
+def _check_records(module, X, y):
+    """X as a CPU tensor in the module's float dtype, y as an array; checked to match."""
+    import torch
+
     first = next((p for p in module.parameters() if p.is_floating_point()), None)
     dtype = first.dtype if first is not None else torch.float32
-    device = first.device if first is not None else torch.device("cpu")
     if isinstance(X, torch.Tensor):
         X_t = X.detach().to(device="cpu", dtype=dtype)
     else:
@@ -317,12 +371,24 @@ def compute_signals(model, X, y, *, white_box=False, batch_size=256, classes=Non
         raise ValueError(
             f"X and y must have the same number of rows, got {X_t.shape[0]} and {len(y_arr)}."
         )
-    n = len(y_arr)
-    if n == 0:
+    if len(y_arr) == 0:
         raise ValueError("X and y are empty: there is nothing to query.")
     if not torch.isfinite(X_t).all():
         raise ValueError("X contains NaN or infinite values.")
+    return X_t, y_arr
 
+
+def _query(module, X_t, y_arr, classes, classes_given, white_box, batch_size):
+    """Logits, label indices, losses and (white-box) gradient norms, a batch at a time.
+
+    The module is queried in eval mode and its mode restored afterwards.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    first = next((p for p in module.parameters() if p.is_floating_point()), None)
+    device = first.device if first is not None else torch.device("cpu")
+    n = len(y_arr)
     was_training = module.training
     module.eval()
     try:
@@ -332,10 +398,7 @@ def compute_signals(model, X, y, *, white_box=False, batch_size=256, classes=Non
             raise ValueError(
                 f"The model must return (n, n_classes) logits, got shape {tuple(probe.shape)}."
             )
-        n_outputs = probe.shape[1]
-        labels = _label_indices(
-            y_arr, classes if classes is not None else model_classes, n_outputs, classes is not None
-        )
+        labels = _label_indices(y_arr, classes, probe.shape[1], classes_given)
         labels_t = torch.as_tensor(labels)
         logits, losses, grad_norms = [], [], []
         white = _WhiteBox(module) if white_box else None
@@ -354,19 +417,164 @@ def compute_signals(model, X, y, *, white_box=False, batch_size=256, classes=Non
             losses.append(loss.cpu())
     finally:
         module.train(was_training)
-
+    norms = torch.cat(grad_norms).numpy() if white_box else None
     logits = torch.cat(logits)
     proba = torch.softmax(logits, dim=1).numpy()
-    logits = logits.numpy()
+    return logits.numpy(), proba, labels, torch.cat(losses).numpy(), norms
+
+
+def logit_confidence(logits, labels):
+    """The logit-scaled confidence ``phi = log p_y - log(1 - p_y)`` of each record.
+
+    Computed from logits without overflow as ``z_y - logsumexp_{j != y} z_j``, in
+    float64; it is also the log-odds of the true class under the softmax.
+
+    Parameters
+    ----------
+    logits : ndarray of shape (n_samples, n_classes)
+        Model outputs (any additive constant per row cancels, so log-probabilities
+        work too).
+    labels : ndarray of int of shape (n_samples,)
+        Output index of each record's class.
+
+    Returns
+    -------
+    phi : ndarray of float64 of shape (n_samples,)
+
+    References
+    ----------
+    .. [1] N. Carlini et al. "Membership Inference Attacks From First Principles".
+       IEEE S&P 2022. arXiv:2112.03570.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmia.attacks._signals import logit_confidence
+    >>> logit_confidence(np.array([[2.0, 0.0], [1e4, -1e4]]), np.array([0, 1])).tolist()
+    [2.0, -20000.0]
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    rows = np.arange(len(z))
+    true = z[rows, labels]
+    others = z.copy()
+    others[rows, labels] = -np.inf
+    top = others.max(axis=1)
+    with np.errstate(invalid="ignore"):
+        rest = top + np.log(np.exp(others - top[:, None]).sum(axis=1))
+    return true - rest
+
+
+def _reference_logits(model, X_t, batch_size):
+    """Outputs of one reference model on ``X_t``: logits of a net, else log-probabilities."""
+    import torch
+
+    try:
+        from skorch import NeuralNet
+    except ImportError:  # pragma: no cover - skorch is a dependency
+        NeuralNet = ()
+    if (NeuralNet and isinstance(model, NeuralNet)) or isinstance(model, torch.nn.Module):
+        module, _ = _resolve_model(model)
+        first = next((p for p in module.parameters() if p.is_floating_point()), None)
+        device = first.device if first is not None else torch.device("cpu")
+        was_training = module.training
+        module.eval()
+        try:
+            with torch.no_grad():
+                out = [module(X_t[i : i + batch_size].to(device)).cpu()
+                       for i in range(0, len(X_t), batch_size)]
+        finally:
+            module.train(was_training)
+        return torch.cat(out).double().numpy()
+    proba = np.asarray(model.predict_proba(X_t.numpy()), dtype=np.float64)
+    return np.log(np.maximum(proba, np.finfo(np.float64).tiny))
+
+
+def _check_bank(reference, model, model_classes, X_t, n_outputs):
+    """Refuse a bank that is not fitted, or fitted on other features or classes."""
+    from sklearn.utils.validation import check_is_fitted
+
+    from ..model_selection import ReferenceModels
+
+    if not isinstance(reference, ReferenceModels):
+        raise TypeError(
+            "reference must be a fitted skmia.model_selection.ReferenceModels, got "
+            f"{type(reference).__name__}."
+        )
+    check_is_fitted(reference)
+    shape = tuple(X_t.shape[1:])
+    if shape != tuple(reference.input_shape_):
+        raise ValueError(
+            f"X has records of shape {shape}, but the reference bank was fitted on records "
+            f"of shape {tuple(reference.input_shape_)}: it was trained on other features."
+        )
+    n_model = getattr(model, "n_features_in_", None)
+    if n_model is not None and n_model != reference.n_features_in_:
+        raise ValueError(
+            f"the reference bank was fitted on {reference.n_features_in_} features, but the "
+            f"model on {n_model}: they were trained on different data."
+        )
+    bank_classes = np.asarray(reference.classes_)
+    if model_classes is not None and not (
+        len(model_classes) == len(bank_classes)
+        and np.array_equal(np.asarray(model_classes), bank_classes)
+    ):
+        raise ValueError(
+            f"the reference bank was fitted on classes {bank_classes[:10].tolist()}"
+            f"{' ...' if len(bank_classes) > 10 else ''} ({len(bank_classes)}), but the "
+            f"model on {np.asarray(model_classes)[:10].tolist()}"
+            f"{' ...' if len(model_classes) > 10 else ''} ({len(model_classes)})."
+        )
+    if model_classes is None and not np.array_equal(bank_classes, np.arange(n_outputs)):
+        raise ValueError(
+            f"the reference bank's classes are {bank_classes[:10].tolist()}, but the model "
+            "has no class list: pass classes=, the labels in the order of its outputs."
+        )
+    if len(bank_classes) != n_outputs:
+        raise ValueError(
+            f"the reference bank was fitted on {len(bank_classes)} classes, but the model "
+            f"has {n_outputs} outputs."
+        )
+
+
+def _check_pool_index(pool_index, n, n_pool):
+    """Row of the bank's pool of each record, as int64, or None."""
+    if pool_index is None:
+        return None
+    index = np.asarray(pool_index)
+    if index.ndim != 1 or len(index) != n:
+        raise ValueError(
+            f"pool_index must hold one position in the bank's pool per record: {n} "
+            f"entries, got shape {index.shape}."
+        )
+    if index.dtype.kind not in "iu":
+        raise TypeError(
+            f"pool_index must hold integer positions in the bank's pool, got dtype "
+            f"{index.dtype}."
+        )
+    bad = (index < 0) | (index >= n_pool)
+    if bad.any():
+        raise ValueError(
+            f"pool_index holds positions outside the bank's pool of {n_pool} records "
+            f"(0 .. {n_pool - 1}): {np.unique(index[bad])[:5].tolist()}."
+        )
+    return index.astype(np.int64)
+
+
+def _add_reference_columns(signals, reference, model, model_classes, X_t, pool_index,
+                           batch_size):
+    """``signals`` with ``ref_score_k`` and ``ref_in_k`` for each model k of the bank."""
+    n_outputs = count_output_columns(signals.columns, "logit")
+    _check_bank(reference, model, model_classes, X_t, n_outputs)
+    n = len(signals)
+    index = _check_pool_index(pool_index, n, len(reference.in_mask_))
+    labels = signals[LABEL].to_numpy()
     columns = {}
-    for k in range(n_outputs):
-        columns[f"logit_{k}"] = logits[:, k]
-    for k in range(n_outputs):
-        columns[f"proba_{k}"] = proba[:, k]
-    columns[LABEL] = labels
-    columns[LOSS] = torch.cat(losses).numpy()
-    if white_box:
-        norms = torch.cat(grad_norms).numpy()
-        for j, name in enumerate(WHITE_BOX_SIGNALS):
-            columns[name] = norms[:, j]
-    return pd.DataFrame(columns)
+    for k, estimator in enumerate(reference.estimators_):
+        logits = _reference_logits(estimator, X_t, batch_size)
+        columns[f"{REF_SCORE}_{k}"] = logit_confidence(logits, labels)
+    for k in range(len(reference.estimators_)):
+        columns[f"{REF_IN}_{k}"] = (np.zeros(n, dtype=bool) if index is None
+                                    else reference.in_mask_[index, k])
+    signals = pd.concat([signals, pd.DataFrame(columns, index=signals.index)], axis=1)
+    signals.attrs["reference_fingerprint"] = reference.fingerprint()
+    return signals

@@ -1,4 +1,4 @@
-"""Saving and loading fitted defenses without pickle: safetensors weights + JSON.
+"""Saving and loading fitted defenses (and banks of them) without pickle: safetensors + JSON.
 
 ``model.safetensors`` holds the network's tensors (and, for early stopping, each
 snapshot's, under ``snapshot.<epoch>.``, and ``train_indices_``); ``model.json`` holds
@@ -37,6 +37,10 @@ _SKORCH_STATE = {
 }
 _SNAPSHOT_PREFIX = "snapshot."
 _INDICES_KEY = "fitted.train_indices_"
+_BANK_PREFIX = "bank."
+_MASK_KEY = "in_mask_"
+# fitted attributes of a bank kept in model.json (seeds_, classes_ and the masks aside)
+_BANK_FITTED = ("base_seed_", "n_features_in_", "input_shape_", "pool_digest_")
 
 
 def _defense_classes():
@@ -92,14 +96,9 @@ def _digest(document):
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-def save_estimator(clf, folder):
-    """Save a fitted skmia defense to ``folder`` (``model.safetensors`` + ``model.json``).
-
-    Parameters that cannot be stored as data (a teacher estimator, callbacks, a
-    validation set) are recorded by name in ``"not_saved"`` and come back as their
-    defaults; they are not needed for prediction.
-    """
-    folder = Path(folder)
+def _defense_state(clf):
+    """``(document, tensors)`` of a fitted skmia defense: what ``model.json`` and
+    ``model.safetensors`` hold, without the digests."""
     classes = _defense_classes()
     name = type(clf).__name__
     if classes.get(name) is not type(clf):
@@ -110,17 +109,7 @@ def save_estimator(clf, folder):
             tensors[f"{_SNAPSHOT_PREFIX}{epoch}.{key}"] = value.contiguous()
     if hasattr(clf, "train_indices_"):
         tensors[_INDICES_KEY] = torch.as_tensor(np.asarray(clf.train_indices_))
-    weights = save(tensors)
-
-    params, not_saved = {}, []
-    for key, value in clf.get_params(deep=False).items():
-        if key.startswith("_"):  # skorch's bookkeeping, set by __init__ itself
-            continue
-        encoded = _encode(value)
-        if encoded is None:
-            not_saved.append(key)
-        else:
-            params[key] = encoded
+    params, not_saved = _params_document(clf)
     fitted = {}
     for key, value in vars(clf).items():
         if not key.endswith("_") or key.startswith("_") or key in _SKORCH_STATE:
@@ -130,23 +119,91 @@ def save_estimator(clf, folder):
             fitted[key] = encoded
     classes_ = clf.classes_
     document = {
-        "skmia_version": __version__,
         "class": name,
         "params": params,
-        "not_saved": sorted(not_saved),
+        "not_saved": not_saved,
         "fitted": fitted,
         "classes": classes_.tolist(),
         "classes_dtype": classes_.dtype.str,
         "snapshots": sorted(int(e) for e in getattr(clf, "snapshots_", {})),
-        "weights_sha256": hashlib.sha256(weights).hexdigest(),
     }
+    return document, tensors
+
+
+def _params_document(estimator):
+    """``(params, not_saved)``: the constructor parameters that can be stored as data."""
+    params, not_saved = {}, []
+    for key, value in estimator.get_params(deep=False).items():
+        if key.startswith("_"):  # skorch's bookkeeping, set by __init__ itself
+            continue
+        encoded = _encode(value)
+        if encoded is None:
+            not_saved.append(key)
+        else:
+            params[key] = encoded
+    return params, sorted(not_saved)
+
+
+def _bank_state(bank):
+    """``(document, tensors)`` of a fitted :class:`ReferenceModels` of skmia defenses."""
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(bank)
+    if type(bank.estimator).__name__ not in _defense_classes():
+        raise TypeError(
+            "only banks of skmia defenses can be saved without pickle, got a bank of "
+            f"{type(bank.estimator).__name__}"
+        )
+    estimator_params, not_saved = _params_document(bank.estimator)
+    params, _ = _params_document(bank)
+    models, tensors = [], {_MASK_KEY: torch.as_tensor(bank.in_mask_)}
+    for k, model in enumerate(bank.estimators_):
+        document, model_tensors = _defense_state(model)
+        models.append(document)
+        tensors.update({f"{_BANK_PREFIX}{k}.{key}": v for key, v in model_tensors.items()})
+    fitted = {key: _encode(getattr(bank, key)) for key in _BANK_FITTED}
+    fitted["seeds_"] = _encode([int(s) for s in bank.seeds_])
+    document = {
+        "class": type(bank).__name__,
+        "params": params,
+        "estimator": {"class": type(bank.estimator).__name__, "params": estimator_params,
+                      "not_saved": not_saved},
+        "fitted": fitted,
+        "classes": np.asarray(bank.classes_).tolist(),
+        "classes_dtype": np.asarray(bank.classes_).dtype.str,
+        "models": models,
+    }
+    return document, tensors
+
+
+def save_estimator(clf, folder):
+    """Save a fitted skmia defense, or a bank of them, to ``folder``.
+
+    Writes ``model.safetensors`` (tensors) and ``model.json`` (everything else, with a
+    digest of both). A :class:`~skmia.model_selection.ReferenceModels` bank is saved
+    whole: each model's weights under ``bank.<k>.``, the masks as ``in_mask_``.
+
+    Parameters that cannot be stored as data (a teacher estimator, callbacks, a
+    validation set) are recorded by name in ``"not_saved"`` and come back as their
+    defaults; they are not needed for prediction.
+    """
+    from ..model_selection import ReferenceModels
+
+    folder = Path(folder)
+    if isinstance(clf, ReferenceModels):
+        document, tensors = _bank_state(clf)
+    else:
+        document, tensors = _defense_state(clf)
+    weights = save(tensors)
+    document = {"skmia_version": __version__, **document,
+                "weights_sha256": hashlib.sha256(weights).hexdigest()}
     document["digest"] = _digest(document)
     atomic_write_bytes(folder / MODEL_WEIGHTS, weights)
     atomic_write_json(folder / MODEL_JSON, document)
 
 
 def load_estimator(folder, *, device=None):
-    """Re-create the fitted defense saved in ``folder``, unpickling nothing.
+    """Re-create the fitted defense (or bank) saved in ``folder``, unpickling nothing.
 
     Parameters
     ----------
@@ -157,8 +214,8 @@ def load_estimator(folder, *, device=None):
 
     Returns
     -------
-    clf : MIADefenseClassifier
-        The fitted classifier.
+    clf : MIADefenseClassifier or ReferenceModels
+        The fitted classifier, or the fitted bank.
 
     Raises
     ------
@@ -191,9 +248,21 @@ def load_estimator(folder, *, device=None):
             f"{str(weights_path)!r} does not match the digest in {MODEL_JSON}: the weights "
             f"were modified or truncated. Re-run to recreate them."
         )
-    cls = _defense_classes().get(document["class"])
+    tensors = load_file(weights_path)
+    if document["class"] == "ReferenceModels":
+        return _restore_bank(document, tensors, where, device)
+    return _restore_defense(document, tensors, where, device)
+
+
+def _defense_class(name, where):
+    cls = _defense_classes().get(name)
     if cls is None:
-        raise ValueError(f"{where}: {document['class']!r} is not a skmia defense")
+        raise ValueError(f"{where}: {name!r} is not a skmia defense")
+    return cls
+
+
+def _restore_defense(document, tensors, where, device):
+    cls = _defense_class(document["class"], where)
     params = {k: _decode(v, where) for k, v in document["params"].items()}
     if device is not None:
         params["device"] = device
@@ -204,7 +273,7 @@ def load_estimator(folder, *, device=None):
     encoder.classes_ = np.asarray(document["classes"], dtype=np.dtype(document["classes_dtype"]))
     clf.label_encoder_ = encoder
 
-    tensors = load_file(weights_path)
+    tensors = dict(tensors)
     indices = tensors.pop(_INDICES_KEY, None)
     if indices is not None:
         clf.train_indices_ = indices.numpy()
@@ -217,3 +286,31 @@ def load_estimator(folder, *, device=None):
     if document["snapshots"] or hasattr(clf, "snapshots_"):
         clf.snapshots_ = dict(sorted(snapshots.items()))
     return clf
+
+
+def _restore_bank(document, tensors, where, device):
+    from ..model_selection import ReferenceModels
+
+    spec = document["estimator"]
+    estimator_params = {k: _decode(v, where) for k, v in spec["params"].items()}
+    if device is not None:
+        estimator_params["device"] = device
+    estimator = _defense_class(spec["class"], where)(**estimator_params)
+    params = {k: _decode(v, where) for k, v in document["params"].items()}
+    bank = ReferenceModels(estimator, **params)
+    by_model = {}
+    for key, value in tensors.items():
+        if key.startswith(_BANK_PREFIX):
+            k, _, name = key[len(_BANK_PREFIX):].partition(".")
+            by_model.setdefault(int(k), {})[name] = value
+    bank.estimators_ = [
+        _restore_defense(model, by_model.get(k, {}), f"{where} (model {k})", device)
+        for k, model in enumerate(document["models"])
+    ]
+    bank.in_mask_ = tensors[_MASK_KEY].numpy().astype(bool)
+    for key, value in document["fitted"].items():
+        setattr(bank, key, _decode(value, where))
+    bank.seeds_ = np.asarray(bank.seeds_, dtype=np.int64)
+    bank.input_shape_ = tuple(bank.input_shape_)
+    bank.classes_ = np.asarray(document["classes"], dtype=np.dtype(document["classes_dtype"]))
+    return bank

@@ -1,0 +1,317 @@
+"""The bank of reference models: clones of a classifier trained on balanced halves of a pool.
+
+The attacks of Carlini et al. (LiRA) and Zarifzadeh et al. (RMIA) calibrate each audited
+record against many models trained like the target, some with the record (IN) and some
+without (OUT). :class:`ReferenceModels` trains that bank. It holds models, so it lives
+here beside ``cross_validate``, never in ``skmia.attacks``; it imports no defense.
+"""
+
+import hashlib
+import warnings
+from fractions import Fraction
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone, is_classifier
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted
+
+from .._parallel import parallel_map
+
+__all__ = ["ReferenceModels", "balanced_masks"]
+
+# the mask of block j is drawn from the stream (base seed, _MASK_STREAM, j); the seed of
+# model k from (base seed, _MODEL_STREAM, k): neither depends on how many models there are
+_MASK_STREAM, _MODEL_STREAM = 0, 1
+
+
+def _block_size(keep):
+    """The fewest models in which every record can be IN exactly ``keep`` of the time."""
+    return Fraction(keep).limit_denominator(10_000).denominator
+
+
+def balanced_masks(n_samples, n_estimators, keep, seed, *, start=0):
+    """Training masks of models ``start .. n_estimators - 1`` of a bank.
+
+    Models are drawn in blocks of ``q`` (the denominator of ``keep``, 2 for one half):
+    within a block, each record's ``keep * q`` IN models are a uniformly random subset,
+    drawn as Carlini et al.'s code draws them (the ranks of uniform draws, one column per
+    record). Every record is therefore in exactly ``keep * n_estimators`` models, and the
+    masks of the first models do not depend on how many follow, so a bank grown with
+    ``warm_start`` equals one fitted at its final size.
+
+    Parameters
+    ----------
+    n_samples, n_estimators : int
+        Pool size and bank size; ``n_estimators`` and ``start`` multiples of ``q``.
+    keep : float
+        Fraction of the models each record is in.
+    seed : int
+        The bank's base seed.
+    start : int, default=0
+        The first model to draw (models before it exist already).
+
+    Returns
+    -------
+    masks : ndarray of bool of shape (n_samples, n_estimators - start)
+    """
+    q = _block_size(keep)
+    n_in = round(keep * q)
+    blocks = []
+    for block in range(start // q, n_estimators // q):
+        rng = np.random.default_rng([seed, _MASK_STREAM, block])
+        ranks = rng.random((q, n_samples)).argsort(axis=0).argsort(axis=0)
+        blocks.append((ranks < n_in).T)
+    return np.concatenate(blocks, axis=1) if blocks else np.zeros((n_samples, 0), bool)
+
+
+def _model_seed(seed, k):
+    return int(np.random.SeedSequence([seed, _MODEL_STREAM, k]).generate_state(1)[0] >> 1)
+
+
+def _fit_one(estimator, X, y, mask, seed):
+    """Fit a fresh clone of ``estimator`` on the rows ``mask`` of ``(X, y)``."""
+    model = clone(estimator)
+    if "random_state" in model.get_params(deep=False):
+        model.set_params(random_state=seed)
+    return model.fit(X[mask], y[mask])
+
+
+def _pool_digest(X, y):
+    digest = hashlib.sha256()
+    for array in (X, y):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
+    """A bank of reference models: clones of a classifier, each trained on part of a pool.
+
+    ``fit(X, y)`` trains ``n_estimators`` clones of ``estimator``, each on its own subset
+    of the pool, chosen so that every record is in exactly ``keep * n_estimators`` of them
+    (balanced masks, as in Carlini et al.'s code, not independent coin flips). The bank
+    is what LiRA, RMIA and Attack-R calibrate against: pass it to
+    :func:`skmia.attacks.compute_signals` as ``reference=bank``.
+
+    Parameters
+    ----------
+    estimator : classifier
+        The model to train, configured as the target was (a skmia defense, or any
+        scikit-learn classifier). Cloned, never modified; each clone gets its own
+        ``random_state`` when it has one.
+    n_estimators : int, default=16
+        Number of reference models; ``keep * n_estimators`` must be a whole number.
+    keep : float, default=0.5
+        Fraction of the models each record is in, in ``(0, 1)``.
+    warm_start : bool, default=False
+        When True and the bank is fitted, ``fit`` with a larger ``n_estimators`` trains
+        only the new models and keeps the others and their masks; the pool must be the
+        same. The result equals a bank fitted at the final size.
+    n_jobs : int, default=None
+        Models trained at once through joblib (None: 1, -1: all cores). Inside
+        ``joblib.parallel_config(backend="dask")`` they train on a Dask cluster. Each
+        model trains on one torch thread, so results never depend on ``n_jobs`` or on
+        the backend.
+    random_state : int, RandomState instance or None, default=None
+        Draws the masks and one seed per model.
+    verbose : int, default=0
+        A progress bar over models when > 0.
+
+    Attributes
+    ----------
+    estimators_ : list of fitted classifiers
+        The reference models, in order.
+    in_mask_ : ndarray of bool of shape (n_samples, n_estimators)
+        ``in_mask_[i, k]``: record ``i`` of the pool is in model ``k``'s training subset.
+    seeds_ : ndarray of int64 of shape (n_estimators,)
+        The ``random_state`` given to each model.
+    base_seed_ : int
+        The seed every mask and model seed is derived from.
+    classes_ : ndarray of shape (n_classes,)
+        The pool's labels, sorted; every model saw every one of them.
+    n_features_in_ : int
+        Number of features (values per record) of the pool.
+    input_shape_ : tuple of int
+        Shape of one record.
+    pool_digest_ : str
+        SHA-256 of the pool, to refuse a warm start on other data.
+
+    Notes
+    -----
+    Threat model: the adversary can train models like the target on data from the same
+    distribution. Online attacks need the audited records in the pool (each is IN half
+    of the models); offline attacks use OUT models only, so the pool may be disjoint
+    from the audited records.
+
+    References
+    ----------
+    .. [1] N. Carlini, S. Chien, M. Nasr, S. Song, A. Terzis, F. Tramèr. "Membership
+       Inference Attacks From First Principles". IEEE S&P 2022. arXiv:2112.03570.
+    .. [2] S. Zarifzadeh, P. Liu, R. Shokri. "Low-Cost High-Power Membership Inference
+       Attacks". ICML 2024. arXiv:2312.03262.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_classification
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skmia.model_selection import ReferenceModels
+    >>> X, y = make_classification(40, n_features=5, random_state=0)
+    >>> bank = ReferenceModels(LogisticRegression(), n_estimators=4, random_state=0)
+    >>> bank = bank.fit(X, y)
+    >>> bank.in_mask_.shape, bank.in_mask_.sum(axis=1).tolist()[:5]
+    ((40, 4), [2, 2, 2, 2, 2])
+    """
+
+    _parameter_constraints = {
+        "estimator": [HasMethods(["fit", "predict"])],
+        "n_estimators": [Interval(Integral, 1, None, closed="left")],
+        "keep": [Interval(Real, 0, 1, closed="neither")],
+        "warm_start": ["boolean"],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(self, estimator, n_estimators=16, *, keep=0.5, warm_start=False,
+                 n_jobs=None, random_state=None, verbose=0):
+        self.estimator = estimator
+        self.n_estimators = n_estimators
+        self.keep = keep
+        self.warm_start = warm_start
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y):
+        """Train the models that are missing (all of them, unless warm-starting).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+            The pool: a table or a batch of images.
+        y : array-like of shape (n_samples,)
+            Its labels.
+
+        Returns
+        -------
+        self : object
+            The fitted bank.
+        """
+        self._check_estimator_and_size()
+        X, y = self._check_pool(X, y)
+        digest = _pool_digest(X, y)
+        if self.warm_start and hasattr(self, "estimators_"):
+            start = self._check_warm_start(X, digest)
+        else:
+            start = 0
+            self.estimators_, self.in_mask_ = [], np.zeros((len(y), 0), dtype=bool)
+            self.seeds_ = np.zeros(0, dtype=np.int64)
+            self.base_seed_ = int(check_random_state(self.random_state).randint(2**31 - 1))
+            self.classes_ = np.unique(y)
+            self.input_shape_ = tuple(int(d) for d in X.shape[1:])
+            self.n_features_in_ = int(np.prod(self.input_shape_))
+            self.pool_digest_ = digest
+        if start == self.n_estimators:
+            return self
+        masks = balanced_masks(len(y), self.n_estimators, self.keep, self.base_seed_,
+                               start=start)
+        self._check_every_class(y, masks, start)
+        seeds = [_model_seed(self.base_seed_, k) for k in range(start, self.n_estimators)]
+        tasks = [(self.estimator, X, y, mask, seed)
+                 for mask, seed in zip(masks.T, seeds, strict=True)]
+        fitted = parallel_map(_fit_one, tasks, n_jobs=self.n_jobs, verbose=self.verbose,
+                              desc="reference models")
+        self.estimators_ = [*self.estimators_, *fitted]
+        self.in_mask_ = np.concatenate([self.in_mask_, masks], axis=1)
+        self.seeds_ = np.concatenate([self.seeds_, np.asarray(seeds, dtype=np.int64)])
+        return self
+
+    # ------------------------------------------------------------------ checks
+    def _check_estimator_and_size(self):
+        if not is_classifier(self.estimator):
+            raise TypeError(
+                "ReferenceModels trains classifiers: estimator must be a scikit-learn "
+                f"classifier (such as a skmia defense), got {type(self.estimator).__name__}."
+            )
+        n_in = self.keep * self.n_estimators
+        if abs(n_in - round(n_in)) > 1e-9 or round(n_in) < 1:
+            raise ValueError(
+                f"keep * n_estimators must be a whole number >= 1, so that every record is "
+                f"in the same number of models; got keep={self.keep} * n_estimators="
+                f"{self.n_estimators} = {n_in:g}."
+            )
+
+    def _check_pool(self, X, y):
+        X = check_array(X, allow_nd=True, ensure_all_finite=True, dtype=None,
+                        input_name="X", estimator=self)
+        if X.dtype.kind not in "biuf":
+            raise TypeError(f"X must be numeric, got dtype {X.dtype}.")
+        y = np.asarray(y)
+        if y.ndim != 1:
+            raise ValueError(f"y must be 1-D with one label per record, got shape {y.shape}.")
+        check_consistent_length(X, y)
+        check_classification_targets(y)
+        return X, y
+
+    def _check_warm_start(self, X, digest):
+        check_is_fitted(self)
+        start = len(self.estimators_)
+        if self.n_estimators < start:
+            raise ValueError(
+                f"n_estimators={self.n_estimators} must be larger or equal to "
+                f"len(estimators_)={start} when warm_start==True."
+            )
+        if digest != self.pool_digest_:
+            raise ValueError(
+                "warm_start=True grows the bank on the pool it was fitted on, but X or y "
+                f"differ from that pool ({len(self.in_mask_)} records); fit a new bank, or "
+                "pass the same pool."
+            )
+        q = _block_size(self.keep)
+        if start % q:
+            raise ValueError(
+                f"the fitted bank has {start} models, not a multiple of {q}: it cannot be "
+                f"grown with keep={self.keep} and stay balanced."
+            )
+        if start == self.n_estimators:
+            warnings.warn(
+                "Warm-start fitting without increasing n_estimators does not fit new models.",
+                UserWarning,
+                stacklevel=3,
+            )
+        return start
+
+    def _check_every_class(self, y, masks, start):
+        """Refuse a pool in which some model's subset would miss a class."""
+        for k, mask in enumerate(masks.T, start=start):
+            missing = np.setdiff1d(self.classes_, y[mask])
+            if len(missing):
+                counts = {c: int(np.sum(y == c)) for c in missing[:3].tolist()}
+                raise ValueError(
+                    f"reference model {k}'s subset of the pool lacks class(es) "
+                    f"{missing[:5].tolist()} (records in the pool: {counts}); every "
+                    f"reference model must see every class: give a pool with more records "
+                    f"of these classes, or a larger keep."
+                )
+
+    # ------------------------------------------------------------------ helpers
+    def fingerprint(self):
+        """A short string that identifies this fitted bank (its masks and model seeds).
+
+        Signals computed against the bank carry it, so that attacks can refuse to mix
+        signals of different banks.
+        """
+        check_is_fitted(self)
+        digest = hashlib.sha256(np.packbits(self.in_mask_).tobytes())
+        digest.update(np.asarray(self.seeds_, dtype=np.int64).tobytes())
+        return digest.hexdigest()[:16]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = self.random_state is None
+        return tags
