@@ -8,13 +8,22 @@ signals (1 = member): :class:`NNAttack`, :class:`ConfidenceAttack`,
 :class:`GradientNormAttack`, all :class:`MembershipInferenceAttack`\\ s.
 :func:`run_attacks` runs them all in the reference code's target/shadow protocol.
 
+Attacks calibrated by reference models (a bank of models trained like the target) read
+the ``ref_*`` columns: :class:`LiRAAttack`, :class:`RMIAAttack` and
+:class:`ReferenceAttack` (Attack-R); :class:`PopulationAttack` (Attack-P) calibrates on
+population records alone; :class:`LabelOnlyAttack` reads the labels of perturbed copies
+(:func:`label_only_signals`). Their ``fit`` also works without membership labels.
+
 The threshold attacks and the metrics do not need torch; :func:`compute_signals`
 imports it when called.
 """
 
 from ._audit import default_attacks, evaluate_attacks, membership_signals, run_attacks
 from ._base import MembershipInferenceAttack
+from ._label_only import LabelOnlyAttack, label_only_signals
 from ._nn import NNAttack
+from ._population import PopulationAttack
+from ._reference import LiRAAttack, ReferenceAttack, RMIAAttack
 from ._signals import WHITE_BOX_SIGNALS, compute_signals
 from ._threshold import (
     ConfidenceAttack,
@@ -29,13 +38,19 @@ __all__ = [
     "ConfidenceAttack",
     "EntropyAttack",
     "GradientNormAttack",
+    "LabelOnlyAttack",
+    "LiRAAttack",
     "LossAttack",
     "MembershipInferenceAttack",
     "ModifiedEntropyAttack",
     "NNAttack",
+    "PopulationAttack",
+    "RMIAAttack",
+    "ReferenceAttack",
     "compute_signals",
     "default_attacks",
     "evaluate_attacks",
+    "label_only_signals",
     "membership_signals",
     "run_attacks",
 ]
