@@ -257,3 +257,17 @@ def test_a_net_trained_on_probabilities_is_refused():
     net.fit(X, y)  # skorch's default criterion: NLLLoss on probabilities
     with pytest.raises(ValueError, match="NLLLoss"):
         compute_signals(net, X, y)
+
+
+def test_wrong_number_of_features_is_named(net):
+    from skmia.defenses import VanillaClassifier
+
+    X, y = _data(40, seed=4)
+    defense = VanillaClassifier(max_epochs=1, module__hidden_sizes=(8,), random_state=0)
+    defense.fit(X, y)
+    with pytest.raises(ValueError, match=rf"X has {X.shape[1] - 1} features, but the model "
+                                         rf"expects {X.shape[1]}\."):
+        compute_signals(defense, X[:, 1:], y)
+    # a net that does not record its input shape: the module's own complaint, as ValueError
+    with pytest.raises(ValueError, match=r"the model cannot take records of shape \(11,\)"):
+        compute_signals(net, X[:, 1:], y)

@@ -313,6 +313,7 @@ def compute_signals(model, X, y, *, white_box=False, batch_size=256, classes=Non
     _check_flag("white_box", white_box)
     _check_batch_size(batch_size)
     X_t, y_arr = _check_records(module, X, y)
+    _check_input_shape(model, X_t)
     logits, proba, labels, losses, grad_norms = _query(
         module, X_t, y_arr, classes if classes is not None else model_classes,
         classes is not None, white_box, batch_size,
@@ -378,6 +379,21 @@ def _check_records(module, X, y):
     return X_t, y_arr
 
 
+def _check_input_shape(model, X_t):
+    """Refuse records of another shape than the fitted model's, as ``predict`` does."""
+    expected = getattr(model, "input_shape_", None)
+    if expected is None or tuple(X_t.shape[1:]) == tuple(expected):
+        return
+    if X_t.ndim == 2 and len(expected) == 1:
+        raise ValueError(
+            f"X has {X_t.shape[1]} features, but the model expects {expected[0]}."
+        )
+    raise ValueError(
+        f"X has records of shape {tuple(X_t.shape[1:])}, but the model expects records of "
+        f"shape {tuple(expected)}."
+    )
+
+
 def _query(module, X_t, y_arr, classes, classes_given, white_box, batch_size):
     """Logits, label indices, losses and (white-box) gradient norms, a batch at a time.
 
@@ -393,7 +409,12 @@ def _query(module, X_t, y_arr, classes, classes_given, white_box, batch_size):
     module.eval()
     try:
         with torch.no_grad():
-            probe = module(X_t[:1].to(device))
+            try:
+                probe = module(X_t[:1].to(device))
+            except RuntimeError as exc:
+                raise ValueError(
+                    f"the model cannot take records of shape {tuple(X_t.shape[1:])}: {exc}"
+                ) from exc
         if probe.ndim != 2:
             raise ValueError(
                 f"The model must return (n, n_classes) logits, got shape {tuple(probe.shape)}."
