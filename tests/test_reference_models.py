@@ -357,3 +357,20 @@ def test_a_relaxloss_bank_works_like_any_defense(pool):
     frame = signals[["ref_in_0", "ref_in_1"]]
     assert isinstance(frame, pd.DataFrame)
     np.testing.assert_array_equal(frame.sum(axis=1), 1)
+
+
+def test_label_only_columns_come_after_the_reference_ones(bank, target, pool):
+    X, y = pool
+    signals = compute_signals(target, X[:30], y[:30], reference=bank, label_only=True,
+                              label_only_params={"n_queries": 5, "random_state": 0})
+    assert list(signals.columns[-5:]) == [f"label_only_{q}" for q in range(5)]
+    assert signals.columns[-6] == "ref_in_3"
+    assert signals.attrs["reference_fingerprint"] == bank.fingerprint()
+    # a copy with no perturbation at all is classified as the record is: 1 iff correct
+    exact = compute_signals(target, X[:30], y[:30], label_only=True,
+                            label_only_params={"n_queries": 2, "p": 0.0, "noise_scale": 0.0})
+    correct = (target.predict(X[:30]) == y[:30]).astype(np.uint8)
+    np.testing.assert_array_equal(exact["label_only_0"], correct)
+    np.testing.assert_array_equal(exact["label_only_1"], correct)
+    with pytest.raises(ValueError, match="label_only_params is given but label_only is False"):
+        compute_signals(target, X[:5], y[:5], label_only_params={"n_queries": 2})

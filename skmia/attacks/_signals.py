@@ -21,6 +21,7 @@ LOSS = "loss"
 SCORE = "score"
 REF_SCORE = "ref_score"
 REF_IN = "ref_in"
+LABEL_ONLY = "label_only"
 
 
 def output_columns(prefix, n_classes):
@@ -225,7 +226,8 @@ class _WhiteBox:
 
 
 def compute_signals(model, X, y, *, white_box=False, batch_size=256, classes=None,
-                    reference=None, pool_index=None):
+                    reference=None, pool_index=None, label_only=False,
+                    label_only_params=None):
     """Query a trained classifier on labelled records and tabulate what an attacker sees.
 
     Parameters
@@ -260,6 +262,13 @@ def compute_signals(model, X, y, *, white_box=False, batch_size=256, classes=Non
         With ``reference``: the row of the bank's pool that each record is, so that
         ``ref_in_k = reference.in_mask_[pool_index, k]``. None when the records were
         never in the pool (every ``ref_in_k`` False: offline attacks only).
+    label_only : bool, default=False
+        Add ``label_only_0 .. label_only_{Q-1}``: 1 where the ``q``-th randomly perturbed
+        copy of the record is still classified correctly (the model's predicted labels
+        only; see :func:`label_only_signals`).
+    label_only_params : dict, default=None
+        Keyword arguments of :func:`label_only_signals` (``n_queries``, ``p``,
+        ``noise_scale``, ``max_shift``, ``random_state``).
 
     Returns
     -------
@@ -337,6 +346,42 @@ def compute_signals(model, X, y, *, white_box=False, batch_size=256, classes=Non
         )
     elif pool_index is not None:
         raise ValueError("pool_index is given without reference=: pass the bank it indexes.")
+    if label_only:
+        signals = _add_label_only_columns(signals, module, X_t, batch_size,
+                                          label_only_params)
+    elif label_only_params is not None:
+        raise ValueError("label_only_params is given but label_only is False.")
+    return signals
+
+
+def _add_label_only_columns(signals, module, X_t, batch_size, params):
+    """``signals`` with ``label_only_q``: is the q-th perturbed copy classified correctly."""
+    import torch
+
+    from ._label_only import label_only_signals
+
+    if params is not None and not isinstance(params, dict):
+        raise TypeError(f"label_only_params must be a dict, got {type(params).__name__}.")
+    first = next((p for p in module.parameters() if p.is_floating_point()), None)
+    device = first.device if first is not None else torch.device("cpu")
+
+    def predict(X):
+        X = torch.as_tensor(X, dtype=X_t.dtype)
+        was_training = module.training
+        module.eval()
+        try:
+            with torch.no_grad():
+                return torch.cat([module(X[i : i + batch_size].to(device)).argmax(1).cpu()
+                                  for i in range(0, len(X), batch_size)]).numpy()
+        finally:
+            module.train(was_training)
+
+    correct = label_only_signals(predict, X_t.numpy(), signals[LABEL].to_numpy(),
+                                 **(params or {}))
+    columns = {f"{LABEL_ONLY}_{q}": correct[:, q] for q in range(correct.shape[1])}
+    attrs = dict(signals.attrs)
+    signals = pd.concat([signals, pd.DataFrame(columns, index=signals.index)], axis=1)
+    signals.attrs.update(attrs)
     return signals
 
 
