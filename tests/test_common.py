@@ -20,6 +20,7 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.special import logsumexp
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -28,9 +29,14 @@ from skmia.attacks import (
     ConfidenceAttack,
     EntropyAttack,
     GradientNormAttack,
+    LabelOnlyAttack,
+    LiRAAttack,
     LossAttack,
     ModifiedEntropyAttack,
     NNAttack,
+    PopulationAttack,
+    ReferenceAttack,
+    RMIAAttack,
 )
 from skmia.defenses import (
     AdvRegClassifier,
@@ -53,6 +59,11 @@ ATTACK_ESTIMATORS = [
     ModifiedEntropyAttack(),
     LossAttack(),
     GradientNormAttack(),
+    LiRAAttack(),
+    RMIAAttack(),
+    ReferenceAttack(),
+    PopulationAttack(),
+    LabelOnlyAttack(),
 ]
 # ... and the variants of the thresholds too for the contract on signal tables
 SIGNAL_ESTIMATORS = [
@@ -60,6 +71,12 @@ SIGNAL_ESTIMATORS = [
     NNAttack(output="proba", max_iter=30, random_state=0),
     LossAttack(per_class=False),
     GradientNormAttack("grad_x_l1", per_class=True),
+    LiRAAttack(online=False),
+    LiRAAttack(online=False, offline_score="logpdf"),
+    LiRAAttack(fix_variance=True),
+    LiRAAttack(online=False, fix_variance=True),
+    RMIAAttack(offline_a=0.5),
+    RMIAAttack(gamma=2.0),
 ]
 
 _LABELS_0_1 = (
@@ -77,38 +94,48 @@ _NN_EXPECTED_FAILURES = {
     "check_estimators_dtypes": _LABELS_0_1,
     "check_fit2d_1feature": _LABELS_0_1,
 }
+# the checks that fit on an arbitrary numeric array: every attack that reads named
+# signal columns fails them with the TypeError that says so
+_ARRAY_INPUT_CHECKS = [
+    "check_classifiers_train",
+    "check_decision_proba_consistency",
+    "check_dict_unchanged",
+    "check_dont_overwrite_parameters",
+    "check_dtype_object",
+    "check_estimators_empty_data_messages",
+    "check_estimators_fit_returns_self",
+    "check_estimators_nan_inf",
+    "check_estimators_overwrite_params",
+    "check_estimators_pickle",
+    "check_f_contiguous_array_estimator",
+    "check_fit1d",
+    "check_fit2d_predict1d",
+    "check_fit_check_is_fitted",
+    "check_fit_idempotent",
+    "check_fit_score_takes_y",
+    "check_methods_sample_order_invariance",
+    "check_methods_subset_invariance",
+    "check_n_features_in",
+    "check_n_features_in_after_fitting",
+    "check_pipeline_consistency",
+    "check_positive_only_tag_during_fit",
+    "check_readonly_memmap_input",
+    "check_supervised_y_2d",
+]
 _THRESHOLD_EXPECTED_FAILURES = {
     **_NN_EXPECTED_FAILURES,
-    **dict.fromkeys(
-        [
-            "check_classifiers_train",
-            "check_decision_proba_consistency",
-            "check_dict_unchanged",
-            "check_dont_overwrite_parameters",
-            "check_dtype_object",
-            "check_estimators_empty_data_messages",
-            "check_estimators_fit_returns_self",
-            "check_estimators_nan_inf",
-            "check_estimators_overwrite_params",
-            "check_estimators_pickle",
-            "check_f_contiguous_array_estimator",
-            "check_fit1d",
-            "check_fit2d_predict1d",
-            "check_fit_check_is_fitted",
-            "check_fit_idempotent",
-            "check_fit_score_takes_y",
-            "check_methods_sample_order_invariance",
-            "check_methods_subset_invariance",
-            "check_n_features_in",
-            "check_n_features_in_after_fitting",
-            "check_pipeline_consistency",
-            "check_positive_only_tag_during_fit",
-            "check_readonly_memmap_input",
-            "check_supervised_y_2d",
-        ],
-        _SIGNALS_ONLY,
-    ),
+    **dict.fromkeys(_ARRAY_INPUT_CHECKS, _SIGNALS_ONLY),
 }
+_REFERENCE_SIGNALS_ONLY = (
+    "attacks calibrated by reference models, population records or label-only queries "
+    "read named signal columns of a DataFrame ('score', 'ref_score_*', 'ref_in_*', "
+    "'loss', 'label_only_*'); the check fits on an arbitrary numeric array and gets "
+    "the TypeError that says so. test_signals_contract checks the same on signal tables"
+)
+# (the NN attack's four fail here for the same reason: the check passes arrays)
+_CALIBRATED_EXPECTED_FAILURES = dict.fromkeys(
+    [*_NN_EXPECTED_FAILURES, *_ARRAY_INPUT_CHECKS], _REFERENCE_SIGNALS_ONLY
+)
 ATTACK_EXPECTED_FAILED_CHECKS = {
     "NNAttack": _NN_EXPECTED_FAILURES,
     "ConfidenceAttack": _THRESHOLD_EXPECTED_FAILURES,
@@ -116,6 +143,11 @@ ATTACK_EXPECTED_FAILED_CHECKS = {
     "ModifiedEntropyAttack": _THRESHOLD_EXPECTED_FAILURES,
     "LossAttack": _THRESHOLD_EXPECTED_FAILURES,
     "GradientNormAttack": _THRESHOLD_EXPECTED_FAILURES,
+    "LiRAAttack": _CALIBRATED_EXPECTED_FAILURES,
+    "RMIAAttack": _CALIBRATED_EXPECTED_FAILURES,
+    "ReferenceAttack": _CALIBRATED_EXPECTED_FAILURES,
+    "PopulationAttack": _CALIBRATED_EXPECTED_FAILURES,
+    "LabelOnlyAttack": _CALIBRATED_EXPECTED_FAILURES,
 }
 
 # ---------------------------------------------------------------------------- defenses
@@ -244,6 +276,19 @@ def _signal_table(n, rng, *, n_classes=4, leak=1.5):
     table["loss"] = -np.log(proba[np.arange(n), label])
     for name in ("grad_x_l1", "grad_x_l2", "grad_w_l1", "grad_w_l2"):
         table[name] = table["loss"] * rng.uniform(0.5, 2.0, n)
+    # the logit-scaled confidence, and 8 reference models, each record IN half of them:
+    # OUT scores scatter around the record's non-member level, IN ones are higher
+    others = np.where(np.arange(n_classes) == label[:, None], -np.inf, logits.astype(np.float64))
+    table["score"] = logits[np.arange(n), label] - logsumexp(others, axis=1)
+    n_ref = 8
+    inside = rng.permuted(np.tile(np.arange(n_ref) < n_ref // 2, (n, 1)), axis=1)
+    level = table["score"] - leak * y
+    ref = level[:, None] + rng.normal(scale=0.5, size=(n, n_ref)) + leak * inside
+    table.update({f"ref_score_{k}": ref[:, k] for k in range(n_ref)})
+    table.update({f"ref_in_{k}": inside[:, k] for k in range(n_ref)})
+    # label-only queries: members' perturbed copies stay right more often
+    correct = rng.random((n, 16)) < (0.4 + 0.4 * y)[:, None]
+    table.update({f"label_only_{q}": correct[:, q].astype(np.uint8) for q in range(16)})
     return pd.DataFrame(table), y
 
 
