@@ -75,6 +75,9 @@ def _build_parser():
                      help="also run the gradient-norm (white-box) attacks")
     run.add_argument("--shadow-method", choices=("vanilla", "same"), default="vanilla",
                      help="attack modes: train the shadow with vanilla or the target's method")
+    run.add_argument("--jobs", type=int, default=1, metavar="N",
+                     help="models trained at the same time (target and shadow), -1 for all "
+                          "cores; one torch thread each, the results do not depend on N")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     group = run.add_argument_group("method options (default: the paper's value)")
     for name, (kind, _applies, text) in _METHOD_OPTIONS.items():
@@ -140,6 +143,8 @@ def _run_config(parser, args):
         model = None
     if args.epochs is not None and args.epochs < 1:
         parser.error(f"--epochs must be a positive integer, got {args.epochs}")
+    if args.jobs < 1 and args.jobs != -1:
+        parser.error(f"--jobs must be a positive integer or -1 (all cores), got {args.jobs}")
     overrides = {}
     for name, (_, applies, _) in _METHOD_OPTIONS.items():
         value = getattr(args, name)
@@ -155,7 +160,7 @@ def _run_config(parser, args):
         dataset=args.dataset, method=args.method, seed=args.seed, model=model,
         epochs=args.epochs, overrides=overrides, out=args.out, data_home=args.data_home,
         device=args.device, white_box=args.white_box, shadow_method=args.shadow_method,
-        quiet=args.quiet,
+        quiet=args.quiet, jobs=args.jobs,
     )
 
 

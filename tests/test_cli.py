@@ -51,3 +51,35 @@ def test_console_entry_point_runs():
     )
     assert result.returncode == 0
     assert result.stdout.startswith("skmia ")
+
+
+def _run_config(*extra):
+    from skmia.cli import _build_parser, _run_config
+
+    parser = _build_parser()
+    args = parser.parse_args(["run", "--dataset", "location", "--method", "vanilla", "--mode",
+                              "defense_attack", *extra])
+    return _run_config(parser, args)
+
+
+def test_jobs_reach_the_run_config():
+    assert _run_config().jobs == 1
+    assert _run_config("--jobs", "2").jobs == 2
+    assert _run_config("--jobs", "-1").jobs == -1
+
+
+@pytest.mark.parametrize("jobs", ["0", "-2"])
+def test_jobs_below_one_are_a_usage_error(jobs, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--dataset", "location", "--method", "vanilla", "--mode", "defense",
+              "--jobs", jobs])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--jobs must be a positive integer or -1 (all cores), got {jobs}" in err
+    assert "Traceback" not in err
+
+
+def test_jobs_in_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    assert "--jobs N" in capsys.readouterr().out

@@ -223,3 +223,81 @@ def test_tampered_model_is_refused(runs, capsys):
     (target / "model.json").write_text(json.dumps(doc))
     assert main(["attack", "--target", str(target), "--shadow", str(source / "shadow")]) == 1
     assert "saved by skmia 0.0.0" in capsys.readouterr().err
+
+
+def _tensors(folder):
+    from safetensors.numpy import load_file
+
+    return load_file(folder / "model.safetensors")
+
+
+def _assert_same_runs(first, second, results_first, results_second):
+    pd.testing.assert_frame_equal(results_first, results_second)
+    for name in ("", "shadow"):
+        one = _tensors(run_dir(first, "relaxloss") / name)
+        two = _tensors(run_dir(second, "relaxloss") / name)
+        assert one.keys() == two.keys() and one
+        for key in one:
+            np.testing.assert_array_equal(one[key], two[key], err_msg=f"{name} {key}")
+
+
+def _config(out, data_home, jobs, quiet=True):
+    from skmia.experiment import RunConfig
+
+    return RunConfig(dataset="location", method="relaxloss", epochs=2, out=str(out),
+                     data_home=str(data_home), white_box=False, quiet=quiet,
+                     shadow_method="same", jobs=jobs)
+
+
+@pytest.fixture(scope="module")
+def one_job_run(tmp_path_factory, location_data_home):
+    """A tiny defense_attack run (2 epochs), trained one model at a time."""
+    from skmia.experiment import run
+
+    out = tmp_path_factory.mktemp("jobs1")
+    return out, run(_config(out, location_data_home, jobs=1), "defense_attack")
+
+
+def test_jobs_train_target_and_shadow_at_once_with_the_same_results(
+        one_job_run, tmp_path, location_data_home):
+    from skmia.experiment import run
+
+    # two loky workers, progress bars on (one line per model)
+    results = run(_config(tmp_path, location_data_home, jobs=2, quiet=False),
+                  "defense_attack")
+    out, expected = one_job_run
+    _assert_same_runs(out, tmp_path, expected, results)
+    for name in ("", "shadow"):
+        done = json.loads((run_dir(tmp_path, "relaxloss") / name / "complete.json").read_text())
+        assert done["rows"] == 1002 and done["seconds"] > 0
+
+
+def test_runs_on_a_dask_cluster_give_the_same_results(one_job_run, tmp_path,
+                                                      location_data_home):
+    distributed = pytest.importorskip("distributed")
+    from joblib import parallel_config
+
+    from skmia.experiment import run
+
+    # worker processes, not threads: the defenses seed torch's generator, which threads
+    # would share; two of them, or joblib runs the calls here, one after the other
+    with (distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                   dashboard_address=":0") as cluster,
+          distributed.Client(cluster) as client, parallel_config(backend="dask"),
+          distributed.get_task_stream(client) as stream):
+        results = run(_config(tmp_path, location_data_home, jobs=2), "defense_attack")
+    assert stream.data, "the trainings ran on the cluster"
+    out, expected = one_job_run
+    _assert_same_runs(out, tmp_path, expected, results)
+
+
+@pytest.mark.parametrize("jobs", [0, -2, 1.5, True])
+def test_jobs_must_be_positive_or_minus_one(jobs, tmp_path):
+    from skmia.experiment import RunConfig, run, train
+
+    config = RunConfig(dataset="purchase-like", method="vanilla", out=str(tmp_path),
+                       jobs=jobs)
+    for call in (lambda: run(config, "defense_attack"), lambda: train(config)):
+        with pytest.raises(ValueError, match="jobs must be a positive integer or -1"):
+            call()
+    assert not list(tmp_path.iterdir())

@@ -7,6 +7,10 @@ model and, below it, ``shadow/`` the shadow model; each holds ``params.json``,
 ``attack/loss_hist.png``, then ``attack/complete.json``. Every file is written
 atomically and the completion marker last, so an interrupted run never looks finished;
 running it again redoes it from scratch.
+
+Trainings go through :func:`skmia._parallel.parallel_map` (DESIGN §7): the target and
+the shadow of a run train at the same time with ``jobs > 1``, and every training, one
+at a time or not, runs on one torch thread, so the weights never depend on ``jobs``.
 """
 
 import time
@@ -116,6 +120,10 @@ class RunConfig:
         The shadow model's training method in ``attack`` mode.
     quiet : bool
         No progress bars.
+    jobs : int
+        Models trained at the same time (the target and the shadow of a run), through
+        joblib; -1 for as many as there are cores. Each training runs on one torch
+        thread whatever ``jobs`` is, so the results do not depend on it.
     """
 
     dataset: str
@@ -130,6 +138,7 @@ class RunConfig:
     white_box: bool = True
     shadow_method: str = "vanilla"
     quiet: bool = False
+    jobs: int = 1
 
 
 def run_directory(out, dataset, method, seed, model=None):
@@ -191,7 +200,7 @@ def _clear(folder, names):
         (Path(folder) / name).unlink(missing_ok=True)
 
 
-def _progress_callbacks(clf, description, quiet):
+def _progress_callbacks(clf, description, quiet, position=None):
     if quiet:
         return []
     from skorch.callbacks import Callback
@@ -199,7 +208,9 @@ def _progress_callbacks(clf, description, quiet):
 
     class EpochProgress(Callback):
         def on_train_begin(self, net, **kwargs):
-            self.bar = tqdm(total=net.max_epochs, desc=description, unit="epoch", leave=False)
+            # trainings in other processes at once: each bar keeps a line of its own
+            self.bar = tqdm(total=net.max_epochs, desc=description, unit="epoch",
+                            leave=False, position=position)
 
         def on_epoch_end(self, net, **kwargs):
             self.bar.update(1)
@@ -228,7 +239,33 @@ def train(config, partition="target", method=None):
     folder : pathlib.Path
         The finished run directory. A finished run is reused as it is; an unfinished
         one is trained again from scratch.
+
+    Notes
+    -----
+    The training runs on one torch thread (through :func:`skmia._parallel.parallel_map`,
+    as in :func:`run` with ``jobs > 1``), so that it gives the same weights there.
     """
+    return _train_all(config, [(partition, method)])[0]
+
+
+def _train_all(config, trainings):
+    """Train ``(partition, method)`` pairs, ``config.jobs`` at a time; their folders."""
+    from .._parallel import parallel_map
+
+    _check_jobs(config.jobs)
+    together = len(trainings) > 1 and config.jobs != 1
+    tasks = [(config, partition, method, i if together else None)
+             for i, (partition, method) in enumerate(trainings)]
+    return parallel_map(_train_one, tasks, n_jobs=config.jobs)
+
+
+def _check_jobs(jobs):
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or not (jobs >= 1 or jobs == -1):
+        raise ValueError(f"jobs must be a positive integer or -1 (all cores), got {jobs!r}")
+
+
+def _train_one(config, partition, method, position):
+    """One training, in whichever process joblib gives it; see :func:`train`."""
     method = method or config.method
     folder = run_directory(config.out, config.dataset, method, config.seed, config.model)
     if partition == "shadow":
@@ -250,7 +287,8 @@ def train(config, partition="target", method=None):
     _clear(folder / "attack", _ATTACK_FILES)
     split = load_split(config.dataset, config.seed, config.data_home)
     part = split.target_train if partition == "target" else split.shadow_train
-    clf.set_params(callbacks=_progress_callbacks(clf, f"{method} {partition}", config.quiet))
+    clf.set_params(callbacks=_progress_callbacks(clf, f"{method} {partition}", config.quiet,
+                                                 position))
     atomic_write_json(folder / "params.json", {
         "skmia_version": __version__,
         "dataset": config.dataset,
@@ -420,7 +458,9 @@ def run(config, mode):
     ``defense`` trains the target on ``target_train``; ``shadow`` trains the same
     method on ``shadow_train``; ``attack`` attacks a finished target with a shadow —
     vanilla by default (trained if missing), the target's own method with
-    ``shadow_method="same"``; ``defense_attack`` does both.
+    ``shadow_method="same"``; ``defense_attack`` does both. With ``config.jobs > 1``
+    the target and the shadow of ``defense_attack`` train at the same time, each on
+    one torch thread, with the weights and results of ``jobs=1``.
 
     Returns
     -------
@@ -429,18 +469,20 @@ def run(config, mode):
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    _check_jobs(config.jobs)
     if mode == "defense":
         return train(config, "target")
     if mode == "shadow":
         return train(config, "shadow")
-    if mode == "defense_attack":
-        train(config, "target")
     target_dir = run_directory(config.out, config.dataset, config.method, config.seed,
                                config.model)
     if mode == "attack" and not _is_complete(target_dir):
         load_run(target_dir)  # raises the clear error
     shadow_method = config.method if config.shadow_method == "same" else "vanilla"
-    shadow_dir = train(config, "shadow", method=shadow_method)
+    trainings = [("shadow", shadow_method)]
+    if mode == "defense_attack":
+        trainings.insert(0, ("target", None))
+    shadow_dir = _train_all(config, trainings)[-1]
     return attack(target_dir, shadow_dir, white_box=config.white_box,
                   data_home=config.data_home, device=config.device, quiet=config.quiet,
                   shadow_method=config.shadow_method)
