@@ -78,6 +78,7 @@ def _build_parser():
     run.add_argument("--jobs", type=int, default=1, metavar="N",
                      help="models trained at the same time (target and shadow), -1 for all "
                           "cores; one torch thread each, the results do not depend on N")
+    _add_calibrated_options(run)
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     group = run.add_argument_group("method options (default: the paper's value)")
     for name, (kind, _applies, text) in _METHOD_OPTIONS.items():
@@ -98,6 +99,9 @@ def _build_parser():
     att.add_argument("--data-home", default=None, help="dataset folder (default: the run's)")
     att.add_argument("--device", choices=("cpu", "cuda"), default=None,
                      help="torch device (default: the one the run was trained on)")
+    att.add_argument("--jobs", type=int, default=1, metavar="N",
+                     help="reference models trained at the same time, -1 for all cores")
+    _add_calibrated_options(att)
     att.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
     # ---------------------------------------------------------------- skmia report
@@ -129,6 +133,47 @@ def _build_parser():
     return parser
 
 
+def _attack_names(text):
+    from .attacks import CALIBRATED_ATTACKS
+
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if "all" in names:
+        return tuple(CALIBRATED_ATTACKS)
+    unknown = [n for n in names if n not in CALIBRATED_ATTACKS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown attack(s) {', '.join(unknown)} (choose from "
+            f"{', '.join(CALIBRATED_ATTACKS)}, or all)"
+        )
+    return names
+
+
+def _add_calibrated_options(parser):
+    from .attacks import CALIBRATED_ATTACKS
+
+    parser.add_argument(
+        "--attacks", type=_attack_names, default=(), metavar="A,B,...",
+        help="attacks calibrated without the shadow, run after the reference code's nine: "
+             f"{', '.join(CALIBRATED_ATTACKS)}, or all (none by default)")
+    parser.add_argument(
+        "--reference-models", type=int, default=None, metavar="K",
+        help="size of the bank of reference models that lira, rmia and attack_r need (an "
+             "even number; each costs one training of the target); saved in the run's "
+             "reference/ folder and reused or grown by later calls")
+
+
+def _check_calibrated_options(parser, args):
+    from .attacks import CALIBRATED_ATTACKS
+
+    needs = [n for n in args.attacks if CALIBRATED_ATTACKS[n][1]]
+    if needs and args.reference_models is None:
+        parser.error(f"--attacks {','.join(needs)} needs --reference-models K (the number of "
+                     "reference models to calibrate against, e.g. 16)")
+    k = args.reference_models
+    if k is not None and (k < 2 or k % 2):
+        parser.error(f"--reference-models must be an even number >= 2, got {k}")
+
+
 def _run_config(parser, args):
     from .experiment import IMAGE_DATASETS, RunConfig
 
@@ -145,6 +190,7 @@ def _run_config(parser, args):
         parser.error(f"--epochs must be a positive integer, got {args.epochs}")
     if args.jobs < 1 and args.jobs != -1:
         parser.error(f"--jobs must be a positive integer or -1 (all cores), got {args.jobs}")
+    _check_calibrated_options(parser, args)
     overrides = {}
     for name, (_, applies, _) in _METHOD_OPTIONS.items():
         value = getattr(args, name)
@@ -160,7 +206,8 @@ def _run_config(parser, args):
         dataset=args.dataset, method=args.method, seed=args.seed, model=model,
         epochs=args.epochs, overrides=overrides, out=args.out, data_home=args.data_home,
         device=args.device, white_box=args.white_box, shadow_method=args.shadow_method,
-        quiet=args.quiet, jobs=args.jobs,
+        quiet=args.quiet, jobs=args.jobs, attacks=args.attacks,
+        reference_models=args.reference_models,
     )
 
 
@@ -168,7 +215,7 @@ def _print_results(results):
     from .report import format_table
 
     columns = ["method", "snapshot_epoch", "attack", "train_accuracy", "test_accuracy",
-               "accuracy", "auc", "tpr_at_0.1%fpr", "epsilon"]
+               "accuracy", "auc", "tpr_at_0.1%fpr", "tpr_at_1%fpr", "epsilon"]
     print(format_table(results.reindex(columns=columns)), end="")
 
 
@@ -190,9 +237,14 @@ def _cmd_run(parser, args):
 def _cmd_attack(parser, args):
     from .experiment import attack
 
+    if args.jobs < 1 and args.jobs != -1:
+        parser.error(f"--jobs must be a positive integer or -1 (all cores), got {args.jobs}")
+    _check_calibrated_options(parser, args)
     start = time.perf_counter()
     results = attack(args.target, args.shadow, white_box=args.white_box,
-                     data_home=args.data_home, device=args.device, quiet=args.quiet)
+                     data_home=args.data_home, device=args.device, quiet=args.quiet,
+                     attacks=args.attacks, reference_models=args.reference_models,
+                     jobs=args.jobs)
     _print_results(results)
     print(f"\nresults in {args.target}/attack [{time.perf_counter() - start:.0f} s]")
     return 0

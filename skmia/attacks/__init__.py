@@ -18,7 +18,15 @@ The threshold attacks and the metrics do not need torch; :func:`compute_signals`
 imports it when called.
 """
 
-from ._audit import default_attacks, evaluate_attacks, membership_signals, run_attacks
+from ._audit import (
+    CALIBRATED_ATTACKS,
+    calibrated_attacks,
+    default_attacks,
+    evaluate_attacks,
+    evaluate_calibrated_attacks,
+    membership_signals,
+    run_attacks,
+)
 from ._base import MembershipInferenceAttack
 from ._label_only import LabelOnlyAttack, label_only_signals
 from ._nn import NNAttack
@@ -34,6 +42,7 @@ from ._threshold import (
 )
 
 __all__ = [
+    "CALIBRATED_ATTACKS",
     "WHITE_BOX_SIGNALS",
     "ConfidenceAttack",
     "EntropyAttack",
@@ -47,9 +56,11 @@ __all__ = [
     "PopulationAttack",
     "RMIAAttack",
     "ReferenceAttack",
+    "calibrated_attacks",
     "compute_signals",
     "default_attacks",
     "evaluate_attacks",
+    "evaluate_calibrated_attacks",
     "label_only_signals",
     "membership_signals",
     "run_attacks",

@@ -4,7 +4,10 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
+from ._label_only import LabelOnlyAttack
 from ._nn import NNAttack
+from ._population import PopulationAttack
+from ._reference import LiRAAttack, ReferenceAttack, RMIAAttack
 from ._signals import LABEL, compute_signals, output_columns
 from ._threshold import (
     ConfidenceAttack,
@@ -14,7 +17,27 @@ from ._threshold import (
     ModifiedEntropyAttack,
 )
 
-__all__ = ["default_attacks", "evaluate_attacks", "membership_signals", "run_attacks"]
+__all__ = [
+    "CALIBRATED_ATTACKS",
+    "calibrated_attacks",
+    "default_attacks",
+    "evaluate_attacks",
+    "evaluate_calibrated_attacks",
+    "membership_signals",
+    "run_attacks",
+]
+
+#: The attacks that calibrate themselves without a shadow model, by their CLI names:
+#: ``name -> (label in results tables, needs a bank of reference models)``.
+CALIBRATED_ATTACKS = {
+    "lira": ("LiRA online", True),
+    "lira_offline": ("LiRA offline", True),
+    "rmia": ("RMIA online", True),
+    "rmia_offline": ("RMIA offline", True),
+    "attack_r": ("Attack-R", True),
+    "attack_p": ("Attack-P", False),
+    "label_only": ("label-only", False),
+}
 
 #: The columns of :func:`run_attacks`' table, in order.
 RESULT_COLUMNS = (
@@ -63,6 +86,92 @@ def default_attacks(*, white_box=True, random_state=None):
             name = signal.replace("grad_", "grad_wrt_")
             attacks[name] = GradientNormAttack(signal)
     return attacks
+
+
+def calibrated_attacks(names):
+    """The attacks of ``names`` (keys of :data:`CALIBRATED_ATTACKS`), unfitted.
+
+    Parameters
+    ----------
+    names : iterable of str
+        ``lira``, ``lira_offline`` (LiRA with fixed variances, the paper's advice for
+        fewer than 64 reference models), ``rmia``, ``rmia_offline`` (``offline_a=0.3``),
+        ``attack_r``, ``attack_p``, ``label_only``.
+
+    Returns
+    -------
+    attacks : dict
+        ``label -> (attack, calibration)``: ``calibration`` is ``"audited"`` when the
+        attack calibrates on the audited records' own signals (their reference scores,
+        their label-only queries) and ``"population"`` when on population records
+        (RMIA, Attack-P).
+
+    Examples
+    --------
+    >>> from skmia.attacks import calibrated_attacks
+    >>> {label: calibration for label, (_, calibration) in
+    ...  calibrated_attacks(["lira", "rmia"]).items()}
+    {'LiRA online': 'audited', 'RMIA online': 'population'}
+    """
+    makers = {
+        # fixed variances: Carlini et al.'s advice below 64 reference models
+        "lira": lambda: (LiRAAttack(fix_variance=True), "audited"),
+        "lira_offline": lambda: (LiRAAttack(online=False, fix_variance=True), "audited"),
+        "rmia": lambda: (RMIAAttack(), "population"),
+        "rmia_offline": lambda: (RMIAAttack(offline_a=0.3), "population"),
+        "attack_r": lambda: (ReferenceAttack(), "audited"),
+        "attack_p": lambda: (PopulationAttack(), "population"),
+        "label_only": lambda: (LabelOnlyAttack(), "audited"),
+    }
+    unknown = [n for n in names if n not in makers]
+    if unknown:
+        raise ValueError(
+            f"unknown attack(s) {', '.join(map(repr, unknown))}; choose from "
+            f"{', '.join(CALIBRATED_ATTACKS)}"
+        )
+    return {CALIBRATED_ATTACKS[n][0]: makers[n]() for n in names}
+
+
+def evaluate_calibrated_attacks(attacks, audited, membership, population=None):
+    """Calibrate each attack without a shadow model and evaluate it on the audited records.
+
+    Parameters
+    ----------
+    attacks : dict
+        ``label -> (attack, calibration)``, as :func:`calibrated_attacks` returns.
+    audited : pandas.DataFrame
+        The target's signals on the audited records (with their ``ref_*`` and
+        ``label_only_*`` columns as the attacks need).
+    membership : array-like of shape (n_audited,)
+        1 = member, 0 = non-member: used to evaluate, never to fit.
+    population : pandas.DataFrame, default=None
+        The target's signals on population records (never audited), for the attacks
+        calibrated on them.
+
+    Returns
+    -------
+    results : pandas.DataFrame
+        One row per attack, with the columns of :func:`run_attacks`; ``accuracy`` is
+        that of each attack's default rule (it had no labels to choose a threshold).
+    scores : dict of str to ndarray
+        Each attack's ``decision_function`` on the audited records.
+    """
+    membership = np.asarray(membership)
+    train_accuracy = _accuracy(audited[membership == 1])
+    test_accuracy = _accuracy(audited[membership == 0])
+    rows, scores = {}, {}
+    for label, (attack, calibration) in attacks.items():
+        if calibration == "population" and population is None:
+            raise ValueError(f"{label} calibrates on population records: pass population=")
+        fitted = clone(attack).fit(audited if calibration == "audited" else population)
+        rows[label] = {
+            **fitted.evaluate(audited, membership),
+            "target_train_accuracy": train_accuracy,
+            "target_test_accuracy": test_accuracy,
+        }
+        scores[label] = fitted.decision_function(audited)
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=list(RESULT_COLUMNS))
+    return table, scores
 
 
 def membership_signals(model, members, nonmembers, *, white_box=False, batch_size=256):

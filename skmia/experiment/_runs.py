@@ -45,6 +45,7 @@ IMAGE_DATASETS = ("cifar10", "cifar100")
 IMAGE_MODELS = ("resnet20", "vgg11_bn")
 COMPLETE = "complete.json"
 _RUN_FILES = ("params.json", "history.json", MODEL_JSON, MODEL_WEIGHTS, COMPLETE)
+REFERENCE_DIR = "reference"
 _ATTACK_FILES = ("results.csv", "results.json", "roc.png", "loss_hist.png", COMPLETE)
 # the paper's dataset whose settings each dataset borrows
 _PAPER_DATASET = {"purchase-like": "purchase", "texas-like": "texas", "location": "purchase"}
@@ -121,9 +122,16 @@ class RunConfig:
     quiet : bool
         No progress bars.
     jobs : int
-        Models trained at the same time (the target and the shadow of a run), through
-        joblib; -1 for as many as there are cores. Each training runs on one torch
-        thread whatever ``jobs`` is, so the results do not depend on it.
+        Models trained at the same time (the target and the shadow of a run, the
+        reference models), through joblib; -1 for as many as there are cores. Each
+        training runs on one torch thread whatever ``jobs`` is, so the results do not
+        depend on it.
+    attacks : tuple of str
+        Attacks calibrated without the shadow model, run after the reference code's
+        (names of :data:`skmia.attacks.CALIBRATED_ATTACKS`: ``lira``, ``rmia``, ...).
+    reference_models : int or None
+        Size of the bank of reference models of ``lira``, ``rmia`` and ``attack_r``
+        (see :func:`reference_bank`).
     """
 
     dataset: str
@@ -139,6 +147,8 @@ class RunConfig:
     shadow_method: str = "vanilla"
     quiet: bool = False
     jobs: int = 1
+    attacks: tuple = ()
+    reference_models: int | None = None
 
 
 def run_directory(out, dataset, method, seed, model=None):
@@ -347,8 +357,34 @@ def load_run(folder, *, device=None):
 
 
 def attack(target_dir, shadow_dir, *, white_box=True, data_home=None, device=None,
-           quiet=False, shadow_method=None):
+           quiet=False, shadow_method=None, attacks=(), reference_models=None, jobs=1):
     """Attack a finished target run with a finished shadow run; write ``attack/``.
+
+    Parameters
+    ----------
+    target_dir, shadow_dir : path-like
+        Finished run directories of the target and of the shadow model.
+    white_box : bool, default=True
+        Also run the gradient-norm attacks.
+    data_home : path-like, default=None
+        Where the dataset is (default: the run's).
+    device : str, default=None
+        Torch device to load the models on (default: the one they trained on).
+    quiet : bool, default=False
+        No progress bars.
+    shadow_method : str, default=None
+        How the results name the shadow's method (default: the shadow run's).
+    attacks : sequence of str, default=()
+        Attacks calibrated without the shadow, by the names of
+        :data:`skmia.attacks.CALIBRATED_ATTACKS` (``lira``, ``rmia``, ...), run after the
+        reference code's ones, on the target's members and non-members.
+    reference_models : int, default=None
+        Size of the bank of reference models that ``lira``, ``rmia`` and ``attack_r``
+        calibrate against: trained like the target, on the target's members and
+        non-members, saved in ``TARGET/reference/``, and reused (or grown) by later
+        calls. Required by those attacks.
+    jobs : int, default=1
+        Reference models trained at the same time.
 
     Returns
     -------
@@ -357,9 +393,60 @@ def attack(target_dir, shadow_dir, *, white_box=True, data_home=None, device=Non
     """
     import pandas as pd
 
-    from ..attacks import default_attacks, evaluate_attacks, membership_signals
-    from ..report import figure_png, loss_histogram_figure, roc_figure
+    from ..report import figure_png
 
+    attacks = tuple(attacks)
+    needs_bank = _check_calibrated(attacks, reference_models)
+    target, params, shadow, shadow_params = _load_pair(target_dir, shadow_dir, device)
+    split = load_split(params["dataset"], params["seed"],
+                       data_home if data_home is not None else params.get("data_home"))
+    out = Path(target_dir) / "attack"
+    _clear(out, _ATTACK_FILES)
+    bank = None
+    if needs_bank:
+        bank = reference_bank(target_dir, target, split, reference_models, jobs=jobs,
+                              quiet=quiet)
+    context = {
+        "dataset": params["dataset"], "model": params["model"], "method": params["method"],
+        "seed": params["seed"], "shadow_method": shadow_method or shadow_params["method"],
+    }
+    rows, figures = _attack_rows(target, shadow, split, white_box, params, context, attacks,
+                                 bank, quiet)
+    results = pd.DataFrame(rows)
+    atomic_write_bytes(out / "results.csv", results.to_csv(index=False).encode())
+    atomic_write_json(out / "results.json", {"rows": _json_rows(results)})
+    for name, fig in figures.items():
+        atomic_write_bytes(out / name, figure_png(fig))
+    atomic_write_json(out / COMPLETE, {"target": str(target_dir), "shadow": str(shadow_dir)})
+    results.attrs["folder"] = str(out)
+    return results
+
+
+def _check_calibrated(attacks, reference_models):
+    """Check the names of the calibrated attacks and the bank size; True if a bank is needed."""
+    from ..attacks import CALIBRATED_ATTACKS
+
+    unknown = [name for name in attacks if name not in CALIBRATED_ATTACKS]
+    if unknown:
+        raise ValueError(f"unknown attack(s) {', '.join(unknown)}; choose from "
+                         f"{', '.join(CALIBRATED_ATTACKS)}")
+    needs_bank = [name for name in attacks if CALIBRATED_ATTACKS[name][1]]
+    if needs_bank and reference_models is None:
+        raise ValueError(f"{', '.join(needs_bank)} calibrate(s) against reference models: "
+                         "give their number (--reference-models K)")
+    if reference_models is not None and (
+        isinstance(reference_models, bool) or not isinstance(reference_models, int)
+        or reference_models < 2 or reference_models % 2
+    ):
+        raise ValueError(
+            "the number of reference models must be an even integer >= 2 (each audited "
+            f"record is in half of them), got {reference_models!r}"
+        )
+    return bool(needs_bank)
+
+
+def _load_pair(target_dir, shadow_dir, device):
+    """The target and shadow models and their ``params.json``, checked to belong together."""
     target, params = load_run(target_dir, device=device)
     shadow, shadow_params = load_run(shadow_dir, device=device)
     for key in ("dataset", "seed", "model"):
@@ -370,16 +457,20 @@ def attack(target_dir, shadow_dir, *, white_box=True, data_home=None, device=Non
             )
     if not np.array_equal(np.sort(target.classes_), np.sort(shadow.classes_)):
         raise ValueError("target and shadow models were trained on different classes")
-    split = load_split(params["dataset"], params["seed"],
-                       data_home if data_home is not None else params.get("data_home"))
-    out = Path(target_dir) / "attack"
-    _clear(out, _ATTACK_FILES)
+    return target, params, shadow, shadow_params
+
+
+def _attack_rows(target, shadow, split, white_box, params, context, attacks, bank, quiet):
+    """Result rows of every attack on the target (and each snapshot), and the figures."""
     from tqdm.auto import tqdm
+
+    from ..attacks import default_attacks, evaluate_attacks, membership_signals
+    from ..report import loss_histogram_figure, roc_figure
 
     models = {None: target}
     if getattr(target, "snapshots_", None):
         models.update({epoch: target.snapshot(epoch) for epoch in target.snapshots_})
-    n_attacks = len(default_attacks(white_box=white_box))
+    n_attacks = len(default_attacks(white_box=white_box)) + (1 if attacks else 0)
     progress = tqdm(total=1 + len(models) * (1 + n_attacks), desc="attack", disable=quiet,
                     leave=False)
     progress.set_postfix_str("shadow signals")
@@ -402,40 +493,149 @@ def attack(target_dir, shadow_dir, *, white_box=True, data_home=None, device=Non
             parts.append(part)
             scores.update(score)
             progress.update(1)
-        table = pd.concat(parts)
-        for name, row in table.iterrows():
-            rows.append({
-                "dataset": params["dataset"],
-                "model": params["model"],
-                "method": params["method"],
-                "seed": params["seed"],
-                "snapshot_epoch": epoch,
-                "epsilon": getattr(model, "epsilon_", None),
-                "attack": name,
-                "train_accuracy": row["target_train_accuracy"],
-                "test_accuracy": row["target_test_accuracy"],
-                "accuracy": row["accuracy"],
-                "auc": row["auc"],
-                "tpr_at_0.1%fpr": row["tpr_at_0.1%fpr"],
-                "tpr_at_1%fpr": row["tpr_at_1%fpr"],
-                "shadow_method": shadow_method or shadow_params["method"],
-            })
+        if attacks:
+            progress.set_postfix_str(", ".join(attacks))
+            part, score = _calibrated_results(model, split, attacks, bank, params["seed"])
+            parts.append(part)
+            scores.update(score)
+            progress.update(1)
+        membership = target_signals[1]
+        for part in parts:
+            for name, row in part.iterrows():
+                rows.append(_result_row(context, epoch, model, name, row, membership,
+                                        scores[name]))
         if epoch is None:
-            signals, membership = target_signals
+            signals = target_signals[0]
             title = f"{params['dataset']} {params['method']} seed {params['seed']}"
-            figures["roc.png"] = roc_figure(scores, membership, title=title)
+            figures["roc.png"] = roc_figure(scores, membership, title=title,
+                                            confidence_level=0.95)
             figures["loss_hist.png"] = loss_histogram_figure(
                 signals["loss"].to_numpy(), membership, title=title
             )
     progress.close()
-    results = pd.DataFrame(rows)
-    atomic_write_bytes(out / "results.csv", results.to_csv(index=False).encode())
-    atomic_write_json(out / "results.json", {"rows": _json_rows(results)})
-    for name, fig in figures.items():
-        atomic_write_bytes(out / name, figure_png(fig))
-    atomic_write_json(out / COMPLETE, {"target": str(target_dir), "shadow": str(shadow_dir)})
-    results.attrs["folder"] = str(out)
-    return results
+    return rows, figures
+
+
+def _calibrated_results(model, split, attacks, bank, seed):
+    """Results and scores of the attacks calibrated without a shadow model.
+
+    The audited records are the target's members then non-members, in the order of the
+    bank's pool (see :func:`reference_bank`); the population is the split's
+    ``reference`` part.
+    """
+    from ..attacks import calibrated_attacks, compute_signals, evaluate_calibrated_attacks
+
+    X_pool, y_pool, membership = _audited_records(split)
+    label_only = "label_only" in attacks
+    options = {"label_only": label_only,
+               "label_only_params": {"random_state": seed} if label_only else None}
+    if bank is not None:
+        options.update(reference=bank, pool_index=np.arange(len(y_pool)))
+    audited = compute_signals(model, X_pool, y_pool, **options)
+    population = compute_signals(model, split.reference.X, split.reference.y,
+                                 **({"reference": bank} if bank is not None else {}))
+    return evaluate_calibrated_attacks(calibrated_attacks(attacks), audited, membership,
+                                       population)
+
+
+def _result_row(context, epoch, model, name, row, membership, score):
+    from ..metrics import empirical_epsilon, tpr_at_fpr
+
+    n_out = int(np.sum(membership == 0))
+    return {
+        **{k: context[k] for k in ("dataset", "model", "method", "seed")},
+        "snapshot_epoch": epoch,
+        "epsilon": getattr(model, "epsilon_", None),
+        "attack": name,
+        "train_accuracy": row["target_train_accuracy"],
+        "test_accuracy": row["target_test_accuracy"],
+        "accuracy": row["accuracy"],
+        "auc": row["auc"],
+        "tpr_at_0.01%fpr": (tpr_at_fpr(membership, score, max_fpr=1e-4).tpr
+                            if n_out >= 10_000 else float("nan")),
+        "tpr_at_0.1%fpr": row["tpr_at_0.1%fpr"],
+        "tpr_at_1%fpr": row["tpr_at_1%fpr"],
+        "empirical_epsilon": empirical_epsilon(membership, score),
+        "shadow_method": context["shadow_method"],
+    }
+
+
+def _audited_records(split):
+    """The target's members then non-members: the records audited, and the bank's pool."""
+    X = np.concatenate([split.target_train.X, split.target_test.X])
+    y = np.concatenate([split.target_train.y, split.target_test.y])
+    membership = np.r_[np.ones(len(split.target_train.y), dtype=np.int64),
+                       np.zeros(len(split.target_test.y), dtype=np.int64)]
+    return X, y, membership
+
+
+def reference_bank(target_dir, target, split, n_models, *, jobs=1, quiet=False):
+    """The bank of reference models of a target run: trained, reused or grown.
+
+    The bank clones the target (its method and settings, a fresh seed per model from
+    the run's seed) and trains on the target's members and non-members
+    (``target_train + target_test``), so that every audited record is IN half of the
+    models. It is saved in ``TARGET/reference/`` (``model.json``, ``model.safetensors``,
+    ``complete.json``) with the run. A finished bank of at least ``n_models`` models is
+    reused (its first ``n_models`` when larger); a smaller one is grown with
+    ``warm_start``, keeping its models.
+
+    Returns
+    -------
+    bank : ReferenceModels
+    """
+    from sklearn.base import clone
+
+    from ..model_selection import ReferenceModels
+
+    folder = Path(target_dir) / REFERENCE_DIR
+    X_pool, y_pool, _ = _audited_records(split)
+    params = read_json(Path(target_dir) / "params.json")
+    settings = params["estimator_params"]
+    bank = None
+    if _is_complete(folder):
+        if read_json(folder / COMPLETE).get("estimator_params") != settings:
+            raise ValueError(
+                f"{str(folder)!r} holds a bank trained with other settings than the target "
+                f"in {str(target_dir)!r}; delete that folder to train a new one"
+            )
+        bank = load_estimator(folder, device=target.device)
+        if len(bank.estimators_) >= n_models:
+            return _first_models(bank, n_models)
+        bank.set_params(n_estimators=n_models, warm_start=True, n_jobs=jobs,
+                        verbose=0 if quiet else 1)
+    else:
+        estimator = clone(target).set_params(callbacks=None)
+        bank = ReferenceModels(estimator, n_estimators=n_models, n_jobs=jobs,
+                               random_state=params["seed"], verbose=0 if quiet else 1)
+    fit_params = {}
+    if params["method"] == "advreg":
+        fit_params = {"X_reference": split.reference.X, "y_reference": split.reference.y}
+    _clear(folder, (COMPLETE,))
+    start = time.perf_counter()
+    bank.fit(X_pool, y_pool, **fit_params)
+    save_estimator(bank, folder)
+    atomic_write_json(folder / COMPLETE, {
+        "n_models": len(bank.estimators_), "seconds": round(time.perf_counter() - start, 3),
+        "estimator_params": settings,
+    })
+    return bank
+
+
+def _first_models(bank, k):
+    """The first ``k`` models of a fitted bank, as a bank of its own."""
+    if k == len(bank.estimators_):
+        return bank
+    from sklearn.base import clone
+
+    smaller = clone(bank).set_params(n_estimators=k)
+    for name in ("classes_", "n_features_in_", "input_shape_", "pool_digest_",
+                 "base_seed_"):
+        setattr(smaller, name, getattr(bank, name))
+    smaller.estimators_ = bank.estimators_[:k]
+    smaller.in_mask_ = bank.in_mask_[:, :k]
+    smaller.seeds_ = bank.seeds_[:k]
+    return smaller
 
 
 def _json_rows(frame):
@@ -470,6 +670,7 @@ def run(config, mode):
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     _check_jobs(config.jobs)
+    _check_calibrated(tuple(config.attacks), config.reference_models)
     if mode == "defense":
         return train(config, "target")
     if mode == "shadow":
@@ -485,4 +686,5 @@ def run(config, mode):
     shadow_dir = _train_all(config, trainings)[-1]
     return attack(target_dir, shadow_dir, white_box=config.white_box,
                   data_home=config.data_home, device=config.device, quiet=config.quiet,
-                  shadow_method=config.shadow_method)
+                  shadow_method=config.shadow_method, attacks=config.attacks,
+                  reference_models=config.reference_models, jobs=config.jobs)

@@ -71,12 +71,12 @@ def _model_seed(seed, k):
     return int(np.random.SeedSequence([seed, _MODEL_STREAM, k]).generate_state(1)[0] >> 1)
 
 
-def _fit_one(estimator, X, y, mask, seed):
+def _fit_one(estimator, X, y, mask, seed, fit_params):
     """Fit a fresh clone of ``estimator`` on the rows ``mask`` of ``(X, y)``."""
     model = clone(estimator)
     if "random_state" in model.get_params(deep=False):
         model.set_params(random_state=seed)
-    return model.fit(X[mask], y[mask])
+    return model.fit(X[mask], y[mask], **fit_params)
 
 
 def _pool_digest(X, y):
@@ -187,7 +187,7 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
         self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y):
+    def fit(self, X, y, **fit_params):
         """Train the models that are missing (all of them, unless warm-starting).
 
         Parameters
@@ -196,6 +196,10 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
             The pool: a table or a batch of images.
         y : array-like of shape (n_samples,)
             Its labels.
+        **fit_params
+            Passed to every model's ``fit`` as they are (for example AdvReg's
+            ``X_reference`` and ``y_reference``, so that the models train as the target
+            did).
 
         Returns
         -------
@@ -222,7 +226,7 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
                                start=start)
         self._check_every_class(y, masks, start)
         seeds = [_model_seed(self.base_seed_, k) for k in range(start, self.n_estimators)]
-        tasks = [(self.estimator, X, y, mask, seed)
+        tasks = [(self.estimator, X, y, mask, seed, fit_params)
                  for mask, seed in zip(masks.T, seeds, strict=True)]
         fitted = parallel_map(_fit_one, tasks, n_jobs=self.n_jobs, verbose=self.verbose,
                               desc="reference models")
