@@ -101,7 +101,9 @@ _METHOD_COST = {"advreg": 9.0, "dpsgd": 2.0, "distillation": 2.0}
 _DATASET_COST = {"texas": 40.0, "purchase": 10.0, "location": 0.25, "purchase-like": 1.0,
                  "texas-like": 5.0}
 TPR_COLUMN = "tpr_at_0.1%fpr"
-METRICS = ("accuracy", "auc", "tpr_at_0.1%fpr", "tpr_at_1%fpr")
+METRICS = ("accuracy", "auc", "tpr_at_0.1%fpr", "tpr_at_1%fpr", "empirical_epsilon")
+# with --reference-models K: the strongest attacks of today, calibrated on a bank of K
+REFERENCE_ATTACKS = {"lira": "LiRA online", "rmia": "RMIA online"}
 
 
 # ---------------------------------------------------------------------------- set-up
@@ -129,6 +131,9 @@ def parse_args(argv=None):
                         help="skip the four gradient-norm attacks")
     parser.add_argument("--dpsgd-target-epsilon", type=float, default=None,
                         help="train DP-SGD to this ε instead of the paper's noise (0.01)")
+    parser.add_argument("--reference-models", type=int, default=None, metavar="K",
+                        help="also run LiRA and RMIA (online) with a bank of K reference "
+                             "models per target, trained like it (K even; K trainings each)")
     parser.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
     parser.add_argument("--data-home", default=None,
                         help="dataset folder (default: $SKMIA_DATA_HOME, else ~/skmia_data)")
@@ -150,6 +155,9 @@ def parse_args(argv=None):
         parser.error(f"--epochs must be at least 1, got {args.epochs}")
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
+    k = args.reference_models
+    if k is not None and (k < 2 or k % 2):
+        parser.error(f"--reference-models must be an even number >= 2, got {k}")
     if args.threads is None and args.jobs > 1:
         args.threads = 1
     return args
@@ -252,13 +260,16 @@ def train_job(config, partition, threads):
 
 
 def attack_job(target_dir, shadow_dir, white_box, data_home, shadow_method, threads,
-               device="cpu"):
+               device="cpu", reference_models=None):
     """Attack one finished target (in a worker process), or reuse its finished attack."""
     from skmia.experiment import attack
 
+    attacks = tuple(REFERENCE_ATTACKS) if reference_models else ()
     done = Path(target_dir) / "attack" / "complete.json"
     if done.is_file() and json.loads(done.read_text())["shadow"] == str(shadow_dir):
-        return pd.read_csv(done.parent / "results.csv"), 0.0, [], 0.0
+        previous = pd.read_csv(done.parent / "results.csv")
+        if set(REFERENCE_ATTACKS[a] for a in attacks) <= set(previous["attack"]):
+            return previous, 0.0, [], 0.0
     if threads:
         import torch
 
@@ -267,7 +278,8 @@ def attack_job(target_dir, shadow_dir, white_box, data_home, shadow_method, thre
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         results = attack(target_dir, shadow_dir, white_box=white_box, data_home=data_home,
-                         device=device, quiet=True, shadow_method=shadow_method)
+                         device=device, quiet=True, shadow_method=shadow_method,
+                         attacks=attacks, reference_models=reference_models)
     return (results, time.perf_counter() - start, _collect_warnings(caught),
             time.process_time() - cpu)
 
@@ -326,7 +338,7 @@ def per_run(results):
         }
         for attack, values in group.iterrows():
             for metric in METRICS:
-                row[f"{attack}|{metric}"] = values[metric]
+                row[f"{attack}|{metric}"] = values.get(metric, float("nan"))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -363,8 +375,30 @@ def _epsilon(mean, std):
     return f"{mean:.3g}" + ("" if std is None or math.isnan(std) else f" ± {std:.2g}")
 
 
+def reference_attack_table(table):
+    """LiRA's and RMIA's AUC, TPR at 0.1 % / 1 % FPR and empirical ε, one row per method."""
+    names = [n for n in REFERENCE_ATTACKS.values() if f"{n}|auc_mean" in table]
+    if not names:
+        return []
+    header = ["method", *(f"{n} {m}" for n in names
+                          for m in ("AUC", "TPR@0.1%", "TPR@1%", "emp. ε"))]
+    lines = ["", "Reference-model attacks (bank of K models trained like the target):", "",
+             "| " + " | ".join(header) + " |", "|---" + "|---:" * (len(header) - 1) + "|"]
+    for row in table.to_dict(orient="records"):
+        cells = [row["method"]]
+        for n in names:
+            cells += [_pm(row.get(f"{n}|auc_mean"), row.get(f"{n}|auc_std")),
+                      _pm(row.get(f"{n}|tpr_at_0.1%fpr_mean"), row.get(f"{n}|tpr_at_0.1%fpr_std")),
+                      _pm(row.get(f"{n}|tpr_at_1%fpr_mean"), row.get(f"{n}|tpr_at_1%fpr_std")),
+                      _pm(row.get(f"{n}|empirical_epsilon_mean"),
+                          row.get(f"{n}|empirical_epsilon_std"), 2)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown_tables(summary, attacks):
-    """Per dataset: the headline table and the per-attack ACC / AUC table."""
+    """Per dataset: the headline table, the per-attack ACC / AUC table and, when they ran,
+    the reference-model attacks' table."""
     lines = []
     for dataset, table in summary.groupby("dataset", sort=False):
         kind = " (SYNTHETIC)" if dataset in SYNTHETIC else ""
@@ -394,6 +428,7 @@ def markdown_tables(summary, attacks):
                 for a in attacks
             ]
             lines.append(f"| {row['method']} | " + " | ".join(cells) + " |")
+        lines += reference_attack_table(table)
         lines.append("")
     return "\n".join(lines)
 
@@ -491,6 +526,7 @@ def main(argv=None):
     runs = out / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     settings = {"epochs": args.epochs, "shadow": args.shadow, "white_box": args.white_box,
+                "reference_models": args.reference_models,
                 "dpsgd_target_epsilon": args.dpsgd_target_epsilon,
                 "skmia_version": skmia.__version__}
     settings_file = runs / "settings.json"
@@ -545,7 +581,7 @@ def main(argv=None):
     print(f"attacking {len(attacks)} targets", flush=True)
     attack_out = run_parallel(
         [(attack_job, (t, s, args.white_box, args.data_home, args.shadow, args.threads,
-                       args.device))
+                       args.device, args.reference_models))
          for *_, t, s in attacks],
         args.jobs, [f"attacked {d} {m} seed {s}" for _, d, m, s, *_ in attacks],
     )
