@@ -12,11 +12,9 @@ import pandas as pd
 from sklearn.utils import check_random_state
 
 from ._reference import _CalibratedAttack
-from ._signals import count_output_columns, output_columns
+from ._signals import LABEL_ONLY, count_output_columns, output_columns
 
 __all__ = ["LabelOnlyAttack", "label_only_signals"]
-
-LABEL_ONLY = "label_only"
 
 
 def _perturb_tabular(X, binary, rng, p, noise_scale):

@@ -17,16 +17,10 @@ from scipy.stats import norm
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import MembershipInferenceAttack
-from ._signals import count_output_columns, output_columns
+from ._signals import FINGERPRINT, REF_IN, REF_SCORE, SCORE, count_output_columns, output_columns
 from ._threshold import _reference_thresholds
 
 __all__ = ["LiRAAttack", "RMIAAttack", "ReferenceAttack"]
-
-SCORE = "score"
-REF_SCORE = "ref_score"
-REF_IN = "ref_in"
-#: The key of ``signals.attrs`` that names the bank of reference models.
-FINGERPRINT = "reference_fingerprint"
 
 # A standard deviation of 0 (all reference scores equal) is replaced by this, so that the
 # Gaussian log-densities stay finite, as the LiRA reference implementation does.

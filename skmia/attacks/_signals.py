@@ -22,6 +22,8 @@ SCORE = "score"
 REF_SCORE = "ref_score"
 REF_IN = "ref_in"
 LABEL_ONLY = "label_only"
+#: The key of ``signals.attrs`` that names the bank of reference models.
+FINGERPRINT = "reference_fingerprint"
 
 
 def output_columns(prefix, n_classes):
@@ -642,5 +644,5 @@ def _add_reference_columns(signals, reference, model, model_classes, X_t, pool_i
         columns[f"{REF_IN}_{k}"] = (np.zeros(n, dtype=bool) if index is None
                                     else reference.in_mask_[index, k])
     signals = pd.concat([signals, pd.DataFrame(columns, index=signals.index)], axis=1)
-    signals.attrs["reference_fingerprint"] = reference.fingerprint()
+    signals.attrs[FINGERPRINT] = reference.fingerprint()
     return signals
