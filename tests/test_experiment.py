@@ -301,3 +301,21 @@ def test_jobs_must_be_positive_or_minus_one(jobs, tmp_path):
         with pytest.raises(ValueError, match="jobs must be a positive integer or -1"):
             call()
     assert not list(tmp_path.iterdir())
+
+
+def test_a_single_training_runs_in_this_process(monkeypatch, tmp_path, location_data_home):
+    import skmia._parallel
+    from skmia.experiment import run
+
+    calls = []
+    real = skmia._parallel.parallel_map
+
+    def recording(function, tasks, **kwargs):
+        calls.append((len(tasks), kwargs["n_jobs"]))
+        return real(function, tasks, **kwargs)
+
+    monkeypatch.setattr(skmia._parallel, "parallel_map", recording)
+    config = _config(tmp_path, location_data_home, jobs=2)
+    config.epochs = 1
+    assert run(config, "defense") == run_dir(tmp_path, "relaxloss")
+    assert calls == [(1, 1)]

@@ -263,10 +263,11 @@ def _train_all(config, trainings):
     from .._parallel import parallel_map
 
     _check_jobs(config.jobs)
-    together = len(trainings) > 1 and config.jobs != 1
-    tasks = [(config, partition, method, i if together else None)
+    # one training runs here: a worker process would only add its start-up
+    n_jobs = config.jobs if len(trainings) > 1 else 1
+    tasks = [(config, partition, method, None if n_jobs == 1 else i)
              for i, (partition, method) in enumerate(trainings)]
-    return parallel_map(_train_one, tasks, n_jobs=config.jobs)
+    return parallel_map(_train_one, tasks, n_jobs=n_jobs)
 
 
 def _check_jobs(jobs):
