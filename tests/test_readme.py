@@ -17,6 +17,17 @@ def test_quick_start_runs(location_data_home, monkeypatch, capsys):
     assert namespace["relax"].classes_.shape == (30,)
 
 
+def test_reference_model_attack_runs_and_prints_what_the_readme_says(location_data_home,
+                                                                    monkeypatch, capsys):
+    monkeypatch.setenv("SKMIA_DATA_HOME", str(location_data_home))
+    text = README.read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+    exec(compile(blocks[1], str(README), "exec"), {})  # noqa: S102 - our own README
+    printed = capsys.readouterr().out
+    assert printed.strip()
+    assert printed in text  # the README quotes exactly what the block prints
+
+
 def test_setup_commands_are_the_ones_ci_runs():
     text = README.read_text()
     ci = (README.parent / ".ci" / "run").read_text()
