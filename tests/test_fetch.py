@@ -1,12 +1,19 @@
 import hashlib
 import http.server
+import os
 import threading
 
 import numpy as np
 import pytest
 
-from skmia.datasets import get_data_home
-from skmia.datasets._fetch import RemoteFile, atomic_savez, fetch_file, load_npz_cache
+from skmia.datasets import CacheWarning, get_data_home
+from skmia.datasets._fetch import (
+    RemoteFile,
+    atomic_savez,
+    cache_record,
+    fetch_file,
+    load_npz_cache,
+)
 
 PAYLOAD = b"membership inference\n" * 1000
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -130,12 +137,62 @@ def test_npz_cache_round_trip_and_corruption(tmp_path):
     X = np.arange(6, dtype=np.uint8).reshape(2, 3)
     assert atomic_savez(path, X=X)
     np.testing.assert_array_equal(load_npz_cache(path, ("X",))["X"], X)
-    assert load_npz_cache(path, ("missing",)) is None
+    with pytest.warns(CacheWarning, match="cannot be read, or lacks some of its arrays"):
+        assert load_npz_cache(path, ("missing",)) is None
     assert not path.exists(), "a cache without the expected arrays is removed"
     path.write_bytes(b"PK\x03\x04 not really a zip")
-    assert load_npz_cache(path, ("X",)) is None
+    with pytest.warns(CacheWarning, match="cache.npz"):
+        assert load_npz_cache(path, ("X",)) is None
     assert not path.exists()
     assert leftovers(tmp_path) == []
+
+
+def test_npz_cache_records_its_source_and_parser(tmp_path):
+    source, path = tmp_path / "archive.tgz", tmp_path / "cache.npz"
+    source.write_bytes(PAYLOAD)
+    X = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    record = cache_record(source, 3)
+    assert str(record["source_sha256"]) == PAYLOAD_SHA and int(record["source_size"]) == len(
+        PAYLOAD)
+
+    def load(**kwargs):
+        return load_npz_cache(path, ("X",), **{"source": source, "version": 3, **kwargs})
+
+    atomic_savez(path, X=X, **record)
+    np.testing.assert_array_equal(load()["X"], X)
+    # the archive moved or touched, same bytes: its SHA-256 says it is the same file
+    os.utime(source, ns=(0, 0))
+    np.testing.assert_array_equal(load()["X"], X)
+    # without its archive, a recorded cache is used as it is (a cache kept offline)
+    source.rename(tmp_path / "elsewhere")
+    np.testing.assert_array_equal(load()["X"], X)
+    (tmp_path / "elsewhere").rename(source)
+    with pytest.warns(CacheWarning, match="version 3 of the parser, not 4"):
+        assert load(version=4) is None
+    assert not path.exists()
+    atomic_savez(path, X=X, **record)
+    with pytest.warns(CacheWarning, match="X is odd; and too small"):
+        assert load(check=lambda arrays: ["X is odd", "and too small"]) is None
+    # a cache parsed from another archive than the one now beside it
+    atomic_savez(path, X=X, **record)
+    source.write_bytes(PAYLOAD + b"another release")
+    with pytest.warns(CacheWarning, match="parsed from another 'archive.tgz'"):
+        assert load() is None
+    # a valid cache without a record, written before skmia kept one: rebuilt quietly,
+    # or used as it is when its archive is not there to rebuild it from
+    atomic_savez(path, X=X)
+    assert load() is None and not path.exists()
+    atomic_savez(path, X=X)
+    np.testing.assert_array_equal(load(source=tmp_path / "elsewhere")["X"], X)
+    with pytest.warns(CacheWarning, match="X is odd"):
+        assert load(check=lambda arrays: ["X is odd"]) is None
+    atomic_savez(path, X=X, **{**record, "source_size": np.array([1, 2])})
+    with pytest.warns(CacheWarning, match="record of the archive is malformed"):
+        assert load() is None
+    atomic_savez(path, X=X, cache_version=np.int64(3))
+    with pytest.warns(CacheWarning, match="record of the archive .* is incomplete"):
+        assert load() is None
+    assert leftovers(tmp_path) == ["archive.tgz"]
 
 
 def test_atomic_savez_on_read_only_folder(tmp_path):

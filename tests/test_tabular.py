@@ -3,13 +3,20 @@
 import dataclasses
 import hashlib
 import io
+import shutil
 import tarfile
 
 import numpy as np
 import pytest
 
-from skmia.datasets import _tabular, fetch_location30, fetch_purchase100, fetch_texas100
-from skmia.datasets._fetch import RemoteFile
+from skmia.datasets import (
+    CacheWarning,
+    _tabular,
+    fetch_location30,
+    fetch_purchase100,
+    fetch_texas100,
+)
+from skmia.datasets._fetch import RemoteFile, atomic_savez, cache_record
 
 DEAD = ("http://127.0.0.1:9/dead",)
 RNG = np.random.default_rng(0)
@@ -104,9 +111,61 @@ def test_location_cache_is_used_and_rebuilt(location_home):
     np.testing.assert_array_equal(y2, labels - 1)
     # a corrupt cache without the archive: a clear error naming the missing archive
     (home / "location30.npz").write_bytes(b"garbage")
-    with pytest.raises(FileNotFoundError, match="dataset_location.tgz"):
+    with pytest.warns(CacheWarning, match="location30.npz"), \
+            pytest.raises(FileNotFoundError, match="dataset_location.tgz"):
         fetch_location30(data_home=home, download_if_missing=False)
     assert not (home / "location30.npz").exists()
+
+
+def cached(home, name):
+    with np.load(home / f"{name}.npz", allow_pickle=False) as npz:
+        return {key: npz[key] for key in npz.files}
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({"y": np.arange(17) % 5}, r"y holds \(17,\) labels, expected \(40,\)"),
+    ({"y": np.arange(40) % 6}, "labels from 0 to 5, expected 0..4"),
+    ({"y": -np.ones(40, dtype=np.int64)}, "labels from -1 to -1"),
+    ({"y": (np.arange(40) % 5).astype(np.float64)}, "y is float64, expected int64"),
+    ({"X": np.zeros((40, 6), dtype=np.uint8)}, r"X has shape \(40, 6\), expected \(40, 7\)"),
+    ({"X": np.full((40, 7), np.nan, dtype=np.float32)}, "X holds non-finite values"),
+    ({"X": np.zeros((40, 7), dtype=np.int32)}, "X is int32"),
+    ({"cache_version": np.int64(0)}, "version 0 of the parser, not 1"),
+])
+def test_an_invalid_cache_is_rebuilt_from_the_archive(location_home, change, problem):
+    home, X, labels = location_home
+    fetch_location30(data_home=home)
+    arrays = {**cached(home, "location30"), **change}
+    atomic_savez(home / "location30.npz", **arrays)
+    with pytest.warns(CacheWarning, match=problem):
+        X2, y2 = fetch_location30(data_home=home, return_X_y=True)
+    np.testing.assert_array_equal(X2, X)
+    np.testing.assert_array_equal(y2, labels - 1)
+    rebuilt = cached(home, "location30")
+    np.testing.assert_array_equal(rebuilt["y"], labels - 1)
+    assert int(rebuilt["cache_version"]) == _tabular.CACHE_VERSION
+    fetch_location30(data_home=home)  # and the rebuilt cache is used without a warning
+
+
+def test_a_cache_of_another_archive_is_rebuilt(tmp_path, monkeypatch):
+    # Purchase100 publishes no SHA-256: any archive placed by hand is used as is
+    X, labels = table(30, 5, 4)
+    first = make_tgz({"dataset_purchase": csv_rows(labels, X)})
+    spec = small_spec(monkeypatch, "PURCHASE100", first, 30, 5, 4, npy_bytes(np.arange(30)))
+    monkeypatch.setattr(_tabular, "PURCHASE100", dataclasses.replace(
+        spec, archive=dataclasses.replace(spec.archive, sha256=None)))
+    (tmp_path / "dataset_purchase.tgz").write_bytes(first)
+    (tmp_path / "random_r_purchase100.npy").write_bytes(npy_bytes(np.arange(30)))
+    fetch_purchase100(data_home=tmp_path)
+    assert str(cached(tmp_path, "purchase100")["source_sha256"]) == sha256(first)
+    X_new, labels_new = table(30, 5, 4)
+    second = make_tgz({"dataset_purchase": csv_rows(labels_new, X_new)})
+    (tmp_path / "dataset_purchase.tgz").write_bytes(second)
+    with pytest.warns(CacheWarning, match="parsed from another 'dataset_purchase.tgz'"):
+        bunch = fetch_purchase100(data_home=tmp_path)
+    np.testing.assert_array_equal(bunch.data, X_new)
+    np.testing.assert_array_equal(bunch.target, labels_new - 1)
+    assert str(cached(tmp_path, "purchase100")["source_sha256"]) == sha256(second)
 
 
 def test_location_checksum_mismatch(location_home):
@@ -277,3 +336,26 @@ def test_real_location30(location_data_home):
     np.testing.assert_array_equal(np.unique(bunch.target), np.arange(30))
     # the first record of the archive is labelled "13"
     assert bunch.target[0] == 12
+
+
+def test_real_location30_cache_with_17_labels_is_rebuilt(location_data_home, tmp_path):
+    archive = tmp_path / "dataset_location.tgz"
+    shutil.copyfile(location_data_home / "dataset_location.tgz", archive)
+    X, y = fetch_location30(data_home=tmp_path, return_X_y=True)
+    arrays = cached(tmp_path, "location30")
+    assert str(arrays["source_sha256"]) == _tabular.LOCATION30.archive.sha256
+    # the cache of the issue: the 5,010 rows, and 17 labels
+    atomic_savez(tmp_path / "location30.npz", **{**arrays, "y": arrays["y"][:17]})
+    with pytest.warns(CacheWarning, match=r"y holds \(17,\) labels, expected \(5010,\)"):
+        X2, y2 = fetch_location30(data_home=tmp_path, return_X_y=True)
+    assert X2.shape == (5010, 446) and y2.shape == (5010,)
+    np.testing.assert_array_equal(y2, y)
+    # the same rows and labels, cached before skmia recorded the archive: rebuilt quietly
+    atomic_savez(tmp_path / "location30.npz", X=arrays["X"], y=arrays["y"])
+    fetch_location30(data_home=tmp_path)
+    assert "source_sha256" in cached(tmp_path, "location30")
+    # and the 17 labels without a record: rebuilt, loudly
+    atomic_savez(tmp_path / "location30.npz", X=arrays["X"], y=arrays["y"][:17])
+    with pytest.warns(CacheWarning, match=r"y holds \(17,\) labels"):
+        assert fetch_location30(data_home=tmp_path).target.shape == (5010,)
+    assert cache_record(archive, 1)["source_sha256"] == _tabular.LOCATION30.archive.sha256

@@ -9,12 +9,13 @@ Synthetic data of the same shapes, for quick experiments and tests:
 """
 
 from ._cifar import fetch_cifar10, fetch_cifar100, normalize_cifar
-from ._fetch import get_data_home
+from ._fetch import CacheWarning, get_data_home
 from ._load import DATASETS, load_dataset
 from ._synthetic import make_purchase_like, make_texas_like
 from ._tabular import fetch_location30, fetch_purchase100, fetch_texas100
 
 __all__ = [
+    "CacheWarning",
     "DATASETS",
     "fetch_cifar10",
     "fetch_cifar100",

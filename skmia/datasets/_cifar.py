@@ -8,7 +8,9 @@ publisher's) is verified before anything is read, and the batches are loaded by 
 unpickler that builds nothing but strings, numbers, lists, dicts and numpy arrays, so
 even a file that got past the checksum cannot call anything. Members are read straight
 from the compressed stream, never extracted. The parsed images are cached as ``uint8``
-in an ``.npz`` beside the archive; normalisation happens on every load.
+in an ``.npz`` beside the archive, with a record of the archive they were parsed from (a
+cache that does not match it, or holds arrays of the wrong shape, type or label range,
+is rebuilt); normalisation happens on every load.
 
 torchvision is not needed (its dataset classes unpickle without restriction and extract
 the archive to disk); the training augmentation lives with the networks, in
@@ -23,7 +25,14 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.utils import Bunch
 
-from ._fetch import RemoteFile, atomic_savez, fetch_file, get_data_home, load_npz_cache
+from ._fetch import (
+    RemoteFile,
+    atomic_savez,
+    cache_record,
+    fetch_file,
+    get_data_home,
+    load_npz_cache,
+)
 from ._tabular import _member_name
 
 __all__ = ["CIFAR_MEAN", "CIFAR_STD", "fetch_cifar10", "fetch_cifar100", "normalize_cifar"]
@@ -32,6 +41,9 @@ __all__ = ["CIFAR_MEAN", "CIFAR_STD", "fetch_cifar10", "fetch_cifar100", "normal
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 #: Per-channel (R, G, B) standard deviation of the reference code's ``Normalize``.
 CIFAR_STD = (0.2023, 0.1994, 0.2010)
+
+# the version of the parsed cache: a cache written by another one is rebuilt
+CACHE_VERSION = 1
 
 _TORONTO = "https://www.cs.toronto.edu/~kriz/"
 _PIXELS = 3 * 32 * 32
@@ -236,22 +248,44 @@ def _read_archive(path, spec):
     return images, labels, names
 
 
+def _cache_problems(arrays, spec):
+    """What is wrong with cached CIFAR arrays of ``spec``: shapes, dtypes, label range."""
+    images, target, names = arrays["images"], arrays["target"], arrays["target_names"]
+    problems = []
+    if images.shape != (spec.n_samples, 3, 32, 32) or images.dtype != np.uint8:
+        problems.append(
+            f"images are {images.dtype} of shape {images.shape}, expected uint8 of shape "
+            f"({spec.n_samples}, 3, 32, 32)"
+        )
+    if target.shape != (spec.n_samples,) or not np.issubdtype(target.dtype, np.integer):
+        problems.append(
+            f"target is {target.dtype} of shape {target.shape}, expected "
+            f"{spec.n_samples} integer labels"
+        )
+    elif len(target) and (target.min() < 0 or target.max() >= spec.n_classes):
+        problems.append(
+            f"labels from {target.min()} to {target.max()}, expected 0..{spec.n_classes - 1}"
+        )
+    if names.shape != (spec.n_classes,) or names.dtype.kind != "U":
+        problems.append(f"target_names holds {names.shape} names, expected {spec.n_classes}")
+    return problems
+
+
 def _load_raw(spec, data_home, download_if_missing):
     """``(uint8 images, labels, class names)`` from the cache, or the archive."""
-    cache = get_data_home(data_home) / f"{spec.name}.npz"
+    home = get_data_home(data_home)
+    cache = home / f"{spec.name}.npz"
     keys = ("images", "target", "target_names")
-    cached = load_npz_cache(cache, keys)
-    if (
-        cached is not None
-        and cached["images"].shape == (spec.n_samples, 3, 32, 32)
-        and cached["images"].dtype == np.uint8
-        and cached["target"].shape == (spec.n_samples,)
-        and cached["target_names"].shape == (spec.n_classes,)
-    ):
+    cached = load_npz_cache(
+        cache, keys, source=home / spec.archive.filename, version=CACHE_VERSION,
+        check=lambda arrays: _cache_problems(arrays, spec),
+    )
+    if cached is not None:
         return tuple(cached[k] for k in keys)
     archive = fetch_file(spec.archive, data_home, download_if_missing=download_if_missing)
+    record = cache_record(archive, CACHE_VERSION)
     images, target, names = _read_archive(archive, spec)
-    atomic_savez(cache, images=images, target=target, target_names=names)
+    atomic_savez(cache, images=images, target=target, target_names=names, **record)
     return images, target, names
 
 

@@ -6,6 +6,12 @@ the data home (downloaded earlier or placed there by hand) is used as is, after 
 checksum is verified. A download goes to a temporary file in the same folder and is
 renamed into place only once complete and verified, so an interrupted or corrupt
 download never leaves a file that a later call would take as complete.
+
+A parsed dataset is cached as an ``.npz`` beside its archive, with a record of the
+archive it was parsed from (size, modification time, SHA-256) and of the parser's
+version. A cache that does not match its archive, was written by another parser, or
+holds arrays of the wrong shape, type or range is not used: it is deleted with a
+:class:`CacheWarning` and rebuilt from the archive.
 """
 
 import functools
@@ -14,13 +20,17 @@ import http.client
 import os
 import tempfile
 import urllib.request
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["RemoteFile", "get_data_home", "fetch_file", "atomic_savez", "load_npz_cache"]
+__all__ = [
+    "CacheWarning", "RemoteFile", "get_data_home", "fetch_file", "atomic_savez",
+    "cache_record", "load_npz_cache",
+]
 
 _CHUNK = 1 << 20
 _PROGRESS_MIN_BYTES = 4 << 20
@@ -259,22 +269,113 @@ def atomic_savez(path, **arrays):
     return True
 
 
-def load_npz_cache(path, keys):
-    """Load the arrays ``keys`` from the cache ``path``, or None if absent or unreadable.
+class CacheWarning(UserWarning):
+    """A parsed dataset cache (``.npz``) was not used, and is rebuilt from the archive.
 
-    A cache that cannot be read (truncated, wrong keys, or holding pickled objects, which
-    are never loaded) is deleted so that the next call rebuilds it from the raw file.
+    It did not match the archive beside it, was written by another version of skmia's
+    parser, held arrays of the wrong shape, type or range, or could not be read. The
+    data returned are parsed from the archive; the warning says which file was wrong.
+    """
+
+
+# the arrays of a cache that record what it was parsed from
+_RECORD = ("cache_version", "source_size", "source_mtime_ns", "source_sha256")
+
+
+def cache_record(source, version):
+    """The arrays that tie a cache to the raw file ``source`` and to parser ``version``.
+
+    Saved in the cache beside the data (``atomic_savez(cache, X=X, **cache_record(...))``)
+    for :func:`load_npz_cache` to compare with the file found later.
+    """
+    stat = Path(source).stat()
+    return {
+        "cache_version": np.int64(version),
+        "source_size": np.int64(stat.st_size),
+        "source_mtime_ns": np.int64(stat.st_mtime_ns),
+        "source_sha256": np.str_(sha256sum(source)),
+    }
+
+
+def _stale(record, source, version):
+    """Why the cache's ``record`` does not match parser ``version`` and the file
+    ``source`` (when present); None when it does."""
+    if set(record) != set(_RECORD):
+        return "its record of the archive it was parsed from is incomplete"
+    try:
+        cached_version = int(record["cache_version"])
+        size, mtime = int(record["source_size"]), int(record["source_mtime_ns"])
+        sha = str(record["source_sha256"])
+    except (TypeError, ValueError):
+        return "its record of the archive is malformed"
+    if cached_version != version:
+        return f"it was written by version {cached_version} of the parser, not {version}"
+    if source is None or not Path(source).is_file():
+        return None  # a cache kept without its archive is used as it is
+    stat = Path(source).stat()
+    if (size, mtime) != (stat.st_size, stat.st_mtime_ns) and sha != sha256sum(source):
+        return f"it was parsed from another {Path(source).name!r} than the one beside it"
+    return None
+
+
+def load_npz_cache(path, keys, *, source=None, version=None, check=None):
+    """Load the arrays ``keys`` from the cache ``path``, or None when there is none to use.
+
+    Parameters
+    ----------
+    path : path-like
+        The ``.npz`` cache.
+    keys : sequence of str
+        The arrays to return.
+    source : path-like, default=None
+        The raw file the cache is parsed from. When it is present, the cache is used
+        only if it was parsed from that very file (same size and modification time, or
+        else the same SHA-256).
+    version : int, default=None
+        The parser's version; a cache written by another one is not used. None skips
+        the record (see :func:`cache_record`). A valid cache written before skmia kept
+        a record is rebuilt quietly when ``source`` is present, used as it is otherwise.
+    check : callable, default=None
+        ``check(arrays) -> list of str``: what is wrong with the loaded arrays (shapes,
+        dtypes, label range); a cache with any problem is not used.
+
+    Returns
+    -------
+    arrays : dict of str to ndarray, or None
+        None when the cache is absent or not used. A cache that is not used (unreadable,
+        holding pickled objects, which are never loaded, stale or invalid) is deleted
+        with a :class:`CacheWarning`, so that the caller rebuilds it.
     """
     path = Path(path)
     if not path.is_file():
         return None
+    problem = None
     try:
         with open(path, "rb") as f, np.load(f, allow_pickle=False) as npz:
-            return {key: npz[key] for key in keys}
+            arrays = {key: npz[key] for key in keys}
+            record = {key: npz[key] for key in _RECORD if key in npz.files}
     except (OSError, ValueError, KeyError, EOFError, TypeError, AttributeError, zipfile.BadZipFile):
-        try:
-            path.unlink()
-        except OSError:
-            pass
-        return None
-
+        problem = "it cannot be read, or lacks some of its arrays"
+    else:
+        if check is not None:
+            problem = "; ".join(check(arrays)) or None
+        if problem is None and version is not None:
+            if not record and source is not None and Path(source).is_file():
+                # written before skmia kept a record: rebuilt from the archive, quietly
+                path.unlink(missing_ok=True)
+                return None
+            if record:
+                problem = _stale(record, source, version)
+    if problem is None:
+        return arrays
+    warnings.warn(
+        f"the dataset cache {str(path)!r} is not used: {problem}. It is deleted and "
+        f"rebuilt from the archive.",
+        CacheWarning,
+        stacklevel=2,
+    )
+    try:
+        path.unlink()
+    except OSError:
+        pass
+    return None

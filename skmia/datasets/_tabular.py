@@ -2,8 +2,11 @@
 
 Each archive is read member by member straight from the (gzip) stream: nothing is
 extracted to disk, so a hostile archive cannot write outside the data home. The parsed
-arrays are cached as an ``.npz`` beside the archive, in the archive's own row order; the
-reference code's fixed row permutation is applied after loading, as the reference does.
+arrays are cached as an ``.npz`` beside the archive, in the archive's own row order, with
+a record of the archive they were parsed from; a cache that does not match that archive
+or holds arrays of the wrong shape, type or label range is rebuilt (with a
+:class:`~skmia.datasets.CacheWarning`). The reference code's fixed row permutation is
+applied after loading, as the reference does.
 """
 
 import io
@@ -16,9 +19,19 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch
 
-from ._fetch import RemoteFile, atomic_savez, fetch_file, get_data_home, load_npz_cache
+from ._fetch import (
+    RemoteFile,
+    atomic_savez,
+    cache_record,
+    fetch_file,
+    get_data_home,
+    load_npz_cache,
+)
 
 __all__ = ["fetch_texas100", "fetch_purchase100", "fetch_location30"]
+
+# the version of the parsed cache: a cache written by another one is rebuilt
+CACHE_VERSION = 1
 
 _REZA = "https://www.comp.nus.edu.sg/~reza/files/"
 _PRIVACYTRUSTLAB = "https://github.com/privacytrustlab/datasets/raw/master/"
@@ -204,19 +217,47 @@ def _check_parsed(X, labels, spec, path):
         )
 
 
+def _cache_problems(arrays, spec):
+    """What is wrong with a cached ``(X, y)`` of ``spec``: shapes, dtypes, label range."""
+    X, y = arrays["X"], arrays["y"]
+    problems = []
+    if X.shape != (spec.n_samples, spec.n_features):
+        problems.append(
+            f"X has shape {X.shape}, expected ({spec.n_samples}, {spec.n_features})"
+        )
+    if X.dtype not in (np.uint8, np.float32):
+        problems.append(f"X is {X.dtype}, expected uint8 or float32")
+    elif X.dtype == np.float32 and not np.isfinite(X).all():
+        problems.append("X holds non-finite values")
+    if y.shape != (spec.n_samples,):
+        problems.append(f"y holds {y.shape} labels, expected ({spec.n_samples},)")
+    if y.dtype != np.int64:
+        problems.append(f"y is {y.dtype}, expected int64")
+    elif len(y) and (y.min() < 0 or y.max() >= spec.n_classes):
+        problems.append(
+            f"labels from {y.min()} to {y.max()}, expected 0..{spec.n_classes - 1}"
+        )
+    return problems
+
+
 def _load_raw(spec, data_home, download_if_missing):
     """Return ``(X, y)`` in the archive's row order, from the cache or the archive."""
-    cache = get_data_home(data_home) / f"{spec.name}.npz"
-    cached = load_npz_cache(cache, ("X", "y"))
-    if cached is not None and cached["X"].shape == (spec.n_samples, spec.n_features):
+    home = get_data_home(data_home)
+    cache = home / f"{spec.name}.npz"
+    cached = load_npz_cache(
+        cache, ("X", "y"), source=home / spec.archive.filename, version=CACHE_VERSION,
+        check=lambda arrays: _cache_problems(arrays, spec),
+    )
+    if cached is not None:
         return cached["X"], cached["y"]
     archive = fetch_file(spec.archive, data_home, download_if_missing=download_if_missing)
+    record = cache_record(archive, CACHE_VERSION)
     X, labels = _read_archive(archive, spec)
     _check_parsed(X, labels, spec, archive)
     y = labels.astype(np.int64) - 1
     if np.isin(X, (0.0, 1.0)).all():
         X = X.astype(np.uint8)  # binary features: a quarter of the cache size
-    atomic_savez(cache, X=X, y=y)
+    atomic_savez(cache, X=X, y=y, **record)
     return X, y
 
 
