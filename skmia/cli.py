@@ -215,7 +215,8 @@ def _print_results(results):
     from .report import format_table
 
     columns = ["method", "snapshot_epoch", "attack", "train_accuracy", "test_accuracy",
-               "accuracy", "auc", "tpr_at_0.1%fpr", "tpr_at_1%fpr", "epsilon"]
+               "accuracy", "auc", "tpr_at_0.1%fpr", "tpr_at_1%fpr", "empirical_epsilon",
+               "epsilon"]
     print(format_table(results.reindex(columns=columns)), end="")
 
 
