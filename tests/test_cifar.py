@@ -18,13 +18,14 @@ import numpy as np
 import pytest
 
 from skmia.datasets import (
+    CacheWarning,
     _cifar,
     fetch_cifar10,
     fetch_cifar100,
     load_dataset,
     normalize_cifar,
 )
-from skmia.datasets._fetch import RemoteFile, fetch_file
+from skmia.datasets._fetch import RemoteFile, atomic_savez, fetch_file
 
 DEAD = ("http://127.0.0.1:9/dead",)
 RNG = np.random.default_rng(0)
@@ -250,6 +251,25 @@ def test_cache_is_used_without_the_archive(cifar10_home):
     with np.load(home / "cifar10.npz", allow_pickle=False) as npz:
         assert npz["images"].dtype == np.uint8  # normalised on load, not cached as float
         np.testing.assert_array_equal(npz["images"], images)
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda a: {"target": a["target"] + 10}, "labels from 10 to 19, expected 0..9"),
+    (lambda a: {"target": a["target"][:5]}, "target is int64 of shape"),
+    (lambda a: {"images": a["images"].astype(np.float32)}, "images are float32"),
+    (lambda a: {"target_names": a["target_names"][:3]}, "target_names holds"),
+])
+def test_invalid_cache_is_rebuilt_from_the_archive(cifar10_home, change, problem):
+    home, images, labels = cifar10_home
+    fetch_cifar10(data_home=home)
+    with np.load(home / "cifar10.npz", allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    atomic_savez(home / "cifar10.npz", **{**arrays, **change(arrays)})
+    with pytest.warns(CacheWarning, match=problem):
+        bunch = fetch_cifar10(data_home=home)
+    np.testing.assert_array_equal(bunch.target, labels)
+    assert bunch.target_names.tolist() == CIFAR10_NAMES
+    fetch_cifar10(data_home=home)  # the rebuilt cache is used without a warning
 
 
 def test_load_dataset_reaches_the_fetchers(cifar10_home, tmp_path):
