@@ -18,7 +18,8 @@ def bench():
 
 def test_tiny_run_prints_both_tables(bench, capsys):
     rows = bench.main(["--datasets", "purchase-like", "--models", "mlp256", "--ks", "2",
-                       "--epochs", "1", "--purchase-rows", "4000", "--jobs", "2"])
+                       "--epochs", "1", "--purchase-rows", "4000", "--jobs", "2",
+                       "--repeats", "1"])
     assert [(r["dataset"], r["model"], r["K"]) for r in rows] == [("purchase-like", "MLP 256", 2)]
     row = rows[0]
     assert min(row["plain"], row["serial"], row["parallel"]) > 0
@@ -27,7 +28,8 @@ def test_tiny_run_prints_both_tables(bench, capsys):
     assert "| dataset | model | K | (a) plain PyTorch, " in out
     assert "| (b)/(a) | (c)/(a) |" in out and "| purchase-like | MLP 256 | 2 |" in out
     assert "purchase-like (SYNTHETIC), 4,000 rows x 600, 100 classes" in out
-    assert "1 epoch(s), batch 128" in out and "--ks 2" in out and "load average" in out
+    assert "1 epoch(s), batch 128" in out and "best of 1 timing(s)" in out
+    assert "--ks 2" in out and "load average" in out
 
 
 def test_plain_loop_and_bank_train_the_same_network(bench):
@@ -52,6 +54,7 @@ def test_presets(bench):
     quick = bench.parse_args(["--quick"])
     assert quick.ks == (4,) and quick.epochs < full.epochs
     assert bench.parse_args(["--quick", "--epochs", "3"]).epochs == 3
-    for bad in (["--ks", "3"], ["--jobs", "1"], ["--epochs", "0"]):
+    assert full.repeats == 2 and quick.repeats == 1
+    for bad in (["--ks", "3"], ["--jobs", "1"], ["--epochs", "0"], ["--repeats", "0"]):
         with pytest.raises(SystemExit):
             bench.parse_args(bad)
