@@ -91,7 +91,7 @@ def test_bad_input(data):
         NNAttack(max_iter=2).fit(with_nan, y)
     with pytest.raises(ValueError, match="membership labels 0"):
         NNAttack(max_iter=2).fit(X, y + 1)
-    with pytest.raises(ValueError, match="output must be one of"):
+    with pytest.raises(ValueError, match="'output' parameter of NNAttack must be a str among"):
         NNAttack(output="softmax").fit(X, y)
-    with pytest.raises(ValueError, match="max_iter must be a positive int"):
+    with pytest.raises(ValueError, match=r"'max_iter' parameter of NNAttack .* \[1, inf\)"):
         NNAttack(max_iter=0).fit(X, y)

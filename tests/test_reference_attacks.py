@@ -577,7 +577,7 @@ def test_population_from_another_bank(audited, population):
         (ReferenceAttack(fpr=0), ValueError, r"fpr must be in \(0, 1\), got 0"),
         (ReferenceAttack(fpr=1.0), ValueError, r"fpr must be in \(0, 1\), got 1.0"),
         (PopulationAttack(fpr=-0.1), ValueError, r"fpr must be in \(0, 1\)"),
-        (LiRAAttack(scoring="f1"), ValueError, r"scoring must be one of"),
+        (LiRAAttack(scoring="f1"), ValueError, r"'scoring' parameter of LiRAAttack must be a str"),
     ],
     ids=repr,
 )

@@ -375,11 +375,11 @@ def test_nan_and_bad_labels_in_signals(shadow):
 
 def test_bad_parameters(shadow):
     signals, y = shadow
-    with pytest.raises(ValueError, match="scoring must be one of"):
+    with pytest.raises(ValueError, match="'scoring' parameter of LossAttack must be a str among"):
         LossAttack(scoring="f1").fit(signals, y)
-    with pytest.raises(TypeError, match="per_class must be a bool"):
+    with pytest.raises(TypeError, match="'per_class' parameter of LossAttack must be an instance"):
         LossAttack(per_class="yes").fit(signals, y)
-    with pytest.raises(ValueError, match="signal must be one of"):
+    with pytest.raises(ValueError, match="'signal' parameter of GradientNormAttack must be a str"):
         GradientNormAttack("grad_z").fit(signals, y)
 
 

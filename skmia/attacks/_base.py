@@ -8,8 +8,10 @@ import pandas as pd
 from scipy.sparse import issparse
 from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
+from .._validation import validate_params
 from ..metrics import attack_accuracy, attack_auc, tpr_at_fpr
 from ..metrics._membership import _check_membership
 from ._signals import LABEL, count_output_columns
@@ -35,7 +37,9 @@ class MembershipInferenceAttack(ClassifierMixin, BaseEstimator, metaclass=ABCMet
 
     Subclasses list the signal columns they read in ``_columns`` and implement ``_fit``,
     ``decision_function`` and ``predict``; ``fit`` validates and sets ``classes_`` and
-    ``n_model_classes_`` before calling ``_fit``.
+    ``n_model_classes_`` before calling ``_fit``. Parameters are checked at ``fit``
+    against the class's ``_parameter_constraints`` table, which a subclass extends
+    (``{**Parent._parameter_constraints, "per_class": ["boolean"]}``).
 
     Notes
     -----
@@ -47,14 +51,16 @@ class MembershipInferenceAttack(ClassifierMixin, BaseEstimator, metaclass=ABCMet
     #: Whether a plain 2-D array is accepted as X (read as the model outputs).
     _accepts_arrays = False
 
+    _parameter_constraints = {"scoring": [StrOptions(set(SCORINGS))]}
+
     @abstractmethod
     def _columns(self, n_classes):
         """The signal columns this attack reads, for a model of ``n_classes`` (or None)."""
 
     # ------------------------------------------------------------------ validation
     def _check_params(self):
-        if self.scoring not in SCORINGS:
-            raise ValueError(f"scoring must be one of {SCORINGS}, got {self.scoring!r}.")
+        """Check the parameters against ``_parameter_constraints`` (InvalidParameterError)."""
+        validate_params(self)
 
     def _validate_signals(self, X, *, reset):
         """Check X; return the columns read (DataFrame or None), as array, and the class count.
@@ -193,8 +199,7 @@ class MembershipInferenceAttack(ClassifierMixin, BaseEstimator, metaclass=ABCMet
         score : float
             The metric named by ``scoring``.
         """
-        if self.scoring not in SCORINGS:
-            raise ValueError(f"scoring must be one of {SCORINGS}, got {self.scoring!r}.")
+        self._check_params()  # scoring may have been set after fit
         if self.scoring == "roc_auc":
             return attack_auc(y, self.decision_function(X))
         return attack_accuracy(y, self.predict(X))

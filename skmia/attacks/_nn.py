@@ -1,11 +1,12 @@
 """The NN attack: a small network on each record's sorted model outputs."""
 
-import numbers
 import warnings
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
@@ -108,6 +109,16 @@ class NNAttack(MembershipInferenceAttack):
 
     _accepts_arrays = True
 
+    _parameter_constraints = {
+        **MembershipInferenceAttack._parameter_constraints,
+        "output": [StrOptions(set(_OUTPUTS))],
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "random_state": ["random_state"],
+    }
+
     def __init__(
         self,
         *,
@@ -126,15 +137,6 @@ class NNAttack(MembershipInferenceAttack):
         self.learning_rate_init = learning_rate_init
         self.random_state = random_state
         self.scoring = scoring
-
-    def _check_params(self):
-        super()._check_params()
-        if self.output not in _OUTPUTS:
-            raise ValueError(f"output must be one of {_OUTPUTS}, got {self.output!r}.")
-        for name in ("max_iter", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}.")
 
     def _columns(self, n_classes):
         return output_columns(self.output, n_classes or 1)

@@ -6,6 +6,7 @@ numpy only: importing this module does not import torch.
 from abc import abstractmethod
 
 import numpy as np
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import MembershipInferenceAttack
@@ -127,6 +128,11 @@ class _ThresholdAttack(MembershipInferenceAttack):
     #: Whether the score itself needs the record's label (p_y, the modified entropy).
     _score_needs_label = False
 
+    _parameter_constraints = {
+        **MembershipInferenceAttack._parameter_constraints,
+        "per_class": ["boolean"],
+    }
+
     def __init__(self, *, per_class=True, scoring="accuracy"):
         self.per_class = per_class
         self.scoring = scoring
@@ -144,11 +150,6 @@ class _ThresholdAttack(MembershipInferenceAttack):
     @abstractmethod
     def _score(self, signals):
         """The membership score of each record: higher for members."""
-
-    def _check_params(self):
-        super()._check_params()
-        if not isinstance(self.per_class, bool | np.bool_):
-            raise TypeError(f"per_class must be a bool, got {self.per_class!r}.")
 
     def _fit(self, signals, array, y):
         score = self._score(signals)
@@ -603,14 +604,17 @@ class GradientNormAttack(_ThresholdAttack):
     (-1.0, [1, 1, 0, 0])
     """
 
+    _parameter_constraints = {
+        **_ThresholdAttack._parameter_constraints,
+        "signal": [StrOptions(set(WHITE_BOX_SIGNALS))],
+    }
+
     def __init__(self, signal="grad_w_l2", *, per_class=False, scoring="accuracy"):
         self.signal = signal
         self.per_class = per_class
         self.scoring = scoring
 
     def _score_columns(self, n_classes):
-        if self.signal not in WHITE_BOX_SIGNALS:
-            raise ValueError(f"signal must be one of {WHITE_BOX_SIGNALS}, got {self.signal!r}.")
         return [self.signal]
 
     def _score(self, signals):

@@ -1,19 +1,19 @@
 """Adversarial regularization (Nasr, Shokri & Houmansadr, 2018), as in the reference code."""
 
 import math
-import numbers
 from contextlib import contextmanager
+from numbers import Integral, Real
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.utils import check_scalar
+from sklearn.utils._param_validation import Interval
 from skorch.callbacks import Callback
 from skorch.utils import TeeGenerator
 from torch import nn
 
 from ..nn import MLP
-from ._base import MIADefenseClassifier, in_memory_arrays, insert_callback
+from ._base import CROSS_ENTROPY, MIADefenseClassifier, in_memory_arrays, insert_callback
 
 __all__ = ["AdvRegClassifier"]
 
@@ -218,6 +218,17 @@ class AdvRegClassifier(MIADefenseClassifier):
     (3,)
     """
 
+    _parameter_constraints = {
+        **MIADefenseClassifier._parameter_constraints,
+        "criterion": [CROSS_ENTROPY],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "inference_lr": [Interval(Real, 0, None, closed="neither")],
+        "warmup_epochs": [Interval(Integral, 0, None, closed="left")],
+        "warmup_passes": [Interval(Integral, 0, None, closed="left")],
+        "inference_batches": [Interval(Integral, 1, None, closed="left"), None],
+        "classifier_batches": [Interval(Integral, 1, None, closed="left"), None],
+    }
+
     def __init__(
         self,
         module=MLP,
@@ -316,18 +327,6 @@ class AdvRegClassifier(MIADefenseClassifier):
             self._adversary = None
 
     # ------------------------------------------------------------------ skorch hooks
-
-    def _setup(self, X, y, classes=None):
-        X, y = super()._setup(X, y, classes=classes)
-        check_scalar(self.alpha, "alpha", (int, float), min_val=0.0)
-        check_scalar(self.inference_lr, "inference_lr", (int, float), min_val=0.0,
-                     include_boundaries="neither")
-        check_scalar(self.warmup_epochs, "warmup_epochs", numbers.Integral, min_val=0)
-        check_scalar(self.warmup_passes, "warmup_passes", numbers.Integral, min_val=0)
-        for name in ("inference_batches", "classifier_batches"):
-            if getattr(self, name) is not None:
-                check_scalar(getattr(self, name), name, numbers.Integral, min_val=1)
-        return X, y
 
     @property
     def _default_callbacks(self):

@@ -3,6 +3,7 @@
 import inspect
 import math
 import warnings
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -10,6 +11,7 @@ from sklearn.base import clone
 from sklearn.exceptions import DataConversionWarning
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, InvalidParameterError
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted
 from skorch import NeuralNetClassifier
@@ -17,9 +19,17 @@ from skorch.callbacks import Callback, EpochScoring
 from skorch.dataset import Dataset
 from skorch.utils import is_dataset
 
+from .._validation import Is, SequenceOf, validate_params
 from ..nn import MLP
 
 __all__ = ["MIADefenseClassifier", "VanillaClassifier", "ValidationData"]
+
+#: The ``criterion`` constraint of a defense whose training objective is its own,
+#: built on plain cross-entropy (RelaxLoss, label smoothing, DP-SGD, ...).
+CROSS_ENTROPY = Is(
+    torch.nn.CrossEntropyLoss,
+    "torch.nn.CrossEntropyLoss (its training objective is built on cross-entropy)",
+)
 
 _REFERENCE_KWARGS = {
     "optimizer__momentum": 0.9,
@@ -118,22 +128,29 @@ class MIADefenseClassifier(NeuralNetClassifier):
         The network. When it is a class whose constructor takes ``n_features`` and/or
         ``n_classes``, those are filled in from the data at fit time unless set through
         ``module__n_features`` / ``module__n_classes``.
-    criterion : torch loss class, default=torch.nn.CrossEntropyLoss
-        The loss on logits used outside training (validation); ``predict_proba`` is the
-        softmax of the logits.
+    criterion : torch loss class or instance, default=torch.nn.CrossEntropyLoss
+        A loss on the module's logits and the encoded labels (options through
+        ``criterion__*``). Plain training (:class:`VanillaClassifier`,
+        :class:`~skmia.defenses.DropoutClassifier`,
+        :class:`~skmia.defenses.EarlyStoppingClassifier`) minimises it, and every
+        defense reports it on validation data (``valid_loss``). Defenses whose objective
+        is their own, built on cross-entropy (RelaxLoss, confidence penalty, label
+        smoothing, distillation, DP-SGD, AdvReg), accept only
+        ``torch.nn.CrossEntropyLoss`` and no ``criterion__*`` option, rather than ignore
+        another loss. ``predict_proba`` is the softmax of the logits whatever the loss.
     optimizer : torch optimizer class, default=torch.optim.SGD
         With ``optimizer__momentum=0.9`` and ``optimizer__weight_decay=1e-4`` by default.
     lr : float, default=0.1
-        Initial learning rate.
+        Initial learning rate, finite and > 0.
     max_epochs : int, default=120
-        Number of epochs of ``fit``.
+        Number of epochs of ``fit``, at least 1.
     batch_size : int, default=128
-        Mini-batch size.
+        Mini-batch size, at least 1; -1 for one batch of all the rows.
     milestones : sequence of int, default=(50, 100)
         Epochs (counted from 0) at whose start the learning rate is multiplied by
         ``gamma``; ``()`` keeps it constant.
     gamma : float, default=0.1
-        Learning-rate decay factor.
+        Learning-rate decay factor, > 0.
     train_split : None or ValidationData, default=None
         None trains on every row given to ``fit``. A :class:`ValidationData` adds an
         explicit validation set; rows are never split off silently.
@@ -163,7 +180,30 @@ class MIADefenseClassifier(NeuralNetClassifier):
     -----
     Threat model: these are the models whose training rows an adversary tries to
     recognise from queries. Every row given to ``fit`` is a member.
+
+    Parameters are checked at ``fit`` and ``partial_fit`` against the class's
+    ``_parameter_constraints`` table (scikit-learn's, extended by each subclass); a bad
+    value raises ``InvalidParameterError`` (a ``ValueError``) naming it. skorch's
+    own infrastructure parameters (``iterator_*``, ``dataset``, ``callbacks``, ...) are
+    left to skorch.
     """
+
+    _parameter_constraints = {
+        "module": [callable],
+        "criterion": [callable],
+        "optimizer": [callable],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), Is(-1, "-1 (all rows)")],
+        "milestones": [SequenceOf(Interval(Integral, 0, None, closed="left")), None],
+        "gamma": [Interval(Real, 0, None, closed="neither")],
+        "train_split": [None, ValidationData, callable],
+        "random_state": ["random_state"],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+        "classes": [None, "array-like"],
+        "device": [str, torch.device, None],
+    }
 
     def __init__(
         self,
@@ -269,15 +309,15 @@ class MIADefenseClassifier(NeuralNetClassifier):
         return _ArrayBatches(dataset.X, dataset.y, batch_size, bool(kwargs.get("shuffle")))
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        """The training objective during training, plain cross-entropy otherwise."""
+        """The training objective during training, ``criterion`` otherwise."""
         y_true = y_true.to(y_pred.device)
         if training:
             return self.training_loss(y_pred, y_true, X)
-        return torch.nn.functional.cross_entropy(y_pred, y_true)
+        return self.criterion_(y_pred, y_true)
 
     def training_loss(self, logits, targets, X):
-        """The objective minimised on a training mini-batch: cross-entropy here."""
-        return torch.nn.functional.cross_entropy(logits, targets)
+        """The objective minimised on a training mini-batch: ``criterion`` here."""
+        return self.criterion_(logits, targets)
 
     @property
     def current_epoch(self):
@@ -303,6 +343,7 @@ class MIADefenseClassifier(NeuralNetClassifier):
         self : object
             The fitted classifier.
         """
+        self._check_params()
         X, y = self._setup(X, y)
         return super().fit(X, y, **fit_params)
 
@@ -325,11 +366,37 @@ class MIADefenseClassifier(NeuralNetClassifier):
         self : object
             The fitted classifier.
         """
+        self._check_params()
         if not self.initialized_ or not hasattr(self, "label_encoder_"):
             X, y = self._setup(X, y, classes=classes)
             self.initialize()
+        refused = getattr(self, "_resume_refused", None)
+        if refused:  # set by skmia.experiment.load_estimator
+            raise ValueError(
+                f"{type(self).__name__}.partial_fit cannot continue this loaded model: "
+                f"{refused}. It predicts as saved; fit trains it again from scratch."
+            )
         X, y = self._check_training_data(X, y)
         return super().partial_fit(X, y, **fit_params)
+
+    def _check_params(self):
+        """Check the parameters against ``_parameter_constraints``, at fit.
+
+        A defense whose ``criterion`` must be :data:`CROSS_ENTROPY` trains on its own
+        objective, so ``criterion__*`` options, which would not change it, are refused.
+        (skorch's own ``_validate_params``, run by ``initialize`` and ``set_params``,
+        checks the names of routed parameters only.)
+        """
+        validate_params(self)
+        if self._parameter_constraints["criterion"] == [CROSS_ENTROPY]:
+            routed = sorted(self.get_params_for("criterion"))
+            if routed:
+                raise InvalidParameterError(
+                    f"{type(self).__name__} trains on its own objective, built on plain "
+                    f"cross-entropy: criterion__{routed[0]} would not change it. Remove "
+                    f"the criterion__* parameters "
+                    f"({', '.join('criterion__' + k for k in routed)})."
+                )
 
     def _setup(self, X, y, classes=None):
         """Learn what ``fit`` needs from the data: shapes, classes, seeds."""
@@ -347,6 +414,7 @@ class MIADefenseClassifier(NeuralNetClassifier):
         if len(unknown):
             raise ValueError(f"y has labels not in classes: {unknown.tolist()}")
         self.label_encoder_ = encoder
+        self._resume_refused = None  # a fit from scratch needs nothing a loaded model lacks
         seeds = check_random_state(self.random_state).randint(np.iinfo(np.int32).max, size=2)
         self.init_seed_, self.training_seed_ = (int(s) for s in seeds)
         return X, y

@@ -1,14 +1,16 @@
 """Knowledge distillation: a student trained on a teacher's softened outputs."""
 
+from numbers import Real
+
 import numpy as np
 import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
-from sklearn.utils import check_scalar
+from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted
 
 from ..nn import MLP
-from ._base import MIADefenseClassifier, VanillaClassifier
+from ._base import CROSS_ENTROPY, MIADefenseClassifier, VanillaClassifier
 from ._losses import distillation_loss
 
 __all__ = ["DistillationClassifier"]
@@ -31,7 +33,7 @@ class DistillationClassifier(MIADefenseClassifier):
     teacher : classifier or None, default=None
         A skmia defense or skorch classifier with the same classes, fitted or not.
     temperature : float, default=10
-        Softmax temperature ``T`` of both teacher and student in the KL term.
+        Softmax temperature ``T`` of both teacher and student in the KL term, > 0.
     alpha : float, default=0.5
         Weight of the KL term, in [0, 1].
     **kwargs
@@ -65,6 +67,14 @@ class DistillationClassifier(MIADefenseClassifier):
     'VanillaClassifier'
     """
 
+    _parameter_constraints = {
+        **MIADefenseClassifier._parameter_constraints,
+        "criterion": [CROSS_ENTROPY],
+        "teacher": [HasMethods(["fit", "predict_proba"]), None],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "alpha": [Interval(Real, 0, 1, closed="both")],
+    }
+
     def __init__(self, module=MLP, *, teacher=None, temperature=10.0, alpha=0.5, **kwargs):
         super().__init__(module, **kwargs)
         self.teacher = teacher
@@ -73,9 +83,6 @@ class DistillationClassifier(MIADefenseClassifier):
 
     def _setup(self, X, y, classes=None):
         X, y = super()._setup(X, y, classes=classes)
-        check_scalar(self.temperature, "temperature", (int, float), min_val=0.0,
-                     include_boundaries="neither")
-        check_scalar(self.alpha, "alpha", (int, float), min_val=0.0, max_val=1.0)
         self.teacher_ = self._fit_teacher(X, y)
         return X, y
 

@@ -5,6 +5,7 @@ import functools
 import math
 import warnings
 from contextlib import contextmanager
+from numbers import Real
 
 import numpy as np
 import torch
@@ -16,13 +17,13 @@ from opacus.grad_sample import prepare_module
 from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
 from opacus.validators import ModuleValidator
 from opacus.validators.errors import UnsupportedModuleError
-from sklearn.utils import check_scalar
+from sklearn.utils._param_validation import Interval, StrOptions
 from skorch.callbacks import Callback
 from skorch.dataset import unpack_data
 from skorch.utils import TeeGenerator
 
 from ..nn import MLP
-from ._base import MIADefenseClassifier, in_memory_arrays, insert_callback
+from ._base import CROSS_ENTROPY, MIADefenseClassifier, in_memory_arrays, insert_callback
 
 __all__ = ["DPSGDClassifier", "WeakPrivacyWarning"]
 
@@ -329,6 +330,17 @@ class DPSGDClassifier(MIADefenseClassifier):
     (True, 2)
     """
 
+    _parameter_constraints = {
+        **MIADefenseClassifier._parameter_constraints,
+        "criterion": [CROSS_ENTROPY],
+        "noise_multiplier": [Interval(Real, 0, None, closed="left")],
+        "max_grad_norm": [Interval(Real, 0, None, closed="neither")],
+        "delta": [Interval(Real, 0, 1, closed="neither")],
+        "target_epsilon": [Interval(Real, 0, None, closed="neither"), None],
+        "accountant": [StrOptions(set(_ACCOUNTANTS))],
+        "grad_sample_mode": [StrOptions(set(_GRAD_SAMPLE_MODES))],
+    }
+
     def __init__(
         self,
         module=MLP,
@@ -353,28 +365,6 @@ class DPSGDClassifier(MIADefenseClassifier):
 
     def _setup(self, X, y, classes=None):
         X, y = super()._setup(X, y, classes=classes)
-        check_scalar(self.noise_multiplier, "noise_multiplier", (int, float), min_val=0.0)
-        check_scalar(self.max_grad_norm, "max_grad_norm", (int, float), min_val=0.0,
-                     include_boundaries="neither")
-        check_scalar(self.delta, "delta", (int, float), min_val=0.0, max_val=1.0,
-                     include_boundaries="neither")
-        if not (math.isfinite(self.noise_multiplier) and math.isfinite(self.max_grad_norm)):
-            raise ValueError(
-                f"noise_multiplier and max_grad_norm must be finite, got "
-                f"{self.noise_multiplier!r} and {self.max_grad_norm!r}."
-            )
-        if self.target_epsilon is not None:
-            check_scalar(self.target_epsilon, "target_epsilon", (int, float), min_val=0.0,
-                         include_boundaries="neither")
-            if not math.isfinite(self.target_epsilon):
-                raise ValueError("target_epsilon must be finite, or None.")
-        if self.accountant not in _ACCOUNTANTS:
-            raise ValueError(f"accountant must be 'prv' or 'rdp', got {self.accountant!r}.")
-        if self.grad_sample_mode not in _GRAD_SAMPLE_MODES:
-            raise ValueError(
-                f"grad_sample_mode must be one of {', '.join(map(repr, _GRAD_SAMPLE_MODES))}, "
-                f"got {self.grad_sample_mode!r}."
-            )
         continuing = self.warm_start and self.initialized_ and hasattr(self, "accountant_")
         if not continuing:  # fit restarts the accounting, as it restarts the weights
             self.accountant_ = create_accountant(self.accountant)

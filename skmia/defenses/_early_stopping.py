@@ -1,12 +1,18 @@
 """Early stopping: vanilla training, kept at several epochs."""
 
-import numpy as np
+from numbers import Integral
+
+from sklearn.utils._param_validation import Interval
 from skorch.callbacks import Callback, EarlyStopping
 
+from .._validation import SequenceOf
 from ..nn import MLP
 from ._base import MIADefenseClassifier, ValidationData
 
 __all__ = ["EarlyStoppingClassifier"]
+
+#: The reference code's Texas100 / Purchase100 snapshot epochs.
+_REFERENCE_SNAPSHOTS = (5, 10, 20, 30, 40, 50, 60, 70, 100)
 
 
 def _silent(*args, **kwargs):
@@ -35,10 +41,14 @@ class EarlyStoppingClassifier(MIADefenseClassifier):
     ----------
     module : torch.nn.Module class or instance, default=skmia.nn.MLP
         The network; see :class:`MIADefenseClassifier`.
-    snapshot_epochs : sequence of int, default=(5, 10, 20, 30, 40, 50, 60, 70, 100)
-        Numbers of completed epochs after which to keep the weights (the reference's
-        Texas/Purchase values; CIFAR: 5, 10, 15, 20, 30, 40, 50, 75, 100, 150, 200, 250).
-        Epochs beyond ``max_epochs`` are never reached and are dropped.
+    snapshot_epochs : sequence of int or None, default=None
+        Numbers of completed epochs after which to keep the weights. Each must be
+        reached by the training call: at most ``max_epochs`` (plus the epochs already
+        trained, when ``warm_start`` continues them); one beyond raises a ValueError
+        rather than keep no snapshot. None: those of the reference's Texas/Purchase
+        epochs (5, 10, 20, 30, 40, 50, 60, 70, 100) that training reaches (CIFAR's
+        are 5, 10, 15, 20, 30, 40, 50, 75, 100, 150, 200, 250; see
+        :func:`~skmia.defenses.paper_defaults`).
     patience : int or None, default=None
         Stop when the validation loss has not improved for ``patience`` epochs, and keep
         the best weights. Needs an explicit validation set,
@@ -73,11 +83,17 @@ class EarlyStoppingClassifier(MIADefenseClassifier):
     (2,)
     """
 
+    _parameter_constraints = {
+        **MIADefenseClassifier._parameter_constraints,
+        "snapshot_epochs": [SequenceOf(Interval(Integral, 1, None, closed="left")), None],
+        "patience": [Interval(Integral, 1, None, closed="left"), None],
+    }
+
     def __init__(
         self,
         module=MLP,
         *,
-        snapshot_epochs=(5, 10, 20, 30, 40, 50, 60, 70, 100),
+        snapshot_epochs=None,
         patience=None,
         **kwargs,
     ):
@@ -98,22 +114,30 @@ class EarlyStoppingClassifier(MIADefenseClassifier):
         return self
 
     def _setup(self, X, y, classes=None):
+        continuing = self.warm_start and self.initialized_ and hasattr(self, "label_encoder_")
+        trained = len(self.history) if continuing else 0
         X, y = super()._setup(X, y, classes=classes)
-        epochs = np.asarray(self.snapshot_epochs, dtype=float).ravel()
-        if np.any(epochs < 1) or np.any(epochs != np.round(epochs)):
+        reached = trained + self.max_epochs
+        if self.snapshot_epochs is None:
+            epochs = [e for e in _REFERENCE_SNAPSHOTS if e <= reached]
+        else:
+            epochs = sorted({int(e) for e in self.snapshot_epochs})
+        beyond = [e for e in epochs if e > reached]
+        if beyond:
             raise ValueError(
-                f"snapshot_epochs must be positive integers, got {self.snapshot_epochs!r}"
+                f"snapshot_epochs {tuple(beyond)} lie beyond the {reached} epochs this fit "
+                f"reaches (max_epochs={self.max_epochs}"
+                + (f" after {trained} trained" if trained else "")
+                + "): no snapshot would be kept there. Lower snapshot_epochs or raise "
+                "max_epochs."
             )
-        if self.patience is not None:
-            if not (isinstance(self.patience, int) and self.patience >= 1):
-                raise ValueError(f"patience must be a positive int or None, got {self.patience!r}")
-            if not isinstance(self.train_split, ValidationData):
-                raise ValueError(
-                    "patience needs an explicit validation set: pass "
-                    "train_split=ValidationData(X_val, y_val). Rows given to fit are all "
-                    "trained on and never split off silently."
-                )
-        self.snapshot_epochs_ = sorted({int(e) for e in epochs})
+        if self.patience is not None and not isinstance(self.train_split, ValidationData):
+            raise ValueError(
+                "patience needs an explicit validation set: pass "
+                "train_split=ValidationData(X_val, y_val). Rows given to fit are all "
+                "trained on and never split off silently."
+            )
+        self.snapshot_epochs_ = epochs
         self.snapshots_ = {}
         return X, y
 

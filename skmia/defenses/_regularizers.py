@@ -1,10 +1,12 @@
 """Regularisation defenses: confidence penalty, label smoothing and dropout."""
 
+from numbers import Real
+
 import torch
-from sklearn.utils import check_scalar
+from sklearn.utils._param_validation import Interval
 
 from ..nn import MLP
-from ._base import MIADefenseClassifier
+from ._base import CROSS_ENTROPY, MIADefenseClassifier
 from ._losses import confidence_penalty_loss, label_smoothing_loss
 
 __all__ = ["ConfidencePenaltyClassifier", "LabelSmoothingClassifier", "DropoutClassifier"]
@@ -21,7 +23,7 @@ class ConfidencePenaltyClassifier(MIADefenseClassifier):
     module : torch.nn.Module class or instance, default=skmia.nn.MLP
         The network; see :class:`MIADefenseClassifier`.
     penalty : float, default=0.1
-        Weight of the entropy term (the reference code's ``alpha``, default 0.1).
+        Weight of the entropy term, >= 0 (the reference code's ``alpha``, default 0.1).
     **kwargs
         Every other parameter of :class:`MIADefenseClassifier`.
 
@@ -36,14 +38,15 @@ class ConfidencePenaltyClassifier(MIADefenseClassifier):
        workshop. arXiv:1701.06548.
     """
 
+    _parameter_constraints = {
+        **MIADefenseClassifier._parameter_constraints,
+        "criterion": [CROSS_ENTROPY],
+        "penalty": [Interval(Real, 0, None, closed="left")],
+    }
+
     def __init__(self, module=MLP, *, penalty=0.1, **kwargs):
         super().__init__(module, **kwargs)
         self.penalty = penalty
-
-    def _setup(self, X, y, classes=None):
-        X, y = super()._setup(X, y, classes=classes)
-        check_scalar(self.penalty, "penalty", (int, float), min_val=0.0)
-        return X, y
 
     def training_loss(self, logits, targets, X):
         return confidence_penalty_loss(logits, targets, penalty=self.penalty)
@@ -60,7 +63,8 @@ class LabelSmoothingClassifier(MIADefenseClassifier):
     module : torch.nn.Module class or instance, default=skmia.nn.MLP
         The network; see :class:`MIADefenseClassifier`.
     smoothing : float, default=0.1
-        Mass moved from the label to the uniform distribution, in [0, 1].
+        Mass moved from the label to the uniform distribution, in [0, 1) (at 1 the
+        target no longer depends on the label).
     **kwargs
         Every other parameter of :class:`MIADefenseClassifier`.
 
@@ -74,14 +78,15 @@ class LabelSmoothingClassifier(MIADefenseClassifier):
        Inception Architecture for Computer Vision". CVPR 2016. arXiv:1512.00567.
     """
 
+    _parameter_constraints = {
+        **MIADefenseClassifier._parameter_constraints,
+        "criterion": [CROSS_ENTROPY],
+        "smoothing": [Interval(Real, 0, 1, closed="left")],
+    }
+
     def __init__(self, module=MLP, *, smoothing=0.1, **kwargs):
         super().__init__(module, **kwargs)
         self.smoothing = smoothing
-
-    def _setup(self, X, y, classes=None):
-        X, y = super()._setup(X, y, classes=classes)
-        check_scalar(self.smoothing, "smoothing", (int, float), min_val=0.0, max_val=1.0)
-        return X, y
 
     def training_loss(self, logits, targets, X):
         return label_smoothing_loss(logits, targets, smoothing=self.smoothing)
@@ -114,14 +119,17 @@ class DropoutClassifier(MIADefenseClassifier):
        "Dropout: A Simple Way to Prevent Neural Networks from Overfitting". JMLR 2014.
     """
 
+    _parameter_constraints = {
+        **MIADefenseClassifier._parameter_constraints,
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+    }
+
     def __init__(self, module=MLP, *, dropout=0.5, **kwargs):
         super().__init__(module, **kwargs)
         self.dropout = dropout
 
     def _setup(self, X, y, classes=None):
         X, y = super()._setup(X, y, classes=classes)
-        check_scalar(self.dropout, "dropout", (int, float), min_val=0.0, max_val=1.0,
-                     include_boundaries="left")
         if isinstance(self.module, torch.nn.Module):
             raise ValueError(
                 "DropoutClassifier builds its module with the dropout rate: pass a module "

@@ -1,9 +1,11 @@
 """RelaxLoss (Chen, Yu & Fritz, ICLR 2022)."""
 
-from sklearn.utils import check_scalar
+from numbers import Real
+
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..nn import MLP
-from ._base import MIADefenseClassifier
+from ._base import CROSS_ENTROPY, MIADefenseClassifier
 from ._losses import FLATTEN_MODES, relaxloss
 
 __all__ = ["RelaxLossClassifier"]
@@ -30,10 +32,10 @@ class RelaxLossClassifier(MIADefenseClassifier):
     module : torch.nn.Module class or instance, default=skmia.nn.MLP
         The network; see :class:`MIADefenseClassifier`.
     alpha : float, default=1.0
-        Target level of the mean cross-entropy. Paper values: Texas100 2.5, Purchase100
+        Target level of the mean cross-entropy, > 0. Paper values: Texas100 2.5, Purchase100
         0.8, CIFAR-10 1 (resnet20) / 0.4 (vgg11_bn), CIFAR-100 3 / 0.5.
     upper : float, default=1.0
-        Cap on the true-class probability of the flattened target. Paper values: Texas100
+        Cap on the true-class probability of the flattened target, in (0, 1]. Paper values: Texas100
         0.1, Purchase100 0.3, CIFAR 1.
     flatten_mode : {"auto", "tabular", "image"}, default="auto"
         The flattening loss. ``"tabular"`` (the reference's Texas/Purchase code): mean
@@ -72,6 +74,14 @@ class RelaxLossClassifier(MIADefenseClassifier):
     (3,)
     """
 
+    _parameter_constraints = {
+        **MIADefenseClassifier._parameter_constraints,
+        "criterion": [CROSS_ENTROPY],
+        "alpha": [Interval(Real, 0, None, closed="neither")],
+        "upper": [Interval(Real, 0, 1, closed="right")],
+        "flatten_mode": [StrOptions({"auto", *FLATTEN_MODES})],
+    }
+
     def __init__(self, module=MLP, *, alpha=1.0, upper=1.0, flatten_mode="auto", **kwargs):
         super().__init__(module, **kwargs)
         self.alpha = alpha
@@ -80,12 +90,6 @@ class RelaxLossClassifier(MIADefenseClassifier):
 
     def _setup(self, X, y, classes=None):
         X, y = super()._setup(X, y, classes=classes)
-        check_scalar(self.alpha, "alpha", (int, float), min_val=0.0)
-        check_scalar(self.upper, "upper", (int, float), min_val=0.0, max_val=1.0)
-        if self.flatten_mode not in ("auto", *FLATTEN_MODES):
-            raise ValueError(
-                f"flatten_mode must be 'auto', 'tabular' or 'image', got {self.flatten_mode!r}"
-            )
         if self.flatten_mode == "auto":
             self.flatten_mode_ = "image" if len(self.input_shape_) == 3 else "tabular"
         else:
