@@ -107,12 +107,18 @@ def _build_parser():
     # ---------------------------------------------------------------- skmia report
     rep = sub.add_parser(
         "report",
-        help="one table of the results of finished runs",
-        description="Gather attack results of finished runs below the given folders.",
+        help="one table of the results of finished runs, or an HTML page of the runs",
+        description="Gather attack results of finished runs below the given folders and "
+                    "print them as one table; with --html, write one self-contained page "
+                    "of every run instead (settings, results, ROC curves, loss histograms, "
+                    "privacy-utility plot, training curves).",
     )
     rep.add_argument("paths", nargs="+", metavar="DIR", help="run directories or their roots")
     rep.add_argument("--format", choices=("markdown", "csv"), default="markdown",
-                     help="output format (default: %(default)s)")
+                     help="output format of the table (default: %(default)s)")
+    rep.add_argument("--html", default=None, metavar="FILE",
+                     help="write an HTML report of the runs to FILE (images embedded, no "
+                          "network needed to view it) instead of printing the table")
 
     # ----------------------------------------------------------------- skmia split
     split = sub.add_parser(
@@ -252,8 +258,12 @@ def _cmd_attack(parser, args):
 
 
 def _cmd_report(parser, args):
-    from .report import collect_results, format_table
+    from .report import collect_results, format_table, write_html_report
 
+    if args.html is not None:
+        out = write_html_report(args.paths, args.html)
+        print(f"report of the runs below {', '.join(args.paths)} written to {out}")
+        return 0
     table = collect_results(args.paths)
     if table.empty:
         print("no finished attack results below " + ", ".join(args.paths), file=sys.stderr)

@@ -1,4 +1,5 @@
-"""Plots of an attack run: ROC curves (log-log) and member/non-member loss histograms."""
+"""Plots of runs: ROC curves (log-log), member/non-member loss histograms, the
+privacy-utility trade-off of several methods and training curves."""
 
 import io
 
@@ -6,7 +7,13 @@ import numpy as np
 
 from ..metrics import attack_roc_curve
 
-__all__ = ["roc_figure", "loss_histogram_figure", "figure_png"]
+__all__ = [
+    "roc_figure",
+    "loss_histogram_figure",
+    "privacy_utility_figure",
+    "training_curves_figure",
+    "figure_png",
+]
 
 
 def _pyplot():
@@ -97,6 +104,129 @@ def loss_histogram_figure(loss, membership, *, title=None, bins=50):
     ax.hist(loss[membership == 0], bins=edges, alpha=0.5, label="non-members")
     ax.set(xlabel="cross-entropy loss", ylabel="records", title=title)
     ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def privacy_utility_figure(results, *, title=None):
+    """Test accuracy against the strongest attack's AUC, one point per model.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Rows of attack results, as :func:`collect_results` returns them: columns
+        ``method``, ``test_accuracy`` and ``auc``, and where present ``dataset``,
+        ``model``, ``seed`` and ``snapshot_epoch``, which tell the models apart.
+    title : str, default=None
+        Figure title.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        One marker per method; each point is one model (a run, or one snapshot of an
+        early-stopping run, labelled with its epoch): x the highest AUC of any attack on
+        it, y its test accuracy. Up and to the left is better.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skmia.report import privacy_utility_figure
+    >>> results = pd.DataFrame({"method": ["vanilla", "vanilla", "relaxloss"],
+    ...                         "attack": ["loss", "NN", "loss"],
+    ...                         "test_accuracy": [0.55, 0.55, 0.57],
+    ...                         "auc": [0.81, 0.78, 0.52]})
+    >>> fig = privacy_utility_figure(results)
+    >>> [len(line.get_xdata()) for line in fig.axes[0].lines[:2]]   # one point per model
+    [1, 1]
+    """
+    points = _strongest_attacks(results)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for method, group in points.groupby("method", sort=False):
+        (line,) = ax.plot(group["auc"], group["test_accuracy"], marker="o", linestyle="none",
+                          label=str(method))
+        for _, point in group.iterrows():
+            epoch = point.get("snapshot_epoch")
+            if epoch is not None and not _isnan(epoch):
+                ax.annotate(f"e{int(epoch)}", (point["auc"], point["test_accuracy"]),
+                            textcoords="offset points", xytext=(4, 4), fontsize=7,
+                            color=line.get_color())
+    ax.axvline(0.5, color="grey", linestyle=":", linewidth=1, label="chance AUC")
+    ax.set(xlabel="AUC of the strongest attack", ylabel="test accuracy", title=title)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def _strongest_attacks(results):
+    """One row per model: its test accuracy and the highest AUC of any attack on it.
+
+    Models are told apart by ``dataset``, ``model``, ``method``, ``seed`` and
+    ``snapshot_epoch`` (those of the columns present); ``attack`` names the strongest.
+    """
+    missing = [c for c in ("method", "test_accuracy", "auc") if c not in results]
+    if missing:
+        raise ValueError(f"results lack the column(s) {', '.join(missing)}")
+    rows = results.dropna(subset=["auc"]).reset_index(drop=True)
+    if rows.empty:
+        raise ValueError("results hold no attack with an AUC")
+    keys = [c for c in ("dataset", "model", "method", "seed", "snapshot_epoch") if c in rows]
+    best = rows.loc[rows.groupby(keys, dropna=False, sort=False)["auc"].idxmax()]
+    columns = [*keys, *(["attack"] if "attack" in best else []), "test_accuracy", "auc"]
+    return best[columns].reset_index(drop=True)
+
+
+def _isnan(value):
+    try:
+        return bool(np.isnan(value))
+    except TypeError:
+        return False
+
+
+def training_curves_figure(history, *, title=None):
+    """The losses of a training, per epoch, from a skorch history (``history.json``).
+
+    Parameters
+    ----------
+    history : list of dict
+        One dict per epoch, as skorch's ``net.history`` and a run's ``history.json``
+        hold it; every numeric key ending in ``_loss`` (``train_loss``, ``valid_loss``
+        when the net had a validation split, AdvReg's ``inference_loss``) is drawn.
+    title : str, default=None
+        Figure title.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> from skmia.report import training_curves_figure
+    >>> history = [{"epoch": 1, "train_loss": 3.4}, {"epoch": 2, "train_loss": 3.1}]
+    >>> [line.get_label() for line in training_curves_figure(history).axes[0].lines]
+    ['train_loss']
+    """
+    history = list(history)
+    keys = []
+    for epoch in history:
+        for key, value in epoch.items():
+            if (key.endswith("_loss") and key not in keys and isinstance(value, (int, float))
+                    and not isinstance(value, bool)):
+                keys.append(key)
+    if not keys:
+        raise ValueError("the history holds no loss (no numeric key ending in '_loss')")
+    keys.sort(key=lambda k: (k != "train_loss", k != "valid_loss", k))
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key in keys:
+        epochs = [row.get("epoch", i + 1) for i, row in enumerate(history) if key in row]
+        values = [row[key] for row in history if key in row]
+        ax.plot(epochs, values, marker="." if len(values) < 30 else None, label=key)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(xlabel="epoch", ylabel="loss", title=title)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
