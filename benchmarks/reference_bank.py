@@ -17,8 +17,8 @@ one torch thread, so that its models do not depend on ``n_jobs`` (DESIGN §7); a
 table measures what that costs: one plain fit on one thread against one on torch's
 default threads.
 
-    SKMIA_DATA_HOME=../shared/data python benchmarks/reference_bank.py          # ~10 min
-    SKMIA_DATA_HOME=../shared/data python benchmarks/reference_bank.py --quick  # ~2 min
+    SKMIA_DATA_HOME=../shared/data python benchmarks/reference_bank.py          # 4-10 min
+    SKMIA_DATA_HOME=../shared/data python benchmarks/reference_bank.py --quick  # 1-2 min
 """
 
 import argparse
@@ -181,8 +181,8 @@ def main(argv=None):
     import torch
 
     threads = torch.get_num_threads()
-    command = "python benchmarks/reference_bank.py " + shlex.join(
-        sys.argv[1:] if argv is None else argv)
+    command = " ".join(["python benchmarks/reference_bank.py",
+                        shlex.join(sys.argv[1:] if argv is None else argv)]).strip()
     load_start = _load()
     began = time.perf_counter()
     rows, scaling, pools = [], [], []
