@@ -76,8 +76,9 @@ def _build_parser():
     run.add_argument("--shadow-method", choices=("vanilla", "same"), default="vanilla",
                      help="attack modes: train the shadow with vanilla or the target's method")
     run.add_argument("--jobs", type=int, default=1, metavar="N",
-                     help="models trained at the same time (target and shadow), -1 for all "
-                          "cores; one torch thread each, the results do not depend on N")
+                     help="models trained at the same time (target and shadow, the "
+                          "reference models), -1 for all cores; one torch thread each, the "
+                          "results do not depend on N")
     _add_calibrated_options(run)
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     group = run.add_argument_group("method options (default: the paper's value)")
