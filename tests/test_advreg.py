@@ -178,6 +178,32 @@ def test_same_seed_same_model(data):
         assert torch.equal(p, q)
 
 
+def test_a_saved_model_keeps_its_inference_network_and_optimizers(tmp_path, data):
+    from skmia.experiment import load_estimator, save_estimator
+
+    (X, y), (Xr, yr), (Xo, _) = data
+    clf = fit(AdvRegClassifier(**SMALL, max_epochs=2), data)
+    save_estimator(clf, tmp_path)
+    loaded = load_estimator(tmp_path)
+    # the trained inference network, not a fresh one
+    logits = torch.as_tensor(np.asarray(clf.forward(Xo)))
+    labels = torch.as_tensor(np.searchsorted(clf.classes_, y[: len(Xo)]))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.inference_module_(logits, labels),
+                                   clf.inference_module_(logits, labels), rtol=0, atol=0)
+    for name in ("optimizer_", "inference_optimizer_"):
+        saved, restored = getattr(clf, name).state_dict(), getattr(loaded, name).state_dict()
+        assert restored["param_groups"] == saved["param_groups"]
+        for index, state in saved["state"].items():
+            for key, value in state.items():
+                torch.testing.assert_close(restored["state"][index][key], value)
+    # past its warm-up: a partial_fit goes on with adversarial rounds, as unsaved
+    clf.partial_fit(X, y, X_reference=Xr, y_reference=yr)
+    loaded.partial_fit(X, y, X_reference=Xr, y_reference=yr)
+    assert loaded.history[:, "inference_batch_count"] == clf.history[:, "inference_batch_count"]
+    np.testing.assert_array_equal(loaded.predict_proba(Xo), clf.predict_proba(Xo))
+
+
 def test_missing_reference_is_an_error(data):
     (X, y), (Xr, yr), _ = data
     with pytest.raises(ValueError, match="pass a reference set"):

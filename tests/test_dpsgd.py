@@ -1,6 +1,8 @@
 """DP-SGD: its accounting against independent values, its updates against plain SGD."""
 
+import json
 import pickle
+import struct
 
 import numpy as np
 import pytest
@@ -17,6 +19,8 @@ from torch import nn
 
 from skmia.defenses import _dpsgd
 from skmia.defenses._dpsgd import DPSGDClassifier, WeakPrivacyWarning
+from skmia.experiment import RunConfig, load_estimator, save_estimator, train
+from skmia.experiment._persist import _digest
 from skmia.nn import MLP
 
 DELTA = 1e-5
@@ -401,3 +405,75 @@ def test_unreachable_target_epsilon(data):
     X, y = data
     with pytest.raises(ValueError, match="no noise multiplier reaches target_epsilon"):
         DPSGDClassifier(**NET, **SMALL, target_epsilon=1e-7, max_epochs=1).fit(X, y)
+
+
+# ---------------------------------------------------------------------------- saving
+
+
+def files_holding(folder, seed):
+    """The files under ``folder`` whose bytes hold ``seed`` (as decimal text or as an
+    int64) or the name of the attribute that keeps it."""
+    needles = (str(seed).encode(), struct.pack("<q", seed), b"training_seed")
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*")
+                  if path.is_file() and any(n in path.read_bytes() for n in needles))
+
+
+def test_no_saved_file_holds_the_noise_seed(tmp_path, data):
+    X, y = data
+    clf = DPSGDClassifier(**NET, **SMALL, max_epochs=2).fit(X, y)
+    save_estimator(clf, tmp_path)
+    assert files_holding(tmp_path, clf.training_seed_) == []
+    # a file that holds it anyway (written by hand, or by an older skmia) is refused
+    path = tmp_path / "model.json"
+    doc = json.loads(path.read_text())
+    doc["fitted"]["training_seed_"] = {"value": clf.training_seed_}
+    doc["digest"] = _digest(doc)
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="'fitted.training_seed_' holds the seed of "
+                                         "DPSGDClassifier's noise"):
+        load_estimator(tmp_path)
+
+
+def test_no_file_of_a_finished_dp_run_holds_the_noise_seed(tmp_path, monkeypatch,
+                                                           location_data_home):
+    seeds = []
+    setup = DPSGDClassifier._setup
+
+    def recording_setup(self, X, y, classes=None):
+        X, y = setup(self, X, y, classes=classes)
+        seeds.append(self.training_seed_)
+        return X, y
+
+    monkeypatch.setattr(DPSGDClassifier, "_setup", recording_setup)
+    config = RunConfig(dataset="location", method="dpsgd", epochs=1, quiet=True,
+                       overrides={"noise_multiplier": 1.0}, out=str(tmp_path),
+                       data_home=str(location_data_home))
+    folder = train(config)
+    assert len(seeds) == 1
+    names = {path.name for path in folder.rglob("*") if path.is_file()}
+    assert {"params.json", "history.json", "model.json", "model.safetensors"} <= names
+    assert files_holding(tmp_path, seeds[0]) == []
+    assert load_estimator(folder).training_seed_ != seeds[0]
+
+
+def test_a_loaded_model_continues_the_accountant_with_fresh_noise(tmp_path, data):
+    X, y = data
+    clf = DPSGDClassifier(**NET, **SMALL, max_epochs=2).fit(X, y)
+    save_estimator(clf, tmp_path)
+    loaded = load_estimator(tmp_path)
+    np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), rtol=1e-6)
+    assert loaded.n_steps_ == clf.n_steps_ == 20 and loaded.epsilon_ == clf.epsilon_
+    assert loaded.accountant_.history == clf.accountant_.history
+    assert loaded.accountant_.mechanism() == "rdp"
+    # the seed of the noise is drawn afresh at each load, never the saved model's
+    assert loaded.training_seed_ != clf.training_seed_
+    assert load_estimator(tmp_path).training_seed_ != loaded.training_seed_
+    clf.partial_fit(X, y)
+    loaded.partial_fit(X, y)
+    # the same 20 more steps, accounted alike ...
+    assert loaded.n_steps_ == clf.n_steps_ == 40
+    assert loaded.accountant_.history == clf.accountant_.history
+    assert loaded.epsilon_ == pytest.approx(clf.epsilon_) and loaded.epsilon_ > 0
+    assert len(loaded.history) == 4
+    # ... with other noise and other Poisson batches than the unsaved model draws
+    assert not np.allclose(loaded.predict_proba(X), clf.predict_proba(X))

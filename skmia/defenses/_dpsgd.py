@@ -304,6 +304,15 @@ class DPSGDClassifier(MIADefenseClassifier):
     torch's generator (seeded by ``random_state``), not a cryptographically secure one,
     which is enough for experiments, not for a deployment.
 
+    The seed of the noise and of the Poisson batches is kept in memory only:
+    :func:`skmia.experiment.save_estimator` never writes it, since whoever could replay
+    the noise would void ε. A model loaded with
+    :func:`~skmia.experiment.load_estimator` predicts as saved and draws a fresh seed
+    from the operating system, so its ``partial_fit`` adds new noise (and the same ε)
+    rather than repeating the steps an in-memory ``partial_fit`` would have taken. An
+    int ``random_state`` makes that seed reproducible, hence derivable by whoever knows
+    it: leave it None for a model whose guarantee is meant to hold.
+
     Differences from the reference code (opacus 0.x): Poisson sampling instead of
     shuffled fixed-size batches, PRV accounting by default, ghost clipping.
 
