@@ -202,7 +202,7 @@ def test_failures_are_clear(tmp_path, capsys, location_data_home):
                    "--data-home", str(tmp_path / "empty"), "--out", str(tmp_path), "-q"])
     err = capsys.readouterr().err
     assert status == 1 and "dataset_texas.tgz" in err and "Traceback" not in err
-    status = main(["attack", "--target", str(tmp_path), "--shadow", str(tmp_path)])
+    status = main(["attack", "--target", str(tmp_path), "--shadow", str(tmp_path / "other")])
     assert status == 1
     assert "is not a run directory (no params.json)" in capsys.readouterr().err
 

@@ -113,7 +113,9 @@ _IN_A_BANK = ("it was saved as one model of a bank of reference models, without 
 _AS_A_TEACHER = "it was saved as a student's teacher, without its optimizer state"
 
 # the keys of model.json: required, and allowed besides
-_DOCUMENT_KEYS = {"skmia_version", "format", "weights_sha256", "digest"}
+_DOCUMENT_KEYS = {"skmia_version", "format", "weights_sha256", "digest", "params_sha256"}
+# the run settings a model is saved beside, when it is saved in a run directory
+RUN_PARAMS = "params.json"
 _DEFENSE_KEYS = {
     "class": str, "params": dict, "not_saved": list, "fitted": dict, "classes": list,
     "classes_dtype": str, "snapshots": list, "history": list, "optimizers": dict,
@@ -420,12 +422,29 @@ def _bank_state(bank):
     return document, tensors
 
 
+def file_sha256(path):
+    """SHA-256 of a file's bytes, or None when there is no such file."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+def saved_params_sha256(folder):
+    """The SHA-256 of ``params.json`` that ``folder``'s ``model.json`` was saved beside,
+    or None when it records none (a model saved outside a run directory)."""
+    document = read_json(Path(folder) / MODEL_JSON)
+    return document.get("params_sha256") if isinstance(document, dict) else None
+
+
 def save_estimator(clf, folder):
     """Save a fitted skmia defense, or a bank of them, to ``folder``.
 
     Writes ``model.safetensors`` (tensors) and ``model.json`` (everything else, with a
     digest of both). A :class:`~skmia.model_selection.ReferenceModels` bank is saved
-    whole: each model's weights under ``bank.<k>.``, the masks as ``in_mask_``.
+    whole: each model's weights under ``bank.<k>.``, the masks as ``in_mask_``. In a run
+    directory, ``model.json`` also records the SHA-256 of the ``params.json`` beside it,
+    which :func:`skmia.experiment.load_run` checks.
 
     Parameters that cannot be stored as data (a teacher estimator, callbacks, a
     validation set) are recorded by name in ``"not_saved"`` and come back as their
@@ -443,6 +462,9 @@ def save_estimator(clf, folder):
     weights = save(tensors)
     document = {"skmia_version": __version__, "format": FORMAT, **document,
                 "weights_sha256": hashlib.sha256(weights).hexdigest()}
+    params_sha256 = file_sha256(folder / RUN_PARAMS)
+    if params_sha256 is not None:  # in a run directory: what it was trained under
+        document["params_sha256"] = params_sha256
     document["digest"] = _digest(document)
     atomic_write_bytes(folder / MODEL_WEIGHTS, weights)
     atomic_write_json(folder / MODEL_JSON, document)

@@ -21,7 +21,14 @@ import numpy as np
 
 from .. import __version__
 from .._io import atomic_write_bytes, atomic_write_json, read_json
-from ._persist import MODEL_JSON, MODEL_WEIGHTS, load_estimator, save_estimator
+from ._persist import (
+    MODEL_JSON,
+    MODEL_WEIGHTS,
+    file_sha256,
+    load_estimator,
+    save_estimator,
+    saved_params_sha256,
+)
 
 __all__ = [
     "RunConfig",
@@ -46,6 +53,8 @@ IMAGE_MODELS = ("resnet20", "vgg11_bn")
 COMPLETE = "complete.json"
 _RUN_FILES = ("params.json", "history.json", MODEL_JSON, MODEL_WEIGHTS, COMPLETE)
 REFERENCE_DIR = "reference"
+# what params.json must hold for a run to be read
+_PARAMS_KEYS = ("dataset", "method", "model", "seed", "partition", "estimator_params")
 _ATTACK_FILES = ("results.csv", "results.json", "roc.png", "loss_hist.png", COMPLETE)
 # the paper's dataset whose settings each dataset borrows
 _PAPER_DATASET = {"purchase-like": "purchase", "texas-like": "texas", "location": "purchase"}
@@ -333,7 +342,7 @@ def _history(clf):
 
 
 def load_run(folder, *, device=None):
-    """The fitted model and ``params.json`` of a finished run directory.
+    """The fitted model and ``params.json`` of a finished run directory, cross-checked.
 
     Raises
     ------
@@ -342,10 +351,13 @@ def load_run(folder, *, device=None):
     IncompleteRunError
         Its training did not finish.
     ValueError
-        Its files are from another skmia version, edited, or corrupt.
+        Its files are from another skmia version, edited, corrupt, or do not belong
+        together (``model.json`` saved beside another ``params.json``, or with other
+        settings); the message names the files.
     """
     folder = Path(folder)
-    if not (folder / "params.json").is_file():
+    params_path = folder / "params.json"
+    if not params_path.is_file():
         raise FileNotFoundError(
             f"{str(folder)!r} is not a run directory (no params.json): train it with "
             f"`skmia run ... --mode defense` first"
@@ -354,7 +366,39 @@ def load_run(folder, *, device=None):
         raise IncompleteRunError(
             f"the run in {str(folder)!r} did not finish (no {COMPLETE}); run it again"
         )
-    return load_estimator(folder, device=device), read_json(folder / "params.json")
+    params = read_json(params_path)
+    if not isinstance(params, dict):
+        raise ValueError(f"{str(params_path)!r} should hold a JSON object")
+    missing = [key for key in _PARAMS_KEYS if key not in params]
+    if missing:
+        raise ValueError(f"{str(params_path)!r} lacks the key {missing[0]!r}; it was not "
+                         "written by skmia run, or was edited: run again")
+    model_path = folder / MODEL_JSON
+    recorded = saved_params_sha256(folder) if model_path.is_file() else None
+    if recorded is not None and recorded != file_sha256(params_path):
+        raise ValueError(
+            f"{str(model_path)!r} was saved beside another params.json than "
+            f"{str(params_path)!r} (their SHA-256 differ): the model and its settings do "
+            "not belong together (copied from another run, or one of them edited); run "
+            "again to retrain"
+        )
+    clf = load_estimator(folder, device=device)
+    changed = _changed_settings(params["estimator_params"], _settings(clf))
+    if changed:
+        raise ValueError(
+            f"{str(model_path)!r} and {str(params_path)!r} disagree on "
+            f"{', '.join(changed)}: the model was not trained with these settings; run "
+            "again to retrain"
+        )
+    return clf, params
+
+
+def _changed_settings(saved, current):
+    """Settings keys whose values differ (only keys both record: a parameter that
+    cannot be saved comes back as its default)."""
+    if not isinstance(saved, dict):
+        return ["estimator_params"]
+    return sorted(k for k in set(saved) & set(current) if saved[k] != current[k])
 
 
 def attack(target_dir, shadow_dir, *, white_box=True, data_home=None, device=None,
@@ -401,6 +445,8 @@ def attack(target_dir, shadow_dir, *, white_box=True, data_home=None, device=Non
     target, params, shadow, shadow_params = _load_pair(target_dir, shadow_dir, device)
     split = load_split(params["dataset"], params["seed"],
                        data_home if data_home is not None else params.get("data_home"))
+    _check_model_fits_split(target, params, split, target_dir)
+    _check_model_fits_split(shadow, shadow_params, split, shadow_dir)
     out = Path(target_dir) / "attack"
     _clear(out, _ATTACK_FILES)
     bank = None
@@ -448,17 +494,57 @@ def _check_calibrated(attacks, reference_models):
 
 def _load_pair(target_dir, shadow_dir, device):
     """The target and shadow models and their ``params.json``, checked to belong together."""
+    target_dir, shadow_dir = Path(target_dir), Path(shadow_dir)
+    if target_dir.resolve() == shadow_dir.resolve():
+        raise ValueError(
+            f"the target and the shadow are the same folder, {str(target_dir)!r}: the shadow "
+            f"run of a target is its shadow/ folder ({str(target_dir / 'shadow')!r})"
+        )
     target, params = load_run(target_dir, device=device)
     shadow, shadow_params = load_run(shadow_dir, device=device)
+    files = (f"{str(target_dir / 'params.json')!r} and "
+             f"{str(shadow_dir / 'params.json')!r}")
+    if params["partition"] != "target":
+        raise ValueError(
+            f"{str(target_dir)!r} holds a shadow run ({str(target_dir / 'params.json')!r} "
+            "says partition 'shadow'): give the target's folder as --target (a run trained "
+            "with --mode defense)"
+        )
+    if shadow_params["partition"] != "shadow":
+        raise ValueError(
+            f"{str(shadow_dir)!r} holds a target run ({str(shadow_dir / 'params.json')!r} "
+            "says partition 'target'): give a shadow run as --shadow, the shadow/ folder of "
+            "a run trained with --mode shadow"
+        )
     for key in ("dataset", "seed", "model"):
         if params[key] != shadow_params[key]:
             raise ValueError(
                 f"target and shadow runs differ in {key}: {params[key]!r} vs "
-                f"{shadow_params[key]!r}"
+                f"{shadow_params[key]!r} ({files})"
             )
     if not np.array_equal(np.sort(target.classes_), np.sort(shadow.classes_)):
-        raise ValueError("target and shadow models were trained on different classes")
+        raise ValueError(f"target and shadow models were trained on different classes "
+                         f"({files})")
     return target, params, shadow, shadow_params
+
+
+def _check_model_fits_split(model, params, split, folder):
+    """Refuse a model of another number of features or classes than its dataset's."""
+    X, y = split.target_train.X, split.target_train.y
+    where = f"{str(Path(folder) / MODEL_JSON)!r} and {str(Path(folder) / 'params.json')!r}"
+    shape = tuple(X.shape[1:])
+    if tuple(getattr(model, "input_shape_", shape)) != shape:
+        raise ValueError(
+            f"{where} disagree: the model takes records of shape {model.input_shape_}, but "
+            f"{params['dataset']!r} has records of shape {shape}"
+        )
+    classes = np.unique(np.concatenate([y, split.target_test.y]))
+    if len(model.classes_) != len(classes) or not np.array_equal(np.sort(model.classes_),
+                                                                 classes):
+        raise ValueError(
+            f"{where} disagree: the model has {len(model.classes_)} classes, but "
+            f"{params['dataset']!r} has {len(classes)}"
+        )
 
 
 def _attack_rows(target, shadow, split, white_box, params, context, attacks, bank, quiet):
