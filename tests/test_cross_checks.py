@@ -110,3 +110,8 @@ def test_a_model_of_other_features_than_its_dataset(runs, tmp_path, capsys):
     save_estimator(narrow, folder)  # beside the run's own params.json: the digest agrees
     _attack_fails(folder, runs / "seed1000" / "shadow", capsys,
                   "the model takes records of shape (100,)", "has records of shape (446,)")
+
+
+def test_a_missing_shadow_run_names_mode_shadow(runs, tmp_path, capsys):
+    _attack_fails(runs / "seed1000", tmp_path / "shadow", capsys,
+                  "is not a run directory", "--mode shadow")

@@ -358,9 +358,10 @@ def load_run(folder, *, device=None):
     folder = Path(folder)
     params_path = folder / "params.json"
     if not params_path.is_file():
+        mode = "shadow" if folder.name == "shadow" else "defense"
         raise FileNotFoundError(
             f"{str(folder)!r} is not a run directory (no params.json): train it with "
-            f"`skmia run ... --mode defense` first"
+            f"`skmia run ... --mode {mode}` first"
         )
     if not _is_complete(folder):
         raise IncompleteRunError(
