@@ -8,14 +8,21 @@ arrays (the rows of model outputs) and passes nearly every check.
 
 The defenses are skorch classifiers, run with small settings (a 16-unit hidden layer,
 10 epochs) so that the checks stay fast yet ``check_classifiers_train`` still has to
-learn its toy problems.
+learn its toy problems. ``AdvRegClassifier`` needs a reference set of non-members at
+``fit``, which the checks do not pass: it runs them as ``AdvRegWithReference``, a
+test-only adapter that hands it the training rows as the reference set.
 
 To add estimators, append them to ``ESTIMATORS`` and their expected failures to
-``EXPECTED_FAILED_CHECKS``, keyed by class name.
+``EXPECTED_FAILED_CHECKS``, keyed by class name: each an ``Expected(reason, match)``,
+the reason it fails and a regex of the message it must fail with (searched in the
+exception and the exceptions it was raised from). A check that fails with any other
+message fails the test, and so does one that passes.
 """
 
 import functools
 import pickle
+import re
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -79,21 +86,40 @@ SIGNAL_ESTIMATORS = [
     RMIAAttack(gamma=2.0),
 ]
 
-_LABELS_0_1 = (
+
+
+class Expected(NamedTuple):
+    """An expected failure: why the check fails, and a regex of the message it fails with."""
+
+    reason: str
+    match: str
+
+
+_LABELS_0_1 = Expected(
     "membership labels must be 0 (non-member) and 1 (member), by design; the check "
-    "fits on other labels ({1, 2} or strings)"
+    "fits on other labels ({1, 2} or strings)",
+    r"y must hold membership labels 0 \(non-member\) and 1 \(member\); got ",
 )
-_SIGNALS_ONLY = (
+# the TypeError of an attack that reads a DataFrame of signals and gets an array (some
+# checks re-raise it as their own AssertionError, from it)
+_ARRAY_INPUT = (
+    r"^\w+Attack reads a pandas DataFrame of signals \(the output of "
+    r"skmia\.attacks\.compute_signals\), got (ndarray|memmap)\.$"
+)
+_SIGNALS_ONLY = Expected(
     "threshold attacks read named signal columns of a DataFrame (e.g. 'loss', "
     "'proba_*', 'label'); the check fits on an arbitrary numeric array and gets the "
-    "TypeError that says so. test_signals_contract checks the same on signal tables"
+    "TypeError that says so. test_signals_contract checks the same on signal tables",
+    _ARRAY_INPUT,
 )
-_NN_EXPECTED_FAILURES = {
-    "check_classifier_data_not_an_array": _LABELS_0_1,
-    "check_classifiers_classes": _LABELS_0_1,
-    "check_estimators_dtypes": _LABELS_0_1,
-    "check_fit2d_1feature": _LABELS_0_1,
-}
+# the checks that fit on labels other than 0/1 (they fail on the labels first)
+_LABEL_CHECKS = [
+    "check_classifier_data_not_an_array",
+    "check_classifiers_classes",
+    "check_estimators_dtypes",
+    "check_fit2d_1feature",
+]
+_NN_EXPECTED_FAILURES = dict.fromkeys(_LABEL_CHECKS, _LABELS_0_1)
 # the checks that fit on an arbitrary numeric array: every attack that reads named
 # signal columns fails them with the TypeError that says so
 _ARRAY_INPUT_CHECKS = [
@@ -126,16 +152,17 @@ _THRESHOLD_EXPECTED_FAILURES = {
     **_NN_EXPECTED_FAILURES,
     **dict.fromkeys(_ARRAY_INPUT_CHECKS, _SIGNALS_ONLY),
 }
-_REFERENCE_SIGNALS_ONLY = (
+_REFERENCE_SIGNALS_ONLY = Expected(
     "attacks calibrated by reference models, population records or label-only queries "
     "read named signal columns of a DataFrame ('score', 'ref_score_*', 'ref_in_*', "
     "'loss', 'label_only_*'); the check fits on an arbitrary numeric array and gets "
-    "the TypeError that says so. test_signals_contract checks the same on signal tables"
+    "the TypeError that says so. test_signals_contract checks the same on signal tables",
+    _ARRAY_INPUT,
 )
-# (the NN attack's four fail here for the same reason: the check passes arrays)
-_CALIBRATED_EXPECTED_FAILURES = dict.fromkeys(
-    [*_NN_EXPECTED_FAILURES, *_ARRAY_INPUT_CHECKS], _REFERENCE_SIGNALS_ONLY
-)
+_CALIBRATED_EXPECTED_FAILURES = {
+    **_NN_EXPECTED_FAILURES,
+    **dict.fromkeys(_ARRAY_INPUT_CHECKS, _REFERENCE_SIGNALS_ONLY),
+}
 ATTACK_EXPECTED_FAILED_CHECKS = {
     "NNAttack": _NN_EXPECTED_FAILURES,
     "ConfidenceAttack": _THRESHOLD_EXPECTED_FAILURES,
@@ -151,6 +178,30 @@ ATTACK_EXPECTED_FAILED_CHECKS = {
 }
 
 # ---------------------------------------------------------------------------- defenses
+class AdvRegWithReference(AdvRegClassifier):
+    """``AdvRegClassifier`` for scikit-learn's checks, which call ``fit(X, y)``.
+
+    A test-only adapter: the training rows double as the reference set, so that the
+    checks reach the classifier (the inference network then cannot tell the two apart,
+    which the contract checks do not mind). Real use passes real non-members.
+    """
+
+    def fit(self, X, y, **fit_params):
+        return super().fit(X, y, X_reference=X, y_reference=_reference_labels(y),
+                           **fit_params)
+
+    def partial_fit(self, X, y, classes=None, **fit_params):
+        if getattr(self, "_reference_input", None) is not None:  # called by fit
+            return super().partial_fit(X, y, classes=classes, **fit_params)
+        return super().partial_fit(X, y, classes=classes, X_reference=X,
+                                   y_reference=_reference_labels(y), **fit_params)
+
+
+def _reference_labels(y):
+    # with y=None the classifier's own check of y is the one the check looks for
+    return [] if y is None else y
+
+
 _SMALL = {"max_epochs": 10, "module__hidden_sizes": (16,), "lr": 0.05, "random_state": 0}
 DEFENSE_ESTIMATORS = [
     VanillaClassifier(**_SMALL),
@@ -165,68 +216,27 @@ DEFENSE_ESTIMATORS = [
     # the checks' datasets fit in one batch, so 20 full-batch steps need sigma = 5; the
     # RDP accountant is the cheaper one to query after every epoch
     DPSGDClassifier(noise_multiplier=5.0, accountant="rdp", **{**_SMALL, "max_epochs": 20}),
-    AdvRegClassifier(**_SMALL),
+    # one warm-up pass of the inference network, rounds of 2 of its batches: fast
+    AdvRegWithReference(warmup_passes=1, inference_batches=2, **_SMALL),
 ]
 _SKORCH_EXPECTED_FAILURES = {
-    "check_no_attributes_set_in_init": (
+    "check_no_attributes_set_in_init": Expected(
         "skorch's NeuralNet.__init__ creates history_ and initialized_ and stores routed "
-        "parameters (module__*, optimizer__*, iterator_train__*) as attributes, by design"
+        "parameters (module__*, optimizer__*, iterator_train__*) as attributes, by design",
+        r"should not set any attribute apart from parameters during init\. Found "
+        r"attributes \['history_', 'initialized_', 'iterator_train__shuffle', "
+        r"'module__hidden_sizes', 'optimizer__momentum', 'optimizer__weight_decay', "
+        r"'virtual_params_'\]",
     ),
-    "check_set_params": (
-        "skorch's set_params re-initialises the module, optimizer and callbacks, and "
-        "fails on the arbitrary values the check assigns (e.g. callbacks=-inf)"
+    "check_set_params": Expected(
+        "skorch's get_params lists its private set _params_to_validate, which the check "
+        "sets to a number like every parameter; skorch's set_params then calls .add on "
+        "it",
+        r"^'float' object has no attribute 'add'$",
     ),
 }
 DEFENSE_EXPECTED_FAILED_CHECKS = {
     type(est).__name__: _SKORCH_EXPECTED_FAILURES for est in DEFENSE_ESTIMATORS
-}
-_NEEDS_REFERENCE = (
-    "AdvRegClassifier.fit needs the reference non-members (X_reference, y_reference) "
-    "and refuses to split them off the members silently; the check calls fit(X, y)"
-)
-DEFENSE_EXPECTED_FAILED_CHECKS["AdvRegClassifier"] = {
-    **_SKORCH_EXPECTED_FAILURES,
-    **dict.fromkeys(
-        [
-            "check_classifier_data_not_an_array",
-            "check_classifiers_classes",
-            "check_classifiers_one_label",
-            "check_classifiers_one_label_sample_weights",
-            "check_classifiers_regression_target",
-            "check_classifiers_train",
-            "check_complex_data",
-            "check_dict_unchanged",
-            "check_dont_overwrite_parameters",
-            "check_dtype_object",
-            "check_estimator_sparse_array",
-            "check_estimator_sparse_matrix",
-            "check_estimator_sparse_tag",
-            "check_estimators_dtypes",
-            "check_estimators_empty_data_messages",
-            "check_estimators_fit_returns_self",
-            "check_estimators_nan_inf",
-            "check_estimators_overwrite_params",
-            "check_estimators_partial_fit_n_features",
-            "check_estimators_pickle",
-            "check_f_contiguous_array_estimator",
-            "check_fit2d_1feature",
-            "check_fit2d_1sample",
-            "check_fit2d_predict1d",
-            "check_fit_check_is_fitted",
-            "check_fit_idempotent",
-            "check_fit_score_takes_y",
-            "check_methods_sample_order_invariance",
-            "check_methods_subset_invariance",
-            "check_n_features_in",
-            "check_n_features_in_after_fitting",
-            "check_pipeline_consistency",
-            "check_positive_only_tag_during_fit",
-            "check_readonly_memmap_input",
-            "check_requires_y_none",
-            "check_supervised_y_2d",
-        ],
-        _NEEDS_REFERENCE,
-    ),
 }
 
 # ----------------------------------------------------------------- every estimator
@@ -244,22 +254,87 @@ def _check_name(check):
 def test_sklearn_compatible(estimator, check):
     # Expected failures are handled here rather than by parametrize_with_checks' xfail
     # marks: pytest formats a full traceback through sklearn's 5,000-line check module
-    # for every marked failure, which costs a third of a second each. This is strict:
-    # an expected failure that passes fails the test, so the lists stay accurate.
+    # for every marked failure, which costs a third of a second each.
+    run_check(estimator, check, EXPECTED_FAILED_CHECKS.get(type(estimator).__name__, {}))
+
+
+def run_check(estimator, check, expected_failures):
+    """Run ``check``; if it is among ``expected_failures``, require its own failure.
+
+    Strict both ways: an expected failure that passes fails the test, so the lists stay
+    accurate, and so does one that fails with another message than its own, so that a
+    check failing for a new reason is not hidden behind the old one.
+    """
     name = _check_name(check)
-    reason = EXPECTED_FAILED_CHECKS.get(type(estimator).__name__, {}).get(name)
-    if reason is None:
+    expected = expected_failures.get(name)
+    if expected is None:
         check(estimator)
         return
     try:
         check(estimator)
-    except Exception:  # noqa: BLE001 - any failure is the expected one
-        failed = True
+    except Exception as exc:  # noqa: BLE001 - compared with the expected message below
+        messages = _messages(exc)
+        if not any(re.search(expected.match, m) for m in messages):
+            raise AssertionError(
+                f"{name} fails for {estimator!r}, but not with the expected message "
+                f"{expected.match!r}; it fails with: {messages}"
+            ) from exc
     else:
-        failed = False
-    if not failed:
         pytest.fail(f"{name} passes for {estimator!r}: remove it from EXPECTED_FAILED_CHECKS.")
-    pytest.xfail(reason)  # outside the except block: no chained traceback to format
+    pytest.xfail(expected.reason)  # outside the except block: no chained traceback
+
+
+def _messages(exc):
+    """The messages of ``exc`` and of the exceptions it was raised from or during."""
+    messages, seen = [], set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        messages.append(str(exc))
+        exc = exc.__cause__ or exc.__context__
+    return messages
+
+
+def _fails_with(message, cause=None):
+    def check_something(estimator):
+        raise ValueError(message) from (None if cause is None else TypeError(cause))
+
+    return check_something
+
+
+def test_an_expected_failure_must_fail_with_its_own_message():
+    expected = {"check_something": Expected("why", r"^the known reason: \d+$")}
+    with pytest.raises(pytest.xfail.Exception, match="why"):
+        run_check(None, _fails_with("the known reason: 42"), expected)
+    # searched in the exceptions it was raised from, too
+    with pytest.raises(pytest.xfail.Exception, match="why"):
+        run_check(None, _fails_with("sklearn's wrapper", cause="the known reason: 7"), expected)
+    with pytest.raises(AssertionError, match="not with the expected message .*a new bug"):
+        run_check(None, _fails_with("a new bug"), expected)
+    def check_something(estimator):
+        pass
+
+    with pytest.raises(pytest.fail.Exception, match="check_something passes"):
+        run_check(None, check_something, expected)
+
+
+def test_every_expected_failure_carries_a_reason_and_a_message():
+    for name, failures in EXPECTED_FAILED_CHECKS.items():
+        for check, expected in failures.items():
+            assert isinstance(expected, Expected), (name, check)
+            assert expected.reason and expected.match, (name, check)
+            re.compile(expected.match)
+
+
+def test_advreg_runs_the_checks_the_other_defenses_run():
+    # through its adapter, AdvReg fails only what every skorch classifier fails
+    assert "AdvRegClassifier" not in EXPECTED_FAILED_CHECKS
+    assert EXPECTED_FAILED_CHECKS["AdvRegWithReference"] == _SKORCH_EXPECTED_FAILURES
+    assert EXPECTED_FAILED_CHECKS["VanillaClassifier"] == _SKORCH_EXPECTED_FAILURES
+    adapter = next(e for e in ESTIMATORS if isinstance(e, AdvRegClassifier))
+    assert type(adapter) is AdvRegWithReference
+    X, y = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32), np.arange(40) % 2
+    fitted = clone(adapter).set_params(max_epochs=2).fit(X, y)
+    assert fitted.history[:, "inference_batch_count"][-1] > 0  # the adversary trained
 
 
 # ------------------------------------------------- the same contract, on signal tables
