@@ -32,6 +32,16 @@ _METHOD_OPTIONS = {
 }
 
 
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Say a default only where it is a value: an option left unset takes the paper's
+    value (or another one its help names), which "(default: None)" would misstate."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False, ()) or "%(default)" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _build_parser():
     from .datasets import DATASETS
     from .experiment import IMAGE_MODELS, MODES, method_classes
@@ -57,7 +67,7 @@ def _build_parser():
             "go to OUT/<dataset>[/<model>]/<method>/seed<seed>/. Unset options take the "
             "paper's value for the dataset (skmia.defenses.paper_defaults)."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_DefaultsFormatter,
     )
     run.add_argument("--dataset", required=True, choices=DATASETS, help="dataset")
     run.add_argument("--method", required=True, choices=methods, help="training method")
@@ -91,7 +101,7 @@ def _build_parser():
         help="attack saved runs (the reference code's run_attacks.py)",
         description="Fit every attack on a shadow run's signals and evaluate it on a "
                     "target run's; writes TARGET/attack/.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_DefaultsFormatter,
     )
     att.add_argument("--target", required=True, help="run directory of the target model")
     att.add_argument("--shadow", required=True, help="run directory of the shadow model")
@@ -104,6 +114,40 @@ def _build_parser():
                      help="reference models trained at the same time, -1 for all cores")
     _add_calibrated_options(att)
     att.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+    # --------------------------------------------------------------- skmia compare
+    cmp = sub.add_parser(
+        "compare",
+        help="train several methods on one split, attack them alike, print them side by side",
+        description=(
+            "Run defense_attack for each method (reusing finished runs and their attack "
+            "results) and print one row per method: train and test accuracy, the strongest "
+            "attack's AUC, the best TPR at 1 % FPR, LiRA's where it ran, DP-SGD's epsilon "
+            "and the largest empirical epsilon. Each method keeps its own run directory, "
+            "OUT/<dataset>[/<model>]/<method>/seed<seed>/, with the paper's settings."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    cmp.add_argument("--dataset", required=True, choices=DATASETS, help="dataset")
+    cmp.add_argument("--methods", required=True, type=_method_names, metavar="M,N,...",
+                     help=f"training methods to compare: {', '.join(methods)}")
+    cmp.add_argument("--model", choices=IMAGE_MODELS, default=None,
+                     help="network, CIFAR only (default there: resnet20)")
+    cmp.add_argument("--seed", type=int, default=1000, help="seed of the split and training")
+    cmp.add_argument("--epochs", type=int, default=None,
+                     help="training epochs (default: the paper's, 120 tabular / 300 CIFAR)")
+    cmp.add_argument("--data-home", default=None,
+                     help="dataset folder (default: $SKMIA_DATA_HOME, else ~/skmia_data)")
+    cmp.add_argument("--out", default="results", help="root folder of the run directories")
+    cmp.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch device")
+    cmp.add_argument("--white-box", action=argparse.BooleanOptionalAction, default=True,
+                     help="also run the gradient-norm (white-box) attacks")
+    cmp.add_argument("--jobs", type=int, default=1, metavar="N",
+                     help="models trained at the same time (each run's target and shadow, "
+                          "the reference models), -1 for all cores; the results do not "
+                          "depend on N")
+    _add_calibrated_options(cmp)
+    cmp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
     # ---------------------------------------------------------------- skmia report
     rep = sub.add_parser(
@@ -137,6 +181,8 @@ def _build_parser():
                        help="dataset folder (default: $SKMIA_DATA_HOME, else ~/skmia_data)")
     split.add_argument("--no-download", action="store_true",
                        help="fail instead of downloading a missing file")
+    for subparser in sub.choices.values():  # errors in a command's options: its parser
+        subparser.set_defaults(command_parser=subparser)
     return parser
 
 
@@ -153,6 +199,22 @@ def _attack_names(text):
             f"{', '.join(CALIBRATED_ATTACKS)}, or all)"
         )
     return names
+
+
+def _method_names(text):
+    from .experiment import method_classes
+
+    valid = tuple(method_classes())
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in valid]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown method(s) {', '.join(unknown) or repr(text)} (choose from "
+            f"{', '.join(valid)})"
+        )
+    if len(set(names)) < len(names):
+        raise argparse.ArgumentTypeError(f"a method is given twice in {text!r}")
+    return tuple(names)
 
 
 def _add_calibrated_options(parser):
@@ -258,6 +320,39 @@ def _cmd_attack(parser, args):
     return 0
 
 
+def _cmd_compare(parser, args):
+    from .experiment import IMAGE_DATASETS, RunConfig, compare
+    from .report import format_table
+
+    if args.dataset in IMAGE_DATASETS:
+        model = args.model or "resnet20"
+    elif args.model is not None:
+        parser.error(
+            f"--model {args.model} applies to CIFAR only; {args.dataset} uses the paper's "
+            f"MLP (valid datasets for --model: {', '.join(IMAGE_DATASETS)})"
+        )
+    else:
+        model = None
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs must be a positive integer, got {args.epochs}")
+    if args.jobs < 1 and args.jobs != -1:
+        parser.error(f"--jobs must be a positive integer or -1 (all cores), got {args.jobs}")
+    _check_calibrated_options(parser, args)
+    config = RunConfig(
+        dataset=args.dataset, method=args.methods[0], seed=args.seed, model=model,
+        epochs=args.epochs, out=args.out, data_home=args.data_home, device=args.device,
+        white_box=args.white_box, quiet=args.quiet, jobs=args.jobs,
+    )
+    start = time.perf_counter()
+    table = compare(config, args.methods, attacks=args.attacks,
+                    reference_models=args.reference_models)
+    seconds = time.perf_counter() - start
+    print(format_table(table), end="")
+    print("\nruns in " + ", ".join(str(table.attrs["folders"][m]) for m in args.methods)
+          + f" [{seconds:.0f} s]")
+    return 0
+
+
 def _cmd_report(parser, args):
     from .report import collect_results, format_table, write_html_report
 
@@ -300,8 +395,8 @@ def _cmd_split(parser, args):
     return 0
 
 
-_COMMANDS = {"run": _cmd_run, "attack": _cmd_attack, "report": _cmd_report,
-             "split": _cmd_split}
+_COMMANDS = {"run": _cmd_run, "attack": _cmd_attack, "compare": _cmd_compare,
+             "report": _cmd_report, "split": _cmd_split}
 
 
 def main(argv=None):
@@ -316,7 +411,7 @@ def main(argv=None):
     parser = _build_parser()
     args = parser.parse_args(argv)
     try:
-        return _COMMANDS[args.command](parser, args)
+        return _COMMANDS[args.command](args.command_parser, args)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         print(f"skmia {args.command}: error: {exc}", file=sys.stderr)
         return 1

@@ -83,3 +83,20 @@ def test_jobs_in_help(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     assert "--jobs N" in capsys.readouterr().out
+
+
+def test_help_says_defaults_only_where_they_are_values(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = capsys.readouterr().out
+    assert "(default: None)" not in text and "(default: False)" not in text
+    assert "(default: 1000)" in text  # --seed has a real default
+
+
+def test_a_mistake_in_run_options_is_reported_by_run_s_parser(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--dataset", "location", "--method", "vanilla", "--mode", "defense",
+              "--epochs", "0"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: skmia run") and "--epochs must be a positive" in err
