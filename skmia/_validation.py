@@ -10,7 +10,8 @@ constraints``, any one of which a valid value meets), checked at ``fit`` by
 the :class:`SequenceOf` / :class:`Is` below, and the error is scikit-learn's
 ``InvalidParameterError`` (a ``ValueError`` and a ``TypeError``) in its wording:
 "The 'max_epochs' parameter of VanillaClassifier must be an int in the range [1, inf).
-Got 0 instead."
+Got 0 instead." Unlike scikit-learn's, an ``Interval`` here takes no bool: ``True`` is
+not a learning rate.
 """
 
 from numbers import Integral
@@ -90,6 +91,12 @@ def _constraint(constraint):
     return constraint if isinstance(constraint, _Constraint) else make_constraint(constraint)
 
 
+def _satisfies(constraint, value):
+    if isinstance(constraint, Interval) and isinstance(value, (bool, np.bool_)):
+        return False
+    return constraint.is_satisfied_by(value)
+
+
 def validate_params(estimator):
     """Check ``estimator``'s parameters against its class's ``_parameter_constraints``.
 
@@ -109,7 +116,7 @@ def validate_params(estimator):
             continue
         constraints = [_constraint(c) for c in constraints]
         value = params[name]
-        if any(c.is_satisfied_by(value) for c in constraints):
+        if any(_satisfies(c, value) for c in constraints):
             continue
         shown = [c for c in constraints if not c.hidden]
         if len(shown) == 1:

@@ -21,9 +21,14 @@ from skmia.attacks import (
     ConfidenceAttack,
     EntropyAttack,
     GradientNormAttack,
+    LabelOnlyAttack,
+    LiRAAttack,
     LossAttack,
     ModifiedEntropyAttack,
     NNAttack,
+    PopulationAttack,
+    ReferenceAttack,
+    RMIAAttack,
 )
 from skmia.defenses import (
     AdvRegClassifier,
@@ -57,7 +62,8 @@ THRESHOLD_ATTACKS = [
     LossAttack,
     GradientNormAttack,
 ]
-ATTACKS = [NNAttack, *THRESHOLD_ATTACKS]
+CALIBRATED_ATTACKS = [LiRAAttack, RMIAAttack, ReferenceAttack, PopulationAttack, LabelOnlyAttack]
+ATTACKS = [NNAttack, *THRESHOLD_ATTACKS, *CALIBRATED_ATTACKS]
 # defenses whose training objective is their own, built on cross-entropy
 FIXED_OBJECTIVE = [
     RelaxLossClassifier,
@@ -345,12 +351,28 @@ ATTACK_CASES = [
     (NNAttack, {"output": "softmax"}, "output", r"a str among \{('logit'|'proba'|, )+\}",
      "'softmax'"),
     (NNAttack, {"max_iter": 0}, "max_iter", _INT_1, "0"),
+    (NNAttack, {"max_iter": True}, "max_iter", _INT_1, "True"),  # a bool is no number
     (NNAttack, {"batch_size": -5}, "batch_size", _INT_1, "-5"),
     (NNAttack, {"learning_rate_init": NAN}, "learning_rate_init", _POSITIVE, "nan"),
     (NNAttack, {"hidden_layer_sizes": 0}, "hidden_layer_sizes",
      rf"an array-like or {_INT_1}", "0"),
     (NNAttack, {"random_state": "seed"}, "random_state", r"an int in the range .* or None",
      "'seed'"),
+    (LiRAAttack, {"online": "yes"}, "online",
+     r"an instance of 'bool' or an instance of 'numpy.bool'", "'yes'"),
+    (LiRAAttack, {"fix_variance": 1}, "fix_variance",
+     r"an instance of 'bool' or an instance of 'numpy.bool'", "1"),
+    (LiRAAttack, {"offline_score": "two-sided"}, "offline_score",
+     r"a str among \{('cdf'|'logpdf'|, )+\}", "'two-sided'"),
+    (RMIAAttack, {"gamma": 0}, "gamma", _POSITIVE, "0"),
+    (RMIAAttack, {"gamma": INF}, "gamma", _POSITIVE, "inf"),
+    (RMIAAttack, {"offline_a": 1.5}, "offline_a",
+     r"a float in the range \[0\.0, 1\.0\] or None", r"1\.5"),
+    (RMIAAttack, {"offline_a": True}, "offline_a",
+     r"a float in the range \[0\.0, 1\.0\] or None", "True"),
+    *[(cls, {"fpr": fpr}, "fpr", r"a float in the range \(0\.0, 1\.0\)", got)
+      for cls in (ReferenceAttack, PopulationAttack)
+      for fpr, got in ((0, "0"), (1.0, r"1\.0"), (NAN, "nan"))],
 ]
 
 

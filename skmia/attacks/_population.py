@@ -5,7 +5,7 @@ numpy only: importing this module does not import torch.
 
 import numpy as np
 
-from ._reference import _CalibratedAttack, _check_number
+from ._reference import FPR_CONSTRAINT, _CalibratedAttack
 from ._signals import LOSS
 
 __all__ = ["PopulationAttack"]
@@ -87,15 +87,14 @@ class PopulationAttack(_CalibratedAttack):
     [1, 1, 0]
     """
 
+    _parameter_constraints = {
+        **_CalibratedAttack._parameter_constraints,
+        "fpr": FPR_CONSTRAINT,
+    }
+
     def __init__(self, fpr=0.05, *, scoring="accuracy"):
         self.fpr = fpr
         self.scoring = scoring
-
-    def _check_params(self):
-        super()._check_params()
-        fpr = _check_number(self.fpr, "fpr")
-        if not 0 < fpr < 1:
-            raise ValueError(f"fpr must be in (0, 1), got {self.fpr!r}.")
 
     def _columns(self, n_classes):
         return [LOSS]

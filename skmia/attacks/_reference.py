@@ -7,13 +7,14 @@ subset (``ref_in_0 .. ref_in_{K-1}``): the columns ``compute_signals(..., refere
 adds. numpy / scipy only: importing this module does not import torch.
 """
 
-import numbers
 from abc import abstractmethod
+from numbers import Real
 
 import numpy as np
 import pandas as pd
 from scipy.special import log_expit, logsumexp
 from scipy.stats import norm
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import MembershipInferenceAttack
@@ -363,22 +364,19 @@ class LiRAAttack(_ReferenceModelAttack):
     True
     """
 
+    _parameter_constraints = {
+        **_ReferenceModelAttack._parameter_constraints,
+        "online": ["boolean"],
+        "fix_variance": ["boolean"],
+        "offline_score": [StrOptions(set(_OFFLINE_SCORES))],
+    }
+
     def __init__(self, online=True, fix_variance=False, *, offline_score="cdf",
                  scoring="accuracy"):
         self.online = online
         self.fix_variance = fix_variance
         self.offline_score = offline_score
         self.scoring = scoring
-
-    def _check_params(self):
-        super()._check_params()
-        for name in ("online", "fix_variance"):
-            if not isinstance(getattr(self, name), bool | np.bool_):
-                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}.")
-        if self.offline_score not in _OFFLINE_SCORES:
-            raise ValueError(
-                f"offline_score must be one of {_OFFLINE_SCORES}, got {self.offline_score!r}."
-            )
 
     def _gaussians(self, signals):
         """(s, μ_in, σ_in, μ_out, σ_out) per record; the IN ones None offline."""
@@ -443,10 +441,8 @@ class LiRAAttack(_ReferenceModelAttack):
         return np.abs(score - mean_out) >= norm.ppf(0.75) * std_out
 
 
-def _check_number(value, name):
-    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}.")
-    return float(value)
+#: The false-positive rate an attack calibrated without labels aims at, in (0, 1).
+FPR_CONSTRAINT = [Interval(Real, 0, 1, closed="neither")]
 
 
 class RMIAAttack(_ReferenceModelAttack):
@@ -555,23 +551,16 @@ class RMIAAttack(_ReferenceModelAttack):
     [1, 0]
     """
 
+    _parameter_constraints = {
+        **_ReferenceModelAttack._parameter_constraints,
+        "gamma": [Interval(Real, 0, None, closed="neither")],
+        "offline_a": [Interval(Real, 0, 1, closed="both"), None],
+    }
+
     def __init__(self, gamma=1.0, offline_a=None, *, scoring="accuracy"):
         self.gamma = gamma
         self.offline_a = offline_a
         self.scoring = scoring
-
-    def _check_params(self):
-        super()._check_params()
-        gamma = _check_number(self.gamma, "gamma")
-        if not (np.isfinite(gamma) and gamma > 0):
-            raise ValueError(f"gamma must be > 0, got {self.gamma!r}.")
-        if self.offline_a is not None:
-            a = _check_number(self.offline_a, "offline_a")
-            if not 0 <= a <= 1:
-                raise ValueError(
-                    f"offline_a must be in [0, 1] (or None for the online attack), got "
-                    f"{self.offline_a!r}."
-                )
 
     def _log_ratio(self, signals, *, audited):
         """``log(Pr(x|θ) / Pr(x))`` per record."""
@@ -695,15 +684,14 @@ class ReferenceAttack(_ReferenceModelAttack):
     [1, 0]
     """
 
+    _parameter_constraints = {
+        **_ReferenceModelAttack._parameter_constraints,
+        "fpr": FPR_CONSTRAINT,
+    }
+
     def __init__(self, fpr=0.05, *, scoring="accuracy"):
         self.fpr = fpr
         self.scoring = scoring
-
-    def _check_params(self):
-        super()._check_params()
-        fpr = _check_number(self.fpr, "fpr")
-        if not 0 < fpr < 1:
-            raise ValueError(f"fpr must be in (0, 1), got {self.fpr!r}.")
 
     def _calibrate(self, signals, y):
         pass
