@@ -209,5 +209,5 @@ def test_attack_bad_signals():
     with pytest.raises(ValueError, match="holds 1 label-only queries per record, but "
                                          "LabelOnlyAttack was fitted on 2"):
         attack.predict(signals[["label_only_0"]])
-    with pytest.raises(ValueError, match="scoring must be one of"):
+    with pytest.raises(ValueError, match="'scoring' parameter of LabelOnlyAttack must be"):
         LabelOnlyAttack(scoring="f1").fit(signals)
