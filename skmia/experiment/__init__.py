@@ -1,5 +1,6 @@
 """Experiments: run directories and the reference code's four modes (the CLI's library)."""
 
+from ._compare import COMPARE_COLUMNS, compare
 from ._persist import load_estimator, save_estimator
 from ._runs import (
     IMAGE_DATASETS,
@@ -18,6 +19,7 @@ from ._runs import (
 )
 
 __all__ = [
+    "COMPARE_COLUMNS",
     "IMAGE_DATASETS",
     "IMAGE_MODELS",
     "MODES",
@@ -25,6 +27,7 @@ __all__ = [
     "IncompleteRunError",
     "RunConfig",
     "attack",
+    "compare",
     "load_estimator",
     "load_run",
     "method_classes",

@@ -5,7 +5,7 @@ import io
 
 import numpy as np
 
-from ..metrics import attack_roc_curve
+from ..metrics import attack_auc, attack_roc_curve
 
 __all__ = [
     "roc_figure",
@@ -25,8 +25,17 @@ def _pyplot():
     return plt
 
 
+# solid, dashed, dash-dot, dotted: curves that coincide stay visible
+_LINE_STYLES = ("-", "--", "-.", ":")
+
+
 def roc_figure(scores, membership, *, title=None, confidence_level=None):
     """Log-log ROC curves of several attacks on the same records.
+
+    Each curve's legend label gives its attack's AUC (``"loss (AUC 0.901)"``), and the
+    curves cycle through solid, dashed, dash-dot and dotted lines (besides colours), so
+    that attacks whose curves coincide (confidence and loss rank records alike) stay
+    visible.
 
     Parameters
     ----------
@@ -55,6 +64,8 @@ def roc_figure(scores, membership, *, title=None, confidence_level=None):
     >>> fig = roc_figure({"loss": rng.normal(y)}, y, confidence_level=0.95)
     >>> len(fig.axes[0].collections)   # the band
     1
+    >>> fig.axes[0].get_legend().get_texts()[0].get_text()
+    'loss (AUC 0.779)'
     """
     plt = _pyplot()
     membership = np.asarray(membership)
@@ -63,10 +74,12 @@ def roc_figure(scores, membership, *, title=None, confidence_level=None):
     floor = 1.0 / max(int(np.sum(membership == 0)), 1)
     n_pos = int(np.sum(membership == 1))
     fig, ax = plt.subplots(figsize=(5, 5))
-    for name, score in scores.items():
-        fpr, tpr, _ = attack_roc_curve(membership, np.asarray(score))
-        (line,) = ax.plot(np.maximum(fpr, floor), np.maximum(tpr, floor), label=name,
-                          linewidth=1.2)
+    for i, (name, score) in enumerate(scores.items()):
+        score = np.asarray(score)
+        fpr, tpr, _ = attack_roc_curve(membership, score)
+        (line,) = ax.plot(np.maximum(fpr, floor), np.maximum(tpr, floor),
+                          label=f"{name} (AUC {attack_auc(membership, score):.3f})",
+                          linewidth=1.2, linestyle=_LINE_STYLES[i % len(_LINE_STYLES)])
         if confidence_level is not None:
             low, high = _tpr_band(np.rint(tpr * n_pos), n_pos, 1 - confidence_level)
             ax.fill_between(np.maximum(fpr, floor), np.maximum(low, floor),

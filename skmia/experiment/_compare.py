@@ -1,0 +1,201 @@
+"""Several training methods on one membership split, attacked alike, side by side.
+
+:func:`compare` runs ``defense_attack`` (:func:`skmia.experiment.run`) for each method
+and condenses each run's attack results to one row: the model's utility, the strongest
+attack on it and what the attacks prove. Finished trainings are reused by
+:func:`~skmia.experiment.run`; finished attack results are reused here, when the
+``attack/compare.json`` that :func:`compare` writes beside them says they come from the
+same models and the same attacks (see :func:`compare`).
+"""
+
+import hashlib
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from .._io import atomic_write_json, read_json
+from ._runs import COMPLETE, method_classes, run, run_directory, train
+
+__all__ = ["compare", "COMPARE_COLUMNS"]
+
+#: Columns of :func:`compare`'s table, in order.
+COMPARE_COLUMNS = (
+    "method",
+    "train_accuracy",
+    "test_accuracy",
+    "strongest_attack",
+    "auc",
+    "tpr_attack",
+    "tpr_at_1%fpr",
+    "lira_auc",
+    "lira_tpr_at_1%fpr",
+    "epsilon",
+    "empirical_epsilon",
+)
+
+_MARKER = "compare.json"
+_LIRA = "LiRA online"
+
+
+def compare(config_template, methods, *, attacks=(), reference_models=None):
+    """Train and attack several methods on one split; one row of results per method.
+
+    Parameters
+    ----------
+    config_template : RunConfig
+        Everything but the method: dataset, seed, epochs, output root, device,
+        ``white_box``, ``shadow_method``, ``jobs``, ``quiet``. Its ``method`` is ignored;
+        its ``overrides`` must be empty (each method trains with its own defaults, see
+        :func:`~skmia.experiment.run_defaults`).
+    methods : sequence of str
+        Training methods (``vanilla``, ``relaxloss``, ...), each trained once.
+    attacks : sequence of str, default=()
+        Attacks calibrated without the shadow model (``lira``, ``rmia``, ...), run after
+        the reference code's; replaces ``config_template.attacks`` when given.
+    reference_models : int, default=None
+        Size of the bank of reference models those attacks need; replaces
+        ``config_template.reference_models`` when given.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        One row per method, in the order given, columns :data:`COMPARE_COLUMNS`:
+        ``train_accuracy`` and ``test_accuracy`` of the target model; ``strongest_attack``
+        the attack of highest AUC and ``auc`` its AUC; ``tpr_attack`` the attack of
+        highest TPR at 1 % FPR and ``tpr_at_1%fpr`` that TPR (often not the attack of
+        highest AUC); ``lira_auc`` and ``lira_tpr_at_1%fpr`` LiRA online's, where it ran
+        (NaN otherwise); ``epsilon`` the ε that DP-SGD accounted (NaN for the other
+        methods); ``empirical_epsilon`` the largest empirical ε of any attack, the
+        tightest lower bound on ε that the attacks prove. For early stopping the final
+        model counts (the row whose ``snapshot_epoch`` is NaN), not its snapshots.
+        ``table.attrs["folders"]`` maps each method to its run directory and
+        ``table.attrs["reused"]`` to whether its attack results were reused.
+
+    Notes
+    -----
+    Every method runs in its own run directory, exactly as ``skmia run --mode
+    defense_attack`` would, with the same shadow model, and the attacks follow the
+    reference protocol: fitted on the shadow model, evaluated on the target. A run whose
+    target and ``attack/`` are finished is not attacked again when the
+    ``attack/compare.json`` written here records the same attacks, white-box setting,
+    bank size and shadow run, and the SHA-256 of the very weights and results that are
+    there now; anything else (a retrained model, results rewritten by ``skmia run`` with
+    other attacks) attacks again.
+
+    Examples
+    --------
+    >>> from skmia.experiment import RunConfig, compare
+    >>> config = RunConfig(dataset="location", method="vanilla", epochs=2,
+    ...                    white_box=False, quiet=True, out="results")
+    >>> table = compare(config, ["vanilla", "relaxloss"])  # doctest: +SKIP
+    >>> list(table["method"])  # doctest: +SKIP
+    ['vanilla', 'relaxloss']
+    """
+    import pandas as pd
+
+    methods = list(methods)
+    if not methods:
+        raise ValueError("give at least one method to compare")
+    valid = method_classes()
+    unknown = [m for m in methods if m not in valid]
+    if unknown:
+        raise ValueError(f"unknown method(s) {', '.join(unknown)}; choose from "
+                         f"{', '.join(valid)}")
+    repeated = sorted({m for m in methods if methods.count(m) > 1})
+    if repeated:
+        raise ValueError(f"method(s) given twice: {', '.join(repeated)}")
+    if config_template.overrides:
+        raise ValueError(
+            "compare trains every method with its own default settings; the template's "
+            f"overrides ({', '.join(sorted(config_template.overrides))}) would apply to "
+            "one method only: run that method with skmia run instead"
+        )
+    template = replace(
+        config_template,
+        attacks=tuple(attacks) if attacks else tuple(config_template.attacks),
+        reference_models=(config_template.reference_models if reference_models is None
+                          else reference_models),
+    )
+    rows, folders, reused = [], {}, {}
+    for method in methods:
+        config = replace(template, method=method)
+        results, was_reused = _results(config)
+        folder = run_directory(config.out, config.dataset, method, config.seed, config.model)
+        folders[method], reused[method] = folder, was_reused
+        rows.append(_summary(method, results, folder))
+    table = pd.DataFrame(rows, columns=list(COMPARE_COLUMNS))
+    table.attrs["folders"] = folders
+    table.attrs["reused"] = reused
+    return table
+
+
+def _results(config):
+    """The attack results of ``config``'s run, reused where they may be; and whether."""
+    import pandas as pd
+
+    target_dir = run_directory(config.out, config.dataset, config.method, config.seed,
+                               config.model)
+    out = target_dir / "attack"
+    marker = out / _MARKER
+    if all((folder / COMPLETE).is_file() for folder in (target_dir, out)) and marker.is_file():
+        # finished trainings come back at once, and refuse other settings as skmia run does
+        train(config, "target")
+        if read_json(marker) == _record(config, target_dir, _shadow_folder(config)):
+            results = pd.read_csv(out / "results.csv")
+            results.attrs["folder"] = str(out)
+            return results, True
+    results = run(config, "defense_attack")
+    atomic_write_json(marker, _record(config, target_dir, _shadow_folder(config)))
+    return results, False
+
+
+def _shadow_folder(config):
+    """The shadow run that ``run(config, "attack")`` attacks with (trained if missing)."""
+    method = config.method if config.shadow_method == "same" else "vanilla"
+    return Path(train(config, "shadow", method))
+
+
+def _record(config, target_dir, shadow_dir):
+    """What the attack results of a run depend on, beyond its folder's settings."""
+    return {
+        "white_box": bool(config.white_box),
+        "attacks": list(config.attacks),
+        "reference_models": config.reference_models,
+        "shadow": str(shadow_dir),
+        "target_weights_sha256": _sha256(target_dir / "model.safetensors"),
+        "shadow_weights_sha256": _sha256(shadow_dir / "model.safetensors"),
+        "results_sha256": _sha256(target_dir / "attack" / "results.csv"),
+    }
+
+
+def _sha256(path):
+    path = Path(path)
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def _summary(method, results, folder):
+    """One row of :data:`COMPARE_COLUMNS` from a run's attack results."""
+    final = results[results["snapshot_epoch"].isna()] if "snapshot_epoch" in results \
+        else results
+    if final.empty:
+        raise ValueError(f"the attack results of {str(folder)!r} hold no row of the final "
+                         "model")
+    final = final.reset_index(drop=True)
+    strongest = final.loc[final["auc"].idxmax()]
+    best_tpr = final.loc[final["tpr_at_1%fpr"].idxmax()]
+    lira = final[final["attack"] == _LIRA]
+    epsilon = final["epsilon"].dropna()
+    return {
+        "method": method,
+        "train_accuracy": float(strongest["train_accuracy"]),
+        "test_accuracy": float(strongest["test_accuracy"]),
+        "strongest_attack": strongest["attack"],
+        "auc": float(strongest["auc"]),
+        "tpr_attack": best_tpr["attack"],
+        "tpr_at_1%fpr": float(best_tpr["tpr_at_1%fpr"]),
+        "lira_auc": float(lira["auc"].iloc[0]) if len(lira) else np.nan,
+        "lira_tpr_at_1%fpr": float(lira["tpr_at_1%fpr"].iloc[0]) if len(lira) else np.nan,
+        "epsilon": float(epsilon.iloc[0]) if len(epsilon) else np.nan,
+        "empirical_epsilon": float(final["empirical_epsilon"].max()),
+    }
