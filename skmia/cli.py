@@ -8,7 +8,10 @@ status 1; neither prints a traceback.
 """
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 import time
 
 from . import __version__
@@ -123,10 +126,11 @@ def _build_parser():
             "Run defense_attack for each method (reusing finished runs and their attack "
             "results) and print one row per method: train and test accuracy, the strongest "
             "attack's AUC, the best TPR at 1 % FPR, LiRA's where it ran, DP-SGD's epsilon "
-            "and the largest empirical epsilon. Each method keeps its own run directory, "
-            "OUT/<dataset>[/<model>]/<method>/seed<seed>/, with the paper's settings."
+            "and the strongest attack's empirical epsilon. Each method keeps its own run "
+            "directory, OUT/<dataset>[/<model>]/<method>/seed<seed>/, with the paper's "
+            "settings."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_DefaultsFormatter,
     )
     cmp.add_argument("--dataset", required=True, choices=DATASETS, help="dataset")
     cmp.add_argument("--methods", required=True, type=_method_names, metavar="M,N,...",
@@ -406,19 +410,48 @@ def main(argv=None):
     -------
     status : int
         0 on success, 1 when the work failed (missing or corrupt data, an unfinished
-        run, ...); usage errors exit with status 2 through argparse.
+        run, a run directory another process is writing, ...), 130 when Ctrl-C
+        (SIGINT) interrupted it, 143 for SIGTERM; usage errors exit with status 2
+        through argparse.
     """
     parser = _build_parser()
     args = parser.parse_args(argv)
+    with _terminate_as_interrupt():
+        try:
+            return _COMMANDS[args.command](args.command_parser, args)
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            print(f"skmia {args.command}: error: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt as exc:
+            # a run's RunInterrupted says what it kept; a bare Ctrl-C elsewhere does not
+            message = str(exc) or ("interrupted; nothing unfinished was marked complete, "
+                                   "and the next call continues or redoes it")
+            print(f"skmia {args.command}: {message}", file=sys.stderr)
+            return 128 + getattr(exc, "signum", signal.SIGINT)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as a Ctrl-C: the exit status is 143 rather than 130."""
+
+    signum = signal.SIGTERM
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated()
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM stops the command as Ctrl-C does (trainings install their own handlers,
+    which skorch's fit cannot swallow); the previous handler is restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        return _COMMANDS[args.command](args.command_parser, args)
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
-        print(f"skmia {args.command}: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"skmia {args.command}: interrupted; unfinished runs are redone on the next "
-              f"call", file=sys.stderr)
-        return 130
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -66,9 +66,11 @@ def compare(config_template, methods, *, attacks=(), reference_models=None):
         highest TPR at 1 % FPR and ``tpr_at_1%fpr`` that TPR (often not the attack of
         highest AUC); ``lira_auc`` and ``lira_tpr_at_1%fpr`` LiRA online's, where it ran
         (NaN otherwise); ``epsilon`` the ε that DP-SGD accounted (NaN for the other
-        methods); ``empirical_epsilon`` the largest empirical ε of any attack, the
-        tightest lower bound on ε that the attacks prove. For early stopping the final
-        model counts (the row whose ``snapshot_epoch`` is NaN), not its snapshots.
+        methods); ``empirical_epsilon`` the strongest attack's empirical ε
+        (:func:`skmia.metrics.empirical_epsilon`, a lower bound on ε at 95 % confidence;
+        the largest over attacks would hold with less, as one of many bounds). For
+        early stopping the final model counts (the row whose ``snapshot_epoch`` is NaN),
+        not its snapshots.
         ``table.attrs["folders"]`` maps each method to its run directory and
         ``table.attrs["reused"]`` to whether its attack results were reused.
 
@@ -197,5 +199,5 @@ def _summary(method, results, folder):
         "lira_auc": float(lira["auc"].iloc[0]) if len(lira) else np.nan,
         "lira_tpr_at_1%fpr": float(lira["tpr_at_1%fpr"].iloc[0]) if len(lira) else np.nan,
         "epsilon": float(epsilon.iloc[0]) if len(epsilon) else np.nan,
-        "empirical_epsilon": float(final["empirical_epsilon"].max()),
+        "empirical_epsilon": float(strongest["empirical_epsilon"]),
     }
