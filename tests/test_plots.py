@@ -34,3 +34,12 @@ def test_coinciding_curves_have_different_line_styles(scores):
     assert styles[:4] == ["-", "--", "-.", ":"]
     assert styles[0] != styles[1]  # loss and confidence, on top of each other
     assert np.array_equal(lines[0].get_ydata(), lines[1].get_ydata())
+
+
+def test_chance_line_looks_like_no_attack(scores):
+    scores, membership = scores
+    lines = roc_figure(scores, membership).axes[0].get_lines()
+    chance = lines[-1]
+    assert chance.get_label() == "chance"
+    assert all((line.get_color(), line.get_linestyle())
+               != (chance.get_color(), chance.get_linestyle()) for line in lines[:-1])

@@ -85,7 +85,9 @@ def roc_figure(scores, membership, *, title=None, confidence_level=None):
             ax.fill_between(np.maximum(fpr, floor), np.maximum(low, floor),
                             np.maximum(high, floor), color=line.get_color(), alpha=0.2,
                             linewidth=0)
-    ax.plot([floor, 1], [floor, 1], color="grey", linestyle=":", linewidth=1, label="chance")
+    # thin solid black: told apart from every attack's dotted or grey curve
+    ax.plot([floor, 1], [floor, 1], color="black", linestyle="-", linewidth=0.6,
+            label="chance")
     ax.set(xscale="log", yscale="log", xlim=(floor, 1), ylim=(floor, 1),
            xlabel="false-positive rate", ylabel="true-positive rate", title=title)
     ax.legend(fontsize=7, loc="lower right")
