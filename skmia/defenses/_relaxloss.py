@@ -97,6 +97,17 @@ class RelaxLossClassifier(MIADefenseClassifier):
         return X, y
 
     def training_loss(self, logits, targets, X):
+        """RelaxLoss's objective on a mini-batch (Chen et al., arXiv:2207.05801, Alg. 1).
+
+        With ``L`` the batch's mean cross-entropy and epochs counted from 0
+        (``current_epoch``): on even epochs ``|L - alpha|`` (gradient descent while the
+        loss is above ``alpha``, ascent below, so it hovers at ``alpha``); on odd epochs
+        ``L`` while ``L > alpha``, else posterior flattening: the cross-entropy against
+        soft targets ``t_y = min(p_y, upper)``, the rest of the mass spread evenly over
+        the other classes, as
+        :func:`skmia.defenses._losses.relaxloss` computes it (``flatten_mode`` picks the
+        reference's tabular or CIFAR variant).
+        """
         return relaxloss(
             logits,
             targets,
