@@ -115,3 +115,12 @@ def test_a_model_of_other_features_than_its_dataset(runs, tmp_path, capsys):
 def test_a_missing_shadow_run_names_mode_shadow(runs, tmp_path, capsys):
     _attack_fails(runs / "seed1000", tmp_path / "shadow", capsys,
                   "is not a run directory", "--mode shadow")
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_a_gpu_is_refused_before_any_folder_is_made(tmp_path, capsys):
+    status = skmia("run", "--dataset", "purchase-like", "--method", "vanilla", "--mode",
+                   "defense_attack", "--device", "cuda", "--out", tmp_path / "out", "-q")
+    assert status == 1
+    assert "torch sees no CUDA GPU" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

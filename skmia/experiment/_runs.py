@@ -272,11 +272,23 @@ def _train_all(config, trainings):
     from .._parallel import parallel_map
 
     _check_jobs(config.jobs)
+    _check_device(config.device)
     # one training runs here: a worker process would only add its start-up
     n_jobs = config.jobs if len(trainings) > 1 else 1
     tasks = [(config, partition, method, None if n_jobs == 1 else i)
              for i, (partition, method) in enumerate(trainings)]
     return parallel_map(_train_one, tasks, n_jobs=n_jobs)
+
+
+def _check_device(device):
+    """Refuse a CUDA device on a machine without one, before any run folder is made."""
+    import torch
+
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(
+            f"device {device!r} was asked for, but torch sees no CUDA GPU on this machine "
+            f"(torch {torch.__version__}); use --device cpu"
+        )
 
 
 def _check_jobs(jobs):
@@ -759,6 +771,7 @@ def run(config, mode):
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     _check_jobs(config.jobs)
     _check_calibrated(tuple(config.attacks), config.reference_models)
+    _check_device(config.device)
     if mode == "defense":
         return train(config, "target")
     if mode == "shadow":
