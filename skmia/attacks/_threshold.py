@@ -9,6 +9,7 @@ import numpy as np
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from .._docstrings import Substitution
 from ._base import MembershipInferenceAttack
 from ._signals import LABEL, LOSS, WHITE_BOX_SIGNALS, output_columns
 
@@ -19,6 +20,36 @@ __all__ = [
     "LossAttack",
     "ModifiedEntropyAttack",
 ]
+
+# Parameters and attributes every threshold attack documents alike, written once
+_SHARED_DOCS = Substitution(
+    per_class="""per_class : bool, default=True
+        One threshold per class (the record's ``label``), as the reference code does for
+        its black-box attacks; ``False`` for one global threshold.""",
+    scoring="""scoring : {"accuracy", "roc_auc"}, default="accuracy"
+        What :meth:`score` returns: the attack accuracy ``0.5 * (TPR + TNR)`` of
+        ``predict``, or the AUC of ``decision_function``.""",
+    fitted_attributes="""threshold_ : float
+        The global threshold: used for every record when ``per_class=False``, and for
+        classes without a threshold of their own otherwise.
+    class_thresholds_ : ndarray of shape (n_labels,) or None
+        The threshold of each class index; ``None`` when ``per_class=False``. Labels
+        beyond its length use ``threshold_``.
+    scale_ : float
+        Standard deviation of the fit scores. ``predict_proba[:, 1]`` is
+        ``expit((decision_function(X) - threshold_) / scale_)``: monotone in the score,
+        not a calibrated probability (wrap the attack in
+        :class:`~sklearn.calibration.CalibratedClassifierCV` for one).
+    n_model_classes_ : int or None
+        Number of classes of the model whose signals were fitted (counted from the
+        ``proba_*`` or ``logit_*`` columns); ``None`` when X has neither.
+    classes_ : ndarray of shape (2,)
+        ``[0, 1]``: non-member, member.
+    n_features_in_ : int
+        Number of signal columns read.
+    feature_names_in_ : ndarray of str
+        Their names.""",
+)
 
 # The reference code clips probabilities at this value before taking logs.
 _LOG_FLOOR = 1e-30
@@ -214,6 +245,7 @@ class _ThresholdAttack(MembershipInferenceAttack):
         return np.ascontiguousarray(signals[columns].to_numpy())
 
 
+@_SHARED_DOCS
 class ConfidenceAttack(_ThresholdAttack):
     """Membership by the confidence in the true class, thresholded per class.
 
@@ -222,35 +254,12 @@ class ConfidenceAttack(_ThresholdAttack):
 
     Parameters
     ----------
-    per_class : bool, default=True
-        One threshold per class (the record's ``label``), as the reference code does for
-        its black-box attacks; ``False`` for one global threshold.
-    scoring : {"accuracy", "roc_auc"}, default="accuracy"
-        What :meth:`score` returns: the attack accuracy ``0.5 * (TPR + TNR)`` of
-        ``predict``, or the AUC of ``decision_function``.
+    %(per_class)s
+    %(scoring)s
 
     Attributes
     ----------
-    threshold_ : float
-        The global threshold: used for every record when ``per_class=False``, and for
-        classes without a threshold of their own otherwise.
-    class_thresholds_ : ndarray of shape (n_labels,) or None
-        The threshold of each class index; ``None`` when ``per_class=False``. Labels
-        beyond its length use ``threshold_``.
-    scale_ : float
-        Standard deviation of the fit scores. ``predict_proba[:, 1]`` is
-        ``expit((decision_function(X) - threshold_) / scale_)``: monotone in the score,
-        not a calibrated probability (wrap the attack in
-        :class:`~sklearn.calibration.CalibratedClassifierCV` for one).
-    n_model_classes_ : int or None
-        Number of classes of the model whose signals were fitted (counted from the
-        ``proba_*`` or ``logit_*`` columns); ``None`` when X has neither.
-    classes_ : ndarray of shape (2,)
-        ``[0, 1]``: non-member, member.
-    n_features_in_ : int
-        Number of signal columns read.
-    feature_names_in_ : ndarray of str
-        Their names.
+    %(fitted_attributes)s
 
     See Also
     --------
@@ -312,6 +321,7 @@ class ConfidenceAttack(_ThresholdAttack):
         return self._proba(signals)[np.arange(len(labels)), labels]
 
 
+@_SHARED_DOCS
 class EntropyAttack(_ThresholdAttack):
     """Membership by low prediction entropy, thresholded per class.
 
@@ -322,29 +332,12 @@ class EntropyAttack(_ThresholdAttack):
 
     Parameters
     ----------
-    per_class : bool, default=True
-        One threshold per class (the record's ``label``), as the reference code does for
-        its black-box attacks; ``False`` for one global threshold.
-    scoring : {"accuracy", "roc_auc"}, default="accuracy"
-        What :meth:`score` returns: the attack accuracy ``0.5 * (TPR + TNR)`` of
-        ``predict``, or the AUC of ``decision_function``.
+    %(per_class)s
+    %(scoring)s
 
     Attributes
     ----------
-    threshold_ : float
-        The global threshold (see :class:`ConfidenceAttack`).
-    class_thresholds_ : ndarray of shape (n_labels,) or None
-        The threshold of each class index; ``None`` when ``per_class=False``.
-    scale_ : float
-        Standard deviation of the fit scores, the scale of ``predict_proba``.
-    n_model_classes_ : int or None
-        Number of classes of the model whose signals were fitted.
-    classes_ : ndarray of shape (2,)
-        ``[0, 1]``: non-member, member.
-    n_features_in_ : int
-        Number of signal columns read.
-    feature_names_in_ : ndarray of str
-        Their names.
+    %(fitted_attributes)s
 
     See Also
     --------
@@ -384,6 +377,7 @@ class EntropyAttack(_ThresholdAttack):
         return -entropy
 
 
+@_SHARED_DOCS
 class ModifiedEntropyAttack(_ThresholdAttack):
     """Membership by Song and Mittal's modified entropy, thresholded per class.
 
@@ -394,29 +388,12 @@ class ModifiedEntropyAttack(_ThresholdAttack):
 
     Parameters
     ----------
-    per_class : bool, default=True
-        One threshold per class (the record's ``label``), as the reference code does for
-        its black-box attacks; ``False`` for one global threshold.
-    scoring : {"accuracy", "roc_auc"}, default="accuracy"
-        What :meth:`score` returns: the attack accuracy ``0.5 * (TPR + TNR)`` of
-        ``predict``, or the AUC of ``decision_function``.
+    %(per_class)s
+    %(scoring)s
 
     Attributes
     ----------
-    threshold_ : float
-        The global threshold (see :class:`ConfidenceAttack`).
-    class_thresholds_ : ndarray of shape (n_labels,) or None
-        The threshold of each class index; ``None`` when ``per_class=False``.
-    scale_ : float
-        Standard deviation of the fit scores, the scale of ``predict_proba``.
-    n_model_classes_ : int or None
-        Number of classes of the model whose signals were fitted.
-    classes_ : ndarray of shape (2,)
-        ``[0, 1]``: non-member, member.
-    n_features_in_ : int
-        Number of signal columns read.
-    feature_names_in_ : ndarray of str
-        Their names.
+    %(fitted_attributes)s
 
     See Also
     --------
@@ -469,6 +446,7 @@ class ModifiedEntropyAttack(_ThresholdAttack):
         return -np.sum(np.multiply(weights, logs), axis=1)
 
 
+@_SHARED_DOCS
 class LossAttack(_ThresholdAttack):
     """Membership by low loss, thresholded per class.
 
@@ -477,30 +455,12 @@ class LossAttack(_ThresholdAttack):
 
     Parameters
     ----------
-    per_class : bool, default=True
-        One threshold per class (the record's ``label``), as the reference code does for
-        its black-box attacks; ``False`` for one global threshold.
-    scoring : {"accuracy", "roc_auc"}, default="accuracy"
-        What :meth:`score` returns: the attack accuracy ``0.5 * (TPR + TNR)`` of
-        ``predict``, or the AUC of ``decision_function``.
+    %(per_class)s
+    %(scoring)s
 
     Attributes
     ----------
-    threshold_ : float
-        The global threshold (see :class:`ConfidenceAttack`).
-    class_thresholds_ : ndarray of shape (n_labels,) or None
-        The threshold of each class index; ``None`` when ``per_class=False``.
-    scale_ : float
-        Standard deviation of the fit scores, the scale of ``predict_proba``.
-    n_model_classes_ : int or None
-        Number of classes of the model whose signals were fitted, ``None`` when X has
-        no ``proba_*`` or ``logit_*`` column (the loss attack needs none).
-    classes_ : ndarray of shape (2,)
-        ``[0, 1]``: non-member, member.
-    n_features_in_ : int
-        Number of signal columns read.
-    feature_names_in_ : ndarray of str
-        Their names.
+    %(fitted_attributes)s
 
     See Also
     --------
@@ -539,6 +499,7 @@ class LossAttack(_ThresholdAttack):
         return -signals[LOSS].to_numpy()
 
 
+@_SHARED_DOCS
 class GradientNormAttack(_ThresholdAttack):
     """Membership by a small loss gradient (white-box), one global threshold.
 
@@ -553,27 +514,11 @@ class GradientNormAttack(_ThresholdAttack):
     per_class : bool, default=False
         ``False`` for one global threshold, as the reference code does for its white-box
         attacks; ``True`` for one threshold per class (the record's ``label``).
-    scoring : {"accuracy", "roc_auc"}, default="accuracy"
-        What :meth:`score` returns: the attack accuracy ``0.5 * (TPR + TNR)`` of
-        ``predict``, or the AUC of ``decision_function``.
+    %(scoring)s
 
     Attributes
     ----------
-    threshold_ : float
-        The global threshold (see :class:`ConfidenceAttack`).
-    class_thresholds_ : ndarray of shape (n_labels,) or None
-        The threshold of each class index; ``None`` when ``per_class=False``.
-    scale_ : float
-        Standard deviation of the fit scores, the scale of ``predict_proba``.
-    n_model_classes_ : int or None
-        Number of classes of the model whose signals were fitted, ``None`` when X has
-        no ``proba_*`` or ``logit_*`` column.
-    classes_ : ndarray of shape (2,)
-        ``[0, 1]``: non-member, member.
-    n_features_in_ : int
-        Number of signal columns read.
-    feature_names_in_ : ndarray of str
-        Their names.
+    %(fitted_attributes)s
 
     See Also
     --------
