@@ -247,8 +247,9 @@ def _check_calibrated_options(parser, args):
         parser.error(f"--reference-models must be an even number >= 2, got {k}")
 
 
-def _run_config(parser, args):
-    from .experiment import IMAGE_DATASETS, RunConfig
+def _checked_run_options(parser, args):
+    """Check the options ``run`` and ``compare`` share; the network (None: the MLP)."""
+    from .experiment import IMAGE_DATASETS
 
     if args.dataset in IMAGE_DATASETS:
         model = args.model or "resnet20"
@@ -264,6 +265,13 @@ def _run_config(parser, args):
     if args.jobs < 1 and args.jobs != -1:
         parser.error(f"--jobs must be a positive integer or -1 (all cores), got {args.jobs}")
     _check_calibrated_options(parser, args)
+    return model
+
+
+def _run_config(parser, args):
+    from .experiment import RunConfig
+
+    model = _checked_run_options(parser, args)
     overrides = {}
     for name, (_, applies, _) in _METHOD_OPTIONS.items():
         value = getattr(args, name)
@@ -325,23 +333,10 @@ def _cmd_attack(parser, args):
 
 
 def _cmd_compare(parser, args):
-    from .experiment import IMAGE_DATASETS, RunConfig, compare
+    from .experiment import RunConfig, compare
     from .report import format_table
 
-    if args.dataset in IMAGE_DATASETS:
-        model = args.model or "resnet20"
-    elif args.model is not None:
-        parser.error(
-            f"--model {args.model} applies to CIFAR only; {args.dataset} uses the paper's "
-            f"MLP (valid datasets for --model: {', '.join(IMAGE_DATASETS)})"
-        )
-    else:
-        model = None
-    if args.epochs is not None and args.epochs < 1:
-        parser.error(f"--epochs must be a positive integer, got {args.epochs}")
-    if args.jobs < 1 and args.jobs != -1:
-        parser.error(f"--jobs must be a positive integer or -1 (all cores), got {args.jobs}")
-    _check_calibrated_options(parser, args)
+    model = _checked_run_options(parser, args)
     config = RunConfig(
         dataset=args.dataset, method=args.methods[0], seed=args.seed, model=model,
         epochs=args.epochs, out=args.out, data_home=args.data_home, device=args.device,

@@ -156,22 +156,12 @@ def evaluate_calibrated_attacks(attacks, audited, membership, population=None):
     scores : dict of str to ndarray
         Each attack's ``decision_function`` on the audited records.
     """
-    membership = np.asarray(membership)
-    train_accuracy = _accuracy(audited[membership == 1])
-    test_accuracy = _accuracy(audited[membership == 0])
-    rows, scores = {}, {}
+    fitted = {}
     for label, (attack, calibration) in attacks.items():
         if calibration == "population" and population is None:
             raise ValueError(f"{label} calibrates on population records: pass population=")
-        fitted = clone(attack).fit(audited if calibration == "audited" else population)
-        rows[label] = {
-            **fitted.evaluate(audited, membership),
-            "target_train_accuracy": train_accuracy,
-            "target_test_accuracy": test_accuracy,
-        }
-        scores[label] = fitted.decision_function(audited)
-    table = pd.DataFrame.from_dict(rows, orient="index", columns=list(RESULT_COLUMNS))
-    return table, scores
+        fitted[label] = clone(attack).fit(audited if calibration == "audited" else population)
+    return _results(fitted, audited, membership)
 
 
 def membership_signals(model, members, nonmembers, *, white_box=False, batch_size=256):
@@ -231,17 +221,24 @@ def evaluate_attacks(attacks, shadow_signals, shadow_membership, target_signals,
     """
     if not isinstance(attacks, dict) or not attacks:
         raise TypeError("attacks must be a non-empty dict: name -> unfitted attack estimator.")
-    train_accuracy = _accuracy(target_signals[target_membership == 1])
-    test_accuracy = _accuracy(target_signals[target_membership == 0])
+    fitted = {name: clone(attack).fit(shadow_signals, shadow_membership)
+              for name, attack in attacks.items()}
+    return _results(fitted, target_signals, target_membership)
+
+
+def _results(fitted, signals, membership):
+    """The results table (one row per fitted attack) and each attack's scores."""
+    membership = np.asarray(membership)
+    train_accuracy = _accuracy(signals[membership == 1])
+    test_accuracy = _accuracy(signals[membership == 0])
     rows, scores = {}, {}
-    for name, attack in attacks.items():
-        fitted = clone(attack).fit(shadow_signals, shadow_membership)
+    for name, attack in fitted.items():
         rows[name] = {
-            **fitted.evaluate(target_signals, target_membership),
+            **attack.evaluate(signals, membership),
             "target_train_accuracy": train_accuracy,
             "target_test_accuracy": test_accuracy,
         }
-        scores[name] = fitted.decision_function(target_signals)
+        scores[name] = attack.decision_function(signals)
     table = pd.DataFrame.from_dict(rows, orient="index", columns=list(RESULT_COLUMNS))
     return table, scores
 
