@@ -17,6 +17,7 @@ from scipy.stats import norm
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from .._docstrings import Substitution
 from ._base import MembershipInferenceAttack
 from ._signals import FINGERPRINT, REF_IN, REF_SCORE, SCORE, count_output_columns, output_columns
 from ._threshold import _reference_thresholds
@@ -253,6 +254,24 @@ def _masked_mean_var(values, mask):
 _OFFLINE_SCORES = ("cdf", "logpdf")
 
 
+# the fitted attributes every reference-model attack documents alike, written once
+_SHARED_DOCS = Substitution(fitted_attributes="""scale_ : float
+        Standard deviation of the fit decisions, the scale of ``predict_proba``.
+    n_reference_models_ : int
+        Number ``K`` of reference models in the signals.
+    reference_fingerprint_ : str or None
+        ``X.attrs["reference_fingerprint"]`` of the fit signals (the bank), if any.
+    n_model_classes_ : int or None
+        Number of classes of the target model (from ``proba_*`` / ``logit_*``), if any.
+    classes_ : ndarray of shape (2,)
+        ``[0, 1]``: non-member, member.
+    n_features_in_ : int
+        Number of signal columns read: ``score``, ``ref_score_*``, ``ref_in_*``.
+    feature_names_in_ : ndarray of str
+        Their names.""")
+
+
+@_SHARED_DOCS
 class LiRAAttack(_ReferenceModelAttack):
     """The likelihood-ratio attack (LiRA): per-record Gaussians of reference-model scores.
 
@@ -296,20 +315,7 @@ class LiRAAttack(_ReferenceModelAttack):
     std_in_, std_out_ : float or None
         The global standard deviations (``fix_variance=True``; ``std_in_`` online only),
         else None.
-    scale_ : float
-        Standard deviation of the fit decisions, the scale of ``predict_proba``.
-    n_reference_models_ : int
-        Number ``K`` of reference models in the signals.
-    reference_fingerprint_ : str or None
-        ``X.attrs["reference_fingerprint"]`` of the fit signals (the bank), if any.
-    n_model_classes_ : int or None
-        Number of classes of the target model (from ``proba_*`` / ``logit_*``), if any.
-    classes_ : ndarray of shape (2,)
-        ``[0, 1]``: non-member, member.
-    n_features_in_ : int
-        Number of signal columns read: ``score``, ``ref_score_*``, ``ref_in_*``.
-    feature_names_in_ : ndarray of str
-        Their names.
+    %(fitted_attributes)s
 
     See Also
     --------
@@ -445,6 +451,7 @@ class LiRAAttack(_ReferenceModelAttack):
 FPR_CONSTRAINT = [Interval(Real, 0, 1, closed="neither")]
 
 
+@_SHARED_DOCS
 class RMIAAttack(_ReferenceModelAttack):
     """The relative membership-inference attack (RMIA): a likelihood ratio against population.
 
@@ -482,20 +489,7 @@ class RMIAAttack(_ReferenceModelAttack):
         threshold that maximises the attack accuracy on them; without, 0.5.
     supervised_ : bool
         Whether ``fit`` had membership labels.
-    scale_ : float
-        Standard deviation of the fit decisions, the scale of ``predict_proba``.
-    n_reference_models_ : int
-        Number ``K`` of reference models in the signals.
-    reference_fingerprint_ : str or None
-        ``X.attrs["reference_fingerprint"]`` of the fit signals (the bank), if any.
-    n_model_classes_ : int or None
-        Number of classes of the target model (from ``proba_*`` / ``logit_*``), if any.
-    classes_ : ndarray of shape (2,)
-        ``[0, 1]``: non-member, member.
-    n_features_in_ : int
-        Number of signal columns read: ``score``, ``ref_score_*``, ``ref_in_*``.
-    feature_names_in_ : ndarray of str
-        Their names.
+    %(fitted_attributes)s
 
     See Also
     --------
@@ -601,6 +595,7 @@ class RMIAAttack(_ReferenceModelAttack):
         return 0.5
 
 
+@_SHARED_DOCS
 class ReferenceAttack(_ReferenceModelAttack):
     """Attack-R: the record's target loss against the losses of its OUT reference models.
 
@@ -627,20 +622,7 @@ class ReferenceAttack(_ReferenceModelAttack):
         threshold that maximises the attack accuracy on them; without, ``1 - fpr``.
     supervised_ : bool
         Whether ``fit`` had membership labels.
-    scale_ : float
-        Standard deviation of the fit decisions, the scale of ``predict_proba``.
-    n_reference_models_ : int
-        Number ``K`` of reference models in the signals.
-    reference_fingerprint_ : str or None
-        ``X.attrs["reference_fingerprint"]`` of the fit signals (the bank), if any.
-    n_model_classes_ : int or None
-        Number of classes of the target model (from ``proba_*`` / ``logit_*``), if any.
-    classes_ : ndarray of shape (2,)
-        ``[0, 1]``: non-member, member.
-    n_features_in_ : int
-        Number of signal columns read: ``score``, ``ref_score_*``, ``ref_in_*``.
-    feature_names_in_ : ndarray of str
-        Their names.
+    %(fitted_attributes)s
 
     See Also
     --------
