@@ -84,14 +84,27 @@ class _StepDecay(Callback):
 
 
 class _SeededTraining(Callback):
-    """Seed torch for the duration of a training call, then restore the global state."""
+    """Seed torch for the duration of a training call, then restore the global state.
+
+    A model loaded from a run's checkpoint (``skmia.experiment``) carries the generator
+    state saved after its last epoch in ``_resume_rng_state``: its next training call
+    continues from that state instead of seeding anew, as if never interrupted.
+    """
 
     def on_train_begin(self, net, **kwargs):
         self._cpu_state = torch.random.get_rng_state()
         self._cuda_states = (
             torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
         )
-        torch.manual_seed(net.training_seed_ + len(net.history))
+        resumed = getattr(net, "_resume_rng_state", None)
+        if resumed is None:
+            torch.manual_seed(net.training_seed_ + len(net.history))
+            return
+        net._resume_rng_state = None
+        cpu, cuda = resumed
+        torch.random.set_rng_state(cpu)
+        if cuda:
+            torch.cuda.set_rng_state_all(cuda)
 
     def on_train_end(self, net, **kwargs):
         torch.random.set_rng_state(self._cpu_state)
@@ -318,6 +331,31 @@ class MIADefenseClassifier(NeuralNetClassifier):
     def training_loss(self, logits, targets, X):
         """The objective minimised on a training mini-batch: ``criterion`` here."""
         return self.criterion_(logits, targets)
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _checkpoint_state(self):
+        """What a run's checkpoint keeps beyond :func:`skmia.experiment.save_estimator`'s
+        files to continue this training: ``(values, tensors)``, JSON data and named
+        tensors, or None when the training cannot be continued from a checkpoint."""
+        return {}, {}
+
+    def _restore_checkpoint_state(self, values, tensors):
+        """Put back what :meth:`_checkpoint_state` gave, on the checkpoint's loaded model;
+        a ValueError or KeyError when it is not what this class writes."""
+
+    def _training_finished(self, epochs_ended=None):
+        """Whether the training from scratch (or its continuation from a checkpoint to
+        ``max_epochs``) ran in full. skorch ends ``fit`` quietly when a
+        ``KeyboardInterrupt`` stops it, the interrupted epoch in the history.
+
+        ``epochs_ended`` counts the epochs that every callback ended; None counts those
+        whose ``train_loss`` was recorded, at the start of an epoch's end.
+        """
+        if epochs_ended is None:
+            last = self.history[-1] if len(self.history) else {}
+            epochs_ended = len(self.history) - (0 if "train_loss" in last else 1)
+        return epochs_ended >= self.max_epochs
 
     @property
     def current_epoch(self):

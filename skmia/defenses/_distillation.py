@@ -86,6 +86,19 @@ class DistillationClassifier(MIADefenseClassifier):
         self.teacher_ = self._fit_teacher(X, y)
         return X, y
 
+    def _teacher_short(self):
+        """Whether the teacher trained here stopped short of its epochs (skorch's fit
+        swallows a KeyboardInterrupt, and the student then trains on it)."""
+        teacher = getattr(self, "teacher_", None)
+        trained_here = teacher is not self.teacher and hasattr(teacher, "_training_finished")
+        return trained_here and not teacher._training_finished()
+
+    def _training_finished(self, epochs_ended=None):
+        return super()._training_finished(epochs_ended) and not self._teacher_short()
+
+    def _checkpoint_state(self):
+        return None if self._teacher_short() else super()._checkpoint_state()
+
     def _fit_teacher(self, X, y):
         teacher = self.teacher
         if teacher is None:

@@ -582,6 +582,19 @@ class DPSGDClassifier(MIADefenseClassifier):
                 stacklevel=2,
             )
 
+    # ------------------------------------------------------------------ checkpoints
+
+    def _checkpoint_state(self):
+        # the noise seed, which save_estimator never writes: a run's checkpoint keeps it
+        # until the run completes, then is deleted
+        return {"training_seed_": int(self.training_seed_)}, {}
+
+    def _restore_checkpoint_state(self, values, tensors):
+        seed = values["training_seed_"]
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ValueError(f"training_seed_ should be an int, got {seed!r}")
+        self.training_seed_ = seed
+
     # ------------------------------------------------------------------ pickling
 
     def __getstate__(self):

@@ -141,6 +141,16 @@ class EarlyStoppingClassifier(MIADefenseClassifier):
         self.snapshots_ = {}
         return X, y
 
+    def _checkpoint_state(self):
+        # skorch's EarlyStopping keeps its best weights and its count of epochs without
+        # improvement in the callback, which a checkpoint does not hold
+        return None if self.patience is not None else super()._checkpoint_state()
+
+    def _training_finished(self, epochs_ended=None):
+        stopper = dict(getattr(self, "callbacks_", [])).get("early_stopping")
+        stopped = stopper is not None and stopper.misses_ >= stopper.patience
+        return stopped or super()._training_finished(epochs_ended)
+
     def snapshot(self, epoch):
         """The classifier as it was after ``epoch`` completed epochs.
 

@@ -5,14 +5,19 @@ model and, below it, ``shadow/`` the shadow model; each holds ``params.json``,
 ``history.json``, ``model.safetensors`` + ``model.json`` and, once finished,
 ``complete.json``. Attacks write ``attack/results.{csv,json}``, ``attack/roc.png`` and
 ``attack/loss_hist.png``, then ``attack/complete.json``. Every file is written
-atomically and the completion marker last, so an interrupted run never looks finished;
-running it again redoes it from scratch.
+atomically and the completion marker last, so an interrupted run never looks finished.
+While a model trains, ``checkpoint/`` holds its state after the last finished epoch;
+running the same command again continues from there (:mod:`._checkpoint`), and the
+checkpoint is deleted once the run is complete. ``.lock`` keeps a second process out
+of a run directory being written (:mod:`._lock`).
 
 Trainings go through :func:`skmia._parallel.parallel_map` (DESIGN §7): the target and
 the shadow of a run train at the same time with ``jobs > 1``, and every training, one
 at a time or not, runs on one torch thread, so the weights never depend on ``jobs``.
 """
 
+import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +26,17 @@ import numpy as np
 
 from .. import __version__
 from .._io import atomic_write_bytes, atomic_write_json, read_json
+from ._checkpoint import (
+    RunInterrupted,
+    _Stop,
+    checkpoint_callback,
+    interrupted_message,
+    load_checkpoint,
+    remove_checkpoint,
+    stopping_on_signals,
+    training_finished,
+)
+from ._lock import RunLockedError, run_lock, run_locks
 from ._persist import (
     MODEL_JSON,
     MODEL_WEIGHTS,
@@ -44,6 +60,8 @@ __all__ = [
     "run",
     "load_run",
     "IncompleteRunError",
+    "RunInterrupted",
+    "RunLockedError",
 ]
 
 MODES = ("defense", "shadow", "attack", "defense_attack")
@@ -228,8 +246,8 @@ def _progress_callbacks(clf, description, quiet, position=None):
     class EpochProgress(Callback):
         def on_train_begin(self, net, **kwargs):
             # trainings in other processes at once: each bar keeps a line of its own
-            self.bar = tqdm(total=net.max_epochs, desc=description, unit="epoch",
-                            leave=False, position=position)
+            self.bar = tqdm(total=net.max_epochs, initial=len(net.history),
+                            desc=description, unit="epoch", leave=False, position=position)
 
         def on_epoch_end(self, net, **kwargs):
             self.bar.update(1)
@@ -257,12 +275,24 @@ def train(config, partition="target", method=None):
     -------
     folder : pathlib.Path
         The finished run directory. A finished run is reused as it is; an unfinished
-        one is trained again from scratch.
+        one continues from its checkpoint when that was written with the same
+        ``params.json``, and is trained again from scratch otherwise.
+
+    Raises
+    ------
+    RunInterrupted
+        SIGINT (Ctrl-C) or SIGTERM stopped the training: nothing is marked complete,
+        the checkpoint of the last finished epoch is kept, the message says so.
+    RunLockedError
+        Another live process is writing the run directory.
 
     Notes
     -----
     The training runs on one torch thread (through :func:`skmia._parallel.parallel_map`,
-    as in :func:`run` with ``jobs > 1``), so that it gives the same weights there.
+    as in :func:`run` with ``jobs > 1``), so that it gives the same weights there. A
+    continued training ends with the weights of an uninterrupted one, bit for bit on
+    the CPU: the checkpoint holds the optimizer state, the history and torch's random
+    generator state, which the continuation restores instead of seeding.
     """
     return _train_all(config, [(partition, method)])[0]
 
@@ -277,7 +307,16 @@ def _train_all(config, trainings):
     n_jobs = config.jobs if len(trainings) > 1 else 1
     tasks = [(config, partition, method, None if n_jobs == 1 else i)
              for i, (partition, method) in enumerate(trainings)]
-    return parallel_map(_train_one, tasks, n_jobs=n_jobs)
+    folders = [_training_folder(config, partition, method) for partition, method in trainings]
+    # this process holds the locks, whichever process trains: a worker joblib kills
+    # leaves no lock behind
+    with run_locks(folders), stopping_on_signals():
+        try:
+            return parallel_map(_train_one, tasks, n_jobs=n_jobs)
+        except (_Stop, KeyboardInterrupt) as exc:
+            # here, or in a worker (the terminal's Ctrl-C reaches them all): one report
+            signum = getattr(exc, "signum", signal.SIGINT)
+            raise RunInterrupted(interrupted_message(folders, signum), signum) from None
 
 
 def _check_device(device):
@@ -296,12 +335,16 @@ def _check_jobs(jobs):
         raise ValueError(f"jobs must be a positive integer or -1 (all cores), got {jobs!r}")
 
 
-def _train_one(config, partition, method, position):
-    """One training, in whichever process joblib gives it; see :func:`train`."""
+def _training_folder(config, partition, method):
     method = method or config.method
     folder = run_directory(config.out, config.dataset, method, config.seed, config.model)
-    if partition == "shadow":
-        folder = folder / "shadow"
+    return folder / "shadow" if partition == "shadow" else folder
+
+
+def _train_one(config, partition, method, position):
+    """One training, in whichever process joblib gives it; see :func:`train`."""
+    folder = _training_folder(config, partition, method)
+    method = method or config.method
     clf = _estimator(config, method)
     settings = _settings(clf)
     if _is_complete(folder):
@@ -313,15 +356,14 @@ def _train_one(config, partition, method, position):
                 f"{str(folder)!r} holds a finished run trained with other settings "
                 f"({', '.join(changed)} differ); choose another --out or delete that folder"
             )
+        remove_checkpoint(folder)  # left if the run was stopped as it completed
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     _clear(folder, (COMPLETE, *_RUN_FILES))
     _clear(folder / "attack", _ATTACK_FILES)
     split = load_split(config.dataset, config.seed, config.data_home)
-    part = split.target_train if partition == "target" else split.shadow_train
-    clf.set_params(callbacks=_progress_callbacks(clf, f"{method} {partition}", config.quiet,
-                                                 position))
-    atomic_write_json(folder / "params.json", {
+    X, y = split.target_train if partition == "target" else split.shadow_train
+    params = {
         "skmia_version": __version__,
         "dataset": config.dataset,
         "method": method,
@@ -331,19 +373,73 @@ def _train_one(config, partition, method, position):
         "data_home": None if config.data_home is None else str(config.data_home),
         "estimator": type(clf).__name__,
         "estimator_params": settings,
-    })
+    }
+    atomic_write_json(folder / "params.json", params)
     fit_kwargs = {}
     if method == "advreg":
         fit_kwargs = {"X_reference": split.reference.X, "y_reference": split.reference.y}
+    progress = _progress_callbacks(clf, f"{method} {partition}", config.quiet, position)
     start = time.perf_counter()
-    X, y = part
-    clf.fit(X, y, **fit_kwargs)
-    seconds = time.perf_counter() - start
-    clf.set_params(callbacks=None)
-    atomic_write_json(folder / "history.json", _history(clf))
-    save_estimator(clf, folder)
-    atomic_write_json(folder / COMPLETE, {"seconds": round(seconds, 3), "rows": len(y)})
+    with stopping_on_signals():
+        try:
+            clf, resumed_at = _fit_or_resume(clf, folder, params, X, y, fit_kwargs,
+                                             progress, config)
+            seconds = time.perf_counter() - start
+            clf.set_params(callbacks=None)
+            atomic_write_json(folder / "history.json", _history(clf))
+            save_estimator(clf, folder)
+            # before the completion marker: no file of a finished run holds the
+            # checkpoint's generator state (DP-SGD's noise)
+            remove_checkpoint(folder)
+            done = {"seconds": round(seconds, 3), "rows": len(y)}
+            if resumed_at:
+                done["resumed_at_epoch"] = resumed_at
+            atomic_write_json(folder / COMPLETE, done)
+        except _Stop as stop:
+            raise RunInterrupted(interrupted_message([folder], stop.signum),
+                                 stop.signum) from None
     return folder
+
+
+def _fit_or_resume(clf, folder, params, X, y, fit_kwargs, progress, config):
+    """Train ``clf``, or continue ``folder``'s checkpoint of the same settings: the
+    trained model and the epoch it continued from (0: from scratch)."""
+    checkpoint = checkpoint_callback(folder, params)
+    callbacks = [*progress, ("checkpoint", checkpoint)]
+    resumed, reason = load_checkpoint(folder, params, device=config.device)
+    if resumed is not None and _settings(resumed) != _settings(clf):
+        resumed, reason = None, "its model has other settings"
+    note = None
+    if resumed is None:
+        if reason is not None:
+            note = f"{str(folder)!r}: not continuing its checkpoint, {reason}; training again"
+        remove_checkpoint(folder)
+        clf.set_params(callbacks=callbacks)
+        if note and not config.quiet:
+            _note(note)
+        clf.fit(X, y, **fit_kwargs)
+        resumed_at = 0
+    else:
+        clf, resumed_at = resumed, len(resumed.history)
+        clf.set_params(callbacks=callbacks)
+        clf.initialize_callbacks()  # skorch's set_params sets up the callbacks it had
+        if not config.quiet:
+            _note(f"{str(folder)!r}: continuing from its checkpoint after epoch "
+                  f"{resumed_at} of {clf.max_epochs}")
+        if resumed_at < clf.max_epochs:
+            clf.partial_fit(X, y, epochs=clf.max_epochs - resumed_at, **fit_kwargs)
+    ended = checkpoint.epochs_ended
+    if not training_finished(clf, resumed_at if ended is None else ended):
+        # skorch's fit ends quietly on a KeyboardInterrupt (a Ctrl-C with no handler of
+        # ours, in a thread): the model is short of its epochs and not saved
+        raise RunInterrupted(interrupted_message([folder]))
+    return clf, resumed_at
+
+
+def _note(message):
+    from tqdm.auto import tqdm
+
+    tqdm.write(message, file=sys.stderr)
 
 
 def _history(clf):
@@ -785,7 +881,15 @@ def run(config, mode):
     if mode == "defense_attack":
         trainings.insert(0, ("target", None))
     shadow_dir = _train_all(config, trainings)[-1]
-    return attack(target_dir, shadow_dir, white_box=config.white_box,
-                  data_home=config.data_home, device=config.device, quiet=config.quiet,
-                  shadow_method=config.shadow_method, attacks=config.attacks,
-                  reference_models=config.reference_models, jobs=config.jobs)
+    with run_lock(target_dir, "attack"), stopping_on_signals():
+        try:
+            return attack(target_dir, shadow_dir, white_box=config.white_box,
+                          data_home=config.data_home, device=config.device,
+                          quiet=config.quiet, shadow_method=config.shadow_method,
+                          attacks=config.attacks, reference_models=config.reference_models,
+                          jobs=config.jobs)
+        except _Stop as stop:
+            raise RunInterrupted(
+                f"interrupted while attacking {str(target_dir)!r}: its attack/ folder is not "
+                "marked complete. Run the same command again to attack it (the trained "
+                "models are kept)", stop.signum) from None

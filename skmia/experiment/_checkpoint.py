@@ -1,0 +1,241 @@
+"""Resumable training in a run directory: a checkpoint after every epoch.
+
+While a run trains, ``<run>/checkpoint/`` holds the state after its last finished
+epoch: ``epoch<k>/model.{json,safetensors}`` (:func:`save_estimator`: weights, optimizer
+state, history, DP-SGD's accountant, AdvReg's inference network, early stopping's
+snapshots), ``epoch<k>/state.safetensors`` (torch's random generator state, and what a
+defense's ``_checkpoint_state`` adds, such as DP-SGD's noise seed) and ``latest.json``,
+written last, which names the epoch folder, the run's ``params.json`` and the digest of
+the state file. Each file is written atomically and ``latest.json`` only once its epoch
+folder is whole, so a checkpoint is either the one of epoch k or the one of epoch k - 1.
+
+Running the same command again loads the checkpoint when it was written for the same
+``params.json`` and continues with ``partial_fit`` for the remaining epochs, the
+random generator restored rather than seeded again: the final weights are those of
+a training that was never interrupted, bit for bit (on the CPU). The checkpoint is
+deleted once the model is saved, before the run is marked complete, so no file of a
+finished run holds DP-SGD's noise seed or generator state.
+
+skorch's ``fit`` ends quietly on a ``KeyboardInterrupt``; during a run's training
+SIGINT and SIGTERM raise an exception skorch does not catch instead, and a training
+that ended short of its epochs anyway is reported as :class:`RunInterrupted`, never
+saved as finished.
+"""
+
+import contextlib
+import hashlib
+import re
+import shutil
+import signal
+import threading
+from pathlib import Path
+
+from .._io import atomic_write_bytes, atomic_write_json, read_json
+
+__all__ = ["CHECKPOINT_DIR", "RunInterrupted", "stopping_on_signals", "checkpoint_callback",
+           "load_checkpoint", "remove_checkpoint", "training_finished", "interrupted_message"]
+
+CHECKPOINT_DIR = "checkpoint"
+_LATEST = "latest.json"
+_STATE = "state.safetensors"
+_GENERATION = re.compile(r"epoch[0-9]+")
+_SIGNAL_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A run stopped by SIGINT (Ctrl-C) or SIGTERM before it finished.
+
+    Nothing it left is marked complete; the message says what was kept (the checkpoint
+    a rerun continues from). ``signum`` is the signal, for the exit status
+    ``128 + signum``.
+    """
+
+    def __init__(self, message, signum=signal.SIGINT):
+        super().__init__(message)
+        self.signum = int(signum)
+
+    def __reduce__(self):  # from a worker process, with its signal
+        return type(self), (str(self), self.signum)
+
+
+class _Stop(BaseException):
+    """Raised by the signal handlers during training; skorch only swallows
+    ``KeyboardInterrupt``, so this ends ``fit`` (and a distilled student's teacher's)."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = int(signum)
+
+
+def _raise_stop(signum, frame):
+    raise _Stop(signum)
+
+
+@contextlib.contextmanager
+def stopping_on_signals():
+    """SIGINT and SIGTERM raise :class:`_Stop` in the block; the handlers are restored
+    after. Outside the main thread, and for a signal set to be ignored, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(signum)
+        if handler is not signal.SIG_IGN:
+            previous[signum] = signal.SIG_DFL if handler is None else handler
+            signal.signal(signum, _raise_stop)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def checkpoint_callback(folder, params):
+    """A skorch callback writing ``folder``'s checkpoint after every epoch."""
+    from skorch.callbacks import Callback
+
+    class EpochCheckpoint(Callback):
+        """The last callback of an epoch but skorch's print_log: every other one has
+        ended the epoch (``epochs_ended`` counts them), and the random generator is
+        saved as the next epoch finds it."""
+
+        epochs_ended = None
+
+        def on_epoch_end(self, net, **kwargs):
+            self.epochs_ended = len(net.history)
+            write_checkpoint(net, folder, params)
+
+    return EpochCheckpoint()
+
+
+def write_checkpoint(clf, folder, params):
+    """Write the checkpoint of ``clf`` after its last finished epoch, atomically."""
+    import torch
+    from safetensors.torch import save
+
+    from ._persist import save_estimator
+
+    extra = clf._checkpoint_state()
+    if extra is None:  # this training cannot be continued from a checkpoint
+        return
+    cpu = torch.random.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
+    values, tensors = extra
+    root = Path(folder) / CHECKPOINT_DIR
+    epoch = len(clf.history)
+    generation = root / f"epoch{epoch}"
+    shutil.rmtree(generation, ignore_errors=True)  # left by an earlier, interrupted write
+    save_estimator(clf, generation)
+    state = {"rng.cpu": cpu, **{f"rng.cuda.{i}": s for i, s in enumerate(cuda)},
+             **{f"extra.{k}": v.detach().to("cpu").contiguous() for k, v in tensors.items()}}
+    data = save(state)
+    atomic_write_bytes(generation / _STATE, data)
+    atomic_write_json(root / _LATEST, {
+        "epoch": epoch,
+        "max_epochs": int(clf.max_epochs),
+        "folder": generation.name,
+        "params": params,
+        "state_sha256": hashlib.sha256(data).hexdigest(),
+        "n_cuda_states": len(cuda),
+        "extra": values,
+    })
+    for other in root.iterdir():
+        if other.is_dir() and other.name != generation.name:
+            shutil.rmtree(other, ignore_errors=True)
+
+
+def checkpoint_epoch(folder):
+    """``(epoch, max_epochs)`` of ``folder``'s checkpoint, or None when it has none."""
+    try:
+        latest = read_json(Path(folder) / CHECKPOINT_DIR / _LATEST)
+        return int(latest["epoch"]), int(latest["max_epochs"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def load_checkpoint(folder, params, *, device=None):
+    """The model of ``folder``'s checkpoint, ready to continue, or why it cannot be used.
+
+    Returns
+    -------
+    clf : MIADefenseClassifier or None
+        The model after its last checkpointed epoch, its random generator state set to
+        be restored when its training resumes; None when there is no usable checkpoint.
+    reason : str or None
+        Why an existing checkpoint is not used (None when there is none, or it is).
+    """
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    from ._persist import load_estimator
+
+    root = Path(folder) / CHECKPOINT_DIR
+    if not (root / _LATEST).is_file():
+        return None, None
+    try:
+        latest = read_json(root / _LATEST)
+        if latest.get("params") != params:
+            return None, "it was written for other settings (params.json differs)"
+        name = latest["folder"]
+        if not isinstance(name, str) or not _GENERATION.fullmatch(name):
+            return None, "its latest.json names no epoch folder"
+        data = (root / name / _STATE).read_bytes()
+        if hashlib.sha256(data).hexdigest() != latest["state_sha256"]:
+            return None, f"{_STATE} does not match its digest"
+        clf = load_estimator(root / name, device=device)
+        if clf._resume_refused:
+            return None, f"its model cannot be trained further ({clf._resume_refused})"
+        if len(clf.history) != latest["epoch"]:
+            return None, "its history does not hold the epochs latest.json says"
+        state = load(data)
+        cuda = [state[f"rng.cuda.{i}"] for i in range(int(latest["n_cuda_states"]))]
+        extra = {k[len("extra."):]: v for k, v in state.items() if k.startswith("extra.")}
+        clf._restore_checkpoint_state(latest["extra"], extra)
+        cpu = state["rng.cpu"]
+        if cpu.dtype != torch.uint8 or cpu.ndim != 1:
+            return None, "its random generator state is malformed"
+    except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:
+        return None, f"it cannot be read ({exc})"
+    clf._resume_rng_state = (cpu, cuda)
+    return clf, None
+
+
+def remove_checkpoint(folder):
+    """Delete ``folder``'s checkpoint (``latest.json`` first, so a half-deleted one is
+    never used)."""
+    root = Path(folder) / CHECKPOINT_DIR
+    (root / _LATEST).unlink(missing_ok=True)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def training_finished(clf, epochs_ended):
+    """Whether ``clf``'s training, which ended ``epochs_ended`` epochs, ran in full.
+
+    skorch's ``fit`` returns quietly when a ``KeyboardInterrupt`` stops it, with the
+    interrupted epoch in the history; the defense's ``_training_finished`` tells a full
+    training (or one early stopping ended) from such a one.
+    """
+    return bool(clf._training_finished(epochs_ended))
+
+
+def interrupted_message(folders, signum=signal.SIGINT):
+    """What an interruption left in each run folder, in one line."""
+    parts = []
+    for folder in folders:
+        folder = Path(folder)
+        if (folder / "complete.json").is_file():
+            parts.append(f"{str(folder)!r} had finished")
+            continue
+        epochs = checkpoint_epoch(folder)
+        if epochs is None:
+            parts.append(f"{str(folder)!r} stopped before its first checkpoint: nothing "
+                         "kept, it starts again")
+        else:
+            parts.append(f"{str(folder)!r} stopped after {epochs[0]} of {epochs[1]} epochs: "
+                         f"its checkpoint is kept in {str(folder / CHECKPOINT_DIR)!r}")
+    name = _SIGNAL_NAMES.get(signum, f"signal {signum}")
+    return (f"interrupted ({name}); no unfinished run was marked complete. "
+            + "; ".join(parts)
+            + ". Run the same command again to continue from the checkpoints.")
