@@ -124,3 +124,18 @@ def test_cuda_without_a_gpu_is_refused_before_any_folder_is_made(tmp_path, capsy
     assert status == 1
     assert "torch sees no CUDA GPU" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_skmia_attack_refuses_a_target_being_written(runs, tmp_path, capsys):
+    import os
+    import socket
+
+    folder = _copy(runs, tmp_path)
+    (folder / ".lock").write_text(json.dumps({
+        "pid": os.getpid(), "hostname": socket.gethostname(), "purpose": "training",
+        "started": "2026-12-01T09:30:00+00:00", "token": "someone-else"}))
+    _attack_fails(folder, runs / "seed1000" / "shadow", capsys,
+                  f"is being written by process {os.getpid()}")
+    (folder / ".lock").unlink()  # once it is gone, the same command attacks
+    assert skmia("attack", "--target", folder, "--shadow", runs / "seed1000" / "shadow",
+                 "--no-white-box", "-q") == 0

@@ -545,12 +545,30 @@ def attack(target_dir, shadow_dir, *, white_box=True, data_home=None, device=Non
     results : pandas.DataFrame
         One row per attack (and per snapshot for early stopping).
     """
+    attacks = tuple(attacks)
+    needs_bank = _check_calibrated(attacks, reference_models)
+    # the target's folder is locked while attack/ (and reference/) are written
+    with run_lock(target_dir, "attack"), stopping_on_signals():
+        try:
+            return _attack(target_dir, shadow_dir, white_box, data_home, device, quiet,
+                           shadow_method, attacks, needs_bank and reference_models, jobs)
+        except RunInterrupted:
+            raise
+        except (_Stop, KeyboardInterrupt) as stop:
+            raise RunInterrupted(
+                f"interrupted while attacking {str(target_dir)!r}: its attack/ folder is not "
+                "marked complete, nor is a reference/ bank that was being trained. Run the "
+                "same command again to attack it (the trained models are kept)",
+                getattr(stop, "signum", signal.SIGINT)) from None
+
+
+def _attack(target_dir, shadow_dir, white_box, data_home, device, quiet, shadow_method,
+            attacks, reference_models, jobs):
+    """The steps of :func:`attack`: load and check, signals, attacks, rows, files."""
     import pandas as pd
 
     from ..report import figure_png
 
-    attacks = tuple(attacks)
-    needs_bank = _check_calibrated(attacks, reference_models)
     target, params, shadow, shadow_params = _load_pair(target_dir, shadow_dir, device)
     split = load_split(params["dataset"], params["seed"],
                        data_home if data_home is not None else params.get("data_home"))
@@ -559,7 +577,7 @@ def attack(target_dir, shadow_dir, *, white_box=True, data_home=None, device=Non
     out = Path(target_dir) / "attack"
     _clear(out, _ATTACK_FILES)
     bank = None
-    if needs_bank:
+    if reference_models:
         bank = reference_bank(target_dir, target, split, reference_models, jobs=jobs,
                               quiet=quiet)
     context = {
@@ -810,6 +828,11 @@ def reference_bank(target_dir, target, split, n_models, *, jobs=1, quiet=False):
     _clear(folder, (COMPLETE,))
     start = time.perf_counter()
     bank.fit(X_pool, y_pool, **fit_params)
+    short = [k for k, model in enumerate(bank.estimators_) if not model._training_finished()]
+    if short:  # skorch swallows a Ctrl-C that reaches a worker: nothing saved then
+        raise RunInterrupted(
+            f"reference model(s) {short[:5]} of {str(folder)!r} stopped short of their "
+            "epochs: the bank is not saved; run the same command again to train it")
     save_estimator(bank, folder)
     atomic_write_json(folder / COMPLETE, {
         "n_models": len(bank.estimators_), "seconds": round(time.perf_counter() - start, 3),
@@ -881,15 +904,7 @@ def run(config, mode):
     if mode == "defense_attack":
         trainings.insert(0, ("target", None))
     shadow_dir = _train_all(config, trainings)[-1]
-    with run_lock(target_dir, "attack"), stopping_on_signals():
-        try:
-            return attack(target_dir, shadow_dir, white_box=config.white_box,
-                          data_home=config.data_home, device=config.device,
-                          quiet=config.quiet, shadow_method=config.shadow_method,
-                          attacks=config.attacks, reference_models=config.reference_models,
-                          jobs=config.jobs)
-        except _Stop as stop:
-            raise RunInterrupted(
-                f"interrupted while attacking {str(target_dir)!r}: its attack/ folder is not "
-                "marked complete. Run the same command again to attack it (the trained "
-                "models are kept)", stop.signum) from None
+    return attack(target_dir, shadow_dir, white_box=config.white_box,
+                  data_home=config.data_home, device=config.device, quiet=config.quiet,
+                  shadow_method=config.shadow_method, attacks=config.attacks,
+                  reference_models=config.reference_models, jobs=config.jobs)
