@@ -477,3 +477,35 @@ def test_a_loaded_model_continues_the_accountant_with_fresh_noise(tmp_path, data
     assert len(loaded.history) == 4
     # ... with other noise and other Poisson batches than the unsaved model draws
     assert not np.allclose(loaded.predict_proba(X), clf.predict_proba(X))
+
+
+def test_secure_noise_is_not_replayable_from_random_state(monkeypatch):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 6)).astype(np.float32)
+    y = rng.integers(0, 3, 120)
+    settings = {"max_epochs": 2, "module__hidden_sizes": (8,), "noise_multiplier": 1.0,
+                "random_state": 0}
+
+    def weights(clf):
+        return torch.cat([p.detach().flatten() for p in clf.module_.parameters()])
+
+    plain = [DPSGDClassifier(**settings).fit(X, y) for _ in range(2)]
+    assert torch.equal(weights(plain[0]), weights(plain[1]))  # replayable: random_state
+    secure = [DPSGDClassifier(**settings, secure_noise=True).fit(X, y) for _ in range(2)]
+    assert not torch.equal(weights(secure[0]), weights(secure[1]))
+    assert secure[0].training_seed_ != plain[0].training_seed_
+    assert secure[0].init_seed_ == plain[0].init_seed_  # the initial weights still follow it
+    # the only difference is the seed: with the same "fresh" seed, the same fit
+    monkeypatch.setattr(_dpsgd, "fresh_seed", lambda: 42)
+    again = [DPSGDClassifier(**settings, secure_noise=True).fit(X, y) for _ in range(2)]
+    assert torch.equal(weights(again[0]), weights(again[1]))
+    assert again[0].epsilon_ == plain[0].epsilon_
+
+
+def test_dp_runs_use_secure_noise(tmp_path, location_data_home):
+    from skmia.experiment import RunConfig
+    from skmia.experiment._runs import _estimator
+
+    config = RunConfig(dataset="location", method="dpsgd", out=str(tmp_path))
+    assert _estimator(config, "dpsgd").secure_noise is True
+    assert "secure_noise" not in _estimator(config, "vanilla").get_params()

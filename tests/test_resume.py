@@ -77,6 +77,13 @@ def _assert_same_model(folder, expected):
     assert [e["train_loss"] for e in history] == [e["train_loss"] for e in reference]
 
 
+@pytest.fixture(autouse=True)
+def _same_fresh_dp_seed(monkeypatch):
+    """Runs seed DP-SGD's noise from the operating system (``secure_noise``): for a
+    bit-for-bit comparison of two runs, both draw the same "fresh" seed here."""
+    monkeypatch.setattr("skmia.defenses._dpsgd.fresh_seed", lambda: 123_456_789)
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory, location_data_home):
     """``method -> run folder`` trained without interruption (cached per method)."""

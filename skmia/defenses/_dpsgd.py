@@ -3,6 +3,7 @@
 import copy
 import functools
 import math
+import secrets
 import warnings
 from contextlib import contextmanager
 from numbers import Real
@@ -169,6 +170,12 @@ class _PoissonBatches:
             yield self.X[rows], self.y[rows]
 
 
+def fresh_seed():
+    """A seed from the operating system's entropy (``secrets``), which nothing saved
+    can reproduce."""
+    return secrets.randbelow(np.iinfo(np.int32).max)
+
+
 @contextmanager
 def _quiet_backward_hooks():
     # opacus' per-layer backward hooks fire on the first layer, whose input needs no
@@ -266,6 +273,12 @@ class DPSGDClassifier(MIADefenseClassifier):
         ``"hooks"`` / ``"functorch"``: opacus' per-record gradients. ``"auto"`` uses
         ghost clipping and falls back to ``"hooks"`` when the network does not allow it
         (e.g. tied parameters).
+    secure_noise : bool, default=False
+        Seed the noise and the Poisson batches from the operating system's entropy
+        instead of ``random_state`` (which then seeds the initial weights only), so that
+        nothing a user keeps — ``random_state``, a run folder's name — can replay the
+        noise. Fits are then not reproducible, by design. ``skmia run`` sets it for
+        every DP-SGD run.
     **kwargs
         Every other parameter of :class:`MIADefenseClassifier` (``max_epochs``,
         ``batch_size`` -- the expected Poisson batch size --, ``lr``, ``milestones``,
@@ -311,7 +324,8 @@ class DPSGDClassifier(MIADefenseClassifier):
     from the operating system, so its ``partial_fit`` adds new noise (and the same ε)
     rather than repeating the steps an in-memory ``partial_fit`` would have taken. An
     int ``random_state`` makes that seed reproducible, hence derivable by whoever knows
-    it: leave it None for a model whose guarantee is meant to hold.
+    it: set ``secure_noise=True`` (or leave ``random_state`` None) for a model whose
+    guarantee is meant to hold.
 
     Differences from the reference code (opacus 0.x): Poisson sampling instead of
     shuffled fixed-size batches, PRV accounting by default, ghost clipping.
@@ -348,6 +362,7 @@ class DPSGDClassifier(MIADefenseClassifier):
         "target_epsilon": [Interval(Real, 0, None, closed="neither"), None],
         "accountant": [StrOptions(set(_ACCOUNTANTS))],
         "grad_sample_mode": [StrOptions(set(_GRAD_SAMPLE_MODES))],
+        "secure_noise": ["boolean"],
     }
 
     def __init__(
@@ -360,6 +375,7 @@ class DPSGDClassifier(MIADefenseClassifier):
         target_epsilon=None,
         accountant="prv",
         grad_sample_mode="auto",
+        secure_noise=False,
         **kwargs,
     ):
         super().__init__(module, **kwargs)
@@ -369,11 +385,14 @@ class DPSGDClassifier(MIADefenseClassifier):
         self.target_epsilon = target_epsilon
         self.accountant = accountant
         self.grad_sample_mode = grad_sample_mode
+        self.secure_noise = secure_noise
 
     # ------------------------------------------------------------------ set-up
 
     def _setup(self, X, y, classes=None):
         X, y = super()._setup(X, y, classes=classes)
+        if self.secure_noise:  # not derivable from random_state, nor from anything saved
+            self.training_seed_ = fresh_seed()
         continuing = self.warm_start and self.initialized_ and hasattr(self, "accountant_")
         if not continuing:  # fit restarts the accounting, as it restarts the weights
             self.accountant_ = create_accountant(self.accountant)

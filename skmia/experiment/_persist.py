@@ -25,7 +25,6 @@ import hashlib
 import importlib
 import inspect
 import json
-import secrets
 from pathlib import Path
 
 import numpy as np
@@ -833,9 +832,11 @@ def _restore_defense(document, tensors, where, device):
         group, rest = next((g, next(iter(t))) for g, t in groups.items())
         raise ValueError(f"{where.tensor(f'{group}.{rest}')} is not a tensor of the model")
 
+    from ..defenses._dpsgd import fresh_seed
+
     for name in _class_table(cls, _NEVER_SAVED):
         # a fresh seed, from the operating system: the saved one is never written
-        setattr(clf, name, secrets.randbelow(int(np.iinfo(np.int32).max)))
+        setattr(clf, name, fresh_seed())
     clf._resume_refused = document["resume"]
     return clf
 
