@@ -61,7 +61,6 @@ import os
 import platform
 import shlex
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -479,17 +478,10 @@ def privacy_utility_figure(summary):
 
 
 def _write(path, data):
-    """Write atomically: the file has its whole new content or its old one."""
-    path = Path(path)
-    data = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write atomically (skmia's own atomic write): whole new content or the old one."""
+    from skmia._io import atomic_write_bytes
+
+    atomic_write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data)
 
 
 def machine():
@@ -515,16 +507,10 @@ def _load():
 
 # ---------------------------------------------------------------------------- main
 
-def main(argv=None):
-    args = parse_args(argv)
-    start, load_start = time.perf_counter(), _load()
+def _check_settings(runs, args):
+    """Refuse an --out whose runs were made with other settings; record them otherwise."""
     import skmia
-    from skmia.datasets import get_data_home
-    from skmia.experiment import run_directory
 
-    out = Path(args.out)
-    runs = out / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
     settings = {"epochs": args.epochs, "shadow": args.shadow, "white_box": args.white_box,
                 "reference_models": args.reference_models,
                 "dpsgd_target_epsilon": args.dpsgd_target_epsilon,
@@ -538,21 +524,17 @@ def main(argv=None):
     else:
         _write(settings_file, json.dumps(settings, indent=2) + "\n")
 
-    pairs, skipped = plan(args)
-    for reason in skipped:
-        print(f"skipped {reason}", flush=True)
-    if not pairs:
-        raise SystemExit("nothing to run")
-    epochs = "the paper's epochs" if args.epochs is None else f"{args.epochs} epochs"
-    print(f"preset {args.preset}: {len(pairs)} (dataset, method) pairs x {len(args.seeds)} "
-          f"seeds, {epochs}, {args.shadow} shadow, jobs={args.jobs}", flush=True)
 
-    # 1. every training, longest first
+def _shadow_method(args, method):
+    return method if args.shadow == "same" else "vanilla"
+
+
+def train_everything(args, runs, pairs):
+    """Step 1: every training (target and shadow of each pair and seed), longest first."""
     trainings, seen = [], set()
     for dataset, method in pairs:
         for seed in args.seeds:
-            shadow = method if args.shadow == "same" else "vanilla"
-            for m, partition in ((method, "target"), (shadow, "shadow")):
+            for m, partition in ((method, "target"), (_shadow_method(args, method), "shadow")):
                 if (dataset, m, seed, partition) in seen:
                     continue
                 seen.add((dataset, m, seed, partition))
@@ -560,21 +542,24 @@ def main(argv=None):
                 trainings.append((cost, dataset, m, seed, partition))
     trainings.sort(key=lambda t: -t[0])
     print(f"training {len(trainings)} models", flush=True)
-    train_out = run_parallel(
+    return run_parallel(
         [(train_job, (_config(args, runs, d, m, s), p, args.threads))
          for _, d, m, s, p in trainings],
         args.jobs, [f"trained {d} {m} seed {s} {p}" for _, d, m, s, p in trainings],
     )
-    train_seconds = sum(o[1] for o in train_out)
-    train_cpu = sum(o[3] for o in train_out)
 
-    # 2. every attack
+
+def attack_everything(args, runs, pairs):
+    """Step 2: every target attacked (or its finished attack reused); the results table
+    in the order of ``pairs`` and seeds."""
+    from skmia.experiment import run_directory
+
     attacks = []
     for dataset, method in pairs:
         for seed in args.seeds:
-            shadow = method if args.shadow == "same" else "vanilla"
             target_dir = run_directory(runs, dataset, method, seed)
-            shadow_dir = run_directory(runs, dataset, shadow, seed) / "shadow"
+            shadow_dir = (run_directory(runs, dataset, _shadow_method(args, method), seed)
+                          / "shadow")
             cost = _DATASET_COST[dataset] * (3 if method == "early_stopping" else 1)
             attacks.append((cost, dataset, method, seed, str(target_dir), str(shadow_dir)))
     attacks.sort(key=lambda a: -a[0])
@@ -590,30 +575,44 @@ def main(argv=None):
     results["_order"] = [order[(d, m)] for d, m in zip(results["dataset"], results["method"],
                                                        strict=True)]
     results = results.sort_values(["_order", "seed"], kind="stable").drop(columns="_order")
-    attack_seconds = sum(o[1] for o in attack_out)
-    attack_cpu = sum(o[3] for o in attack_out)
+    return attack_out, results
 
-    # 3. tables and plot
+
+def write_tables_and_plot(out, results):
+    """Step 3: results.csv, summary.csv and privacy_utility.png; the labelled results and
+    the summary."""
     labelled = label_rows(results)
-    attack_names = list(dict.fromkeys(labelled["attack"]))
     summary = summarize(per_run(labelled))
     _write(out / "results.csv", labelled.to_csv(index=False))
     _write(out / "summary.csv", summary.to_csv(index=False))
-    fig = privacy_utility_figure(summary)
+    import io
+
     import matplotlib.pyplot as plt
 
-    fig.savefig(out / ".privacy_utility.png.part", format="png", dpi=120)
+    fig = privacy_utility_figure(summary)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=120)
     plt.close(fig)
-    os.replace(out / ".privacy_utility.png.part", out / "privacy_utility.png")
+    _write(out / "privacy_utility.png", png.getvalue())
+    return labelled, summary
 
+
+def _caught_warnings(outputs):
     caught = {}
-    for output in (*train_out, *attack_out):
+    for output in outputs:
         for category, message, in_skmia in output[2]:
             caught[(category, message)] = in_skmia
-    wall = time.perf_counter() - start
+    return caught
+
+
+def summary_header(args, argv, skipped, caught, times, load_start):
+    """The lines above the tables: command, date, machine, times, settings, warnings."""
+    from skmia.datasets import get_data_home
+
+    wall, train_seconds, train_cpu, attack_seconds, attack_cpu = times
     command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(
         sys.argv[1:] if argv is None else argv)])
-    header = [
+    return [
         "## Privacy-utility benchmark",
         "",
         f"- command: `{command}`",
@@ -644,7 +643,35 @@ def main(argv=None):
         "of all attacks; TPR@0.1%FPR = the highest over attacks.",
         "",
     ]
-    markdown = "\n".join(header) + markdown_tables(summary, attack_names)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    start, load_start = time.perf_counter(), _load()
+    out = Path(args.out)
+    runs = out / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    _check_settings(runs, args)
+    pairs, skipped = plan(args)
+    for reason in skipped:
+        print(f"skipped {reason}", flush=True)
+    if not pairs:
+        raise SystemExit("nothing to run")
+    epochs = "the paper's epochs" if args.epochs is None else f"{args.epochs} epochs"
+    print(f"preset {args.preset}: {len(pairs)} (dataset, method) pairs x {len(args.seeds)} "
+          f"seeds, {epochs}, {args.shadow} shadow, jobs={args.jobs}", flush=True)
+
+    train_out = train_everything(args, runs, pairs)
+    attack_out, results = attack_everything(args, runs, pairs)
+    labelled, summary = write_tables_and_plot(out, results)
+
+    caught = _caught_warnings((*train_out, *attack_out))
+    wall = time.perf_counter() - start
+    times = (wall, sum(o[1] for o in train_out), sum(o[3] for o in train_out),
+             sum(o[1] for o in attack_out), sum(o[3] for o in attack_out))
+    header = summary_header(args, argv, skipped, caught, times, load_start)
+    markdown = "\n".join(header) + markdown_tables(summary,
+                                                   list(dict.fromkeys(labelled["attack"])))
     _write(out / "summary.md", markdown)
     _write(out / "warnings.json", json.dumps(
         [{"category": c, "message": m, "from_skmia": s} for (c, m), s in caught.items()],
