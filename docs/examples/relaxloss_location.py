@@ -12,7 +12,7 @@ from skmia.model_selection import membership_split
 X, y = fetch_location30(return_X_y=True)
 split = membership_split(X, y, random_state=1000)
 
-# 2. The paper's settings for this dataset (RelaxLoss alpha=1, upper=0.3), shortened to
+# 2. skmia's settings for this dataset (RelaxLoss alpha=1, upper=0.6), shortened to
 #    20 epochs at a constant learning rate so that the example runs in seconds.
 short = {"max_epochs": 20, "milestones": (), "random_state": 0}
 targets = {
