@@ -247,12 +247,18 @@ def _progress_callbacks(clf, description, quiet, position=None):
     from tqdm.auto import tqdm
 
     class EpochProgress(Callback):
+        """One bar per model, with the last epoch's loss and accuracy; it stays on screen
+        when done (each bar keeps a line of its own when models train at once)."""
+
         def on_train_begin(self, net, **kwargs):
-            # trainings in other processes at once: each bar keeps a line of its own
             self.bar = tqdm(total=net.max_epochs, initial=len(net.history),
-                            desc=description, unit="epoch", leave=False, position=position)
+                            desc=description, unit="epoch", leave=True, position=position)
 
         def on_epoch_end(self, net, **kwargs):
+            last = net.history[-1]
+            shown = {k: f"{last[k]:.3f}" for k in ("train_loss", "train_acc", "valid_acc")
+                     if isinstance(last.get(k), float)}
+            self.bar.set_postfix(shown, refresh=False)
             self.bar.update(1)
 
         def on_train_end(self, net, **kwargs):
@@ -360,6 +366,9 @@ def _train_one(config, partition, method, position):
                 f"({', '.join(changed)} differ); choose another --out or delete that folder"
             )
         remove_checkpoint(folder)  # left if the run was stopped as it completed
+        if not config.quiet:
+            print(f"{method} {partition}: reused the finished run in {str(folder)!r}",
+                  file=sys.stderr)
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     _clear(folder, (COMPLETE, *_RUN_FILES))
