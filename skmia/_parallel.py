@@ -48,6 +48,26 @@ def _call_single_threaded(function, args):
         return function(*args)
 
 
+def _warn_if_threads(n_jobs):
+    """Threads of one process share torch's global random generator, which the defenses
+    seed for each fit: fits in threads at once would draw from each other's stream."""
+    import warnings
+
+    from joblib.parallel import get_active_backend
+
+    backend, config_n_jobs = get_active_backend()
+    if type(backend).__name__ != "ThreadingBackend":
+        return
+    if backend.effective_n_jobs(n_jobs if n_jobs is not None else config_n_jobs) != 1:
+        warnings.warn(
+            "joblib's threading backend trains models in threads of one process, which "
+            "share torch's random generator: the results depend on thread scheduling. Use "
+            "a process-based backend (loky, the default; Dask workers with one thread).",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 def parallel_map(function, tasks, *, n_jobs=None, verbose=0, desc=None):
     """``[function(*args) for args in tasks]``, the calls run by joblib.
 
@@ -72,6 +92,7 @@ def parallel_map(function, tasks, *, n_jobs=None, verbose=0, desc=None):
     """
     from tqdm.auto import tqdm
 
+    _warn_if_threads(n_jobs)
     tasks = list(tasks)
     calls = (delayed(_call_single_threaded)(function, tuple(args)) for args in tasks)
     results = []

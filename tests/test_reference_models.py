@@ -374,3 +374,13 @@ def test_label_only_columns_come_after_the_reference_ones(bank, target, pool):
     np.testing.assert_array_equal(exact["label_only_1"], correct)
     with pytest.raises(ValueError, match="label_only_params is given but label_only is False"):
         compute_signals(target, X[:5], y[:5], label_only_params={"n_queries": 2})
+
+
+def test_the_threading_backend_is_warned_about(pool):
+    X, y = pool
+    bank = ReferenceModels(LogisticRegression(), n_estimators=2, n_jobs=2, random_state=0)
+    with joblib.parallel_config(backend="threading"):
+        with pytest.warns(UserWarning, match="share torch's random generator"):
+            bank.fit(X, y)
+    with joblib.parallel_config(backend="threading", n_jobs=1):  # one at a time: fine
+        ReferenceModels(LogisticRegression(), n_estimators=2, random_state=0).fit(X, y)
