@@ -364,19 +364,9 @@ def _add_label_only_columns(signals, module, X_t, batch_size, params):
 
     if params is not None and not isinstance(params, dict):
         raise TypeError(f"label_only_params must be a dict, got {type(params).__name__}.")
-    first = next((p for p in module.parameters() if p.is_floating_point()), None)
-    device = first.device if first is not None else torch.device("cpu")
 
     def predict(X):
-        X = torch.as_tensor(X, dtype=X_t.dtype)
-        was_training = module.training
-        module.eval()
-        try:
-            with torch.no_grad():
-                return torch.cat([module(X[i : i + batch_size].to(device)).argmax(1).cpu()
-                                  for i in range(0, len(X), batch_size)]).numpy()
-        finally:
-            module.train(was_training)
+        return _forward(module, torch.as_tensor(X, dtype=X_t.dtype), batch_size).argmax(1).numpy()
 
     correct = label_only_signals(predict, X_t.numpy(), signals[LABEL].to_numpy(),
                                  **(params or {}))
@@ -532,6 +522,22 @@ def logit_confidence(logits, labels):
     return true - rest
 
 
+def _forward(module, X_t, batch_size):
+    """The module's outputs on ``X_t`` (a CPU tensor), in eval mode, a batch at a time."""
+    import torch
+
+    first = next((p for p in module.parameters() if p.is_floating_point()), None)
+    device = first.device if first is not None else torch.device("cpu")
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            return torch.cat([module(X_t[i : i + batch_size].to(device)).cpu()
+                              for i in range(0, len(X_t), batch_size)])
+    finally:
+        module.train(was_training)
+
+
 def _reference_logits(model, X_t, batch_size):
     """Outputs of one reference model on ``X_t``: logits of a net, else log-probabilities."""
     import torch
@@ -542,17 +548,7 @@ def _reference_logits(model, X_t, batch_size):
         NeuralNet = ()
     if (NeuralNet and isinstance(model, NeuralNet)) or isinstance(model, torch.nn.Module):
         module, _ = _resolve_model(model)
-        first = next((p for p in module.parameters() if p.is_floating_point()), None)
-        device = first.device if first is not None else torch.device("cpu")
-        was_training = module.training
-        module.eval()
-        try:
-            with torch.no_grad():
-                out = [module(X_t[i : i + batch_size].to(device)).cpu()
-                       for i in range(0, len(X_t), batch_size)]
-        finally:
-            module.train(was_training)
-        return torch.cat(out).double().numpy()
+        return _forward(module, X_t, batch_size).double().numpy()
     proba = np.asarray(model.predict_proba(X_t.numpy()), dtype=np.float64)
     return np.log(np.maximum(proba, np.finfo(np.float64).tiny))
 
