@@ -45,9 +45,28 @@ class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def _add_training_options(parser):
+    """The options ``run`` and ``compare`` share: what a run trains and where it goes."""
+    from .experiment import IMAGE_MODELS
+
+    parser.add_argument("--model", choices=IMAGE_MODELS, default=None,
+                        help="network, CIFAR only (default there: resnet20)")
+    parser.add_argument("--seed", type=int, default=1000,
+                        help="seed of the split and training")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="training epochs (default: the paper's, 120 tabular / 300 CIFAR)")
+    parser.add_argument("--data-home", default=None,
+                        help="dataset folder (default: $SKMIA_DATA_HOME, else ~/skmia_data)")
+    parser.add_argument("--out", default="results", help="root folder of the run directories")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="torch device")
+    parser.add_argument("--white-box", action=argparse.BooleanOptionalAction, default=True,
+                        help="also run the gradient-norm (white-box) attacks")
+
+
 def _build_parser():
     from .datasets import DATASETS
-    from .experiment import IMAGE_MODELS, MODES, method_classes
+    from .experiment import MODES, method_classes
     from .model_selection import PROTOCOLS
 
     parser = argparse.ArgumentParser(
@@ -75,17 +94,7 @@ def _build_parser():
     run.add_argument("--dataset", required=True, choices=DATASETS, help="dataset")
     run.add_argument("--method", required=True, choices=methods, help="training method")
     run.add_argument("--mode", required=True, choices=MODES, help="what to do")
-    run.add_argument("--model", choices=IMAGE_MODELS, default=None,
-                     help="network, CIFAR only (default there: resnet20)")
-    run.add_argument("--seed", type=int, default=1000, help="seed of the split and training")
-    run.add_argument("--epochs", type=int, default=None,
-                     help="training epochs (default: the paper's, 120 tabular / 300 CIFAR)")
-    run.add_argument("--data-home", default=None,
-                     help="dataset folder (default: $SKMIA_DATA_HOME, else ~/skmia_data)")
-    run.add_argument("--out", default="results", help="root folder of the run directories")
-    run.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch device")
-    run.add_argument("--white-box", action=argparse.BooleanOptionalAction, default=True,
-                     help="also run the gradient-norm (white-box) attacks")
+    _add_training_options(run)
     run.add_argument("--shadow-method", choices=("vanilla", "same"), default="vanilla",
                      help="attack modes: train the shadow with vanilla or the target's method")
     run.add_argument("--jobs", type=int, default=1, metavar="N",
@@ -135,17 +144,7 @@ def _build_parser():
     cmp.add_argument("--dataset", required=True, choices=DATASETS, help="dataset")
     cmp.add_argument("--methods", required=True, type=_method_names, metavar="M,N,...",
                      help=f"training methods to compare: {', '.join(methods)}")
-    cmp.add_argument("--model", choices=IMAGE_MODELS, default=None,
-                     help="network, CIFAR only (default there: resnet20)")
-    cmp.add_argument("--seed", type=int, default=1000, help="seed of the split and training")
-    cmp.add_argument("--epochs", type=int, default=None,
-                     help="training epochs (default: the paper's, 120 tabular / 300 CIFAR)")
-    cmp.add_argument("--data-home", default=None,
-                     help="dataset folder (default: $SKMIA_DATA_HOME, else ~/skmia_data)")
-    cmp.add_argument("--out", default="results", help="root folder of the run directories")
-    cmp.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch device")
-    cmp.add_argument("--white-box", action=argparse.BooleanOptionalAction, default=True,
-                     help="also run the gradient-norm (white-box) attacks")
+    _add_training_options(cmp)
     cmp.add_argument("--jobs", type=int, default=1, metavar="N",
                      help="models trained at the same time (each run's target and shadow, "
                           "the reference models), -1 for all cores; the results do not "
