@@ -3,10 +3,11 @@
 Every place that trains several independent models (the bank of reference models,
 target and shadow of a run, the benchmarks) calls :func:`parallel_map`, so that
 ``with joblib.parallel_config(backend="dask"):`` moves the work onto a Dask cluster
-with no other change. Each call of the function runs with one torch thread, in
-sequential runs too: a model trained on one thread gets the same weights whichever
-worker, process or machine trains it, so results never depend on ``n_jobs`` or on
-the backend (with two threads, matrix products may add in another order).
+with no other change. Each call of the function runs with one torch thread by
+default, in sequential runs too: a model trained on one thread gets the same weights
+whichever worker, process or machine trains it, so results never depend on ``n_jobs``
+or on the backend (with two threads, matrix products may add in another order).
+``threads=N`` trades that for speed where a machine has cores to spare.
 """
 
 import contextlib
@@ -14,15 +15,15 @@ import threading
 
 from joblib import Parallel, delayed
 
-__all__ = ["one_torch_thread", "parallel_map"]
+__all__ = ["one_torch_thread", "torch_threads", "parallel_map"]
 
 _LOCK = threading.Lock()
 _DEPTH = [0, None]  # tasks inside one_torch_thread in this process, saved thread count
 
 
 @contextlib.contextmanager
-def one_torch_thread():
-    """Run the block with ``torch.set_num_threads(1)``; restore the count afterwards.
+def torch_threads(threads=1):
+    """Run the block with ``torch.set_num_threads(threads)``; restore the count afterwards.
 
     Safe under joblib's threading backend: the count is saved by the first task to
     enter and restored by the last to leave.
@@ -32,7 +33,7 @@ def one_torch_thread():
     with _LOCK:
         if _DEPTH[0] == 0:
             _DEPTH[1] = torch.get_num_threads()
-            torch.set_num_threads(1)
+            torch.set_num_threads(threads)
         _DEPTH[0] += 1
     try:
         yield
@@ -43,8 +44,20 @@ def one_torch_thread():
                 torch.set_num_threads(_DEPTH[1])
 
 
-def _call_single_threaded(function, args):
-    with one_torch_thread():
+def one_torch_thread():
+    """:func:`torch_threads` with one thread."""
+    return torch_threads(1)
+
+
+def check_threads(threads):
+    """``threads`` as a positive int, or a ValueError that names it."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    return threads
+
+
+def _call_with_threads(function, args, threads):
+    with torch_threads(threads):
         return function(*args)
 
 
@@ -68,7 +81,7 @@ def _warn_if_threads(n_jobs):
         )
 
 
-def parallel_map(function, tasks, *, n_jobs=None, verbose=0, desc=None):
+def parallel_map(function, tasks, *, n_jobs=None, threads=1, verbose=0, desc=None):
     """``[function(*args) for args in tasks]``, the calls run by joblib.
 
     Parameters
@@ -80,6 +93,9 @@ def parallel_map(function, tasks, *, n_jobs=None, verbose=0, desc=None):
     n_jobs : int or None, default=None
         Calls run at once, as :class:`joblib.Parallel` reads it (None: 1, unless a
         ``joblib.parallel_config`` says otherwise; -1: all cores).
+    threads : int, default=1
+        Torch threads of each call. With one, the results do not depend on ``n_jobs``,
+        the backend or the machine's core count.
     verbose : int, default=0
         A progress bar over calls when > 0.
     desc : str, default=None
@@ -93,8 +109,9 @@ def parallel_map(function, tasks, *, n_jobs=None, verbose=0, desc=None):
     from tqdm.auto import tqdm
 
     _warn_if_threads(n_jobs)
+    check_threads(threads)
     tasks = list(tasks)
-    calls = (delayed(_call_single_threaded)(function, tuple(args)) for args in tasks)
+    calls = (delayed(_call_with_threads)(function, tuple(args), threads) for args in tasks)
     results = []
     with tqdm(total=len(tasks), desc=desc, disable=not verbose, leave=True) as bar:
         for result in Parallel(n_jobs=n_jobs, return_as="generator")(calls):

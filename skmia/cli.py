@@ -64,6 +64,22 @@ def _add_training_options(parser):
                         help="also run the gradient-norm (white-box) attacks")
 
 
+def _add_parallel_options(parser, jobs_help):
+    """``--jobs`` (models trained at once) and ``--threads`` (torch threads of each)."""
+    parser.add_argument("--jobs", type=int, default=1, metavar="N", help=jobs_help)
+    parser.add_argument("--threads", type=int, default=1, metavar="N",
+                        help="torch threads of each training and of the attacks; one keeps "
+                             "the weights the same on any machine and a busy machine from "
+                             "slowing the run by more than its share of the cores")
+
+
+def _check_parallel_options(parser, args):
+    if args.jobs < 1 and args.jobs != -1:
+        parser.error(f"--jobs must be a positive integer or -1 (all cores), got {args.jobs}")
+    if args.threads < 1:
+        parser.error(f"--threads must be a positive integer, got {args.threads}")
+
+
 def _build_parser():
     from .datasets import DATASETS
     from .experiment import MODES, method_classes
@@ -97,10 +113,9 @@ def _build_parser():
     _add_training_options(run)
     run.add_argument("--shadow-method", choices=("vanilla", "same"), default="vanilla",
                      help="attack modes: train the shadow with vanilla or the target's method")
-    run.add_argument("--jobs", type=int, default=1, metavar="N",
-                     help="models trained at the same time (target and shadow, the "
-                          "reference models), -1 for all cores; one torch thread each, the "
-                          "results do not depend on N")
+    _add_parallel_options(run, "models trained at the same time (target and shadow, the "
+                               "reference models), -1 for all cores; the results do not "
+                               "depend on N")
     _add_calibrated_options(run)
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     group = run.add_argument_group("method options (default: the paper's value)")
@@ -122,8 +137,8 @@ def _build_parser():
     att.add_argument("--data-home", default=None, help="dataset folder (default: the run's)")
     att.add_argument("--device", choices=("cpu", "cuda"), default=None,
                      help="torch device (default: the one the run was trained on)")
-    att.add_argument("--jobs", type=int, default=1, metavar="N",
-                     help="reference models trained at the same time, -1 for all cores")
+    _add_parallel_options(att, "reference models trained at the same time (one torch thread "
+                               "each), -1 for all cores")
     _add_calibrated_options(att)
     att.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
@@ -145,10 +160,9 @@ def _build_parser():
     cmp.add_argument("--methods", required=True, type=_method_names, metavar="M,N,...",
                      help=f"training methods to compare: {', '.join(methods)}")
     _add_training_options(cmp)
-    cmp.add_argument("--jobs", type=int, default=1, metavar="N",
-                     help="models trained at the same time (each run's target and shadow, "
-                          "the reference models), -1 for all cores; the results do not "
-                          "depend on N")
+    _add_parallel_options(cmp, "models trained at the same time (each run's target and "
+                               "shadow, the reference models), -1 for all cores; the "
+                               "results do not depend on N")
     _add_calibrated_options(cmp)
     cmp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
@@ -261,8 +275,7 @@ def _checked_run_options(parser, args):
         model = None
     if args.epochs is not None and args.epochs < 1:
         parser.error(f"--epochs must be a positive integer, got {args.epochs}")
-    if args.jobs < 1 and args.jobs != -1:
-        parser.error(f"--jobs must be a positive integer or -1 (all cores), got {args.jobs}")
+    _check_parallel_options(parser, args)
     _check_calibrated_options(parser, args)
     return model
 
@@ -286,7 +299,7 @@ def _run_config(parser, args):
         dataset=args.dataset, method=args.method, seed=args.seed, model=model,
         epochs=args.epochs, overrides=overrides, out=args.out, data_home=args.data_home,
         device=args.device, white_box=args.white_box, shadow_method=args.shadow_method,
-        quiet=args.quiet, jobs=args.jobs, attacks=args.attacks,
+        quiet=args.quiet, jobs=args.jobs, threads=args.threads, attacks=args.attacks,
         reference_models=args.reference_models,
     )
 
@@ -318,14 +331,13 @@ def _cmd_run(parser, args):
 def _cmd_attack(parser, args):
     from .experiment import attack
 
-    if args.jobs < 1 and args.jobs != -1:
-        parser.error(f"--jobs must be a positive integer or -1 (all cores), got {args.jobs}")
+    _check_parallel_options(parser, args)
     _check_calibrated_options(parser, args)
     start = time.perf_counter()
     results = attack(args.target, args.shadow, white_box=args.white_box,
                      data_home=args.data_home, device=args.device, quiet=args.quiet,
                      attacks=args.attacks, reference_models=args.reference_models,
-                     jobs=args.jobs)
+                     jobs=args.jobs, threads=args.threads)
     _print_results(results)
     print(f"\nresults in {args.target}/attack [{time.perf_counter() - start:.0f} s]")
     return 0
@@ -339,7 +351,7 @@ def _cmd_compare(parser, args):
     config = RunConfig(
         dataset=args.dataset, method=args.methods[0], seed=args.seed, model=model,
         epochs=args.epochs, out=args.out, data_home=args.data_home, device=args.device,
-        white_box=args.white_box, quiet=args.quiet, jobs=args.jobs,
+        white_box=args.white_box, quiet=args.quiet, jobs=args.jobs, threads=args.threads,
     )
     start = time.perf_counter()
     table = compare(config, args.methods, attacks=args.attacks,

@@ -100,3 +100,22 @@ def test_a_mistake_in_run_options_is_reported_by_run_s_parser(capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("usage: skmia run") and "--epochs must be a positive" in err
+
+
+def test_threads_reach_the_run_config():
+    assert _run_config().threads == 1
+    assert _run_config("--threads", "2").threads == 2
+
+
+@pytest.mark.parametrize("command", ["run", "attack", "compare"])
+def test_threads_below_one_are_a_usage_error(command, capsys):
+    argv = {"run": ["run", "--dataset", "location", "--method", "vanilla", "--mode",
+                    "defense"],
+            "attack": ["attack", "--target", "t", "--shadow", "s"],
+            "compare": ["compare", "--dataset", "location", "--methods", "vanilla"]}[command]
+    with pytest.raises(SystemExit) as info:
+        main([*argv, "--threads", "0"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--threads must be a positive integer, got 0" in err
+    assert "Traceback" not in err

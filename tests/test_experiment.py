@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from skmia.cli import main
 from skmia.experiment import load_run, method_classes
@@ -301,6 +302,32 @@ def test_jobs_must_be_positive_or_minus_one(jobs, tmp_path):
         with pytest.raises(ValueError, match="jobs must be a positive integer or -1"):
             call()
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("threads", [0, 1.5, True])
+def test_threads_must_be_a_positive_integer(threads, tmp_path):
+    from skmia.experiment import RunConfig, attack, run, train
+
+    config = RunConfig(dataset="purchase-like", method="vanilla", out=str(tmp_path),
+                       threads=threads)
+    for call in (lambda: run(config, "defense_attack"), lambda: train(config),
+                 lambda: attack(tmp_path / "t", tmp_path / "s", threads=threads)):
+        with pytest.raises(ValueError, match="threads must be a positive integer"):
+            call()
+    assert not list(tmp_path.iterdir())
+
+
+def test_two_threads_train_and_attack(tmp_path, location_data_home):
+    from skmia.experiment import run
+
+    config = _config(tmp_path, location_data_home, jobs=1)
+    config.threads, config.epochs = 2, 1
+    before = torch.get_num_threads()
+    results = run(config, "defense_attack")
+    assert torch.get_num_threads() == before
+    assert set(results["attack"]) >= {"loss", "confidence"}
+    assert json.loads((run_dir(tmp_path, "relaxloss") / "complete.json").read_text())[
+        "rows"] == 1002
 
 
 def test_a_single_training_runs_in_this_process(monkeypatch, tmp_path, location_data_home):

@@ -384,3 +384,25 @@ def test_the_threading_backend_is_warned_about(pool):
             bank.fit(X, y)
     with joblib.parallel_config(backend="threading", n_jobs=1):  # one at a time: fine
         ReferenceModels(LogisticRegression(), n_estimators=2, random_state=0).fit(X, y)
+
+
+def _threads_inside():
+    return torch.get_num_threads()
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_parallel_map_runs_each_call_on_the_threads_asked(n_jobs):
+    from skmia._parallel import parallel_map
+
+    before = torch.get_num_threads()
+    assert parallel_map(_threads_inside, [()] * 2, n_jobs=n_jobs) == [1, 1]
+    assert parallel_map(_threads_inside, [()] * 2, n_jobs=n_jobs, threads=2) == [2, 2]
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True])
+def test_parallel_map_refuses_a_bad_thread_count(threads):
+    from skmia._parallel import parallel_map
+
+    with pytest.raises(ValueError, match="threads must be a positive integer"):
+        parallel_map(_threads_inside, [()], threads=threads)

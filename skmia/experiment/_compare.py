@@ -45,9 +45,9 @@ def compare(config_template, methods, *, attacks=(), reference_models=None):
     ----------
     config_template : RunConfig
         Everything but the method: dataset, seed, epochs, output root, device,
-        ``white_box``, ``shadow_method``, ``jobs``, ``quiet``. Its ``method`` is ignored;
-        its ``overrides`` must be empty (each method trains with its own defaults, see
-        :func:`~skmia.experiment.run_defaults`).
+        ``white_box``, ``shadow_method``, ``jobs``, ``threads``, ``quiet``. Its
+        ``method`` is ignored; its ``overrides`` must be empty (each method trains with
+        its own defaults, see :func:`~skmia.experiment.run_defaults`).
     methods : sequence of str
         Training methods (``vanilla``, ``relaxloss``, ...), each trained once.
     attacks : sequence of str, default=()

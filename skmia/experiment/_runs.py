@@ -13,9 +13,11 @@ of a run directory being written (:mod:`._lock`).
 
 Trainings go through :func:`skmia._parallel.parallel_map` (DESIGN §7): the target and
 the shadow of a run train at the same time with ``jobs > 1``, and every training, one
-at a time or not, runs on one torch thread, so the weights never depend on ``jobs``.
+at a time or not, runs on ``threads`` torch threads (one by default), so the weights
+never depend on ``jobs``.
 """
 
+import contextlib
 import signal
 import sys
 import time
@@ -26,6 +28,7 @@ import numpy as np
 
 from .. import __version__
 from .._io import atomic_write_bytes, atomic_write_json, read_json
+from .._parallel import check_threads, torch_threads
 from ._checkpoint import (
     RunInterrupted,
     _Stop,
@@ -152,8 +155,13 @@ class RunConfig:
     jobs : int
         Models trained at the same time (the target and the shadow of a run, the
         reference models), through joblib; -1 for as many as there are cores. Each
-        training runs on one torch thread whatever ``jobs`` is, so the results do not
-        depend on it.
+        training runs on ``threads`` torch threads whatever ``jobs`` is, so the results
+        do not depend on it.
+    threads : int
+        Torch threads of each training and of the attacks. One (the default) gives the
+        same weights on any machine and keeps a busy machine from slowing the run by
+        more than its share of the cores (benchmarks/thread_policy.py); more may change
+        the last digits of the weights (matrix products add in another order).
     attacks : tuple of str
         Attacks calibrated without the shadow model, run after the reference code's
         (names of :data:`skmia.attacks.CALIBRATED_ATTACKS`: ``lira``, ``rmia``, ...).
@@ -175,6 +183,7 @@ class RunConfig:
     shadow_method: str = "vanilla"
     quiet: bool = False
     jobs: int = 1
+    threads: int = 1
     attacks: tuple = ()
     reference_models: int | None = None
 
@@ -311,6 +320,7 @@ def _train_all(config, trainings):
     from .._parallel import parallel_map
 
     _check_jobs(config.jobs)
+    check_threads(config.threads)
     _check_device(config.device)
     # one training runs here: a worker process would only add its start-up
     n_jobs = config.jobs if len(trainings) > 1 else 1
@@ -321,7 +331,7 @@ def _train_all(config, trainings):
     # leaves no lock behind
     with run_locks(folders), stopping_on_signals():
         try:
-            return parallel_map(_train_one, tasks, n_jobs=n_jobs)
+            return parallel_map(_train_one, tasks, n_jobs=n_jobs, threads=config.threads)
         except (_Stop, KeyboardInterrupt) as exc:
             # here, or in a worker (the terminal's Ctrl-C reaches them all): one report
             signum = getattr(exc, "signum", signal.SIGINT)
@@ -523,7 +533,8 @@ def _changed_settings(saved, current):
 
 
 def attack(target_dir, shadow_dir, *, white_box=True, data_home=None, device=None,
-           quiet=False, shadow_method=None, attacks=(), reference_models=None, jobs=1):
+           quiet=False, shadow_method=None, attacks=(), reference_models=None, jobs=1,
+           threads=None):
     """Attack a finished target run with a finished shadow run; write ``attack/``.
 
     Parameters
@@ -550,7 +561,10 @@ def attack(target_dir, shadow_dir, *, white_box=True, data_home=None, device=Non
         non-members, saved in ``TARGET/reference/``, and reused (or grown) by later
         calls. Required by those attacks.
     jobs : int, default=1
-        Reference models trained at the same time.
+        Reference models trained at the same time (one torch thread each).
+    threads : int, default=None
+        Torch threads of the signals and attacks in this process; None leaves torch's
+        setting as it is.
 
     Returns
     -------
@@ -559,8 +573,10 @@ def attack(target_dir, shadow_dir, *, white_box=True, data_home=None, device=Non
     """
     attacks = tuple(attacks)
     needs_bank = _check_calibrated(attacks, reference_models)
+    threads_used = contextlib.nullcontext() if threads is None else torch_threads(
+        check_threads(threads))
     # the target's folder is locked while attack/ (and reference/) are written
-    with run_lock(target_dir, "attack"), stopping_on_signals():
+    with run_lock(target_dir, "attack"), stopping_on_signals(), threads_used:
         try:
             return _attack(target_dir, shadow_dir, white_box, data_home, device, quiet,
                            shadow_method, attacks, needs_bank and reference_models, jobs)
@@ -891,7 +907,7 @@ def run(config, mode):
     vanilla by default (trained if missing), the target's own method with
     ``shadow_method="same"``; ``defense_attack`` does both. With ``config.jobs > 1``
     the target and the shadow of ``defense_attack`` train at the same time, each on
-    one torch thread, with the weights and results of ``jobs=1``.
+    ``config.threads`` torch threads, with the weights and results of ``jobs=1``.
 
     Returns
     -------
@@ -902,6 +918,7 @@ def run(config, mode):
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     _check_jobs(config.jobs)
     _check_calibrated(tuple(config.attacks), config.reference_models)
+    check_threads(config.threads)
     _check_device(config.device)
     if mode == "defense":
         return train(config, "target")
@@ -919,4 +936,5 @@ def run(config, mode):
     return attack(target_dir, shadow_dir, white_box=config.white_box,
                   data_home=config.data_home, device=config.device, quiet=config.quiet,
                   shadow_method=config.shadow_method, attacks=config.attacks,
-                  reference_models=config.reference_models, jobs=config.jobs)
+                  reference_models=config.reference_models, jobs=config.jobs,
+                  threads=config.threads)
