@@ -248,3 +248,17 @@ def test_images_are_accepted(data):
     assert clf.flatten_mode_ == "image"
     assert clf.predict_proba(images).shape == (64, 4)
     assert clf.n_features_in_ == 3 * 8 * 8
+
+
+def test_batches_copy_read_only_arrays_and_share_writable_ones(data):
+    # joblib hands workers large arrays as read-only memory maps; torch warns on those
+    from skmia.defenses._base import _ArrayBatches
+
+    X, y = data
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    shared = _ArrayBatches(X, y, 16, shuffle=False)
+    assert np.shares_memory(shared.X.numpy(), X)
+    X.setflags(write=False)
+    copied = _ArrayBatches(X, y, 16, shuffle=False)
+    assert not np.shares_memory(copied.X.numpy(), X)
+    np.testing.assert_array_equal(copied.X.numpy(), X)

@@ -568,8 +568,8 @@ class _ArrayBatches:
     """Batches ``(X[idx], y[idx])`` of in-memory arrays, optionally in shuffled order."""
 
     def __init__(self, X, y, batch_size, shuffle):
-        self.X = torch.as_tensor(X)
-        self.y = None if y is None else torch.as_tensor(y)
+        self.X = _as_tensor(X)
+        self.y = None if y is None else _as_tensor(y)
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
 
@@ -585,6 +585,14 @@ class _ArrayBatches:
             else:
                 rows = order[start : start + self.batch_size]
             yield self.X[rows], (None if self.y is None else self.y[rows])
+
+
+def _as_tensor(array):
+    """``torch.as_tensor``, copying a read-only array (joblib hands its workers large
+    arrays as read-only memory maps, which torch would otherwise warn about)."""
+    if isinstance(array, np.ndarray) and not array.flags.writeable:
+        array = array.copy()
+    return torch.as_tensor(array)
 
 
 def in_memory_arrays(dataset, who):
