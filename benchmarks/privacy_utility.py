@@ -67,6 +67,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from skmia import _registry
+
+# the tabular datasets of skmia's registry, and which of them are synthetic
+DATASETS = tuple(name for name, d in _registry.DATASETS.items() if d.kind == "tabular")
+SYNTHETIC = tuple(name for name in DATASETS if _registry.DATASETS[name].synthetic)
 PRESETS = {
     "tiny": {
         "datasets": ("location",),
@@ -81,19 +86,11 @@ PRESETS = {
         "epochs": 20,
     },
     "full": {
-        "datasets": ("texas", "purchase", "location", "purchase-like", "texas-like"),
+        "datasets": DATASETS,  # every tabular dataset
         "methods": None,
         "seeds": (1000, 1001, 1002),
         "epochs": None,  # the paper's
     },
-}
-DATASETS = ("texas", "purchase", "location", "purchase-like", "texas-like")
-SYNTHETIC = ("purchase-like", "texas-like")
-# what each real dataset needs in the data home: (archive or its parsed cache), permutation
-_DATA_FILES = {
-    "texas": (("dataset_texas.tgz", "texas100.npz"), "random_r_texas100.npy"),
-    "purchase": (("dataset_purchase.tgz", "purchase100.npz"), "random_r_purchase100.npy"),
-    "location": (("dataset_location.tgz", "location30.npz"), None),
 }
 # rough cost of one training relative to vanilla, to start the longest jobs first
 _METHOD_COST = {"advreg": 9.0, "dpsgd": 2.0, "distillation": 2.0}
@@ -169,9 +166,11 @@ def missing_data(dataset, data_home):
     from skmia.datasets import get_data_home
 
     home = get_data_home(data_home)
-    archives, permutation = _DATA_FILES[dataset]
+    record = _registry.DATASETS[dataset]
+    archives = (record.archive.filename, record.cache)  # the archive or its parsed cache
     if not any((home / name).is_file() for name in archives):
         return f"neither {' nor '.join(archives)} is in the data home {str(home)!r}"
+    permutation = record.permutation and record.permutation.filename
     if permutation and not (home / permutation).is_file():
         return f"{permutation} (the reference's row order) is not in {str(home)!r}"
     return None

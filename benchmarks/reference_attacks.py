@@ -98,12 +98,10 @@ def estimator(method, dataset, epochs, seed):
 
 
 def load(dataset, seed, data_home):
-    from skmia.datasets import load_dataset
-    from skmia.model_selection import membership_split
+    """The dataset's membership split, as ``skmia run`` makes it."""
+    from skmia.experiment._runs import load_split
 
-    kwargs = {"random_state": 0} if dataset.endswith("-like") else {"data_home": data_home}
-    X, y = load_dataset(dataset, return_X_y=True, **kwargs)
-    return membership_split(X, y, random_state=seed)
+    return load_split(dataset, seed, data_home)
 
 
 def reference_attacks():

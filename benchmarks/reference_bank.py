@@ -32,6 +32,8 @@ import time
 
 import numpy as np
 
+from skmia import _registry
+
 MODELS = {
     "paper": ("paper MLP 1024-512-256-128", (1024, 512, 256, 128)),
     "mlp256": ("MLP 256", (256,)),
@@ -60,7 +62,8 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=int, default=None,
                         help="timings of each kind; the best one is reported")
     parser.add_argument("--data-home", default=None,
-                        help="folder of dataset_location.tgz (default: $SKMIA_DATA_HOME)")
+                        help=f"folder of {_registry.DATASETS['location'].archive.filename} "
+                             "(default: $SKMIA_DATA_HOME)")
     args = parser.parse_args(argv)
     preset = PRESETS["quick" if args.quick else "full"]
     for name, value in preset.items():

@@ -20,10 +20,13 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from skmia.datasets import make_purchase_like, make_texas_like
+import skmia.datasets
+from skmia import _registry
 from skmia.nn import MLP
 
-GENERATORS = {"purchase-like": make_purchase_like, "texas-like": make_texas_like}
+# the registry's synthetic datasets and their generators (make_purchase_like, ...)
+GENERATORS = {name: getattr(skmia.datasets, d.loader)
+              for name, d in _registry.DATASETS.items() if d.synthetic}
 
 
 def evaluate(net, X, y, batch_size=1024):

@@ -14,26 +14,9 @@ import sys
 import threading
 import time
 
-from . import __version__
+from . import __version__, _registry
 
 __all__ = ["main"]
-
-# method option (the constructor argument) -> (type, methods it applies to, help)
-_METHOD_OPTIONS = {
-    "alpha": (float, ("relaxloss", "distillation", "advreg"),
-              "relaxloss: target loss level; distillation: weight of the KL term; "
-              "advreg: weight of the adversarial gain"),
-    "upper": (float, ("relaxloss",), "relaxloss: cap on the flattened true-class probability"),
-    "noise_multiplier": (float, ("dpsgd",), "dpsgd: noise standard deviation / clipping norm"),
-    "max_grad_norm": (float, ("dpsgd",), "dpsgd: per-record clipping norm"),
-    "target_epsilon": (float, ("dpsgd",), "dpsgd: choose the noise to end at this epsilon"),
-    "delta": (float, ("dpsgd",), "dpsgd: the delta of (epsilon, delta)-DP"),
-    "penalty": (float, ("confidence_penalty",), "confidence_penalty: weight of the entropy"),
-    "smoothing": (float, ("label_smoothing",), "label_smoothing: mass moved to uniform"),
-    "dropout": (float, ("dropout",), "dropout: drop probability before the last layer"),
-    "temperature": (float, ("distillation",), "distillation: softmax temperature"),
-}
-
 
 class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Say a default only where it is a value: an option left unset takes the paper's
@@ -50,7 +33,7 @@ def _add_training_options(parser):
     from .experiment import IMAGE_MODELS
 
     parser.add_argument("--model", choices=IMAGE_MODELS, default=None,
-                        help="network, CIFAR only (default there: resnet20)")
+                        help=f"network, CIFAR only (default there: {IMAGE_MODELS[0]})")
     parser.add_argument("--seed", type=int, default=1000,
                         help="seed of the split and training")
     parser.add_argument("--epochs", type=int, default=None,
@@ -119,8 +102,9 @@ def _build_parser():
     _add_calibrated_options(run)
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     group = run.add_argument_group("method options (default: the paper's value)")
-    for name, (kind, _applies, text) in _METHOD_OPTIONS.items():
-        group.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None, help=text)
+    for name, option in _registry.METHOD_OPTIONS.items():
+        group.add_argument(f"--{name.replace('_', '-')}", type=option.type, default=None,
+                           help=option.help)
 
     # ---------------------------------------------------------------- skmia attack
     att = sub.add_parser(
@@ -265,7 +249,7 @@ def _checked_run_options(parser, args):
     from .experiment import IMAGE_DATASETS
 
     if args.dataset in IMAGE_DATASETS:
-        model = args.model or "resnet20"
+        model = args.model or _registry.DATASETS[args.dataset].models[0]
     elif args.model is not None:
         parser.error(
             f"--model {args.model} applies to CIFAR only; {args.dataset} uses the paper's "
@@ -285,13 +269,13 @@ def _run_config(parser, args):
 
     model = _checked_run_options(parser, args)
     overrides = {}
-    for name, (_, applies, _) in _METHOD_OPTIONS.items():
+    for name, option in _registry.METHOD_OPTIONS.items():
         value = getattr(args, name)
         if value is None:
             continue
-        if args.method not in applies:
+        if args.method not in option.methods:
             parser.error(
-                f"--{name.replace('_', '-')} applies to {', '.join(applies)}, "
+                f"--{name.replace('_', '-')} applies to {', '.join(option.methods)}, "
                 f"not to --method {args.method}"
             )
         overrides[name] = value
@@ -382,14 +366,15 @@ def _cmd_split(parser, args):
     from .datasets import load_dataset
     from .model_selection import membership_split
 
+    record = _registry.DATASETS[args.dataset]
     kwargs = {"return_X_y": True}
-    if args.dataset.endswith("-like"):
-        kwargs["random_state"] = 0
+    if record.synthetic:
+        kwargs["random_state"] = _registry.SYNTHETIC_DATA_SEED
     else:
         kwargs["data_home"] = args.data_home
         kwargs["download_if_missing"] = not args.no_download
     X, y = load_dataset(args.dataset, **kwargs)
-    protocol = args.protocol or ("cifar" if args.dataset.startswith("cifar") else "relaxloss")
+    protocol = args.protocol or record.protocol
     split = membership_split(X, y, protocol=protocol, random_state=args.seed)
     n_classes = len(set(y.tolist()))
     n_features = X.shape[1] if X.ndim == 2 else "x".join(map(str, X.shape[1:]))

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.utils import Bunch
 
+from .._registry import DATASETS, RemoteFile
 from ._fetch import (
-    RemoteFile,
     atomic_savez,
     cache_record,
     fetch_file,
@@ -45,13 +45,14 @@ CIFAR_STD = (0.2023, 0.1994, 0.2010)
 # the version of the parsed cache: a cache written by another one is rebuilt
 CACHE_VERSION = 1
 
-_TORONTO = "https://www.cs.toronto.edu/~kriz/"
 _PIXELS = 3 * 32 * 32
 
 
 @dataclass(frozen=True)
 class _CIFARSpec:
-    name: str
+    """How to read one CIFAR archive; its file (and checksum) is the registry's."""
+
+    cache: str  # the parsed .npz's name in the data home
     title: str
     archive: RemoteFile
     folder: str
@@ -65,13 +66,9 @@ class _CIFARSpec:
 
 
 CIFAR10 = _CIFARSpec(
-    name="cifar10",
+    cache=DATASETS["cifar10"].cache,
     title="CIFAR-10",
-    archive=RemoteFile(
-        "cifar-10-python.tar.gz",
-        (_TORONTO + "cifar-10-python.tar.gz",),
-        md5="c58f30108f718f92721af3b95e74349a",
-    ),
+    archive=DATASETS["cifar10"].archive,
     folder="cifar-10-batches-py",
     batches=(*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"),
     label_key="labels",
@@ -91,13 +88,9 @@ CIFAR10 = _CIFARSpec(
 )
 
 CIFAR100 = _CIFARSpec(
-    name="cifar100",
+    cache=DATASETS["cifar100"].cache,
     title="CIFAR-100",
-    archive=RemoteFile(
-        "cifar-100-python.tar.gz",
-        (_TORONTO + "cifar-100-python.tar.gz",),
-        md5="eb9058c3a382ffc7106e4002c42a8d85",
-    ),
+    archive=DATASETS["cifar100"].archive,
     folder="cifar-100-python",
     batches=("train", "test"),
     label_key="fine_labels",
@@ -274,7 +267,7 @@ def _cache_problems(arrays, spec):
 def _load_raw(spec, data_home, download_if_missing):
     """``(uint8 images, labels, class names)`` from the cache, or the archive."""
     home = get_data_home(data_home)
-    cache = home / f"{spec.name}.npz"
+    cache = home / spec.cache
     keys = ("images", "target", "target_names")
     cached = load_npz_cache(
         cache, keys, source=home / spec.archive.filename, version=CACHE_VERSION,

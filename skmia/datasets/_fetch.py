@@ -1,9 +1,10 @@
 """Where datasets live on disk, and how files get there: atomic, verified downloads.
 
-Every remote file skmia knows is described by a :class:`RemoteFile`: its name in the
-data home, the URLs to try in order, and its SHA-256 and/or MD5 when one is known. A file already in
-the data home (downloaded earlier or placed there by hand) is used as is, after its
-checksum is verified. A download goes to a temporary file in the same folder and is
+Every remote file skmia knows is described by a :class:`RemoteFile` (all of them are
+written down in :mod:`skmia._registry`): its name in the data home, the URLs to try in
+order, and its SHA-256 and/or MD5 when one is known. A file already in the data home
+(downloaded earlier or placed there by hand) is used as is, after its checksum is
+verified. A download goes to a temporary file in the same folder and is
 renamed into place only once complete and verified, so an interrupted or corrupt
 download never leaves a file that a later call would take as complete.
 
@@ -22,10 +23,11 @@ import tempfile
 import urllib.request
 import warnings
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .._registry import RemoteFile
 
 __all__ = [
     "CacheWarning", "RemoteFile", "get_data_home", "fetch_file", "atomic_savez",
@@ -35,29 +37,6 @@ __all__ = [
 _CHUNK = 1 << 20
 _PROGRESS_MIN_BYTES = 4 << 20
 _TIMEOUT_S = 60
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    """A file that a fetcher needs in the data home.
-
-    Parameters
-    ----------
-    filename : str
-        Name of the file inside the data home.
-    urls : tuple of str
-        ``http(s)`` URLs to try, in order.
-    sha256 : str or None, default=None
-        Expected SHA-256 of the file's bytes, or None when no checksum is published.
-    md5 : str or None, default=None
-        Expected MD5 of the file's bytes, for files whose publisher gives only an MD5
-        (the CIFAR archives). When both are given, both are checked.
-    """
-
-    filename: str
-    urls: tuple
-    sha256: str | None = None
-    md5: str | None = None
 
 
 def get_data_home(data_home=None):

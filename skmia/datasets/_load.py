@@ -1,20 +1,17 @@
 """``load_dataset``: one entry point for every dataset name the CLI and benchmarks use."""
 
+from .. import _registry
 from ._cifar import fetch_cifar10, fetch_cifar100
 from ._synthetic import make_purchase_like, make_texas_like
 from ._tabular import fetch_location30, fetch_purchase100, fetch_texas100
 
 __all__ = ["load_dataset", "DATASETS"]
 
-_LOADERS = {
-    "texas": fetch_texas100,
-    "purchase": fetch_purchase100,
-    "location": fetch_location30,
-    "purchase-like": make_purchase_like,
-    "texas-like": make_texas_like,
-    "cifar10": fetch_cifar10,
-    "cifar100": fetch_cifar100,
-}
+_FUNCTIONS = {f.__name__: f for f in (fetch_texas100, fetch_purchase100, fetch_location30,
+                                      make_purchase_like, make_texas_like,
+                                      fetch_cifar10, fetch_cifar100)}
+# each name of the registry, with the function its record names
+_LOADERS = {name: _FUNCTIONS[d.loader] for name, d in _registry.DATASETS.items()}
 
 #: Every name :func:`load_dataset` knows, in the order the CLI lists them.
 DATASETS = tuple(_LOADERS)

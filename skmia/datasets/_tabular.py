@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch
 
+from .._registry import DATASETS, RemoteFile
 from ._fetch import (
-    RemoteFile,
     atomic_savez,
     cache_record,
     fetch_file,
@@ -33,17 +33,13 @@ __all__ = ["fetch_texas100", "fetch_purchase100", "fetch_location30"]
 # the version of the parsed cache: a cache written by another one is rebuilt
 CACHE_VERSION = 1
 
-_REZA = "https://www.comp.nus.edu.sg/~reza/files/"
-_PRIVACYTRUSTLAB = "https://github.com/privacytrustlab/datasets/raw/master/"
-_RELAXLOSS_SHUFFLE = (
-    "https://github.com/DingfanChen/RelaxLoss/raw/main/data/dataset_shuffle/",
-    "https://raw.githubusercontent.com/DingfanChen/RelaxLoss/main/data/dataset_shuffle/",
-)
 
 
 @dataclass(frozen=True)
 class _TabularSpec:
-    name: str
+    """How to read one dataset; its files (and checksums) are the registry's."""
+
+    cache: str  # the parsed .npz's name in the data home
     title: str
     archive: RemoteFile
     members: tuple
@@ -84,21 +80,15 @@ def _parse_texas(files):
 
 
 TEXAS100 = _TabularSpec(
-    name="texas100",
+    cache=DATASETS["texas"].cache,
     title="Texas100",
-    archive=RemoteFile(
-        "dataset_texas.tgz", (_REZA + "dataset_texas.tgz", _PRIVACYTRUSTLAB + "dataset_texas.tgz")
-    ),
+    archive=DATASETS["texas"].archive,
     members=("texas/100/feats", "texas/100/labels"),
     parse=_parse_texas,
     n_samples=67_330,
     n_features=6_169,
     n_classes=100,
-    permutation=RemoteFile(
-        "random_r_texas100.npy",
-        tuple(base + "random_r_texas100.npy" for base in _RELAXLOSS_SHUFFLE),
-        "4931bf6e13a76c6d57b865c75aa083dbd8c7c4c6eced9b069dca3c8df455761c",
-    ),
+    permutation=DATASETS["texas"].permutation,
     descr=(
         "Texas100 (Shokri et al., 2017): hospital discharge records of the Texas Department"
         " of State Health Services, 67,330 patients x 6,169 binary features, 100 classes"
@@ -108,22 +98,15 @@ TEXAS100 = _TabularSpec(
 )
 
 PURCHASE100 = _TabularSpec(
-    name="purchase100",
+    cache=DATASETS["purchase"].cache,
     title="Purchase100",
-    archive=RemoteFile(
-        "dataset_purchase.tgz",
-        (_REZA + "dataset_purchase.tgz", _PRIVACYTRUSTLAB + "dataset_purchase.tgz"),
-    ),
+    archive=DATASETS["purchase"].archive,
     members=("dataset_purchase",),
     parse=lambda files: _parse_label_first(files, "dataset_purchase"),
     n_samples=197_324,
     n_features=600,
     n_classes=100,
-    permutation=RemoteFile(
-        "random_r_purchase100.npy",
-        tuple(base + "random_r_purchase100.npy" for base in _RELAXLOSS_SHUFFLE),
-        "c72372c373e0b9d9b49645e1de2982b322f39bee40b8c49a8b4d5870255aa06d",
-    ),
+    permutation=DATASETS["purchase"].permutation,
     descr=(
         "Purchase100 (Shokri et al., 2017): Kaggle's Acquire Valued Shoppers purchase"
         " histories, 197,324 customers x 600 binary features, 100 classes (clusters of"
@@ -133,19 +116,15 @@ PURCHASE100 = _TabularSpec(
 )
 
 LOCATION30 = _TabularSpec(
-    name="location30",
+    cache=DATASETS["location"].cache,
     title="Location30",
-    archive=RemoteFile(
-        "dataset_location.tgz",
-        (_PRIVACYTRUSTLAB + "dataset_location.tgz", _REZA + "dataset_location.tgz"),
-        "927203f85a868f8ee17a0ded1dc61699efe602167beabe34fbf45b4b1de94b33",
-    ),
+    archive=DATASETS["location"].archive,
     members=("bangkok",),
     parse=lambda files: _parse_label_first(files, "bangkok"),
     n_samples=5_010,
     n_features=446,
     n_classes=30,
-    permutation=None,
+    permutation=DATASETS["location"].permutation,  # none: rows in the archive's order
     descr=(
         "Location30 (Shokri et al., 2017): Foursquare check-ins in Bangkok, 5,010 users x"
         " 446 binary features (visited region or location type), 30 classes (clusters of"
@@ -243,7 +222,7 @@ def _cache_problems(arrays, spec):
 def _load_raw(spec, data_home, download_if_missing):
     """Return ``(X, y)`` in the archive's row order, from the cache or the archive."""
     home = get_data_home(data_home)
-    cache = home / f"{spec.name}.npz"
+    cache = home / spec.cache
     cached = load_npz_cache(
         cache, ("X", "y"), source=home / spec.archive.filename, version=CACHE_VERSION,
         check=lambda arrays: _cache_problems(arrays, spec),

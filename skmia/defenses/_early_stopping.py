@@ -5,14 +5,16 @@ from numbers import Integral
 from sklearn.utils._param_validation import Interval
 from skorch.callbacks import Callback, EarlyStopping
 
+from .. import _registry
 from .._validation import SequenceOf
 from ..nn import MLP
 from ._base import MIADefenseClassifier, ValidationData
 
 __all__ = ["EarlyStoppingClassifier"]
 
+_PAPER_VALUES = _registry.METHODS["early_stopping"].paper_values
 #: The reference code's Texas100 / Purchase100 snapshot epochs.
-_REFERENCE_SNAPSHOTS = (5, 10, 20, 30, 40, 50, 60, 70, 100)
+_REFERENCE_SNAPSHOTS = _PAPER_VALUES["tabular"]["snapshot_epochs"]
 
 
 def _silent(*args, **kwargs):

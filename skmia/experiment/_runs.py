@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
+from .. import __version__, _registry
 from .._io import atomic_write_bytes, atomic_write_json, read_json
 from .._parallel import check_threads, torch_threads
 from ._checkpoint import (
@@ -67,24 +67,18 @@ __all__ = [
     "RunLockedError",
 ]
 
-MODES = ("defense", "shadow", "attack", "defense_attack")
-TABULAR_DATASETS = ("texas", "purchase", "location", "purchase-like", "texas-like")
-IMAGE_DATASETS = ("cifar10", "cifar100")
-IMAGE_MODELS = ("resnet20", "vgg11_bn")
+# views of skmia._registry, where the datasets, methods and their settings are written
+MODES = _registry.MODES
+TABULAR_DATASETS = tuple(n for n, d in _registry.DATASETS.items() if d.kind == "tabular")
+IMAGE_DATASETS = tuple(n for n, d in _registry.DATASETS.items() if d.kind == "image")
+IMAGE_MODELS = _registry.IMAGE_MODELS
+SYNTHETIC_DATA_SEED = _registry.SYNTHETIC_DATA_SEED
 COMPLETE = "complete.json"
 _RUN_FILES = ("params.json", "history.json", MODEL_JSON, MODEL_WEIGHTS, COMPLETE)
 REFERENCE_DIR = "reference"
 # what params.json must hold for a run to be read
 _PARAMS_KEYS = ("dataset", "method", "model", "seed", "partition", "estimator_params")
 _ATTACK_FILES = ("results.csv", "results.json", "roc.png", "loss_hist.png", COMPLETE)
-# the paper's dataset whose settings each dataset borrows
-_PAPER_DATASET = {"purchase-like": "purchase", "texas-like": "texas", "location": "purchase"}
-# Location30 is not in the paper: skmia's RelaxLoss setting for it, chosen on a validation
-# cut of `reference` (never the audited rows) by benchmarks/location_relaxloss_grid.py
-# --jobs 2; its table is in benchmarks/README.md, "RelaxLoss settings for Location30"
-_LOCATION_RELAXLOSS = {"alpha": 1.0, "upper": 0.6}
-# the synthetic datasets are generated once, with this seed, whatever the run's seed
-SYNTHETIC_DATA_SEED = 0
 
 
 class IncompleteRunError(RuntimeError):
@@ -95,17 +89,7 @@ def method_classes():
     """``method name -> defense class`` for every method this skmia provides."""
     from .. import defenses
 
-    names = {
-        "vanilla": "VanillaClassifier",
-        "relaxloss": "RelaxLossClassifier",
-        "advreg": "AdvRegClassifier",
-        "dpsgd": "DPSGDClassifier",
-        "confidence_penalty": "ConfidencePenaltyClassifier",
-        "distillation": "DistillationClassifier",
-        "dropout": "DropoutClassifier",
-        "early_stopping": "EarlyStoppingClassifier",
-        "label_smoothing": "LabelSmoothingClassifier",
-    }
+    names = {m: record.classifier for m, record in _registry.METHODS.items()}
     return {m: getattr(defenses, c) for m, c in names.items() if hasattr(defenses, c)}
 
 
@@ -114,13 +98,15 @@ def run_defaults(method, dataset, model=None):
 
     Texas100, Purchase100 and CIFAR use :func:`skmia.defenses.paper_defaults`; the
     synthetic sets borrow the settings of the dataset they imitate; Location30 (not in
-    the paper) borrows Purchase100's, with RelaxLoss at ``alpha=1, upper=0.6``.
+    the paper) borrows Purchase100's, with RelaxLoss at ``alpha=1, upper=0.6``
+    (their records in ``skmia._registry``).
     """
     from ..defenses import paper_defaults
 
-    params = paper_defaults(method, _PAPER_DATASET.get(dataset, dataset), model)
-    if dataset == "location" and method == "relaxloss":
-        params.update(_LOCATION_RELAXLOSS)
+    record = _registry.DATASETS.get(dataset)
+    params = paper_defaults(method, record.paper_dataset if record else dataset, model)
+    if record is not None:
+        params.update(record.method_values.get(method, {}))
     return params
 
 
@@ -202,17 +188,18 @@ def load_split(dataset, seed, data_home=None):
     from ..datasets import load_dataset
     from ..model_selection import membership_split
 
-    key = (dataset, None if dataset.endswith("-like") else str(data_home))
+    record = _registry.DATASETS.get(dataset.lower())  # load_dataset takes any case
+    synthetic = record is not None and record.synthetic
+    key = (dataset, None if synthetic else str(data_home))
     if key not in _DATA_CACHE:
-        if dataset.endswith("-like"):
+        if synthetic:
             kwargs = {"random_state": SYNTHETIC_DATA_SEED}
         else:
             kwargs = {"data_home": data_home}
         _DATA_CACHE.clear()  # keep one dataset in memory at a time
         _DATA_CACHE[key] = load_dataset(dataset, return_X_y=True, **kwargs)
     X, y = _DATA_CACHE[key]
-    protocol = "cifar" if dataset in IMAGE_DATASETS else "relaxloss"
-    return membership_split(X, y, protocol=protocol, random_state=seed)
+    return membership_split(X, y, protocol=record.protocol, random_state=seed)
 
 
 def _estimator(config, method):

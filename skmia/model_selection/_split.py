@@ -6,10 +6,12 @@ import numpy as np
 from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils.validation import check_consistent_length
 
+from .. import _registry
+
 __all__ = ["MembershipPart", "MembershipSplit", "membership_split", "PROTOCOLS"]
 
 #: The protocols :func:`membership_split` knows.
-PROTOCOLS = ("relaxloss", "cifar")
+PROTOCOLS = _registry.PROTOCOLS
 
 _PART_NAMES = ("target_train", "target_test", "shadow_train", "shadow_test", "reference")
 
