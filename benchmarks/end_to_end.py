@@ -12,9 +12,9 @@ table ends with the total, the goal (12 minutes on the 2-core development machin
 the FLOP limit (two models x epochs x rows x 6 x the MLP's multiply-adds, at the
 GFLOP/s a 2048x2048 float32 matrix product reaches here on all cores).
 
-    python benchmarks/end_to_end.py                           # the full run, ~12 minutes
-    python benchmarks/end_to_end.py --epochs 2 --samples 40000   # quick
-    python benchmarks/end_to_end.py --jobs 1 --threads 2      # one model after the other
+    python benchmarks/end_to_end.py              # the full run, ~12 minutes
+    python benchmarks/end_to_end.py --baseline   # and one model after the other, ~24
+    python benchmarks/end_to_end.py --epochs 1 --samples 40000 --baseline   # quick
 """
 
 import argparse
@@ -73,6 +73,35 @@ def attack_all(target, shadow, split, seed):
     return table, signal_seconds, time.perf_counter() - start - signal_seconds
 
 
+def timed_run(split, jobs, threads, epochs, seed):
+    """Train both models ``jobs`` at a time on ``threads`` threads each, then attack."""
+    phases = {}
+    start = time.perf_counter()
+    tasks = [("relaxloss", *split.target_train, epochs, seed),
+             ("vanilla", *split.shadow_train, epochs, seed)]
+    (target, target_s), (shadow, shadow_s) = parallel_map(
+        fit, tasks, n_jobs=jobs, threads=threads)
+    phases["training: both models, wall"] = time.perf_counter() - start
+    phases["  relaxloss target (its own fit)"] = target_s
+    phases["  vanilla shadow (its own fit)"] = shadow_s
+    print(f"trained (--jobs {jobs} --threads {threads}) "
+          f"[{phases['training: both models, wall']:.0f} s]", file=sys.stderr)
+    with _torch_threads(threads if jobs == 1 else None):
+        table, signal_s, fit_s = attack_all(target, shadow, split, seed)
+    phases["attacks: signals of both models (white-box included)"] = signal_s
+    phases["attacks: fit and evaluate nine attacks"] = fit_s
+    phases["**total** (with data)"] = sum(v for k, v in phases.items() if k[0] != " ")
+    return phases, table, target
+
+
+def _torch_threads(threads):
+    import contextlib
+
+    from skmia._parallel import torch_threads
+
+    return contextlib.nullcontext() if threads is None else torch_threads(threads)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=197_324,
@@ -80,52 +109,57 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=None, help="default: the paper's 120")
     parser.add_argument("--jobs", type=int, default=2, help="models trained at once")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per model")
+    parser.add_argument("--baseline", action="store_true",
+                        help="also run one model after the other on 2 threads (as the "
+                             "reference code does), and print the ratio")
     parser.add_argument("--seed", type=int, default=1000)
     args = parser.parse_args(argv)
-    phases = {}
-    total_start = time.perf_counter()
 
     start = time.perf_counter()
     X, y = make_purchase_like(n_samples=args.samples, random_state=0, return_X_y=True)
     split = membership_split(X, y, protocol="relaxloss", random_state=args.seed)
-    phases["data: generate and split"] = time.perf_counter() - start
+    data_s = time.perf_counter() - start
     print(f"data ready: {len(split.target_train)} target and {len(split.shadow_train)} "
-          f"shadow rows [{phases['data: generate and split']:.0f} s]", file=sys.stderr)
+          f"shadow rows [{data_s:.0f} s]", file=sys.stderr)
+    runs = {f"--jobs {args.jobs} --threads {args.threads}":
+            timed_run(split, args.jobs, args.threads, args.epochs, args.seed)}
+    if args.baseline:
+        runs["one after the other, 2 threads"] = timed_run(split, 1, 2, args.epochs,
+                                                          args.seed)
+    for phases, _, _ in runs.values():
+        phases["**total** (with data)"] += data_s
+    print_tables(args, split, data_s, runs)
 
-    start = time.perf_counter()
-    tasks = [("relaxloss", *split.target_train, args.epochs, args.seed),
-             ("vanilla", *split.shadow_train, args.epochs, args.seed)]
-    (target, target_s), (shadow, shadow_s) = parallel_map(
-        fit, tasks, n_jobs=args.jobs, threads=args.threads)
-    phases["training: both models, wall"] = time.perf_counter() - start
-    phases["  relaxloss target (inside its worker)"] = target_s
-    phases["  vanilla shadow (inside its worker)"] = shadow_s
-    print(f"trained [{phases['training: both models, wall']:.0f} s]", file=sys.stderr)
 
-    table, signal_s, fit_s = attack_all(target, shadow, split, args.seed)
-    phases["attacks: signals of both models (white-box included)"] = signal_s
-    phases["attacks: fit and evaluate nine attacks"] = fit_s
-    total = time.perf_counter() - total_start
-
+def print_tables(args, split, data_s, runs):
+    (phases, table, target), *_ = runs.values()
     epochs = target.max_epochs
     rows = len(split.target_train) + len(split.shadow_train)
     flops = rows * epochs * 6 * mlp_multiply_adds(target.module_)
     gflops = matmul_gflops()
     print(f"make_purchase_like(n_samples={args.samples:,}) (SYNTHETIC), relaxloss target + "
-          f"vanilla shadow, {epochs} epochs, {len(split.target_train):,} rows each, "
-          f"--jobs {args.jobs} --threads {args.threads}; torch {torch.__version__}, "
-          f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
-          f"{time.strftime('%Y-%m-%d')}")
+          f"vanilla shadow, {epochs} epochs, {len(split.target_train):,} rows each; torch "
+          f"{torch.__version__}, {os.cpu_count()} cores, "
+          f"{platform.processor() or platform.machine()}, {time.strftime('%Y-%m-%d')}")
     print()
-    print("| phase | wall (s) |")
-    print("|---|---:|")
-    for name, seconds in phases.items():
-        print(f"| {name} | {seconds:.1f} |")
-    print(f"| **total** | **{total:.1f}** ({total / 60:.1f} min) |")
-    print(f"| goal (2-core machine) | {GOAL_SECONDS} (12.0 min); total / goal "
-          f"{total / GOAL_SECONDS:.2f}x |")
-    print(f"| FLOP limit: {flops / 1e12:.1f} TFLOP at {gflops:.0f} GFLOP/s | "
-          f"{flops / gflops / 1e9:.0f}; total / limit {total * gflops * 1e9 / flops:.2f}x |")
+    names = list(runs)
+    print("| phase (wall s) | data | " + " | ".join(names) + (" | ratio |" if len(names) > 1
+                                                          else " |"))
+    print("|---|---:|" + "---:|" * len(names) + ("---:|" if len(names) > 1 else ""))
+    print(f"| data: generate and split | {data_s:.1f} |" + " |" * len(names)
+          + (" |" if len(names) > 1 else ""))
+    for phase in phases:
+        values = [runs[name][0][phase] for name in names]
+        cells = " | ".join(f"{v:.1f}" for v in values)
+        ratio = f" {values[0] / values[1]:.2f}x |" if len(names) > 1 else ""
+        print(f"| {phase} | | {cells} |{ratio}")
+    total = phases["**total** (with data)"]
+    print()
+    print(f"{names[0]}: total {total:.0f} s = {total / 60:.1f} min; goal {GOAL_SECONDS} s "
+          f"(12 min), total / goal {total / GOAL_SECONDS:.2f}x; FLOP limit "
+          f"{flops / 1e12:.1f} TFLOP at {gflops:.0f} GFLOP/s (2048x2048 float32 matmul, "
+          f"all cores) = {flops / gflops / 1e9:.0f} s, total / limit "
+          f"{total * gflops * 1e9 / flops:.2f}x")
     print()
     print("| attack | AUC | TPR at 1 % FPR |")
     print("|---|---:|---:|")
