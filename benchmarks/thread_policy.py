@@ -14,7 +14,8 @@ whole command's wall time (start-up and data generation included): a
 competitor that takes its share of the cores costs about 2x on 2 cores with 2 threads
 and less with one; a policy that spins for cores it does not get costs a multiple.
 
-    python benchmarks/thread_policy.py              # 10 epochs, about 3 minutes here
+    python benchmarks/thread_policy.py              # 10 epochs, about 2 minutes here
+    python benchmarks/thread_policy.py --repeats 3  # the median of 3 runs per cell
     python benchmarks/thread_policy.py --epochs 2   # quick
 """
 
@@ -22,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -59,7 +61,19 @@ def train_seconds(threads, env, epochs, out):
     return wall, done["seconds"], done["rows"]
 
 
-def measure(epochs):
+def measure(epochs, repeats=1):
+    """``(policy, busy) -> (wall, training, rows)``, the median of ``repeats`` runs each;
+    the policies alternate, so that drift hits them alike."""
+    runs = {}
+    for _ in range(repeats):
+        for key, result in _measure_once(epochs).items():
+            runs.setdefault(key, []).append(result)
+    return {key: (statistics.median(r[0] for r in results),
+                  statistics.median(r[1] for r in results), results[0][2])
+            for key, results in runs.items()}
+
+
+def _measure_once(epochs):
     rows = {}
     for name, (threads, env) in POLICIES.items():
         for busy in (False, True):
@@ -83,14 +97,15 @@ def measure(epochs):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=1, help="runs per cell (median)")
     args = parser.parse_args(argv)
-    rows = measure(args.epochs)
+    rows = measure(args.epochs, args.repeats)
     best_idle = min(rows[name, False][1] for name in POLICIES)
     n_rows = rows[next(iter(POLICIES)), False][2]
     print(f"skmia run --dataset purchase-like --method vanilla --mode defense --epochs "
           f"{args.epochs} ({n_rows:,} rows, paper MLP); {os.cpu_count()} cores, "
           f"{platform.processor() or platform.machine()}; busy = beside a 2-thread torch "
-          "matmul loop")
+          f"matmul loop; median of {args.repeats} run(s) per cell")
     print()
     print("| policy | training idle (s) | training busy (s) | busy / idle | busy / best idle "
           "| command idle (s) | command busy (s) |")

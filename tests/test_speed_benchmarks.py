@@ -54,7 +54,7 @@ def test_thread_policy_table_divides_busy_by_idle(monkeypatch, capsys):
     for i, name in enumerate(bench.POLICIES):
         fake[name, False] = (10.0, 4.0 + i, 4000)
         fake[name, True] = (20.0, 8.0 + 4 * i, 4000)
-    monkeypatch.setattr(bench, "measure", lambda epochs: fake)
+    monkeypatch.setattr(bench, "measure", lambda epochs, repeats: fake)
     bench.main(["--epochs", "1"])
     lines = [line for line in capsys.readouterr().out.splitlines()
              if line.startswith("| ") and "policy" not in line]
@@ -71,3 +71,15 @@ def test_thread_policy_runs_the_cli_and_reads_its_training_time(tmp_path):
     wall, seconds, rows = bench.train_seconds(1, {}, 1, tmp_path)
     assert rows == 4000  # purchase-like's target_train
     assert 0 < seconds < wall
+
+
+def test_thread_policy_takes_the_median_of_repeats(monkeypatch):
+    bench = _script("thread_policy")
+    runs = iter([2.0, 9.0, 4.0])
+
+    def once(epochs):
+        value = next(runs)
+        return {("p", False): (value + 1, value, 4000)}
+
+    monkeypatch.setattr(bench, "_measure_once", once)
+    assert bench.measure(1, repeats=3) == {("p", False): (5.0, 4.0, 4000)}
