@@ -32,5 +32,8 @@ def test_setup_commands_are_the_ones_ci_runs():
     text = README.read_text()
     ci = (README.parent / ".ci" / "run").read_text()
     commands = re.findall(r"```bash\n(.*?)\n```", text, flags=re.DOTALL)
-    assert len(commands) == 2, "exactly two set-up commands"
+    assert len(commands) == 3, "the first job, the test command, the docs build"
     assert commands[1] in ci, "CI runs the README's test command verbatim"
+    docs = commands[2].split(" && ")
+    assert docs[0].replace("install ", "install -q ") in ci and docs[1] in ci, (
+        "CI builds the docs as the README says")
