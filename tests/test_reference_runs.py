@@ -100,3 +100,58 @@ def test_bad_options_are_usage_errors(extra, message, capsys):
               *extra)
     assert exit_.value.code == 2
     assert pytest.importorskip("re").search(message, capsys.readouterr().err)
+
+
+def test_an_interrupted_bank_keeps_its_finished_rounds_and_grows_from_there(
+        run, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    import torch
+
+    from skmia.model_selection import ReferenceModels
+
+    folder, _ = run
+    copy = tmp_path / "location" / "vanilla" / "seed1000"
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("reference", "attack"))
+    real_fit, rounds = ReferenceModels.fit, []
+
+    def fit_then_ctrl_c(self, *args, **kwargs):
+        rounds.append(self.n_estimators)
+        if len(rounds) == 2:
+            raise KeyboardInterrupt
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(ReferenceModels, "fit", fit_then_ctrl_c)
+    attack = ("attack", "--target", copy, "--shadow", copy / "shadow", "--no-white-box",
+              "-q", "--attacks", "lira", "--reference-models", 4)
+    assert skmia(*attack) == 130
+    assert "reference/ keeps the reference models of the rounds that finished" in (
+        capsys.readouterr().err)
+    assert rounds == [2, 4]  # one job: rounds of a pair of models
+    assert json.loads((copy / "reference" / "complete.json").read_text())["n_models"] == 2
+    assert len(load_estimator(copy / "reference").estimators_) == 2
+    assert not (copy / "attack" / "complete.json").exists()
+
+    monkeypatch.setattr(ReferenceModels, "fit", real_fit)
+    assert skmia(*attack) == 0
+    resumed, whole = load_estimator(copy / "reference"), load_estimator(folder / "reference")
+    assert len(resumed.estimators_) == 4
+    # the bank trained in two rounds, across an interruption, is the one trained at once
+    np.testing.assert_array_equal(resumed.in_mask_, whole.in_mask_[:, :4])
+    for mine, theirs in zip(resumed.estimators_, whole.estimators_[:4], strict=True):
+        for (name, a), b in zip(mine.module_.state_dict().items(),
+                                theirs.module_.state_dict().values(), strict=True):
+            assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize(("n_models", "jobs", "keep", "expected"), [
+    (16, 1, 0.5, 2),   # pairs, eight rounds
+    (16, 2, 0.5, 2),   # two jobs train a pair at once
+    (16, 3, 0.5, 4),   # three jobs: whole pairs, so four
+    (64, 2, 0.5, 8),   # never more than eight rounds
+    (6, 1, 1 / 3, 3),  # keep = 1/3: blocks of three models
+])
+def test_bank_rounds_are_whole_blocks_of_the_masks(n_models, jobs, keep, expected):
+    from skmia.experiment._runs import _bank_round
+
+    assert _bank_round(n_models, jobs, keep) == expected

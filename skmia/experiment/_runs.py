@@ -572,8 +572,9 @@ def attack(target_dir, shadow_dir, *, white_box=True, data_home=None, device=Non
         except (_Stop, KeyboardInterrupt) as stop:
             raise RunInterrupted(
                 f"interrupted while attacking {str(target_dir)!r}: its attack/ folder is not "
-                "marked complete, nor is a reference/ bank that was being trained. Run the "
-                "same command again to attack it (the trained models are kept)",
+                "marked complete; reference/ keeps the reference models of the rounds that "
+                "finished (its complete.json says how many). Run the same command again to "
+                "attack it (the trained models are kept, the bank grows from there)",
                 getattr(stop, "signum", signal.SIGINT)) from None
 
 
@@ -807,53 +808,102 @@ def reference_bank(target_dir, target, split, n_models, *, jobs=1, quiet=False):
     models. It is saved in ``TARGET/reference/`` (``model.json``, ``model.safetensors``,
     ``complete.json``) with the run. A finished bank of at least ``n_models`` models is
     reused (its first ``n_models`` when larger); a smaller one is grown with
-    ``warm_start``, keeping its models.
+    ``warm_start``, keeping its models. The models train a few at a time (``jobs`` at
+    once, at most eight rounds), and the bank is saved after each round: an interrupted
+    bank keeps the models of its finished rounds, and the next call grows it from there
+    (a bank grown in rounds is the bank trained at once, bit for bit).
 
     Returns
     -------
     bank : ReferenceModels
     """
+    folder = Path(target_dir) / REFERENCE_DIR
+    params = read_json(Path(target_dir) / "params.json")
+    bank = _saved_bank(folder, target, params["estimator_params"], target_dir)
+    if bank is not None and len(bank.estimators_) >= n_models:
+        return _first_models(bank, n_models)
+    if bank is None:
+        bank = _new_bank(target, n_models, jobs, params["seed"])
+    X_pool, y_pool, _ = _audited_records(split)
+    fit_params = {}
+    if params["method"] == "advreg":
+        fit_params = {"X_reference": split.reference.X, "y_reference": split.reference.y}
+    have = len(getattr(bank, "estimators_", ()))
+    seconds = read_json(folder / COMPLETE).get("seconds", 0.0) if have else 0.0
+    step = _bank_round(n_models, jobs, bank.keep)
+    with _models_bar(n_models, have, quiet) as bar:
+        while have < n_models:
+            size = min(n_models, have + step)
+            bank.set_params(n_estimators=size, warm_start=have > 0, n_jobs=jobs, verbose=0)
+            start = time.perf_counter()
+            bank.fit(X_pool, y_pool, **fit_params)
+            _check_bank_finished(bank, folder, have, n_models)
+            seconds += time.perf_counter() - start
+            _save_bank(bank, folder, params["estimator_params"], seconds)
+            bar.update(size - have)
+            have = size
+    return bank
+
+
+def _saved_bank(folder, target, settings, target_dir):
+    """The finished bank in ``folder`` (None when there is none), checked against the
+    target's settings."""
+    if not _is_complete(folder):
+        return None
+    if read_json(folder / COMPLETE).get("estimator_params") != settings:
+        raise ValueError(
+            f"{str(folder)!r} holds a bank trained with other settings than the target "
+            f"in {str(target_dir)!r}; delete that folder to train a new one"
+        )
+    return load_estimator(folder, device=target.device)
+
+
+def _new_bank(target, n_models, jobs, seed):
     from sklearn.base import clone
 
     from ..model_selection import ReferenceModels
 
-    folder = Path(target_dir) / REFERENCE_DIR
-    X_pool, y_pool, _ = _audited_records(split)
-    params = read_json(Path(target_dir) / "params.json")
-    settings = params["estimator_params"]
-    bank = None
-    if _is_complete(folder):
-        if read_json(folder / COMPLETE).get("estimator_params") != settings:
-            raise ValueError(
-                f"{str(folder)!r} holds a bank trained with other settings than the target "
-                f"in {str(target_dir)!r}; delete that folder to train a new one"
-            )
-        bank = load_estimator(folder, device=target.device)
-        if len(bank.estimators_) >= n_models:
-            return _first_models(bank, n_models)
-        bank.set_params(n_estimators=n_models, warm_start=True, n_jobs=jobs,
-                        verbose=0 if quiet else 1)
-    else:
-        estimator = clone(target).set_params(callbacks=None)
-        bank = ReferenceModels(estimator, n_estimators=n_models, n_jobs=jobs,
-                               random_state=params["seed"], verbose=0 if quiet else 1)
-    fit_params = {}
-    if params["method"] == "advreg":
-        fit_params = {"X_reference": split.reference.X, "y_reference": split.reference.y}
-    _clear(folder, (COMPLETE,))
-    start = time.perf_counter()
-    bank.fit(X_pool, y_pool, **fit_params)
+    estimator = clone(target).set_params(callbacks=None)
+    return ReferenceModels(estimator, n_estimators=n_models, n_jobs=jobs, random_state=seed)
+
+
+def _bank_round(n_models, jobs, keep):
+    """Models trained between two saves: ``jobs`` at once, at most eight rounds, whole
+    blocks of the bank's masks (pairs for ``keep=0.5``)."""
+    from joblib import effective_n_jobs
+
+    from ..model_selection._reference import _block_size
+
+    q = _block_size(keep)
+    per_round = max(effective_n_jobs(jobs), -(-n_models // 8))
+    return q * -(-per_round // q)
+
+
+def _models_bar(n_models, have, quiet):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=n_models, initial=have, desc="reference models", unit="model",
+                disable=quiet, leave=True)
+
+
+def _check_bank_finished(bank, folder, saved, n_models):
     short = [k for k, model in enumerate(bank.estimators_) if not model._training_finished()]
     if short:  # skorch swallows a Ctrl-C that reaches a worker: nothing saved then
         raise RunInterrupted(
             f"reference model(s) {short[:5]} of {str(folder)!r} stopped short of their "
-            "epochs: the bank is not saved; run the same command again to train it")
+            f"epochs: {saved} of the {n_models} models are saved there; run the same "
+            "command again to train the rest")
+
+
+def _save_bank(bank, folder, settings, seconds):
+    """Save the bank; ``complete.json`` is removed first and written last, so that an
+    interruption in between leaves no finished-looking folder."""
+    _clear(folder, (COMPLETE,))
     save_estimator(bank, folder)
     atomic_write_json(folder / COMPLETE, {
-        "n_models": len(bank.estimators_), "seconds": round(time.perf_counter() - start, 3),
+        "n_models": len(bank.estimators_), "seconds": round(seconds, 3),
         "estimator_params": settings,
     })
-    return bank
 
 
 def _first_models(bank, k):
