@@ -52,8 +52,8 @@ def test_thread_policy_table_divides_busy_by_idle(monkeypatch, capsys):
     bench = _script("thread_policy")
     fake = {}
     for i, name in enumerate(bench.POLICIES):
-        fake[name, False] = (10.0, 4.0 + i, 4000)
-        fake[name, True] = (20.0, 8.0 + 4 * i, 4000)
+        fake[name, False] = (10.0, 4.0 + i, 4000, 4.0 + i)
+        fake[name, True] = (20.0, 8.0 + 4 * i, 4000, 30.0)
     monkeypatch.setattr(bench, "measure", lambda epochs, repeats: fake)
     bench.main(["--epochs", "1"])
     lines = [line for line in capsys.readouterr().out.splitlines()
@@ -64,6 +64,7 @@ def test_thread_policy_table_divides_busy_by_idle(monkeypatch, capsys):
         idle, busy = 4.0 + i, 8.0 + 4 * i
         assert float(cells[1]) == idle and float(cells[2]) == busy
         assert cells[3] == f"{busy / idle:.2f}x" and cells[4] == f"{busy / 4.0:.2f}x"
+        assert float(cells[5]) == 30.0 and cells[6] == f"{30.0 / idle:.2f}x"
 
 
 def test_thread_policy_runs_the_cli_and_reads_its_training_time(tmp_path):
@@ -82,4 +83,4 @@ def test_thread_policy_takes_the_median_of_repeats(monkeypatch):
         return {("p", False): (value + 1, value, 4000)}
 
     monkeypatch.setattr(bench, "_measure_once", once)
-    assert bench.measure(1, repeats=3) == {("p", False): (5.0, 4.0, 4000)}
+    assert bench.measure(1, repeats=3) == {("p", False): (5.0, 4.0, 4000, 9.0)}
