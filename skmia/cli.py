@@ -47,13 +47,17 @@ def _add_training_options(parser):
                         help="also run the gradient-norm (white-box) attacks")
 
 
-def _add_parallel_options(parser, jobs_help):
+_THREADS_HELP = ("; one keeps the weights the same on any machine and a busy machine from "
+                 "slowing the run by more than its share of the cores (reference models "
+                 "always train on one thread each)")
+
+
+def _add_parallel_options(parser, jobs_help, threads_what="the target's and the shadow's "
+                          "training and of the attacks"):
     """``--jobs`` (models trained at once) and ``--threads`` (torch threads of each)."""
     parser.add_argument("--jobs", type=int, default=1, metavar="N", help=jobs_help)
     parser.add_argument("--threads", type=int, default=1, metavar="N",
-                        help="torch threads of each training and of the attacks; one keeps "
-                             "the weights the same on any machine and a busy machine from "
-                             "slowing the run by more than its share of the cores")
+                        help=f"torch threads of {threads_what}{_THREADS_HELP}")
 
 
 def _check_parallel_options(parser, args):
@@ -122,7 +126,7 @@ def _build_parser():
     att.add_argument("--device", choices=("cpu", "cuda"), default=None,
                      help="torch device (default: the one the run was trained on)")
     _add_parallel_options(att, "reference models trained at the same time (one torch thread "
-                               "each), -1 for all cores")
+                               "each), -1 for all cores", threads_what="the attacks")
     _add_calibrated_options(att)
     att.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 

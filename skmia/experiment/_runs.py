@@ -144,7 +144,8 @@ class RunConfig:
         training runs on ``threads`` torch threads whatever ``jobs`` is, so the results
         do not depend on it.
     threads : int
-        Torch threads of each training and of the attacks. One (the default) gives the
+        Torch threads of the target's and the shadow's trainings and of the attacks
+        (reference models train on one thread each). One (the default) gives the
         same weights on any machine and keeps a busy machine from slowing the run by
         more than its share of the cores (benchmarks/thread_policy.py); more may change
         the last digits of the weights (matrix products add in another order).
