@@ -124,3 +124,24 @@ def test_run_attacks_black_box_only(location):
     ]
     with pytest.raises(TypeError, match="attacks must be a non-empty dict"):
         run_attacks(target, shadow, split, attacks=[LossAttack()])
+
+
+def test_attacks_fitted_once_serve_several_targets(location):
+    from sklearn.base import clone
+
+    from skmia.attacks import evaluate_attacks, evaluate_fitted_attacks, membership_signals
+
+    split, target, shadow, unrelated = location
+    attacks = {"NN": NNAttack(max_iter=5, random_state=0), "loss": LossAttack()}
+    shadow_signals = membership_signals(shadow, split.shadow_train, split.shadow_test)
+    fitted = {name: clone(a).fit(*shadow_signals) for name, a in attacks.items()}
+    for model in (target, unrelated):
+        target_signals = membership_signals(model, split.target_train, split.target_test)
+        expected, expected_scores = evaluate_attacks(attacks, *shadow_signals,
+                                                     *target_signals)
+        table, scores = evaluate_fitted_attacks(fitted, *target_signals)
+        pd.testing.assert_frame_equal(table, expected)
+        for name in attacks:
+            np.testing.assert_array_equal(scores[name], expected_scores[name])
+    with pytest.raises(TypeError, match="fitted must be a non-empty dict"):
+        evaluate_fitted_attacks({}, *target_signals)

@@ -69,6 +69,26 @@ def test_early_stopping_attacks_every_snapshot(runs):
     assert len(results) == 2 * len(BLACK_BOX)
 
 
+def test_snapshots_share_the_attacks_fitted_once_on_the_shadow(runs, monkeypatch):
+    from skmia.attacks import NNAttack
+
+    folder = run_dir(runs, "early_stopping")
+    before = (folder / "attack" / "results.csv").read_bytes()
+    real_fit, fits = NNAttack.fit, []
+
+    def counted(self, *args, **kwargs):
+        fits.append(self)
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(NNAttack, "fit", counted)
+    shadow = runs / "location" / "vanilla" / "seed1000" / "shadow"
+    assert skmia("attack", "--target", folder, "--shadow", shadow, "--no-white-box",
+                 "-q") == 0
+    assert len(fits) == 1  # not once per snapshot
+    # the same rows as when each snapshot refitted its own (identically seeded) attacks
+    assert (folder / "attack" / "results.csv").read_bytes() == before
+
+
 def test_reloaded_run_predicts_what_the_attacks_saw(runs, location_data_home):
     model, params = load_run(run_dir(runs, "relaxloss"))
     again, _ = load_run(run_dir(runs, "relaxloss"))

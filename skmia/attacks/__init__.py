@@ -24,6 +24,7 @@ from ._audit import (
     default_attacks,
     evaluate_attacks,
     evaluate_calibrated_attacks,
+    evaluate_fitted_attacks,
     membership_signals,
     run_attacks,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "default_attacks",
     "evaluate_attacks",
     "evaluate_calibrated_attacks",
+    "evaluate_fitted_attacks",
     "label_only_signals",
     "membership_signals",
     "run_attacks",

@@ -23,6 +23,7 @@ __all__ = [
     "default_attacks",
     "evaluate_attacks",
     "evaluate_calibrated_attacks",
+    "evaluate_fitted_attacks",
     "membership_signals",
     "run_attacks",
 ]
@@ -223,7 +224,32 @@ def evaluate_attacks(attacks, shadow_signals, shadow_membership, target_signals,
         raise TypeError("attacks must be a non-empty dict: name -> unfitted attack estimator.")
     fitted = {name: clone(attack).fit(shadow_signals, shadow_membership)
               for name, attack in attacks.items()}
-    return _results(fitted, target_signals, target_membership)
+    return evaluate_fitted_attacks(fitted, target_signals, target_membership)
+
+
+def evaluate_fitted_attacks(fitted, signals, membership):
+    """Evaluate attacks fitted already (on a shadow model's signals) on a target's.
+
+    What :func:`evaluate_attacks` does after fitting: one fit on the shadow then serves
+    several targets (early stopping's snapshots, say).
+
+    Parameters
+    ----------
+    fitted : dict of str to fitted attack
+        ``name -> attack``, each fitted.
+    signals, membership
+        The target's signals and membership labels (see :func:`membership_signals`).
+
+    Returns
+    -------
+    results : pandas.DataFrame
+        One row per attack, with the columns of :func:`run_attacks`.
+    scores : dict of str to ndarray
+        Each attack's ``decision_function`` on ``signals``.
+    """
+    if not isinstance(fitted, dict) or not fitted:
+        raise TypeError("fitted must be a non-empty dict: name -> fitted attack estimator.")
+    return _results(fitted, signals, membership)
 
 
 def _results(fitted, signals, membership):

@@ -692,59 +692,74 @@ def _check_model_fits_split(model, params, split, folder):
 
 
 def _attack_rows(target, shadow, split, white_box, params, context, attacks, bank, quiet):
-    """Result rows of every attack on the target (and each snapshot), and the figures."""
+    """Result rows of every attack on the target (and each snapshot), and the figures.
+
+    The reference code's attacks are fitted once, on the shadow's signals, and then
+    evaluated on the target and on each of its snapshots.
+    """
     from tqdm.auto import tqdm
 
-    from ..attacks import default_attacks, evaluate_attacks, membership_signals
-    from ..report import loss_histogram_figure, roc_figure
+    from ..attacks import evaluate_fitted_attacks, membership_signals
 
     models = {None: target}
     if getattr(target, "snapshots_", None):
         models.update({epoch: target.snapshot(epoch) for epoch in target.snapshots_})
-    n_attacks = len(default_attacks(white_box=white_box)) + (1 if attacks else 0)
-    progress = tqdm(total=1 + len(models) * (1 + n_attacks), desc="attack", disable=quiet,
-                    leave=False)
-    progress.set_postfix_str("shadow signals")
-    shadow_signals = membership_signals(
-        shadow, split.shadow_train, split.shadow_test, white_box=white_box
-    )
-    progress.update(1)
+    progress = tqdm(desc="attack", disable=quiet, leave=False)
+    fitted = _fit_on_shadow(shadow, split, white_box, params["seed"], progress)
+    progress.reset(total=len(models) * (2 if attacks else 1))
     rows, figures = [], {}
     for epoch, model in models.items():
-        progress.set_postfix_str("target signals")
+        progress.set_postfix_str("target signals" if epoch is None else f"epoch {epoch}")
         target_signals = membership_signals(
             model, split.target_train, split.target_test, white_box=white_box
         )
+        parts = [evaluate_fitted_attacks(fitted, *target_signals)]
         progress.update(1)
-        parts, scores = [], {}
-        for name, estimator in default_attacks(white_box=white_box,
-                                               random_state=params["seed"]).items():
-            progress.set_postfix_str(name)
-            part, score = evaluate_attacks({name: estimator}, *shadow_signals, *target_signals)
-            parts.append(part)
-            scores.update(score)
-            progress.update(1)
         if attacks:
             progress.set_postfix_str(", ".join(attacks))
-            part, score = _calibrated_results(model, split, attacks, bank, params["seed"])
-            parts.append(part)
-            scores.update(score)
+            parts.append(_calibrated_results(model, split, attacks, bank, params["seed"]))
             progress.update(1)
         membership = target_signals[1]
-        for part in parts:
+        for part, scores in parts:
             for name, row in part.iterrows():
                 rows.append(_result_row(context, epoch, model, name, row, membership,
                                         scores[name]))
         if epoch is None:
-            signals = target_signals[0]
-            title = f"{params['dataset']} {params['method']} seed {params['seed']}"
-            figures["roc.png"] = roc_figure(scores, membership, title=title,
-                                            confidence_level=0.95)
-            figures["loss_hist.png"] = loss_histogram_figure(
-                signals["loss"].to_numpy(), membership, title=title
-            )
+            figures = _attack_figures({k: v for _, s in parts for k, v in s.items()},
+                                      target_signals, params)
     progress.close()
     return rows, figures
+
+
+def _fit_on_shadow(shadow, split, white_box, seed, progress):
+    """The reference code's attacks, each fitted on the shadow's signals."""
+    from ..attacks import default_attacks, membership_signals
+
+    estimators = default_attacks(white_box=white_box, random_state=seed)
+    progress.reset(total=1 + len(estimators))
+    progress.set_postfix_str("shadow signals")
+    signals, membership = membership_signals(
+        shadow, split.shadow_train, split.shadow_test, white_box=white_box
+    )
+    progress.update(1)
+    fitted = {}
+    for name, estimator in estimators.items():
+        progress.set_postfix_str(f"fit {name}")
+        fitted[name] = estimator.fit(signals, membership)
+        progress.update(1)
+    return fitted
+
+
+def _attack_figures(scores, target_signals, params):
+    from ..report import loss_histogram_figure, roc_figure
+
+    signals, membership = target_signals
+    title = f"{params['dataset']} {params['method']} seed {params['seed']}"
+    return {
+        "roc.png": roc_figure(scores, membership, title=title, confidence_level=0.95),
+        "loss_hist.png": loss_histogram_figure(signals["loss"].to_numpy(), membership,
+                                               title=title),
+    }
 
 
 def _calibrated_results(model, split, attacks, bank, seed):
