@@ -26,7 +26,7 @@ import time
 import numpy as np
 import torch
 
-from skmia._parallel import parallel_map
+from skmia._parallel import parallel_map, torch_threads
 from skmia.attacks import default_attacks, evaluate_attacks, membership_signals
 from skmia.datasets import make_purchase_like
 from skmia.experiment import method_classes, run_defaults
@@ -86,20 +86,12 @@ def timed_run(split, jobs, threads, epochs, seed):
     phases["  vanilla shadow (its own fit)"] = shadow_s
     print(f"trained (--jobs {jobs} --threads {threads}) "
           f"[{phases['training: both models, wall']:.0f} s]", file=sys.stderr)
-    with _torch_threads(threads if jobs == 1 else None):
+    with torch_threads(threads if jobs == 1 else None):
         table, signal_s, fit_s = attack_all(target, shadow, split, seed)
     phases["attacks: signals of both models (white-box included)"] = signal_s
     phases["attacks: fit and evaluate nine attacks"] = fit_s
     phases["**total** (with data)"] = sum(v for k, v in phases.items() if k[0] != " ")
     return phases, table, target
-
-
-def _torch_threads(threads):
-    import contextlib
-
-    from skmia._parallel import torch_threads
-
-    return contextlib.nullcontext() if threads is None else torch_threads(threads)
 
 
 def main(argv=None):

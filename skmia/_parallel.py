@@ -15,21 +15,26 @@ import threading
 
 from joblib import Parallel, delayed
 
-__all__ = ["one_torch_thread", "torch_threads", "parallel_map"]
+__all__ = ["check_threads", "torch_threads", "parallel_map"]
 
 _LOCK = threading.Lock()
-_DEPTH = [0, None]  # tasks inside one_torch_thread in this process, saved thread count
+_DEPTH = [0, None]  # tasks inside torch_threads in this process, saved thread count
 
 
 @contextlib.contextmanager
 def torch_threads(threads=1):
     """Run the block with ``torch.set_num_threads(threads)``; restore the count afterwards.
 
-    Safe under joblib's threading backend: the count is saved by the first task to
-    enter and restored by the last to leave.
+    ``threads=None`` leaves torch's setting as it is. Safe under joblib's threading
+    backend: the count is saved by the first task to enter and restored by the last to
+    leave.
     """
     import torch
 
+    if threads is None:
+        yield
+        return
+    check_threads(threads)
     with _LOCK:
         if _DEPTH[0] == 0:
             _DEPTH[1] = torch.get_num_threads()
@@ -42,11 +47,6 @@ def torch_threads(threads=1):
             _DEPTH[0] -= 1
             if _DEPTH[0] == 0:
                 torch.set_num_threads(_DEPTH[1])
-
-
-def one_torch_thread():
-    """:func:`torch_threads` with one thread."""
-    return torch_threads(1)
 
 
 def check_threads(threads):

@@ -406,3 +406,14 @@ def test_parallel_map_refuses_a_bad_thread_count(threads):
 
     with pytest.raises(ValueError, match="threads must be a positive integer"):
         parallel_map(_threads_inside, [()], threads=threads)
+
+
+def test_torch_threads_none_leaves_the_count_alone():
+    from skmia._parallel import torch_threads
+
+    before = torch.get_num_threads()
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before

@@ -17,7 +17,6 @@ at a time or not, runs on ``threads`` torch threads (one by default), so the wei
 never depend on ``jobs``.
 """
 
-import contextlib
 import signal
 import sys
 import time
@@ -561,10 +560,10 @@ def attack(target_dir, shadow_dir, *, white_box=True, data_home=None, device=Non
     """
     attacks = tuple(attacks)
     needs_bank = _check_calibrated(attacks, reference_models)
-    threads_used = contextlib.nullcontext() if threads is None else torch_threads(
-        check_threads(threads))
+    if threads is not None:
+        check_threads(threads)  # before the lock: a bad value leaves no folder behind
     # the target's folder is locked while attack/ (and reference/) are written
-    with run_lock(target_dir, "attack"), stopping_on_signals(), threads_used:
+    with run_lock(target_dir, "attack"), stopping_on_signals(), torch_threads(threads):
         try:
             return _attack(target_dir, shadow_dir, white_box, data_home, device, quiet,
                            shadow_method, attacks, needs_bank and reference_models, jobs)
