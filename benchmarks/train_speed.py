@@ -27,24 +27,6 @@ from skmia.defenses import RelaxLossClassifier, VanillaClassifier
 from skmia.nn import MLP
 
 
-def plain_loop(X, y, epochs, batch_size, seed):
-    """What a user would write by hand: the reference code's loop over tensors."""
-    torch.manual_seed(seed)
-    net = MLP(X.shape[1], 100)
-    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-    Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
-    loader = torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(Xt, yt), batch_size=batch_size, shuffle=True
-    )
-    net.train()
-    for _ in range(epochs):
-        for xb, yb in loader:
-            opt.zero_grad()
-            F.cross_entropy(net(xb), yb).backward()
-            opt.step()
-    return net
-
-
 def _tensor_loop(X, y, epochs, batch_size, seed, batches):
     torch.manual_seed(seed)
     net = MLP(X.shape[1], 100)
@@ -57,6 +39,12 @@ def _tensor_loop(X, y, epochs, batch_size, seed, batches):
             F.cross_entropy(net(xb), yb).backward()
             opt.step()
     return net
+
+
+def _data_loader(Xt, yt, batch_size):
+    """The reference code's batches: a shuffling DataLoader that collates record by record."""
+    dataset = torch.utils.data.TensorDataset(Xt, yt)
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True)
 
 
 def _gathered(Xt, yt, batch_size):
@@ -72,6 +60,11 @@ def _fixed(Xt, yt, batch_size):
     xb, yb = Xt[:batch_size], yt[:batch_size]
     for _ in range(0, len(Xt), batch_size):
         yield xb, yb
+
+
+def plain_loop(X, y, epochs, batch_size, seed):
+    """What a user would write by hand: the reference code's loop over tensors."""
+    return _tensor_loop(X, y, epochs, batch_size, seed, _data_loader)
 
 
 def gather_loop(X, y, epochs, batch_size, seed):

@@ -1,5 +1,6 @@
 import functools
 import http.server
+import importlib.util
 import os
 import threading
 from pathlib import Path
@@ -20,6 +21,22 @@ LOCATION_ARCHIVE = "dataset_location.tgz"
 _SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 if not os.environ.get("SKMIA_DATA_HOME") and (_SHARED_DATA / LOCATION_ARCHIVE).is_file():
     os.environ["SKMIA_DATA_HOME"] = str(_SHARED_DATA)
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="session")
+def benchmark_script():
+    """``load(name)``: ``benchmarks/<name>.py`` imported as a fresh module (main() not run)."""
+
+    def load(name):
+        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture(scope="session")

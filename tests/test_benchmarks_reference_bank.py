@@ -1,19 +1,12 @@
 """benchmarks/reference_bank.py: a tiny run end to end, and its presets."""
 
-import importlib.util
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "reference_bank.py"
-
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("reference_bank", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(benchmark_script):
+    return benchmark_script("reference_bank")
 
 
 def test_tiny_run_prints_both_tables(bench, capsys):

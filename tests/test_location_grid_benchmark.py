@@ -1,19 +1,12 @@
 """benchmarks/location_relaxloss_grid.py: a two-candidate grid, two epochs."""
 
-import importlib.util
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "location_relaxloss_grid.py"
-
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("location_relaxloss_grid", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(benchmark_script):
+    return benchmark_script("location_relaxloss_grid")
 
 
 def test_tiny_grid_prints_a_row_per_candidate_and_a_choice(bench, tmp_path, location_data_home,

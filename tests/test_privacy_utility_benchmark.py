@@ -1,6 +1,5 @@
 """benchmarks/privacy_utility.py: the tiny preset end to end, and its tables by hand."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -17,11 +16,8 @@ ATTACKS = ["NN", "confidence", "entropy", "modified entropy", "loss", "grad_wrt_
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("privacy_utility", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(benchmark_script):
+    return benchmark_script("privacy_utility")
 
 
 @pytest.fixture(scope="module")

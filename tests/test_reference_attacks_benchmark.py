@@ -1,21 +1,14 @@
 """benchmarks/reference_attacks.py: the tiny preset end to end."""
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "reference_attacks.py"
-
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("reference_attacks", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(benchmark_script):
+    return benchmark_script("reference_attacks")
 
 
 def test_tiny_preset_writes_a_row_per_attack_and_bank_size(bench, tmp_path, location_data_home,

@@ -2,7 +2,6 @@
 
 import argparse
 import ast
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -22,13 +21,6 @@ from skmia.experiment import (
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def _script(name):
-    """A benchmark script, imported as a module (its main() not run)."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _subcommand(name):
@@ -154,8 +146,8 @@ def test_method_classes_are_the_registry():
         assert classes[name] is getattr(skmia.defenses, record.classifier)
 
 
-def test_benchmarks_read_the_registry(tmp_path):
-    bench = _script("privacy_utility")
+def test_benchmarks_read_the_registry(tmp_path, benchmark_script):
+    bench = benchmark_script("privacy_utility")
     assert bench.DATASETS == TABULAR_DATASETS
     assert bench.SYNTHETIC == ("purchase-like", "texas-like")
     assert bench.missing_data("purchase-like", tmp_path) is None
@@ -165,7 +157,7 @@ def test_benchmarks_read_the_registry(tmp_path):
     assert "random_r_texas100.npy" in bench.missing_data("texas", tmp_path)
     (tmp_path / "random_r_texas100.npy").touch()
     assert bench.missing_data("texas", tmp_path) is None
-    gap = _script("synthetic_gap")
+    gap = benchmark_script("synthetic_gap")
     assert gap.GENERATORS == {"purchase-like": skmia.datasets.make_purchase_like,
                               "texas-like": skmia.datasets.make_texas_like}
 

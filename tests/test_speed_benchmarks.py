@@ -1,27 +1,16 @@
 """benchmarks/end_to_end.py and benchmarks/thread_policy.py on tiny settings."""
 
-import importlib.util
 import re
-from pathlib import Path
 
 import pytest
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _script(name):
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _cells(line):
     return [cell.strip() for cell in line.strip().strip("|").split("|")]
 
 
-def test_end_to_end_prints_each_phase_both_runs_and_their_ratio(capsys):
-    bench = _script("end_to_end")
+def test_end_to_end_prints_each_phase_both_runs_and_their_ratio(capsys, benchmark_script):
+    bench = benchmark_script("end_to_end")
     bench.main(["--samples", "10000", "--epochs", "1", "--baseline"])
     printed = capsys.readouterr().out
     lines = printed.splitlines()
@@ -49,8 +38,8 @@ def test_end_to_end_prints_each_phase_both_runs_and_their_ratio(capsys):
     assert re.search(r"total \d+ s = [\d.]+ min; goal 720 s", printed)
 
 
-def test_thread_policy_table_divides_busy_by_idle(monkeypatch, capsys):
-    bench = _script("thread_policy")
+def test_thread_policy_table_divides_busy_by_idle(monkeypatch, capsys, benchmark_script):
+    bench = benchmark_script("thread_policy")
     fake = {}
     for i, name in enumerate(bench.POLICIES):
         fake[name, False] = (10.0, 4.0 + i, 4000, 4.0 + i)
@@ -68,15 +57,15 @@ def test_thread_policy_table_divides_busy_by_idle(monkeypatch, capsys):
         assert float(cells[5]) == 30.0 and cells[6] == f"{30.0 / idle:.2f}x"
 
 
-def test_thread_policy_runs_the_cli_and_reads_its_training_time(tmp_path):
-    bench = _script("thread_policy")
+def test_thread_policy_runs_the_cli_and_reads_its_training_time(tmp_path, benchmark_script):
+    bench = benchmark_script("thread_policy")
     wall, seconds, rows = bench.train_seconds(1, {}, 1, tmp_path)
     assert rows == 4000  # purchase-like's target_train
     assert 0 < seconds < wall
 
 
-def test_thread_policy_takes_the_median_of_repeats(monkeypatch):
-    bench = _script("thread_policy")
+def test_thread_policy_takes_the_median_of_repeats(monkeypatch, benchmark_script):
+    bench = benchmark_script("thread_policy")
     runs = iter([2.0, 9.0, 4.0])
 
     def once(epochs):
