@@ -117,8 +117,11 @@ def test_a_missing_shadow_run_names_mode_shadow(runs, tmp_path, capsys):
                   "is not a run directory", "--mode shadow")
 
 
-@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
-def test_cuda_without_a_gpu_is_refused_before_any_folder_is_made(tmp_path, capsys):
+def test_cuda_without_a_gpu_is_refused_before_any_folder_is_made(tmp_path, capsys,
+                                                                 monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a GPU-less machine
     status = skmia("run", "--dataset", "purchase-like", "--method", "vanilla", "--mode",
                    "defense_attack", "--device", "cuda", "--out", tmp_path / "out", "-q")
     assert status == 1
