@@ -115,7 +115,7 @@ def main(argv=None):
 
     from skmia._parallel import parallel_map
     from skmia.experiment import run_defaults
-    from skmia.experiment._runs import load_split
+    from skmia.model_selection._split import load_split
 
     start = time.perf_counter()
     split = load_split("location", args.seed, args.data_home)

@@ -99,7 +99,7 @@ def estimator(method, dataset, epochs, seed):
 
 def load(dataset, seed, data_home):
     """The dataset's membership split, as ``skmia run`` makes it."""
-    from skmia.experiment._runs import load_split
+    from skmia.model_selection._split import load_split
 
     return load_split(dataset, seed, data_home)
 

@@ -15,6 +15,7 @@ import threading
 import time
 
 from . import __version__, _registry
+from ._rundir import escape_text
 
 __all__ = ["main"]
 
@@ -293,11 +294,12 @@ def _run_config(parser, args):
 
 
 def _print_results(results):
+    """The run's results, without the columns that repeat its settings (the method is
+    kept: it names the row's model)."""
+    from ._rundir import CONTEXT_COLUMNS, RESULT_COLUMNS
     from .report import format_table
 
-    columns = ["method", "snapshot_epoch", "attack", "train_accuracy", "test_accuracy",
-               "accuracy", "auc", "tpr_at_0.1%fpr", "tpr_at_1%fpr", "empirical_epsilon",
-               "epsilon"]
+    columns = ["method", *(c for c in RESULT_COLUMNS if c not in (*CONTEXT_COLUMNS, "method"))]
     print(format_table(results.reindex(columns=columns)), end="")
 
 
@@ -415,24 +417,20 @@ def main(argv=None):
         try:
             return _COMMANDS[args.command](args.command_parser, args)
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
-            print(f"skmia {args.command}: error: {exc}", file=sys.stderr)
+            print(f"skmia {args.command}: error: {escape_text(exc)}", file=sys.stderr)
             return 1
         except KeyboardInterrupt as exc:
             # a run's RunInterrupted says what it kept; a bare Ctrl-C elsewhere does not
             message = str(exc) or ("interrupted; nothing unfinished was marked complete, "
                                    "and the next call continues or redoes it")
-            print(f"skmia {args.command}: {message}", file=sys.stderr)
+            print(f"skmia {args.command}: {escape_text(message)}", file=sys.stderr)
             return 128 + getattr(exc, "signum", signal.SIGINT)
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, handled as a Ctrl-C: the exit status is 143 rather than 130."""
-
-    signum = signal.SIGTERM
-
-
 def _raise_terminated(signum, frame):
-    raise _Terminated()
+    from .experiment._checkpoint import RunInterrupted
+
+    raise RunInterrupted("", signal.SIGTERM)  # handled as a Ctrl-C, exit status 143
 
 
 @contextlib.contextmanager

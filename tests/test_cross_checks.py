@@ -8,7 +8,7 @@ from sklearn.base import clone
 
 from skmia.cli import main
 from skmia.experiment import load_run, save_estimator
-from skmia.experiment._runs import load_split
+from skmia.model_selection._split import load_split
 
 
 def skmia(*args):

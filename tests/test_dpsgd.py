@@ -20,7 +20,7 @@ from torch import nn
 from skmia.defenses import _dpsgd
 from skmia.defenses._dpsgd import DPSGDClassifier, WeakPrivacyWarning
 from skmia.experiment import RunConfig, load_estimator, save_estimator, train
-from skmia.experiment._persist import _digest
+from skmia.io._codec import _digest
 from skmia.nn import MLP
 
 DELTA = 1e-5
@@ -504,7 +504,7 @@ def test_secure_noise_is_not_replayable_from_random_state(monkeypatch):
 
 def test_dp_runs_use_secure_noise(tmp_path, location_data_home):
     from skmia.experiment import RunConfig
-    from skmia.experiment._runs import _estimator
+    from skmia.experiment._config import estimator as _estimator
 
     config = RunConfig(dataset="location", method="dpsgd", out=str(tmp_path))
     assert _estimator(config, "dpsgd").secure_noise is True

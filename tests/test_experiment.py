@@ -14,8 +14,8 @@ import torch
 
 from skmia.cli import main
 from skmia.experiment import load_run, method_classes
-from skmia.experiment._persist import _digest
-from skmia.experiment._runs import load_split
+from skmia.io._codec import _digest
+from skmia.model_selection._split import load_split
 
 METHODS = tuple(method_classes())
 BLACK_BOX = ["NN", "confidence", "entropy", "modified entropy", "loss"]

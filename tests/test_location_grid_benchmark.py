@@ -32,7 +32,7 @@ def test_tiny_grid_prints_a_row_per_candidate_and_a_choice(bench, tmp_path, loca
 def test_validation_halves_are_disjoint_and_cover_reference(bench, location_data_home):
     import numpy as np
 
-    from skmia.experiment._runs import load_split
+    from skmia.model_selection._split import load_split
 
     split = load_split("location", 1000, location_data_home)
     (X_in, _), (X_out, _) = bench.validation_halves(split, 0)

@@ -9,10 +9,10 @@ import time
 
 import pytest
 
+from skmia._rundir import _process_start
 from skmia.cli import main
-from skmia.experiment import RunConfig, run, train
-from skmia.experiment._lock import LOCK_FILE, RunLockedError, _process_start, run_lock
-from skmia.experiment._runs import run_directory
+from skmia.experiment import RunConfig, run, run_directory, train
+from skmia.experiment._lock import LOCK_FILE, RunLockedError, run_lock
 
 
 def _config(out, data_home, epochs=2):
@@ -119,7 +119,7 @@ def test_attack_holds_the_target_lock(tmp_path, location_data_home):
 _SLOW_EPOCHS = '''
 import os, time
 from skorch.callbacks import Callback
-import skmia.experiment._runs as runs
+import skmia.experiment._train as runs
 
 class _Slow(Callback):
     def on_epoch_end(self, net, **kwargs):

@@ -23,7 +23,7 @@ from skmia.defenses import (
     VanillaClassifier,
 )
 from skmia.experiment import load_estimator, save_estimator
-from skmia.experiment._persist import _digest
+from skmia.io._codec import _digest
 from skmia.model_selection import ReferenceModels
 
 SMALL = {"max_epochs": 2, "module__hidden_sizes": (8,), "random_state": 0}

@@ -69,7 +69,7 @@ def test_public_views_keep_their_values():
         "dropout", "early_stopping", "label_smoothing",
     )
     assert skmia.model_selection.PROTOCOLS == ("relaxloss", "cifar")
-    assert skmia.experiment._runs.SYNTHETIC_DATA_SEED == _registry.SYNTHETIC_DATA_SEED == 0
+    assert skmia.experiment._config.SYNTHETIC_DATA_SEED == _registry.SYNTHETIC_DATA_SEED == 0
 
 
 @pytest.mark.parametrize("name", list(_registry.DATASETS))

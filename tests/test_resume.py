@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file
 from skorch.callbacks import Callback
 
-import skmia.experiment._runs as runs
+import skmia.experiment._train as runs
 from skmia.cli import main
 from skmia.experiment import RunConfig, load_run, run, train
 from skmia.experiment._checkpoint import CHECKPOINT_DIR, RunInterrupted
@@ -239,7 +239,7 @@ if os.environ.get("SKMIA_TEST_EPOCH_SECONDS"):
 
     from skorch.callbacks import Callback
 
-    import skmia.experiment._runs as runs
+    import skmia.experiment._train as runs
 
     class _Slow(Callback):
         def on_epoch_end(self, net, **kwargs):

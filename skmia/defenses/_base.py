@@ -22,7 +22,17 @@ from skorch.utils import is_dataset
 from .._validation import Is, SequenceOf, validate_params
 from ..nn import MLP
 
-__all__ = ["MIADefenseClassifier", "VanillaClassifier", "ValidationData"]
+__all__ = ["MIADefenseClassifier", "VanillaClassifier", "ValidationData", "check_device"]
+
+
+def check_device(device):
+    """Refuse a CUDA device on a machine where torch sees none (a ValueError, not
+    torch's driver error)."""
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(
+            f"device {str(device)!r} was asked for, but torch sees no CUDA GPU on this "
+            f"machine (torch {torch.__version__}); use --device cpu"
+        )
 
 #: The ``criterion`` constraint of a defense whose training objective is its own,
 #: built on plain cross-entropy (RelaxLoss, label smoothing, DP-SGD, ...).
@@ -426,6 +436,7 @@ class MIADefenseClassifier(NeuralNetClassifier):
         checks the names of routed parameters only.)
         """
         validate_params(self)
+        check_device(self.device)
         if self._parameter_constraints["criterion"] == [CROSS_ENTROPY]:
             routed = sorted(self.get_params_for("criterion"))
             if routed:

@@ -1,24 +1,29 @@
-"""Experiments: run directories and the reference code's four modes (the CLI's library)."""
+"""Experiments: run directories and the reference code's four modes (the CLI's library).
 
+One module per step: :mod:`._config` (:class:`RunConfig`, checked once),
+:mod:`._train` (a run's training, reuse and checkpoints through :mod:`._checkpoint`),
+:mod:`._bank` (the reference models), :mod:`._attack` (``attack/``), :mod:`._modes`
+(:func:`run`), :mod:`._compare` and :mod:`._lock`. The files of a run are named and
+read by :class:`skmia._rundir.RunDirectory` only.
+"""
+
+from ..io import load_estimator, save_estimator
+from ._attack import attack
+from ._checkpoint import RunInterrupted
 from ._compare import COMPARE_COLUMNS, compare
-from ._persist import load_estimator, save_estimator
-from ._runs import (
+from ._config import (
     IMAGE_DATASETS,
     IMAGE_MODELS,
     MODES,
     TABULAR_DATASETS,
-    IncompleteRunError,
     RunConfig,
-    RunInterrupted,
-    RunLockedError,
-    attack,
-    load_run,
     method_classes,
-    run,
     run_defaults,
     run_directory,
-    train,
 )
+from ._lock import RunLockedError
+from ._modes import run
+from ._train import IncompleteRunError, load_run, train
 
 __all__ = [
     "COMPARE_COLUMNS",

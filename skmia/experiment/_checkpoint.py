@@ -25,20 +25,20 @@ saved as finished.
 import contextlib
 import hashlib
 import re
-import shutil
 import signal
 import threading
-from pathlib import Path
 
-from .._io import atomic_write_bytes, atomic_write_json, read_json
+from .._rundir import CHECKPOINT, Int, RunDirectory
 
 __all__ = ["CHECKPOINT_DIR", "RunInterrupted", "stopping_on_signals", "checkpoint_callback",
            "load_checkpoint", "remove_checkpoint", "training_finished", "interrupted_message"]
 
-CHECKPOINT_DIR = "checkpoint"
+CHECKPOINT_DIR = CHECKPOINT
 _LATEST = "latest.json"
 _STATE = "state.safetensors"
 _GENERATION = re.compile(r"epoch[0-9]+")
+_LATEST_SPEC = {"epoch": Int(0), "max_epochs": Int(0), "folder": str, "state_sha256": str,
+                "n_cuda_states": Int(0, 64), "extra": dict}
 _SIGNAL_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
 
 
@@ -59,8 +59,10 @@ class RunInterrupted(KeyboardInterrupt):
 
 
 class _Stop(BaseException):
-    """Raised by the signal handlers during training; skorch only swallows
-    ``KeyboardInterrupt``, so this ends ``fit`` (and a distilled student's teacher's)."""
+    """How a :class:`RunInterrupted` travels through a training: the signal handlers
+    raise it, and the run turns it into :class:`RunInterrupted` with its message. It is
+    no ``KeyboardInterrupt`` because skorch's ``fit`` swallows those (and a distilled
+    student's teacher's would go on)."""
 
     def __init__(self, signum):
         super().__init__(signum)
@@ -114,7 +116,7 @@ def write_checkpoint(clf, folder, params):
     import torch
     from safetensors.torch import save
 
-    from ._persist import save_estimator
+    from ..io import save_estimator
 
     extra = clf._checkpoint_state()
     if extra is None:  # this training cannot be continued from a checkpoint
@@ -122,34 +124,38 @@ def write_checkpoint(clf, folder, params):
     cpu = torch.random.get_rng_state()
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
     values, tensors = extra
-    root = Path(folder) / CHECKPOINT_DIR
+    run = _run(folder)
     epoch = len(clf.history)
-    generation = root / f"epoch{epoch}"
-    shutil.rmtree(generation, ignore_errors=True)  # left by an earlier, interrupted write
-    save_estimator(clf, generation)
+    generation = f"epoch{epoch}"
+    run.remove_tree(CHECKPOINT, generation)  # left by an earlier, interrupted write
+    save_estimator(clf, run.makedirs(CHECKPOINT, generation))
     state = {"rng.cpu": cpu, **{f"rng.cuda.{i}": s for i, s in enumerate(cuda)},
              **{f"extra.{k}": v.detach().to("cpu").contiguous() for k, v in tensors.items()}}
     data = save(state)
-    atomic_write_bytes(generation / _STATE, data)
-    atomic_write_json(root / _LATEST, {
+    run.write_bytes(CHECKPOINT, generation, _STATE, data=data)
+    run.write_json(CHECKPOINT, _LATEST, document={
         "epoch": epoch,
         "max_epochs": int(clf.max_epochs),
-        "folder": generation.name,
+        "folder": generation,
         "params": params,
         "state_sha256": hashlib.sha256(data).hexdigest(),
         "n_cuda_states": len(cuda),
         "extra": values,
     })
-    for other in root.iterdir():
-        if other.is_dir() and other.name != generation.name:
-            shutil.rmtree(other, ignore_errors=True)
+    for other in run.path(CHECKPOINT).iterdir():
+        if other.is_dir() and not other.is_symlink() and other.name != generation:
+            run.remove_tree(CHECKPOINT, other.name)
+
+
+def _run(folder):
+    return folder if isinstance(folder, RunDirectory) else RunDirectory(folder)
 
 
 def checkpoint_epoch(folder):
     """``(epoch, max_epochs)`` of ``folder``'s checkpoint, or None when it has none."""
     try:
-        latest = read_json(Path(folder) / CHECKPOINT_DIR / _LATEST)
-        return int(latest["epoch"]), int(latest["max_epochs"])
+        latest = _run(folder).read_json(CHECKPOINT, _LATEST, spec=_LATEST_SPEC)
+        return latest["epoch"], latest["max_epochs"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -169,28 +175,28 @@ def load_checkpoint(folder, params, *, device=None):
     from safetensors import SafetensorError
     from safetensors.torch import load
 
-    from ._persist import load_estimator
+    from ..io import load_estimator
 
-    root = Path(folder) / CHECKPOINT_DIR
-    if not (root / _LATEST).is_file():
+    run = _run(folder)
+    if not run.exists(CHECKPOINT, _LATEST):
         return None, None
     try:
-        latest = read_json(root / _LATEST)
+        latest = run.read_json(CHECKPOINT, _LATEST, spec=_LATEST_SPEC)
         if latest.get("params") != params:
             return None, "it was written for other settings (params.json differs)"
         name = latest["folder"]
-        if not isinstance(name, str) or not _GENERATION.fullmatch(name):
+        if not _GENERATION.fullmatch(name):
             return None, "its latest.json names no epoch folder"
-        data = (root / name / _STATE).read_bytes()
+        data = run.read_bytes(CHECKPOINT, name, _STATE)
         if hashlib.sha256(data).hexdigest() != latest["state_sha256"]:
             return None, f"{_STATE} does not match its digest"
-        clf = load_estimator(root / name, device=device)
+        clf = load_estimator(run.child(CHECKPOINT, name), device=device)
         if clf._resume_refused:
             return None, f"its model cannot be trained further ({clf._resume_refused})"
         if len(clf.history) != latest["epoch"]:
             return None, "its history does not hold the epochs latest.json says"
         state = load(data)
-        cuda = [state[f"rng.cuda.{i}"] for i in range(int(latest["n_cuda_states"]))]
+        cuda = [state[f"rng.cuda.{i}"] for i in range(latest["n_cuda_states"])]
         extra = {k[len("extra."):]: v for k, v in state.items() if k.startswith("extra.")}
         clf._restore_checkpoint_state(latest["extra"], extra)
         cpu = state["rng.cpu"]
@@ -205,9 +211,9 @@ def load_checkpoint(folder, params, *, device=None):
 def remove_checkpoint(folder):
     """Delete ``folder``'s checkpoint (``latest.json`` first, so a half-deleted one is
     never used)."""
-    root = Path(folder) / CHECKPOINT_DIR
-    (root / _LATEST).unlink(missing_ok=True)
-    shutil.rmtree(root, ignore_errors=True)
+    run = _run(folder)
+    run.clear(_LATEST, folder=CHECKPOINT)
+    run.remove_tree(CHECKPOINT)
 
 
 def training_finished(clf, epochs_ended):
@@ -224,8 +230,9 @@ def interrupted_message(folders, signum=signal.SIGINT):
     """What an interruption left in each run folder, in one line."""
     parts = []
     for folder in folders:
-        folder = Path(folder)
-        if (folder / "complete.json").is_file():
+        run = _run(folder)
+        folder = run.root
+        if run.is_complete():
             parts.append(f"{str(folder)!r} had finished")
             continue
         epochs = checkpoint_epoch(folder)
@@ -234,7 +241,7 @@ def interrupted_message(folders, signum=signal.SIGINT):
                          "kept, it starts again")
         else:
             parts.append(f"{str(folder)!r} stopped after {epochs[0]} of {epochs[1]} epochs: "
-                         f"its checkpoint is kept in {str(folder / CHECKPOINT_DIR)!r}")
+                         f"its checkpoint is kept in {str(folder / CHECKPOINT)!r}")
     name = _SIGNAL_NAMES.get(signum, f"signal {signum}")
     return (f"interrupted ({name}); no unfinished run was marked complete. "
             + "; ".join(parts)

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write_json, read_json
-from ._runs import COMPLETE, method_classes, run, run_directory, train
+from .._rundir import ATTACK, COMPARE_JSON, MODEL_WEIGHTS, RESULTS_CSV, RunDirectory
+from ._config import check_config, method_classes
+from ._modes import run
+from ._train import train
 
 __all__ = ["compare", "COMPARE_COLUMNS"]
 
@@ -34,7 +36,6 @@ COMPARE_COLUMNS = (
     "empirical_epsilon",
 )
 
-_MARKER = "compare.json"
 _LIRA = "LiRA online"
 
 
@@ -119,11 +120,12 @@ def compare(config_template, methods, *, attacks=(), reference_models=None):
         reference_models=(config_template.reference_models if reference_models is None
                           else reference_models),
     )
+    check_config(replace(template, method=methods[0]))
     rows, folders, reused = [], {}, {}
     for method in methods:
         config = replace(template, method=method)
         results, was_reused = _results(config)
-        folder = run_directory(config.out, config.dataset, method, config.seed, config.model)
+        folder = config.folder
         folders[method], reused[method] = folder, was_reused
         rows.append(_summary(method, results, folder))
     table = pd.DataFrame(rows, columns=list(COMPARE_COLUMNS))
@@ -134,46 +136,43 @@ def compare(config_template, methods, *, attacks=(), reference_models=None):
 
 def _results(config):
     """The attack results of ``config``'s run, reused where they may be; and whether."""
-    import pandas as pd
-
-    target_dir = run_directory(config.out, config.dataset, config.method, config.seed,
-                               config.model)
-    out = target_dir / "attack"
-    marker = out / _MARKER
-    if all((folder / COMPLETE).is_file() for folder in (target_dir, out)) and marker.is_file():
+    folder = RunDirectory(config.folder)
+    if folder.is_complete() and folder.is_complete(ATTACK) and folder.is_file(ATTACK,
+                                                                            COMPARE_JSON):
         # finished trainings come back at once, and refuse other settings as skmia run does
         train(config, "target")
-        if read_json(marker) == _record(config, target_dir, _shadow_folder(config)):
-            results = pd.read_csv(out / "results.csv")
-            results.attrs["folder"] = str(out)
+        if folder.read_json(ATTACK, COMPARE_JSON) == _record(config, _shadow_folder(config)):
+            results = folder.read_results()
+            results.attrs["folder"] = str(folder.path(ATTACK))
             return results, True
     results = run(config, "defense_attack")
-    atomic_write_json(marker, _record(config, target_dir, _shadow_folder(config)))
+    folder.write_json(ATTACK, COMPARE_JSON, document=_record(config, _shadow_folder(config)))
     return results, False
 
 
 def _shadow_folder(config):
     """The shadow run that ``run(config, "attack")`` attacks with (trained if missing)."""
-    method = config.method if config.shadow_method == "same" else "vanilla"
-    return Path(train(config, "shadow", method))
+    return Path(train(config, "shadow", config.shadow_training_method))
 
 
-def _record(config, target_dir, shadow_dir):
+def _record(config, shadow_dir):
     """What the attack results of a run depend on, beyond its folder's settings."""
+    target, shadow = RunDirectory(config.folder), RunDirectory(shadow_dir)
     return {
         "white_box": bool(config.white_box),
         "attacks": list(config.attacks),
         "reference_models": config.reference_models,
         "shadow": str(shadow_dir),
-        "target_weights_sha256": _sha256(target_dir / "model.safetensors"),
-        "shadow_weights_sha256": _sha256(shadow_dir / "model.safetensors"),
-        "results_sha256": _sha256(target_dir / "attack" / "results.csv"),
+        "target_weights_sha256": _sha256(target, MODEL_WEIGHTS),
+        "shadow_weights_sha256": _sha256(shadow, MODEL_WEIGHTS),
+        "results_sha256": _sha256(target, ATTACK, RESULTS_CSV),
     }
 
 
-def _sha256(path):
-    path = Path(path)
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+def _sha256(folder, *parts):
+    if not folder.is_file(*parts):
+        return None
+    return hashlib.sha256(folder.read_bytes(*parts)).hexdigest()
 
 
 def _summary(method, results, folder):

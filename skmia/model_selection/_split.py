@@ -8,7 +8,8 @@ from sklearn.utils.validation import check_consistent_length
 
 from .. import _registry
 
-__all__ = ["MembershipPart", "MembershipSplit", "membership_split", "PROTOCOLS"]
+__all__ = ["AuditPool", "MembershipPart", "MembershipSplit", "membership_split", "load_split",
+           "PROTOCOLS"]
 
 #: The protocols :func:`membership_split` knows.
 PROTOCOLS = _registry.PROTOCOLS
@@ -77,6 +78,53 @@ class MembershipSplit:
     def __repr__(self):
         sizes = ", ".join(f"{name}={n}" for name, n in self.sizes().items())
         return f"MembershipSplit(protocol={self.protocol!r}, {sizes})"
+
+    def audit_pool(self):
+        """The audited records: the target's members, then its non-members.
+
+        They are also the pool of a bank of reference models trained for the target
+        (every audited record IN half of the models), so ``pool_index`` is simply
+        their position in it.
+
+        Returns
+        -------
+        pool : AuditPool
+            Unpacks as ``X, y, membership, pool_index``.
+        """
+        members, non_members = self.target_train, self.target_test
+        X = np.concatenate([np.asarray(members.X), np.asarray(non_members.X)])
+        y = np.concatenate([np.asarray(members.y), np.asarray(non_members.y)])
+        membership = np.r_[np.ones(len(members), dtype=np.int64),
+                           np.zeros(len(non_members), dtype=np.int64)]
+        indices = np.concatenate([members.indices, non_members.indices])
+        return AuditPool(X, y, membership, indices)
+
+
+class AuditPool:
+    """The audited records of a split: members then non-members (see
+    :meth:`MembershipSplit.audit_pool`); unpacks as ``X, y, membership, pool_index``.
+
+    Attributes
+    ----------
+    X, y : ndarray
+        The records and their labels.
+    membership : ndarray of int64
+        1 for the target's members, 0 for its non-members.
+    indices : ndarray of int64
+        Positions of the records in the original ``X``.
+    pool_index : ndarray of int64
+        Positions of the records in the pool (``0 .. n - 1``).
+    """
+
+    def __init__(self, X, y, membership, indices):
+        self.X, self.y, self.membership, self.indices = X, y, membership, indices
+        self.pool_index = np.arange(len(y), dtype=np.int64)
+
+    def __iter__(self):
+        return iter((self.X, self.y, self.membership, self.pool_index))
+
+    def __len__(self):
+        return len(self.y)
 
 
 def _relaxloss_indices(n, rng):
@@ -210,3 +258,28 @@ def membership_split(X, y, *, protocol="relaxloss", random_state=1000):
         for name, idx in indices.items()
     }
     return MembershipSplit(parts, protocol, random_state)
+
+
+_DATA_CACHE = {}
+
+
+def load_split(dataset, seed, data_home=None):
+    """The membership split of a named dataset for ``seed``, with the dataset's protocol.
+
+    Synthetic sets are drawn with skmia's fixed data seed; real ones are read from
+    ``data_home``. The last dataset loaded stays in memory for the next call.
+    """
+    from ..datasets import load_dataset
+
+    record = _registry.DATASETS.get(dataset.lower())  # load_dataset takes any case
+    synthetic = record is not None and record.synthetic
+    key = (dataset, None if synthetic else str(data_home))
+    if key not in _DATA_CACHE:
+        if synthetic:
+            kwargs = {"random_state": _registry.SYNTHETIC_DATA_SEED}
+        else:
+            kwargs = {"data_home": data_home}
+        _DATA_CACHE.clear()  # keep one dataset in memory at a time
+        _DATA_CACHE[key] = load_dataset(dataset, return_X_y=True, **kwargs)
+    X, y = _DATA_CACHE[key]
+    return membership_split(X, y, protocol=record.protocol, random_state=seed)

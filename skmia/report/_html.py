@@ -3,8 +3,10 @@
 The page needs nothing beyond itself: the CSS is inline and every image is a PNG in a
 ``data:`` URI. The ROC curves and loss histograms are the run's own ``attack/roc.png``
 and ``attack/loss_hist.png`` (a run keeps no per-record scores to draw them again); the
-privacy-utility plot and the training curves are drawn from ``results.csv`` and
-``history.json``.
+privacy-utility plot and the training curves are drawn from ``results.json`` and
+``history.json``. Every file is read through :class:`skmia._rundir.RunDirectory`: no
+link is followed and only regular files are read, so the page never embeds a file from
+outside the runs.
 """
 
 import base64
@@ -19,15 +21,35 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from .._io import atomic_write_text, read_json
+from .._io import atomic_write_text
+from .._rundir import (
+    ATTACK,
+    COMPLETE,
+    CONTEXT_COLUMNS,
+    HISTORY,
+    HISTORY_SCHEMA,
+    LOSS_HIST_PNG,
+    PARAMS,
+    REFERENCE,
+    RESULT_COLUMNS,
+    ROC_PNG,
+    Int,
+    Opt,
+    RunDirectory,
+    escape_text,
+    find_folders,
+)
 from ._plots import _strongest_attacks, figure_png, privacy_utility_figure, training_curves_figure
 
 __all__ = ["html_report", "write_html_report"]
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-# columns of results.csv that the run's settings table already shows
-_CONTEXT_COLUMNS = ("dataset", "model", "method", "seed", "shadow_method")
-_INTEGER_COLUMNS = ("seed", "snapshot_epoch")
+# columns of the results that the run's settings table already shows
+_CONTEXT_COLUMNS = ("method", *CONTEXT_COLUMNS)
+_INTEGER_COLUMNS = tuple(
+    name for name, c in RESULT_COLUMNS.items()
+    if isinstance(c.spec.spec if isinstance(c.spec, Opt) else c.spec, Int)
+)
 _MISSING = "\N{EM DASH}"
 _CSS = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 75em; color: #222;
@@ -139,12 +161,11 @@ def _find_runs(paths):
         root = Path(root)
         if not root.exists():
             raise FileNotFoundError(f"{str(root)!r} does not exist")
-        for marker in sorted(root.rglob("params.json")):
-            folder = marker.parent
+        for folder in find_folders(root, PARAMS):
             if folder.resolve() in seen:
                 continue
-            params = read_json(marker)
-            if not isinstance(params, dict) or params.get("partition", "target") != "target":
+            params = RunDirectory(folder).read_params()
+            if params["partition"] != "target":
                 continue
             seen.add(folder.resolve())
             runs.append(_read_run(folder, params))
@@ -152,26 +173,27 @@ def _find_runs(paths):
 
 
 def _read_run(folder, params):
-    trained = (folder / "complete.json").is_file()
+    files = RunDirectory(folder)
+    trained = files.is_complete()
     run = _Run(folder=folder, params=params, trained=trained)
     if trained:
-        run.training = read_json(folder / "complete.json")
-    if (folder / "history.json").is_file():
-        run.history = read_json(folder / "history.json")
-    if (folder / "attack" / "complete.json").is_file():
-        run.attack = read_json(folder / "attack" / "complete.json")
-        run.results = pd.read_csv(folder / "attack" / "results.csv", keep_default_na=False,
-                                  na_values=[""])
-    if (folder / "reference" / "complete.json").is_file():
-        run.bank = read_json(folder / "reference" / "complete.json")
+        run.training = files.read_json(COMPLETE, spec=dict)
+    if files.exists(HISTORY):
+        run.history = files.read_json(HISTORY, spec=HISTORY_SCHEMA)
+    if files.is_complete(ATTACK):
+        run.attack = files.read_json(ATTACK, COMPLETE, spec=dict)
+        run.results = files.read_results()
+    if files.is_complete(REFERENCE):
+        run.bank = files.read_json(REFERENCE, COMPLETE, spec=dict)
     return run
 
 
-def _png(path):
-    """The bytes of a PNG file, or None when it is missing or not a PNG."""
+def _png(run, name):
+    """The bytes of the run's ``attack/<name>``, or None when it is missing, not a
+    regular file, or not a PNG."""
     try:
-        data = Path(path).read_bytes()
-    except OSError:
+        data = RunDirectory(run.folder).read_bytes(ATTACK, name)
+    except (OSError, ValueError):
         return None
     return data if data.startswith(_PNG_MAGIC) else None
 
@@ -180,7 +202,7 @@ def _png(path):
 
 
 def _e(value):
-    return html.escape(str(value), quote=True)
+    return html.escape(escape_text(value), quote=True)
 
 
 def _missing(value):
@@ -372,8 +394,8 @@ def _run_section(i, run):
         out.append(_table(columns, results[columns].itertuples(index=False), "results",
                           attrs))
         title = run.title
-        roc = _png(run.folder / "attack" / "roc.png")
-        hist = _png(run.folder / "attack" / "loss_hist.png")
+        roc = _png(run, ROC_PNG)
+        hist = _png(run, LOSS_HIST_PNG)
         if roc is not None:
             out.append(_figure(roc, f"ROC curves of {title}",
                                "ROC curves of every attack on the target model (log-log), "

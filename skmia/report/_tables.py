@@ -5,27 +5,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from .._io import read_json
+from .._rundir import ATTACK, COMPLETE, RESULT_COLUMNS, RunDirectory, escape_text, find_folders
 
 __all__ = ["collect_results", "format_table", "REPORT_COLUMNS"]
 
-#: Columns of :func:`collect_results`' table, in order.
-REPORT_COLUMNS = (
-    "dataset",
-    "model",
-    "method",
-    "seed",
-    "snapshot_epoch",
-    "epsilon",
-    "attack",
-    "train_accuracy",
-    "test_accuracy",
-    "accuracy",
-    "auc",
-    "tpr_at_0.1%fpr",
-    "tpr_at_1%fpr",
-    "shadow_method",
-)
+#: Columns of :func:`collect_results`' table, in order: the result schema of every run,
+#: :data:`skmia._rundir.RESULT_COLUMNS`.
+REPORT_COLUMNS = tuple(RESULT_COLUMNS)
 
 
 def collect_results(paths):
@@ -34,26 +20,32 @@ def collect_results(paths):
     Parameters
     ----------
     paths : iterable of path-like
-        Run directories, or folders holding them at any depth.
+        Run directories, or folders holding them at any depth (no symbolic link is
+        followed).
 
     Returns
     -------
     table : pandas.DataFrame
         One row per (run, snapshot, attack), columns :data:`REPORT_COLUMNS`. Runs whose
         attack stage did not finish are left out.
+
+    Raises
+    ------
+    ValueError
+        A results file is a link, not a regular file, or holds a value of the wrong
+        type; the message names the file and the key.
     """
-    rows = []
+    tables = []
     for root in paths:
         root = Path(root)
         if not root.exists():
             raise FileNotFoundError(f"{str(root)!r} does not exist")
-        for marker in sorted(root.rglob("attack/complete.json")):
-            rows.extend(read_json(marker.parent / "results.json")["rows"])
-    table = pd.DataFrame(rows)
-    for column in REPORT_COLUMNS:
-        if column not in table:
-            table[column] = None
-    return table[list(REPORT_COLUMNS)]
+        for attack in find_folders(root, COMPLETE):
+            if attack.name == ATTACK:
+                tables.append(RunDirectory(attack.parent).read_results())
+    if not tables:
+        return pd.DataFrame(columns=list(REPORT_COLUMNS))
+    return pd.concat(tables, ignore_index=True)[list(REPORT_COLUMNS)]
 
 
 def _cell(value):
@@ -61,17 +53,20 @@ def _cell(value):
         return ""
     if isinstance(value, float):
         return f"{value:.4f}"
-    return str(value)
+    return escape_text(value)
 
 
 def format_table(table, fmt="markdown"):
-    """Render a results table as ``"markdown"`` or ``"csv"`` text."""
+    """Render a results table as ``"markdown"`` or ``"csv"`` text; control characters
+    in any value (or column name) are printed as escapes."""
     if fmt == "csv":
-        return table.to_csv(index=False)
+        safe = table.rename(columns=escape_text).map(
+            lambda v: escape_text(v) if isinstance(v, str) else v)
+        return safe.to_csv(index=False)
     if fmt != "markdown":
         raise ValueError(f"fmt must be 'markdown' or 'csv', got {fmt!r}")
     columns = [c for c in table.columns if table[c].map(_cell).ne("").any()]
-    header = "| " + " | ".join(columns) + " |"
+    header = "| " + " | ".join(escape_text(c) for c in columns) + " |"
     rule = "|" + "|".join("---" for _ in columns) + "|"
     body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in
             table[columns].itertuples(index=False)]

@@ -25,7 +25,6 @@ import hashlib
 import importlib
 import inspect
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,12 +33,9 @@ from safetensors.torch import load, save
 from sklearn.preprocessing import LabelEncoder
 
 from .. import __version__
-from .._io import atomic_write_bytes, atomic_write_json, read_json
+from .._rundir import MODEL_JSON, MODEL_WEIGHTS, PARAMS, RunDirectory
 
 __all__ = ["save_estimator", "load_estimator", "MODEL_JSON", "MODEL_WEIGHTS"]
-
-MODEL_JSON = "model.json"
-MODEL_WEIGHTS = "model.safetensors"
 
 #: Layout of the files; a file of another layout is refused.
 FORMAT = 2
@@ -113,8 +109,6 @@ _AS_A_TEACHER = "it was saved as a student's teacher, without its optimizer stat
 
 # the keys of model.json: required, and allowed besides
 _DOCUMENT_KEYS = {"skmia_version", "format", "weights_sha256", "digest", "params_sha256"}
-# the run settings a model is saved beside, when it is saved in a run directory
-RUN_PARAMS = "params.json"
 _DEFENSE_KEYS = {
     "class": str, "params": dict, "not_saved": list, "fitted": dict, "classes": list,
     "classes_dtype": str, "snapshots": list, "history": list, "optimizers": dict,
@@ -421,10 +415,14 @@ def _bank_state(bank):
     return document, tensors
 
 
-def file_sha256(path):
-    """SHA-256 of a file's bytes, or None when there is no such file."""
+def _folder(folder):
+    return folder if isinstance(folder, RunDirectory) else RunDirectory(folder)
+
+
+def file_sha256(folder, name):
+    """SHA-256 of the file ``name`` of ``folder``, or None when there is no such file."""
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return hashlib.sha256(_folder(folder).read_bytes(name)).hexdigest()
     except FileNotFoundError:
         return None
 
@@ -432,7 +430,7 @@ def file_sha256(path):
 def saved_params_sha256(folder):
     """The SHA-256 of ``params.json`` that ``folder``'s ``model.json`` was saved beside,
     or None when it records none (a model saved outside a run directory)."""
-    document = read_json(Path(folder) / MODEL_JSON)
+    document = _folder(folder).read_json(MODEL_JSON)
     return document.get("params_sha256") if isinstance(document, dict) else None
 
 
@@ -453,7 +451,7 @@ def save_estimator(clf, folder):
     """
     from ..model_selection import ReferenceModels
 
-    folder = Path(folder)
+    folder = _folder(folder)
     if isinstance(clf, ReferenceModels):
         document, tensors = _bank_state(clf)
     else:
@@ -461,12 +459,12 @@ def save_estimator(clf, folder):
     weights = save(tensors)
     document = {"skmia_version": __version__, "format": FORMAT, **document,
                 "weights_sha256": hashlib.sha256(weights).hexdigest()}
-    params_sha256 = file_sha256(folder / RUN_PARAMS)
+    params_sha256 = file_sha256(folder, PARAMS)
     if params_sha256 is not None:  # in a run directory: what it was trained under
         document["params_sha256"] = params_sha256
     document["digest"] = _digest(document)
-    atomic_write_bytes(folder / MODEL_WEIGHTS, weights)
-    atomic_write_json(folder / MODEL_JSON, document)
+    folder.write_bytes(MODEL_WEIGHTS, data=weights)
+    folder.write_json(MODEL_JSON, document=document)
 
 
 def load_estimator(folder, *, device=None):
@@ -491,18 +489,20 @@ def load_estimator(folder, *, device=None):
     ValueError
         The files were written by another skmia version, edited, or are corrupt.
     """
-    folder = Path(folder)
-    json_path, weights_path = folder / MODEL_JSON, folder / MODEL_WEIGHTS
-    if not json_path.is_file() or not weights_path.is_file():
+    folder = _folder(folder)
+    json_path, weights_path = folder.path(MODEL_JSON), folder.path(MODEL_WEIGHTS)
+    if not folder.exists(MODEL_JSON) or not folder.exists(MODEL_WEIGHTS):
         raise FileNotFoundError(
-            f"{str(folder)!r} holds no saved model (expected {MODEL_JSON} and {MODEL_WEIGHTS})"
+            f"{str(folder.root)!r} holds no saved model (expected {MODEL_JSON} and "
+            f"{MODEL_WEIGHTS})"
         )
-    document = read_json(json_path)
+    document = folder.read_json(MODEL_JSON)
     where = str(json_path)
     if not isinstance(document, dict) or document.get("digest") != _digest(document):
         raise ValueError(
             f"{where!r} has been modified or is corrupt (its digest does not match its "
-            f"content); refusing to load it. Re-run to recreate it."
+            f"content); refusing to load it. Delete {str(folder.root)!r} (or both "
+            f"{MODEL_JSON} and {MODEL_WEIGHTS}) so that it is trained again."
         )
     if document.get("skmia_version") != __version__:
         raise ValueError(
@@ -514,11 +514,12 @@ def load_estimator(folder, *, device=None):
             f"{where!r} holds a model in layout {document.get('format')!r}; this skmia "
             f"reads layout {FORMAT}. Re-run the training with this version."
         )
-    weights = weights_path.read_bytes()
+    weights = folder.read_bytes(MODEL_WEIGHTS)
     if hashlib.sha256(weights).hexdigest() != document.get("weights_sha256"):
         raise ValueError(
             f"{str(weights_path)!r} does not match the digest in {MODEL_JSON}: the weights "
-            f"were modified or truncated. Re-run to recreate them."
+            f"were modified or truncated. Delete {str(folder.root)!r} (or both "
+            f"{MODEL_JSON} and {MODEL_WEIGHTS}) so that they are trained again."
         )
     try:
         tensors = load(weights)
@@ -750,6 +751,9 @@ def _restore_defense(document, tensors, where, device):
     params = _decode_params(cls, document["params"], where)
     if device is not None:
         params["device"] = device
+    from ..defenses._base import check_device
+
+    check_device(params.get("device", "cpu"))
     clf = cls(**params)
     for key, value in _decode_fitted(cls, document["fitted"], where).items():
         setattr(clf, key, value)

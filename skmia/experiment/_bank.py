@@ -1,0 +1,211 @@
+"""The bank of reference models of a target run: trained, reused, grown, and checked.
+
+The bank lives in ``<run>/reference/`` (``model.json``, ``model.safetensors``,
+``complete.json``). A bank found there is used only when it is the bank this target
+would train, every time (not only when it grows): trained on the target's pool (its
+digest), with the target's settings and epochs (the bank's own ``model.json``, each of
+its models, and its ``complete.json``), with the masks and seeds its base seed gives.
+"""
+
+import os
+import time
+
+import numpy as np
+
+from .._rundir import COMPLETE, REFERENCE, Int, MapOf, RunDirectory
+from ..io import load_estimator, save_estimator
+from ._checkpoint import RunInterrupted
+from ._config import settings
+
+__all__ = ["reference_bank"]
+
+_COMPLETE_SPEC = {"n_models": Int(0), "seconds": float, "estimator_params": MapOf(str)}
+# of physical memory a bank may fill once loaded (its models, their masks)
+_MEMORY_SHARE = 0.5
+
+
+def reference_bank(target_dir, target, split, n_models, *, jobs=1, quiet=False):
+    """The bank of reference models of a target run: trained, reused or grown.
+
+    The bank clones the target (its method and settings, a fresh seed per model from
+    the run's seed) and trains on the target's members and non-members
+    (:meth:`~skmia.model_selection.MembershipSplit.audit_pool`), so that every audited
+    record is IN half of the models. It is saved in ``TARGET/reference/`` with the run.
+    A finished bank of at least ``n_models`` models is reused (its first ``n_models``
+    when larger); a smaller one is grown with ``warm_start``, keeping its models. The
+    models train a few at a time (``jobs`` at once, at most eight rounds), and the bank
+    is saved after each round: an interrupted bank keeps the models of its finished
+    rounds, and the next call grows it from there (a bank grown in rounds is the bank
+    trained at once, bit for bit).
+
+    Raises
+    ------
+    ValueError
+        ``n_models`` models would not fit in memory (the message gives the estimate), or
+        the saved bank is not this target's (another pool, other settings or epochs,
+        masks or seeds that its seed does not give, a truncated file): the message
+        says what to delete.
+
+    Returns
+    -------
+    bank : ReferenceModels
+    """
+    run = RunDirectory(target_dir)
+    folder = run.child(REFERENCE)
+    params = run.read_params()
+    X_pool, y_pool, _, _ = split.audit_pool()
+    check_bank_size(target, n_models, len(y_pool), folder.root)
+    bank = _saved_bank(folder, target, params["estimator_params"], X_pool, y_pool)
+    if bank is not None and len(bank.estimators_) >= n_models:
+        return _head(bank, n_models)
+    if bank is None:
+        bank = _new_bank(target, n_models, jobs, params["seed"])
+    fit_params = {}
+    if params["method"] == "advreg":
+        fit_params = {"X_reference": split.reference.X, "y_reference": split.reference.y}
+    have = len(getattr(bank, "estimators_", ()))
+    seconds = folder.read_json(COMPLETE, spec=_COMPLETE_SPEC)["seconds"] if have else 0.0
+    step = _bank_round(n_models, jobs, bank.keep)
+    with _models_bar(n_models, have, quiet) as bar:
+        while have < n_models:
+            size = min(n_models, have + step)
+            bank.set_params(n_estimators=size, warm_start=have > 0, n_jobs=jobs, verbose=0)
+            start = time.perf_counter()
+            bank.fit(X_pool, y_pool, **fit_params)
+            _check_bank_finished(bank, folder.root, have, n_models)
+            seconds += time.perf_counter() - start
+            _save_bank(bank, folder, params["estimator_params"], seconds)
+            bar.update(size - have)
+            have = size
+    return bank
+
+
+def check_bank_size(target, n_models, n_pool, where):
+    """Refuse a bank whose models and masks would fill more than half of this machine's
+    memory once loaded; the message gives the estimate."""
+    per_model = sum(t.numel() * t.element_size()
+                    for t in target.module_.state_dict().values())
+    estimate = n_models * per_model + n_models * n_pool  # weights, and one byte per mask
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return
+    if estimate > _MEMORY_SHARE * memory:
+        raise ValueError(
+            f"{n_models} reference models would take about {estimate / 2**30:,.1f} GiB "
+            f"once loaded ({per_model / 2**20:.1f} MiB of weights each, masks of "
+            f"{n_pool} records), more than half of this machine's "
+            f"{memory / 2**30:.1f} GiB; ask for fewer (each also costs one training "
+            f"of the target) — nothing was written to {str(where)!r}"
+        )
+
+
+def _saved_bank(folder, target, target_settings, X_pool, y_pool):
+    """The finished bank in ``folder`` (None when there is none), checked to be the bank
+    this target would train."""
+    if not folder.is_complete():
+        return None
+    where = repr(str(folder.root))
+    delete = f"delete {where} to train the bank again"
+    done = folder.read_json(COMPLETE, spec=_COMPLETE_SPEC)
+    if done["estimator_params"] != target_settings:
+        raise ValueError(f"{where} holds a bank trained with other settings than the "
+                         f"target's ({folder.path(COMPLETE)}); {delete}")
+    try:
+        bank = load_estimator(folder, device=target.device)
+    except ValueError as exc:
+        raise ValueError(f"{exc} ({delete})") from exc
+    _check_bank_belongs(bank, done, target_settings, X_pool, y_pool, where, delete)
+    return bank
+
+
+def _check_bank_belongs(bank, done, target_settings, X_pool, y_pool, where, delete):
+    from ..model_selection._reference import _model_seed, _pool_digest, balanced_masks
+
+    if len(bank.estimators_) != done["n_models"]:
+        raise ValueError(f"{where}: {COMPLETE} says {done['n_models']} models, the bank "
+                         f"holds {len(bank.estimators_)}; {delete}")
+    if bank.pool_digest_ != _pool_digest(X_pool, y_pool):
+        raise ValueError(f"{where} holds a bank trained on another pool than this target's "
+                         f"members and non-members (copied from another run?); {delete}")
+    own = {k: v for k, v in target_settings.items() if k != "random_state"}
+    for k, model in enumerate([bank.estimator, *bank.estimators_]):
+        changed = sorted(key for key, value in settings(model).items()
+                         if key != "random_state" and key in own and own[key] != value)
+        if changed:
+            what = "the bank's estimator" if k == 0 else f"reference model {k - 1}"
+            raise ValueError(f"{where}: {what} was trained with other settings than the "
+                             f"target ({', '.join(changed)} differ); {delete}")
+    n_models = len(bank.estimators_)
+    masks = balanced_masks(len(y_pool), n_models, bank.keep, bank.base_seed_)
+    seeds = [_model_seed(bank.base_seed_, k) for k in range(n_models)]
+    if not np.array_equal(masks, bank.in_mask_) or list(bank.seeds_) != seeds:
+        raise ValueError(f"{where}: the bank's masks or seeds are not those its seed "
+                         f"{bank.base_seed_} gives (edited?); {delete}")
+
+
+def _head(bank, k):
+    """The first ``k`` models of a fitted bank, as a bank of its own
+    (``ReferenceModels.head``; a fallback where this skmia's bank lacks it)."""
+    if k == len(bank.estimators_):
+        return bank
+    if hasattr(type(bank), "head"):
+        return bank.head(k)
+    from sklearn.base import clone
+
+    smaller = clone(bank).set_params(n_estimators=k)
+    for name in ("classes_", "n_features_in_", "input_shape_", "pool_digest_",
+                 "base_seed_"):
+        setattr(smaller, name, getattr(bank, name))
+    smaller.estimators_ = bank.estimators_[:k]
+    smaller.in_mask_ = bank.in_mask_[:, :k]
+    smaller.seeds_ = bank.seeds_[:k]
+    return smaller
+
+
+def _new_bank(target, n_models, jobs, seed):
+    from sklearn.base import clone
+
+    from ..model_selection import ReferenceModels
+
+    estimator = clone(target).set_params(callbacks=None)
+    return ReferenceModels(estimator, n_estimators=n_models, n_jobs=jobs, random_state=seed)
+
+
+def _bank_round(n_models, jobs, keep):
+    """Models trained between two saves: ``jobs`` at once, at most eight rounds, whole
+    blocks of the bank's masks (pairs for ``keep=0.5``)."""
+    from joblib import effective_n_jobs
+
+    from ..model_selection._reference import _block_size
+
+    q = _block_size(keep)
+    per_round = max(effective_n_jobs(jobs), -(-n_models // 8))
+    return q * -(-per_round // q)
+
+
+def _models_bar(n_models, have, quiet):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=n_models, initial=have, desc="reference models", unit="model",
+                disable=quiet, leave=True)
+
+
+def _check_bank_finished(bank, folder, saved, n_models):
+    short = [k for k, model in enumerate(bank.estimators_) if not model._training_finished()]
+    if short:  # skorch swallows a Ctrl-C that reaches a worker: nothing saved then
+        raise RunInterrupted(
+            f"reference model(s) {short[:5]} of {str(folder)!r} stopped short of their "
+            f"epochs: {saved} of the {n_models} models are saved there; run the same "
+            "command again to train the rest")
+
+
+def _save_bank(bank, folder, target_settings, seconds):
+    """Save the bank; ``complete.json`` is removed first and written last, so that an
+    interruption in between leaves no finished-looking folder."""
+    folder.clear(COMPLETE)
+    save_estimator(bank, folder)
+    folder.mark_complete(document={
+        "n_models": len(bank.estimators_), "seconds": round(seconds, 3),
+        "estimator_params": target_settings,
+    })

@@ -1,0 +1,18 @@
+"""Saving and loading fitted estimators without pickle: ``model.safetensors`` + ``model.json``.
+
+:func:`save_estimator` writes a fitted skmia defense, or a
+:class:`~skmia.model_selection.ReferenceModels` bank of them, to a folder;
+:func:`load_estimator` re-creates it from allow-lists, so that no saved byte is ever
+executed or unpickled (see :mod:`skmia.io._codec` for the layout). What a defense saves
+beyond its networks, optimizers and history is declared by its class.
+
+Examples
+--------
+>>> from skmia.io import load_estimator, save_estimator  # doctest: +SKIP
+>>> save_estimator(clf, "my_model")                     # doctest: +SKIP
+>>> clf = load_estimator("my_model")                    # doctest: +SKIP
+"""
+
+from ._codec import load_estimator, save_estimator
+
+__all__ = ["load_estimator", "save_estimator"]
