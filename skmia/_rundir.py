@@ -181,7 +181,7 @@ def check_json(value, spec, where, key=""):
     if isinstance(inner, dict):
         for name, sub in inner.items():
             if name not in value:
-                raise ValueError(f"{str(where)!r}: key {_join(key, name)!r} is missing")
+                raise ValueError(f"{str(where)!r} lacks the key {_join(key, name)!r}")
             check_json(value[name], sub, where, _join(key, name))
     elif isinstance(inner, MapOf):
         for name, item in value.items():
@@ -435,14 +435,7 @@ class RunDirectory:
     def read_results(self):
         """The attack results (``attack/results.json``) as a DataFrame of
         :data:`RESULT_COLUMNS`, each value checked against its column's type."""
-        import pandas as pd
-
-        rows = self.read_json(ATTACK, RESULTS_JSON, spec=_RESULTS_SPEC)["rows"]
-        table = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
-        for name, column in RESULT_COLUMNS.items():
-            if column.spec is _RATE:
-                table[name] = table[name].astype(float)
-        return table
+        return _results_frame(self.read_json(ATTACK, RESULTS_JSON, spec=_RESULTS_SPEC)["rows"])
 
     # writing -------------------------------------------------------------------
     def _target(self, parts):
@@ -476,9 +469,8 @@ class RunDirectory:
 
     def write_results(self, rows, *, folder=ATTACK):
         """Write rows of :data:`RESULT_COLUMNS` as ``results.csv`` and ``results.json``
-        in ``folder``; a row with another column, or a value of another type, is refused."""
-        import pandas as pd
-
+        in ``folder``; a row with another column, or a value of another type, is refused.
+        Returns the table, as :meth:`read_results` gives it back."""
         clean = [{name: _json_value(row.get(name)) for name in RESULT_COLUMNS}
                  for row in rows]
         for row in rows:
@@ -486,7 +478,7 @@ class RunDirectory:
             if extra:
                 raise ValueError(f"result column(s) {extra} are not in RESULT_COLUMNS")
         check_json({"rows": clean}, _RESULTS_SPEC, self.path(folder, RESULTS_JSON))
-        table = pd.DataFrame(clean, columns=list(RESULT_COLUMNS))
+        table = _results_frame(clean)
         self.write_bytes(folder, RESULTS_CSV, data=table.to_csv(index=False).encode())
         self.write_json(folder, RESULTS_JSON, document={"rows": clean})
         return table
@@ -527,6 +519,17 @@ class RunDirectory:
     def lock(self, purpose="training"):
         """Hold ``.lock`` for a ``with`` block; see :func:`hold_locks`."""
         return hold_locks([self], purpose)
+
+
+def _results_frame(rows):
+    """Rows of :data:`RESULT_COLUMNS` as a DataFrame: rates as floats (NaN where none)."""
+    import pandas as pd
+
+    table = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+    for name, column in RESULT_COLUMNS.items():
+        if column.spec is _RATE:
+            table[name] = table[name].astype(float)
+    return table
 
 
 def _json_value(value):

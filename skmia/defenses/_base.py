@@ -392,6 +392,7 @@ class MIADefenseClassifier(NeuralNetClassifier):
             The fitted classifier.
         """
         self._check_params()
+        check_device(self.device)
         X, y = self._setup(X, y)
         return super().fit(X, y, **fit_params)
 
@@ -415,6 +416,7 @@ class MIADefenseClassifier(NeuralNetClassifier):
             The fitted classifier.
         """
         self._check_params()
+        check_device(self.device)
         if not self.initialized_ or not hasattr(self, "label_encoder_"):
             X, y = self._setup(X, y, classes=classes)
             self.initialize()
@@ -436,7 +438,6 @@ class MIADefenseClassifier(NeuralNetClassifier):
         checks the names of routed parameters only.)
         """
         validate_params(self)
-        check_device(self.device)
         if self._parameter_constraints["criterion"] == [CROSS_ENTROPY]:
             routed = sorted(self.get_params_for("criterion"))
             if routed:
