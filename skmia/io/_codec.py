@@ -1,12 +1,19 @@
 """Saving and loading fitted defenses (and banks of them) without pickle: safetensors + JSON.
 
 ``model.safetensors`` holds every tensor, named by what it belongs to: the networks
-(``module.``, and AdvReg's inference network ``inference_module.``), the optimizers'
-state (``optimizer.<name>.<index>.``), early stopping's snapshots
-(``snapshot.<epoch>.``), a distilled student's teacher (``teacher.``) and
-``fitted.train_indices_``. ``model.json`` holds the class, the constructor parameters,
-the fitted attributes, the training history (without its per-batch records), DP-SGD's
-accountant and two digests: of the weights file and of the JSON itself. A loaded model
+(each of the class's ``_modules``, such as AdvReg's ``inference_module.``), the
+optimizers' state (``optimizer.<name>.<index>.``), ``fitted.train_indices_``, and what
+the class saves of its own (``state.<name>``: early stopping's snapshots) or as whole
+models (``estimator.<part>.``: a distilled student's teacher). ``model.json`` holds the
+class, the constructor parameters, the fitted attributes the class declares
+(``_fitted_attributes``, with their JSON types), the training history (without its
+per-batch records), the class's own state (``"state"``: DP-SGD's accountant) and two
+digests: of the weights file and of the JSON itself.
+
+What a class saves is declared by the class, next to its ``_checkpoint_state``:
+``_fitted_attributes``, ``_state_attributes`` with ``_saved_state`` /
+``_restore_saved_state``, and ``_unsaved_attributes`` with ``_draw_unsaved``. This module
+knows no defense by name: a new defense is saved by declaring these. A loaded model
 predicts as the saved one did, and ``partial_fit`` continues its training where it
 stopped (same learning-rate schedule, optimizer state, seeds and accountant).
 
@@ -15,8 +22,8 @@ no saved byte is ever executed or unpickled. A file saved by another skmia versi
 edited by hand, truncated, or holding keys or tensors the model does not have is
 refused with a ``ValueError`` that names the file and the key.
 
-DP-SGD's noise seed (``training_seed_``, which also draws its Poisson batches) is never
-written: whoever holds the files could replay the noise. A loaded
+DP-SGD's noise seed (``training_seed_``, which also draws its Poisson batches) is one of
+its ``_unsaved_attributes``: whoever holds the files could replay the noise. A loaded
 :class:`~skmia.defenses.DPSGDClassifier` draws a fresh seed from the operating system,
 so ``partial_fit`` continues its accountant with new noise.
 """
@@ -33,94 +40,61 @@ from safetensors.torch import load, save
 from sklearn.preprocessing import LabelEncoder
 
 from .. import __version__
-from .._rundir import MODEL_JSON, MODEL_WEIGHTS, PARAMS, RunDirectory
+from .._rundir import (
+    MODEL_JSON,
+    MODEL_WEIGHTS,
+    PARAMS,
+    Int,
+    ListOf,
+    RunDirectory,
+    _problem,
+    check_json,
+)
 
 __all__ = ["save_estimator", "load_estimator", "MODEL_JSON", "MODEL_WEIGHTS"]
 
 #: Layout of the files; a file of another layout is refused.
-FORMAT = 2
+FORMAT = 3
 
 # modules (classes or factory functions), criteria and optimisers come from these only
 _ALLOWED_FACTORY_PREFIXES = ("skmia.nn.", "torch.nn.", "torch.optim.")
 # fitted attributes that are skorch's machinery, or saved apart from "fitted"
 _SAVED_APART = {
     "history_", "initialized_", "callbacks_", "virtual_params_", "prefixes_",
-    "cuda_dependent_attributes_", "label_encoder_", "snapshots_", "teacher_",
-    "train_indices_", "init_context_", "accountant_", "classes_inferred_",
+    "cuda_dependent_attributes_", "label_encoder_", "train_indices_", "init_context_",
+    "classes_inferred_",
 }
-
-
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _is_int_sequence(value):
-    return isinstance(value, (list, tuple)) and all(_is_int(v) for v in value)
-
-
-def _is_str(value):
-    return isinstance(value, str)
-
-
-# The fitted attributes each defense keeps in model.json (a class has those of every
-# class it derives from), with the check a loaded value must pass; "fitted" holds
-# nothing else. A new fitted attribute goes here, or save_estimator refuses the model.
-_FITTED_ATTRIBUTES = {
-    "MIADefenseClassifier": {
-        "input_shape_": _is_int_sequence, "n_features_in_": _is_int, "init_seed_": _is_int,
-        "training_seed_": _is_int,
-    },
-    "RelaxLossClassifier": {"flatten_mode_": _is_str},
-    "DPSGDClassifier": {
-        "epsilon_": _is_number, "delta_": _is_number, "sample_rate_": _is_number,
-        "noise_multiplier_": lambda v: v is None or _is_number(v), "n_steps_": _is_int,
-        "grad_sample_mode_": _is_str,
-    },
-    "EarlyStoppingClassifier": {"snapshot_epochs_": _is_int_sequence, "snapshot_epoch_": _is_int},
-}
-# fitted attributes never written: DP-SGD's seed draws its noise and its Poisson batches
-_NEVER_SAVED = {"DPSGDClassifier": ("training_seed_",)}
-# classes whose privacy accountant is saved (as its history of steps)
-_ACCOUNTED = {"DPSGDClassifier"}
-_ACCOUNTANTS = ("prv", "rdp")
 
 # tensor names: "<group>.<rest>"; a group is a module's name or one of these
-_SNAPSHOT = "snapshot"
+_STATE = "state"  # what a class's _saved_state gives
+_ESTIMATOR = "estimator"  # the estimators a class's _saved_state gives, saved whole
 _OPTIMIZER = "optimizer"
-_TEACHER = "teacher"
 _FITTED = "fitted"
 _INDICES = "train_indices_"
-_RESERVED_GROUPS = (_SNAPSHOT, _OPTIMIZER, _TEACHER, _FITTED)
+_RESERVED_GROUPS = (_STATE, _ESTIMATOR, _OPTIMIZER, _FITTED)
 _BANK_PREFIX = "bank."
 _MASK_KEY = "in_mask_"
 # fitted attributes of a bank kept in model.json (classes_ and the masks aside)
 _BANK_FITTED = {
-    "base_seed_": _is_int, "n_features_in_": _is_int, "input_shape_": _is_int_sequence,
-    "pool_digest_": _is_str, "seeds_": _is_int_sequence,
+    "base_seed_": Int(), "n_features_in_": Int(0), "input_shape_": ListOf(Int(0)),
+    "pool_digest_": str, "seeds_": ListOf(Int()),
 }
 # why a model saved without its optimizers cannot be trained further
 _IN_A_BANK = ("it was saved as one model of a bank of reference models, without its "
               "optimizer state")
-_AS_A_TEACHER = "it was saved as a student's teacher, without its optimizer state"
+_AS_A_PART = "it was saved as a part ({}) of another model, without its optimizer state"
 
 # the keys of model.json: required, and allowed besides
 _DOCUMENT_KEYS = {"skmia_version", "format", "weights_sha256", "digest", "params_sha256"}
 _DEFENSE_KEYS = {
     "class": str, "params": dict, "not_saved": list, "fitted": dict, "classes": list,
-    "classes_dtype": str, "snapshots": list, "history": list, "optimizers": dict,
+    "classes_dtype": str, "state": dict, "history": list, "optimizers": dict,
     "resume": (str, type(None)),
 }
-_DEFENSE_OPTIONAL = {"accountant": dict, "teacher": dict}
 _BANK_KEYS = {
     "class": str, "params": dict, "estimator": dict, "fitted": dict, "classes": list,
     "classes_dtype": str, "models": list,
 }
-# fitted attributes a saved model may lack
-_OPTIONAL_FITTED = {"snapshot_epoch_"}
 _LABEL_KINDS = "biufU"  # bool, int, unsigned, float, str: labels JSON can hold
 
 
@@ -217,21 +191,11 @@ def _digest(document):
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-def _class_table(cls, table):
-    """What ``table`` gives ``cls`` and every class it derives from, by class name."""
-    merged = {}
-    for klass in reversed(cls.__mro__):
-        entry = table.get(klass.__name__, {})
-        merged.update(entry if isinstance(entry, dict) else dict.fromkeys(entry))
-    return merged
-
-
 def _fitted_attributes(cls):
-    """``{name: check}`` of the fitted attributes ``cls`` keeps in model.json."""
-    allowed = _class_table(cls, _FITTED_ATTRIBUTES)
-    for name in _class_table(cls, _NEVER_SAVED):
-        allowed.pop(name, None)
-    return allowed
+    """``{name: JSON type}`` of the fitted attributes ``cls`` keeps in model.json: those
+    it declares (``_fitted_attributes``), less those it never writes."""
+    return {k: v for k, v in cls._fitted_attributes.items()
+            if k not in cls._unsaved_attributes}
 
 
 def _cpu(tensor):
@@ -309,9 +273,6 @@ def _defense_state(clf, not_resumable=None):
             raise TypeError(f"{name} has a network named {module!r}, a name skmia reserves")
         for key, value in getattr(clf, f"{module}_").state_dict().items():
             tensors[f"{module}.{key}"] = _cpu(value)
-    for epoch, state in getattr(clf, "snapshots_", {}).items():
-        for key, value in state.items():
-            tensors[f"{_SNAPSHOT}.{epoch}.{key}"] = _cpu(value)
     if hasattr(clf, "train_indices_"):
         tensors[f"{_FITTED}.{_INDICES}"] = torch.as_tensor(np.asarray(clf.train_indices_))
     refused = [] if not_resumable is None else [not_resumable]
@@ -326,8 +287,9 @@ def _defense_state(clf, not_resumable=None):
             tensors.update({f"{_OPTIMIZER}.{optimizer}.{k}": v for k, v in state.items()})
     params, not_saved = _params_document(clf)
     allowed = _fitted_attributes(type(clf))
-    never = _class_table(type(clf), _NEVER_SAVED)
-    apart = _SAVED_APART | {f"{n}_" for n in (*clf._modules, *clf._criteria, *clf._optimizers)}
+    never = set(clf._unsaved_attributes)
+    apart = (_SAVED_APART | set(clf._state_attributes)
+             | {f"{n}_" for n in (*clf._modules, *clf._criteria, *clf._optimizers)})
     fitted = {}
     for key, value in vars(clf).items():
         if not key.endswith("_") or key.startswith("_") or key in apart or key in never:
@@ -335,8 +297,8 @@ def _defense_state(clf, not_resumable=None):
         encoded = _encode(value)
         if key not in allowed or encoded is None:
             raise TypeError(
-                f"{name}.{key} is a fitted attribute that skmia does not know how to save "
-                f"(skmia.experiment._persist._FITTED_ATTRIBUTES lists those it does)"
+                f"{name}.{key} is a fitted attribute that {name} does not declare: add it "
+                f"to {name}._fitted_attributes (with its JSON type) to save it"
             )
         fitted[key] = encoded
     classes_ = clf.classes_
@@ -347,26 +309,32 @@ def _defense_state(clf, not_resumable=None):
         "fitted": fitted,
         "classes": classes_.tolist(),
         "classes_dtype": classes_.dtype.str,
-        "snapshots": sorted(int(e) for e in getattr(clf, "snapshots_", {})),
         "history": _history_document(clf),
         "optimizers": optimizers,
+        "state": _class_state(clf, tensors, refused),
     }
-    if name in _ACCOUNTED:
-        document["accountant"] = {
-            "mechanism": clf.accountant_.mechanism(),
-            "history": [[float(sigma), float(q), int(steps)]
-                        for sigma, q, steps in clf.accountant_.history],
-        }
-    teacher = getattr(clf, "teacher_", None)
-    if teacher is not None:
-        if classes.get(type(teacher).__name__) is type(teacher):
-            document["teacher"], teacher_tensors = _defense_state(teacher, _AS_A_TEACHER)
-            tensors.update({f"{_TEACHER}.{k}": v for k, v in teacher_tensors.items()})
-        else:
-            refused.append(f"its teacher, a {type(teacher).__name__}, is not a skmia defense "
-                           f"and was not saved")
     document["resume"] = "; ".join(refused) or None
     return document, tensors
+
+
+def _class_state(clf, tensors, refused):
+    """The document of what ``clf``'s class saves of its own (``_saved_state``); its
+    tensors go to ``tensors``, what cannot be saved to ``refused``."""
+    values, own, estimators = clf._saved_state()
+    plain = _plain(values)
+    if plain is _NOT_PLAIN or not isinstance(plain, dict):
+        raise TypeError(f"{type(clf).__name__}._saved_state gave values that are not JSON "
+                        "data")
+    tensors.update({f"{_STATE}.{k}": _cpu(v) for k, v in own.items()})
+    parts = {}
+    for part, estimator in estimators.items():
+        if _defense_classes().get(type(estimator).__name__) is type(estimator):
+            parts[part], part_tensors = _defense_state(estimator, _AS_A_PART.format(part))
+            tensors.update({f"{_ESTIMATOR}.{part}.{k}": v for k, v in part_tensors.items()})
+        else:
+            refused.append(f"its {part}, a {type(estimator).__name__}, is not a skmia "
+                           "defense and was not saved")
+    return {"values": plain, "estimators": parts}
 
 
 def _params_document(estimator):
@@ -607,14 +575,13 @@ def _decode_params(cls, encoded, where, prefix="params."):
 def _decode_fitted(cls, fitted, where):
     """The fitted attributes in ``fitted``, each allowed for ``cls`` and of its type."""
     allowed = _fitted_attributes(cls)
-    never = _class_table(cls, _NEVER_SAVED)
     values = {}
     for key, value in fitted.items():
-        if key in never:
+        if key in cls._unsaved_attributes:
+            what = cls._unsaved_attributes[key].format(cls.__name__)
             raise ValueError(
-                f"{where.key('fitted.' + key)} holds the seed of {cls.__name__}'s noise, "
-                f"which skmia never saves: whoever has the file could replay the noise. "
-                f"Refusing to load it."
+                f"{where.key('fitted.' + key)} holds {what}, which skmia never saves: "
+                f"whoever has the file could replay it. Refusing to load it."
             )
         if key not in allowed:
             raise ValueError(
@@ -622,15 +589,16 @@ def _decode_fitted(cls, fitted, where):
                 f"refusing to load it"
             )
         decoded = _decode(value, where.key(f"fitted.{key}"))
-        if not allowed[key](decoded):
-            raise ValueError(
-                f"{where.key('fitted.' + key)} has a value of the wrong type: {decoded!r}"
-            )
+        try:
+            check_json(decoded, allowed[key], where.json_path, f"fitted.{key}")
+        except ValueError as exc:
+            raise ValueError(f"{where.key('fitted.' + key)} has a value of the wrong type "
+                             f"({str(exc).partition(': ')[2]})") from None
         values[key] = decoded
-    missing = sorted(set(allowed) - set(values) - _OPTIONAL_FITTED)
+    missing = sorted(set(allowed) - set(values) - set(cls._optional_attributes))
     if missing:
         raise ValueError(f"{where.key('fitted.' + missing[0])} is missing; refusing to load it")
-    if "input_shape_" in values:
+    if "input_shape_" in values:  # a shape, as numpy gives it
         values["input_shape_"] = tuple(values["input_shape_"])
     return values
 
@@ -692,7 +660,7 @@ def _load_optimizer(optimizer, spec, tensors, where, name):
     for i, group in enumerate(spec["param_groups"]):
         here = where.key(f"{key}.param_groups.{i}")
         if (not isinstance(group, dict) or set(group) != {"params", "settings"}
-                or not _is_int_sequence(group["params"])
+                or _problem(group["params"], ListOf(Int(0))) is not None
                 or not isinstance(group["settings"], dict)):
             raise ValueError(f"{here} is malformed; refusing to load it")
         settings = {k: _decode(v, f"{here}.{k}") for k, v in group["settings"].items()}
@@ -727,26 +695,8 @@ def _load_optimizer(optimizer, spec, tensors, where, name):
         raise ValueError(f"{where.key(key)} does not fit the model's {name} ({exc})") from exc
 
 
-def _restore_accountant(spec, where):
-    from opacus.accountants import create_accountant
-
-    here = where.nested("accountant.", "")
-    _check_keys(spec, {"mechanism": str, "history": list}, {}, here)
-    if spec["mechanism"] not in _ACCOUNTANTS:
-        raise ValueError(f"{here.key('mechanism')} is not one of {_ACCOUNTANTS}")
-    steps = []
-    for i, step in enumerate(spec["history"]):
-        if not (isinstance(step, list) and len(step) == 3 and _is_number(step[0])
-                and _is_number(step[1]) and _is_int(step[2])):
-            raise ValueError(f"{here.key(f'history.{i}')} should be [sigma, q, steps]")
-        steps.append((float(step[0]), float(step[1]), int(step[2])))
-    accountant = create_accountant(spec["mechanism"])
-    accountant.history = steps
-    return accountant
-
-
 def _restore_defense(document, tensors, where, device):
-    _check_keys(document, _DEFENSE_KEYS, _DEFENSE_OPTIONAL, where, _DOCUMENT_KEYS)
+    _check_keys(document, _DEFENSE_KEYS, {}, where, _DOCUMENT_KEYS)
     cls = _defense_class(document["class"], where)
     params = _decode_params(cls, document["params"], where)
     if device is not None:
@@ -780,23 +730,6 @@ def _restore_defense(document, tensors, where, device):
         _check_state(network.state_dict(), state, where, f"{module}.", f"network {module}")
         network.load_state_dict(state)
 
-    snapshots, epochs = {}, document["snapshots"]
-    if epochs and "snapshot_epochs_" not in _fitted_attributes(cls):
-        raise ValueError(f"{where.key('snapshots')}: a {cls.__name__} keeps no snapshots")
-    for rest, value in groups.pop(_SNAPSHOT, {}).items():
-        epoch, _, key = rest.partition(".")
-        if not epoch.isdigit() or int(epoch) not in epochs:
-            raise ValueError(f"{where.tensor(f'{_SNAPSHOT}.{rest}')} is not of a saved snapshot")
-        snapshots.setdefault(int(epoch), {})[key] = value
-    expected = clf.module_.state_dict()
-    for epoch in epochs:
-        if not _is_int(epoch):
-            raise ValueError(f"{where.key('snapshots')} should list epochs, got {epoch!r}")
-        _check_state(expected, snapshots.get(epoch, {}), where, f"{_SNAPSHOT}.{epoch}.",
-                     "network module")
-    if "snapshot_epochs_" in _fitted_attributes(cls):
-        clf.snapshots_ = dict(sorted(snapshots.items()))
-
     saved, states = document["optimizers"], {}
     for rest, value in groups.pop(_OPTIMIZER, {}).items():
         name, _, tail = rest.partition(".")
@@ -819,30 +752,37 @@ def _restore_defense(document, tensors, where, device):
         raise ValueError(f"{where.key('history')} should list one object per epoch")
     clf.history_ = History(document["history"])
 
-    if cls.__name__ in _ACCOUNTED:
-        if "accountant" not in document:
-            raise ValueError(f"{where.key('accountant')} is missing; refusing to load it")
-        clf.accountant_ = _restore_accountant(document["accountant"], where)
-    elif "accountant" in document:
-        raise ValueError(f"{where.key('accountant')}: a {cls.__name__} has no accountant")
-    if "teacher" in document:
-        if not hasattr(cls, "_teacher_logits"):
-            raise ValueError(f"{where.key('teacher')}: a {cls.__name__} has no teacher")
-        clf.teacher_ = _restore_defense(document["teacher"], groups.pop(_TEACHER, {}),
-                                        where.nested("teacher.", f"{_TEACHER}."), device)
-    elif hasattr(cls, "_teacher_logits") and document["resume"] is None:
-        raise ValueError(f"{where.key('teacher')} is missing; refusing to load it")
+    clf._resume_refused = document["resume"]
+    _restore_class_state(clf, document["state"], groups, where, device)
     if groups:
         group, rest = next((g, next(iter(t))) for g, t in groups.items())
         raise ValueError(f"{where.tensor(f'{group}.{rest}')} is not a tensor of the model")
 
-    from ..defenses._dpsgd import fresh_seed
-
-    for name in _class_table(cls, _NEVER_SAVED):
-        # a fresh seed, from the operating system: the saved one is never written
-        setattr(clf, name, fresh_seed())
-    clf._resume_refused = document["resume"]
+    clf._draw_unsaved()  # e.g. DP-SGD's noise seed, never written: a fresh one
     return clf
+
+
+def _restore_class_state(clf, state, groups, where, device):
+    """Give ``clf`` what its class saved of its own (see :func:`_class_state`)."""
+    here = where.nested("state.", "")
+    _check_keys(state, {"values": dict, "estimators": dict}, {}, here)
+    by_part = {}
+    for rest, value in groups.pop(_ESTIMATOR, {}).items():
+        part, _, tail = rest.partition(".")
+        if part not in state["estimators"]:
+            raise ValueError(f"{where.tensor(f'{_ESTIMATOR}.{rest}')} is not of a saved part")
+        by_part.setdefault(part, {})[tail] = value
+    estimators = {
+        part: _restore_defense(document, by_part.get(part, {}),
+                               where.nested(f"state.estimators.{part}.",
+                                            f"{_ESTIMATOR}.{part}."), device)
+        for part, document in state["estimators"].items()
+    }
+    try:
+        clf._restore_saved_state(state["values"], groups.pop(_STATE, {}), estimators)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{where.key('state')} does not hold what a {type(clf).__name__} "
+                         f"saves ({exc}); refusing to load it") from exc
 
 
 def _restore_bank(document, tensors, where, device):
@@ -893,7 +833,7 @@ def _restore_bank(document, tensors, where, device):
         if key not in fitted:
             raise ValueError(f"{where.key('fitted.' + key)} is missing; refusing to load it")
         value = _decode(fitted[key], where.key(f"fitted.{key}"))
-        if not _BANK_FITTED[key](value):
+        if _problem(value, _BANK_FITTED[key]) is not None:
             raise ValueError(f"{where.key('fitted.' + key)} has a value of the wrong type")
         setattr(bank, key, value)
     bank.seeds_ = np.asarray(bank.seeds_, dtype=np.int64)
