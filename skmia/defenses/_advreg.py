@@ -6,10 +6,10 @@ from numbers import Integral, Real
 
 import torch
 import torch.nn.functional as F
-from sklearn.utils._param_validation import Interval
 from skorch.utils import TeeGenerator
 from torch import nn
 
+from .._sklearn_compat import Interval
 from ..nn import MLP
 from ._base import CROSS_ENTROPY, MIADefenseClassifier, in_memory_arrays, insert_callback
 from ._batches import _ClassifierBatches

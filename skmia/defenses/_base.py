@@ -11,7 +11,6 @@ from sklearn.base import clone
 from sklearn.exceptions import DataConversionWarning
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, InvalidParameterError
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted
 from skorch import NeuralNetClassifier
@@ -20,6 +19,7 @@ from skorch.dataset import Dataset
 from skorch.utils import is_dataset
 
 from .._rundir import Int, ListOf
+from .._sklearn_compat import Interval, InvalidParameterError
 from .._validation import Is, SequenceOf, validate_params
 from ..nn import MLP
 from ._batches import _ArrayBatches

@@ -18,11 +18,11 @@ from opacus.grad_sample import prepare_module
 from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
 from opacus.validators import ModuleValidator
 from opacus.validators.errors import UnsupportedModuleError
-from sklearn.utils._param_validation import Interval, StrOptions
 from skorch.dataset import unpack_data
 from skorch.utils import TeeGenerator
 
 from .._rundir import Int, ListOf, OneOf, Opt, check_json
+from .._sklearn_compat import Interval, StrOptions
 from ..nn import MLP
 from ._base import CROSS_ENTROPY, MIADefenseClassifier, in_memory_arrays, insert_callback
 from ._batches import _PoissonBatches

@@ -2,11 +2,11 @@
 
 from numbers import Integral
 
-from sklearn.utils._param_validation import Interval
 from skorch.callbacks import EarlyStopping
 
 from .. import _registry
 from .._rundir import Int, ListOf, check_json
+from .._sklearn_compat import Interval
 from .._validation import SequenceOf
 from ..nn import MLP
 from ._base import MIADefenseClassifier, ValidationData
