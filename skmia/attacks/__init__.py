@@ -29,7 +29,8 @@ from ._audit import (
     run_attacks,
 )
 from ._base import MembershipInferenceAttack
-from ._label_only import LabelOnlyAttack, label_only_signals
+from ._label_only import LabelOnlyAttack
+from ._perturb import label_only_signals
 from ._nn import NNAttack
 from ._population import PopulationAttack
 from ._reference import LiRAAttack, ReferenceAttack, RMIAAttack

@@ -5,7 +5,7 @@ numpy only: importing this module does not import torch.
 
 import numpy as np
 
-from ._reference import FPR_CONSTRAINT, _CalibratedAttack
+from ._base import FPR_CONSTRAINT, _CalibratedAttack
 from ._signals import LOSS
 
 __all__ = ["PopulationAttack"]

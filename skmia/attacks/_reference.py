@@ -7,7 +7,6 @@ subset (``ref_in_0 .. ref_in_{K-1}``): the columns ``compute_signals(..., refere
 adds. numpy / scipy only: importing this module does not import torch.
 """
 
-from abc import abstractmethod
 from numbers import Real
 
 import numpy as np
@@ -15,136 +14,16 @@ import pandas as pd
 from scipy.special import log_expit, logsumexp
 from scipy.stats import norm
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
 
 from .._docstrings import Substitution
-from ._base import MembershipInferenceAttack
+from ._base import FPR_CONSTRAINT, _CalibratedAttack
 from ._signals import FINGERPRINT, REF_IN, REF_SCORE, SCORE, count_output_columns, output_columns
-from ._threshold import _reference_thresholds
 
 __all__ = ["LiRAAttack", "RMIAAttack", "ReferenceAttack"]
 
 # A standard deviation of 0 (all reference scores equal) is replaced by this, so that the
 # Gaussian log-densities stay finite, as the LiRA reference implementation does.
 _MIN_STD = 1e-30
-
-
-class _CalibratedAttack(MembershipInferenceAttack):
-    """An attack that ``fit`` can calibrate with or without membership labels.
-
-    With labels, ``fit`` chooses the threshold on ``decision_function`` that maximises
-    the attack accuracy on the fit signals (the threshold attacks' rule, one global
-    threshold). Without (``fit(signals)``), it keeps the default of the subclass
-    (``_default_threshold``) and ``predict`` applies ``_default_predict``.
-
-    Subclasses implement ``_calibrate(signals, y)`` (learn what the score needs; ``y``
-    may be None), ``_decision(signals, *, fitting=False)`` and ``_default_threshold()``.
-    """
-
-    def fit(self, X, y=None):
-        """Calibrate the attack, with membership labels or without.
-
-        Parameters
-        ----------
-        X : pandas.DataFrame of shape (n_samples, n_signals)
-            Signals, as :func:`~skmia.attacks.compute_signals` returns them: what the
-            attack calibrates on (see the class's description).
-        y : array-like of shape (n_samples,), default=None
-            Membership: 1 = member, 0 = non-member, both present. When given,
-            ``threshold_`` maximises the attack accuracy on them; when None,
-            ``threshold_`` is the documented default of the attack.
-
-        Returns
-        -------
-        self : object
-            The fitted attack.
-        """
-        self._check_params()
-        if y is not None:
-            y = self._validate_membership(y)
-        signals, array, n_classes = self._validate_signals(X, reset=True)
-        if y is not None and array.shape[0] != len(y):
-            raise ValueError(f"X has {array.shape[0]} rows but y has {len(y)} membership labels.")
-        self.n_model_classes_ = n_classes
-        self.classes_ = np.array([0, 1])
-        self._fit(signals, array, y)
-        return self
-
-    def _fit(self, signals, array, y):
-        self.supervised_ = y is not None
-        self._calibrate(signals, y)
-        decision = self._decision(signals, fitting=True)
-        spread = float(np.std(decision))
-        self.scale_ = spread if np.isfinite(spread) and spread > 0 else 1.0
-        if y is None:
-            self.threshold_ = float(self._default_threshold())
-        else:
-            self.threshold_ = float(_reference_thresholds(decision, y == 1)[0])
-        # predict_proba is centred on the threshold, or on the median fit decision where
-        # the default rule is per record (no single threshold)
-        self._centre = self.threshold_ if np.isfinite(self.threshold_) else float(
-            np.median(decision)
-        )
-
-    @abstractmethod
-    def _calibrate(self, signals, y):
-        """Learn what the score needs from the fit signals (``y`` may be None)."""
-
-    @abstractmethod
-    def _decision(self, signals, *, fitting=False):
-        """The score of each record (float64), higher for members."""
-
-    @abstractmethod
-    def _default_threshold(self):
-        """The threshold on the decision that ``predict`` uses after ``fit`` without labels."""
-
-    def _default_predict(self, signals, decision):
-        return decision >= self.threshold_
-
-    def decision_function(self, X):
-        """The attack score of each record, higher for members.
-
-        Parameters
-        ----------
-        X : pandas.DataFrame of shape (n_samples, n_signals)
-            Signals holding the columns this attack reads.
-
-        Returns
-        -------
-        score : ndarray of float64 of shape (n_samples,)
-        """
-        check_is_fitted(self)
-        signals, _, _ = self._validate_signals(X, reset=False)
-        return self._decision(signals)
-
-    def predict(self, X):
-        """Membership: ``decision_function(X) >= threshold_`` (see the class for the default).
-
-        Parameters
-        ----------
-        X : pandas.DataFrame of shape (n_samples, n_signals)
-            Signals holding the columns this attack reads.
-
-        Returns
-        -------
-        y_pred : ndarray of int64 of shape (n_samples,)
-            1 = member, 0 = non-member.
-        """
-        check_is_fitted(self)
-        signals, _, _ = self._validate_signals(X, reset=False)
-        decision = self._decision(signals)
-        if self.supervised_:
-            return (decision >= self.threshold_).astype(np.int64)
-        return np.asarray(self._default_predict(signals, decision)).astype(np.int64)
-
-    def _proba_from_decision(self, decision):
-        # a logistic squashing around the threshold; not a calibrated probability
-        return super()._proba_from_decision((decision - self._centre) / self.scale_)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = False
-        return tags
 
 
 def _count_reference_models(columns, owner):
@@ -445,10 +324,6 @@ class LiRAAttack(_ReferenceModelAttack):
             return decision >= self.threshold_
         score, _, _, mean_out, std_out = self._gaussians(signals)
         return np.abs(score - mean_out) >= norm.ppf(0.75) * std_out
-
-
-#: The false-positive rate an attack calibrated without labels aims at, in (0, 1).
-FPR_CONSTRAINT = [Interval(Real, 0, 1, closed="neither")]
 
 
 @_SHARED_DOCS

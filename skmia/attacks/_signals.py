@@ -360,7 +360,7 @@ def _add_label_only_columns(signals, module, X_t, batch_size, params):
     """``signals`` with ``label_only_q``: is the q-th perturbed copy classified correctly."""
     import torch
 
-    from ._label_only import label_only_signals
+    from ._perturb import label_only_signals
 
     if params is not None and not isinstance(params, dict):
         raise TypeError(f"label_only_params must be a dict, got {type(params).__name__}.")
