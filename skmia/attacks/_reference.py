@@ -470,16 +470,53 @@ class RMIAAttack(_ReferenceModelAttack):
         return 0.5
 
 
+#: The end points the authors' code appends to each record's OUT losses before it
+#: interpolates (the smallest loss, and a bound above any loss of a trained model).
+_LOSS_END_POINTS = (0.0, 1000.0)
+
+
+def _interpolated_level(loss, ref_loss, outside):
+    """Per record, the smallest ``α`` whose linear-interpolation quantile reaches ``loss``.
+
+    Each row's OUT losses, with the end points of :data:`_LOSS_END_POINTS`, sorted, are
+    ``v_0 <= ... <= v_{N-1}``; numpy's linear quantile is
+    ``Q(α) = v_j + (h - j) (v_{j+1} - v_j)`` at ``h = α (N - 1)``, ``j = floor(h)``. The
+    record is flagged at level ``α`` iff ``loss <= Q(α)``: the smallest such ``α`` is
+    ``(j + (loss - v_j) / (v_{j+1} - v_j)) / (N - 1)`` where ``v_j < loss <= v_{j+1}``.
+    """
+    n = len(loss)
+    low, high = _LOSS_END_POINTS
+    values = np.concatenate(
+        [np.where(outside, ref_loss, np.inf), np.full((n, 1), low), np.full((n, 1), high)],
+        axis=1,
+    )
+    values.sort(axis=1)
+    size = outside.sum(axis=1) + 2
+    below = (values < loss[:, None]).sum(axis=1)  # inf (IN models) is never below
+    rows = np.arange(n)
+    j = np.clip(below - 1, 0, values.shape[1] - 2)
+    lo, hi = values[rows, j], values[rows, j + 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        level = (j + (loss - lo) / (hi - lo)) / (size - 1)
+    level = np.where(below == 0, 0.0, level)
+    return np.where(below >= size, 1.0, level)
+
+
 @_SHARED_DOCS
 class ReferenceAttack(_ReferenceModelAttack):
     """Attack-R: the record's target loss against the losses of its OUT reference models.
 
     The loss of a record under a model is its cross-entropy ``-log p_y``; from the
-    logit-scaled score, ``-log sigmoid(φ)``. ``decision_function(x)`` is the fraction of
-    the record's OUT reference models (``ref_in_k`` False) whose loss is at least the
-    target's — 1 when the target fits the record better than every reference model did
-    without it. Ye et al. flag a record when its target loss is below the ``α``-quantile
-    of its reference losses; with ``α = fpr`` that is ``decision_function >= 1 - fpr``.
+    logit-scaled score, ``-log sigmoid(φ)``. Ye et al. flag a record at level ``α`` when
+    its target loss is at most the ``α``-quantile of its OUT reference losses
+    (``ref_in_k`` False), the quantile taken, as in the authors' code, by linear
+    interpolation between the sorted OUT losses with the end points 0 and 1000
+    appended (``numpy.quantile(..., method="linear")``). ``decision_function(x)`` is
+    ``1 - α*``, with ``α*`` the smallest level at which the record is flagged: a
+    continuous score (the interpolated percentile of the target loss among the OUT
+    losses), 1 for a loss of 0, near 1 when the target fits the record better than
+    every reference model did without it. The paper's rule at ``α = fpr`` is
+    ``decision_function >= 1 - fpr``.
 
     Parameters
     ----------
@@ -510,13 +547,12 @@ class ReferenceAttack(_ReferenceModelAttack):
     and trains reference models on population data without the audited records (OUT);
     IN models, if any, are ignored. Every record needs at least one OUT model.
 
-    Losses are compared through the scores (``-log sigmoid`` is decreasing, so a reference
-    loss is at least the target's exactly when the reference score is at most the
-    target's), which is exact even where float losses round to 0. With ``n`` OUT models
-    the score takes ``n + 1`` values, so the smallest false-positive rate the default rule
-    can reach is about ``1 / (n + 1)`` (a record whose target loss is exchangeable with its
-    reference losses has all ``n`` of them above it with that probability); ``fpr`` below
-    it flags exactly the records that beat all their reference models.
+    The interpolation is what gives the score its resolution: with ``n`` OUT models a
+    score that only counted the OUT losses above the target's would take ``n + 1``
+    values, its top value shared by many non-members, and no threshold would reach a
+    false-positive rate below that share (0 TPR at 1 %% FPR with 8 models, where the
+    interpolated score finds most members). The rule flags ``loss <= Q(fpr)`` (the
+    authors' code flags ``loss < Q(fpr)``, which differs only on exact ties).
 
     References
     ----------
@@ -526,17 +562,18 @@ class ReferenceAttack(_ReferenceModelAttack):
 
     Examples
     --------
-    >>> import pandas as pd
+    >>> import numpy as np, pandas as pd
     >>> from skmia.attacks import ReferenceAttack
+    >>> phi = lambda p: np.log(p) - np.log1p(-p)   # the score: log-odds of p_y
     >>> signals = pd.DataFrame({
-    ...     "score": [4.0, 0.0],
-    ...     "ref_score_0": [1.0, 1.0], "ref_score_1": [2.0, -1.0],
-    ...     "ref_score_2": [3.0, 2.0], "ref_score_3": [9.0, 0.5],
-    ...     "ref_in_0": [False, False], "ref_in_1": [False, False],
-    ...     "ref_in_2": [False, False], "ref_in_3": [True, False]})  # model 3 IN: skipped
+    ...     "score": phi(np.array([0.99, 0.5])),
+    ...     "ref_score_0": phi(np.array([0.6, 0.6])), "ref_score_1": phi(np.array([0.4, 0.4])),
+    ...     "ref_score_2": phi(np.array([0.3, 0.3])), "ref_score_3": phi(np.array([0.9, 0.9])),
+    ...     "ref_in_0": [False] * 2, "ref_in_1": [False] * 2,
+    ...     "ref_in_2": [False] * 2, "ref_in_3": [True, False]})   # model 3 IN: skipped
     >>> attack = ReferenceAttack(fpr=0.05).fit(signals)
-    >>> attack.decision_function(signals).tolist()
-    [1.0, 0.25]
+    >>> attack.decision_function(signals).round(3).tolist()
+    [0.995, 0.51]
     >>> attack.predict(signals).tolist()
     [1, 0]
     """
@@ -556,9 +593,7 @@ class ReferenceAttack(_ReferenceModelAttack):
     def _decision(self, signals, *, fitting=False):
         score, ref, inside = self._arrays(signals)
         self._check_counts(inside, min_in=0, min_out=1, why="compares with OUT models")
-        outside = ~inside
-        beaten = (outside & (ref <= score[:, None])).sum(axis=1)
-        return beaten / outside.sum(axis=1)
+        return 1.0 - _interpolated_level(-log_expit(score), -log_expit(ref), ~inside)
 
     def _default_threshold(self):
         return 1.0 - float(self.fpr)
