@@ -30,10 +30,12 @@ from ._audit import (
 )
 from ._base import MembershipInferenceAttack
 from ._label_only import LabelOnlyAttack
-from ._perturb import label_only_signals
+from ._lira import LiRAAttack
 from ._nn import NNAttack
+from ._perturb import label_only_signals
 from ._population import PopulationAttack
-from ._reference import LiRAAttack, ReferenceAttack, RMIAAttack
+from ._reference import ReferenceAttack
+from ._rmia import RMIAAttack
 from ._signals import WHITE_BOX_SIGNALS, compute_signals
 from ._threshold import (
     ConfidenceAttack,

@@ -5,9 +5,11 @@ import pandas as pd
 from sklearn.base import clone
 
 from ._label_only import LabelOnlyAttack
+from ._lira import LiRAAttack
 from ._nn import NNAttack
 from ._population import PopulationAttack
-from ._reference import LiRAAttack, ReferenceAttack, RMIAAttack
+from ._reference import ReferenceAttack
+from ._rmia import RMIAAttack
 from ._signals import LABEL, compute_signals, output_columns
 from ._threshold import (
     ConfidenceAttack,
