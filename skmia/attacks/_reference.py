@@ -1,10 +1,11 @@
 """Attacks calibrated by reference models: their shared machinery, and Attack-R.
 
-LiRA (``_lira``), RMIA (``_rmia``) and Attack-R (here) each read, beside the target model's ``score`` (the logit-scaled confidence
-φ = log p_y - log(1 - p_y)), the record's score under each of ``K`` reference models
-(``ref_score_0 .. ref_score_{K-1}``) and whether the record was in that model's training
-subset (``ref_in_0 .. ref_in_{K-1}``): the columns ``compute_signals(..., reference=bank)``
-adds. numpy / scipy only: importing this module does not import torch.
+LiRA (``_lira``), RMIA (``_rmia``) and Attack-R (here) each read, beside the target
+model's ``score`` (the logit-scaled confidence φ = log p_y - log(1 - p_y)), the record's
+score under each of ``K`` reference models (``ref_score_0 .. ref_score_{K-1}``) and
+whether the record was in that model's training subset (``ref_in_0 .. ref_in_{K-1}``):
+the columns ``compute_signals(..., reference=bank)`` adds. numpy / scipy only: importing
+this module does not import torch.
 """
 
 
