@@ -21,6 +21,7 @@ LOSS = "loss"
 SCORE = "score"
 REF_SCORE = "ref_score"
 REF_IN = "ref_in"
+REF_LOGIT = "ref_logit"
 LABEL_ONLY = "label_only"
 #: The key of ``signals.attrs`` that names the bank of reference models.
 FINGERPRINT = "reference_fingerprint"
