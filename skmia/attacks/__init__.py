@@ -28,6 +28,7 @@ from ._audit import (
     membership_signals,
     run_attacks,
 )
+from ._augment import AUGMENTS, augmented_views
 from ._base import MembershipInferenceAttack
 from ._label_only import LabelOnlyAttack
 from ._lira import LiRAAttack
@@ -46,6 +47,7 @@ from ._threshold import (
 )
 
 __all__ = [
+    "AUGMENTS",
     "CALIBRATED_ATTACKS",
     "WHITE_BOX_SIGNALS",
     "ConfidenceAttack",
@@ -60,6 +62,7 @@ __all__ = [
     "PopulationAttack",
     "RMIAAttack",
     "ReferenceAttack",
+    "augmented_views",
     "calibrated_attacks",
     "compute_signals",
     "default_attacks",
