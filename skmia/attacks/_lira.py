@@ -8,6 +8,7 @@ from scipy.stats import norm
 from sklearn.utils._param_validation import StrOptions
 
 from ._reference import _SHARED_DOCS, _masked_mean_var, _ReferenceModelAttack
+from ._signals import REF_SCORE_AUG, SCORE_AUG, count_output_columns, output_columns
 
 __all__ = ["LiRAAttack"]
 
@@ -47,6 +48,11 @@ class LiRAAttack(_ReferenceModelAttack):
         learned at ``fit`` (see Notes): better with few reference models.
     offline_score : {"cdf", "logpdf"}, default="cdf"
         The offline statistic (ignored when ``online=True``).
+    use_augmentations : bool, default=True
+        When the fit signals hold augmented queries (``score_aug_*`` and
+        ``ref_score_aug_*``: ``compute_signals(..., augment=...)``), test each view
+        against its own Gaussians and average the per-view statistics, as the authors'
+        code does; ``False`` reads view 0 (``score``, ``ref_score_*``) only.
     scoring : {"accuracy", "roc_auc"}, default="accuracy"
         What :meth:`score` returns: the attack accuracy ``0.5 * (TPR + TNR)`` of
         ``predict``, or the AUC of ``decision_function``.
@@ -84,8 +90,18 @@ class LiRAAttack(_ReferenceModelAttack):
     OUT) — the maximum-likelihood estimate of one variance shared by every record's
     Gaussian, which is what the paper fixes. (The authors' code takes the standard
     deviation of all IN scores about their global mean instead, which also counts how
-    the records' means differ.) Means are means, as in the paper (the authors' code
+    the records' means differ, and uses that same IN standard deviation for the OUT
+    Gaussian too; skmia pools IN and OUT separately, ``σ_in`` from the IN scores and
+    ``σ_out`` from the OUT scores.) Means are means, as in the paper (the authors' code
     uses medians).
+
+    With augmented queries (``score_aug_*``, ``ref_score_aug_*``), every view ``a`` of a
+    record gets its own Gaussians from the reference models' scores of that view, and
+    ``decision_function`` is the mean over the views of the per-view statistic (the
+    authors' code averages the per-view log-likelihood ratios the same way); with
+    ``fix_variance=True`` the pooled variances pool over records and views. The
+    offline ``"logpdf"`` default rule then averages ``|s - μ_out| / σ_out`` over the
+    views.
 
     Without labels at ``fit``, ``predict`` flags a record when online the likelihood ratio
     is at least 1 (``threshold_ = 0``); offline ``"cdf"`` when ``Λ >= 1/2``, i.e.
@@ -122,18 +138,44 @@ class LiRAAttack(_ReferenceModelAttack):
         "online": ["boolean"],
         "fix_variance": ["boolean"],
         "offline_score": [StrOptions(set(_OFFLINE_SCORES))],
+        "use_augmentations": ["boolean"],
     }
 
     def __init__(self, online=True, fix_variance=False, *, offline_score="cdf",
-                 scoring="accuracy"):
+                 use_augmentations=True, scoring="accuracy"):
         self.online = online
         self.fix_variance = fix_variance
         self.offline_score = offline_score
+        self.use_augmentations = use_augmentations
         self.scoring = scoring
 
-    def _gaussians(self, signals):
-        """(s, μ_in, σ_in, μ_out, σ_out) per record; the IN ones None offline."""
+    def _columns(self, n_classes):
+        columns = super()._columns(n_classes)
+        views, k = range(self.n_augmentations_), range(self.n_reference_models_)
+        return [*columns, *(f"{SCORE_AUG}_{a}" for a in views),
+                *(f"{REF_SCORE_AUG}_{a}_{m}" for a in views for m in k)]
+
+    def _validate_signals(self, X, *, reset):
+        if reset:
+            found = count_output_columns(X.columns, SCORE_AUG) if hasattr(X, "columns") else 0
+            self.n_augmentations_ = found if self.use_augmentations else 0
+        return super()._validate_signals(X, reset=reset)
+
+    def _view_arrays(self, signals):
+        """Target scores (n, A), reference scores (n, A, K), in-masks (n, 1, K); A >= 1."""
         score, ref, inside = self._arrays(signals)
+        n_views, k = self.n_augmentations_, self.n_reference_models_
+        if n_views:
+            score = signals[output_columns(SCORE_AUG, n_views)].to_numpy(dtype=np.float64)
+            names = [f"{REF_SCORE_AUG}_{a}_{m}" for a in range(n_views) for m in range(k)]
+            ref = signals[names].to_numpy(dtype=np.float64).reshape(len(score), n_views, k)
+        else:
+            score, ref = score[:, None], ref[:, None, :]
+        return score, ref, inside[:, None, :]
+
+    def _gaussians(self, signals):
+        """(s, μ_in, σ_in, μ_out, σ_out) per record and view; the IN ones None offline."""
+        score, ref, inside = self._view_arrays(signals)
         least = 1 if self.fix_variance else 2
         why = (
             "estimates a per-record Gaussian from each"
@@ -141,16 +183,16 @@ class LiRAAttack(_ReferenceModelAttack):
         )
         if self.online:
             self._check_counts(
-                inside, min_in=least, min_out=least,
+                inside[:, 0], min_in=least, min_out=least,
                 why=why + "; online, the audited records must be in the reference pool",
             )
             mean_in, var_in, _, _ = _masked_mean_var(ref, inside)
         else:
-            self._check_counts(inside, min_in=0, min_out=least, why=why)
+            self._check_counts(inside[:, 0], min_in=0, min_out=least, why=why)
         mean_out, var_out, _, _ = _masked_mean_var(ref, ~inside)
         if self.fix_variance:
-            std_out = np.full(len(score), self.std_out_)
-            std_in = np.full(len(score), self.std_in_) if self.online else None
+            std_out = np.full(score.shape, self.std_out_)
+            std_in = np.full(score.shape, self.std_in_) if self.online else None
         else:
             std_out = np.sqrt(var_out)
             std_in = np.sqrt(var_in) if self.online else None
@@ -163,10 +205,10 @@ class LiRAAttack(_ReferenceModelAttack):
         self.std_in_ = self.std_out_ = None
         if not self.fix_variance:
             return
-        _, ref, inside = self._arrays(signals)
+        _, ref, inside = self._view_arrays(signals)
         least = "IN and OUT" if self.online else "OUT"
         self._check_counts(
-            inside, min_in=int(self.online), min_out=1,
+            inside[:, 0], min_in=int(self.online), min_out=1,
             why=f"needs {least} reference models for every record",
         )
         parts = [("std_out_", ~inside)] + ([("std_in_", inside)] if self.online else [])
@@ -177,10 +219,13 @@ class LiRAAttack(_ReferenceModelAttack):
     def _decision(self, signals, *, fitting=False):
         score, mean_in, std_in, mean_out, std_out = self._gaussians(signals)
         if self.online:
-            return norm.logpdf(score, mean_in, std_in) - norm.logpdf(score, mean_out, std_out)
-        if self.offline_score == "cdf":
-            return -norm.logsf(score, mean_out, std_out)
-        return -norm.logpdf(score, mean_out, std_out)
+            per_view = (norm.logpdf(score, mean_in, std_in)
+                        - norm.logpdf(score, mean_out, std_out))
+        elif self.offline_score == "cdf":
+            per_view = -norm.logsf(score, mean_out, std_out)
+        else:
+            per_view = -norm.logpdf(score, mean_out, std_out)
+        return per_view.mean(axis=1)
 
     def _default_threshold(self):
         if self.online:
@@ -191,4 +236,4 @@ class LiRAAttack(_ReferenceModelAttack):
         if self.online or self.offline_score == "cdf":
             return decision >= self.threshold_
         score, _, _, mean_out, std_out = self._gaussians(signals)
-        return np.abs(score - mean_out) >= norm.ppf(0.75) * std_out
+        return (np.abs(score - mean_out) / std_out).mean(axis=1) >= norm.ppf(0.75)

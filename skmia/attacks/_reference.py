@@ -117,10 +117,15 @@ class _ReferenceModelAttack(_CalibratedAttack):
 
 
 def _masked_mean_var(values, mask):
-    """Per-row mean and (population, ddof=0) variance of ``values`` where ``mask``."""
-    count = mask.sum(axis=1)
-    mean = np.where(mask, values, 0.0).sum(axis=1) / np.maximum(count, 1)
-    squares = np.where(mask, np.square(values - mean[:, None]), 0.0).sum(axis=1)
+    """Mean and (population, ddof=0) variance of ``values`` along the last axis where ``mask``.
+
+    Returns the mean, the variance, the sum of squares and the count, each of the shape
+    of ``values`` without its last axis (``mask`` broadcasts against ``values``).
+    """
+    mask = np.broadcast_to(mask, values.shape)
+    count = mask.sum(axis=-1)
+    mean = np.where(mask, values, 0.0).sum(axis=-1) / np.maximum(count, 1)
+    squares = np.where(mask, np.square(values - mean[..., None]), 0.0).sum(axis=-1)
     return mean, squares / np.maximum(count, 1), squares, count
 
 
