@@ -10,9 +10,11 @@ signals (1 = member): :class:`NNAttack`, :class:`ConfidenceAttack`,
 
 Attacks calibrated by reference models (a bank of models trained like the target) read
 the ``ref_*`` columns: :class:`LiRAAttack`, :class:`RMIAAttack` and
-:class:`ReferenceAttack` (Attack-R); :class:`PopulationAttack` (Attack-P) calibrates on
-population records alone; :class:`LabelOnlyAttack` reads the labels of perturbed copies
-(:func:`label_only_signals`). Their ``fit`` also works without membership labels.
+:class:`ReferenceAttack` (Attack-R); :class:`PopulationAttack` (Attack-P) and
+:class:`QuantileAttack` (QMIA) calibrate on population records alone;
+:class:`LabelOnlyAttack` reads the labels of perturbed copies (:func:`label_only_signals`).
+Their ``fit`` also works without membership labels. :func:`augmented_views` names the
+views of an augmented query (``compute_signals(..., augment=...)``).
 
 The threshold attacks and the metrics do not need torch; :func:`compute_signals`
 imports it when called.
@@ -35,6 +37,7 @@ from ._lira import LiRAAttack
 from ._nn import NNAttack
 from ._perturb import label_only_signals
 from ._population import PopulationAttack
+from ._quantile import QuantileAttack
 from ._reference import ReferenceAttack
 from ._rmia import RMIAAttack
 from ._signals import WHITE_BOX_SIGNALS, compute_signals
@@ -60,6 +63,7 @@ __all__ = [
     "ModifiedEntropyAttack",
     "NNAttack",
     "PopulationAttack",
+    "QuantileAttack",
     "RMIAAttack",
     "ReferenceAttack",
     "augmented_views",

@@ -25,6 +25,8 @@ REF_IN = "ref_in"
 REF_LOGIT = "ref_logit"
 #: ``score_aug_{a}``: the target's score of view ``a``; ``ref_score_aug_{a}_{k}``: model k's.
 SCORE_AUG = "score_aug"
+#: ``feature_{j}``: feature j of the record itself (flattened), for QMIA's regressor.
+FEATURE = "feature"
 REF_SCORE_AUG = "ref_score_aug"
 LABEL_ONLY = "label_only"
 #: The key of ``signals.attrs`` that names the bank of reference models.

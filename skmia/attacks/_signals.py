@@ -10,6 +10,7 @@ import pandas as pd
 from ._augment import augmented_views
 from ._perturb import label_only_signals
 from ._query import (
+    FEATURE,
     FINGERPRINT,
     LABEL,
     LABEL_ONLY,
@@ -35,6 +36,7 @@ from ._query import (
 from ._reference_signals import add_reference_columns
 
 __all__ = [
+    "FEATURE",
     "FINGERPRINT",
     "LABEL",
     "LABEL_ONLY",
@@ -55,7 +57,7 @@ __all__ = [
 
 def compute_signals(model, X, y, *, white_box=False, batch_size=256, classes=None,
                     reference=None, pool_index=None, augment=None, reference_logits=False,
-                    label_only=False, label_only_params=None):
+                    features=False, label_only=False, label_only_params=None):
     """Query a trained classifier on labelled records and tabulate what an attacker sees.
 
     Parameters
@@ -105,6 +107,9 @@ def compute_signals(model, X, y, *, white_box=False, batch_size=256, classes=Non
         (``RMIAAttack(signal="taylor_soft_margin")``). A reference model that is not a
         net gives its log-probabilities instead (the same softmax, not the same Taylor
         softmax).
+    features : bool, default=False
+        Add ``feature_0 .. feature_{d-1}``: the record itself, flattened (what
+        :class:`QuantileAttack` regresses on).
     label_only : bool, default=False
         Add ``label_only_0 .. label_only_{Q-1}``: 1 where the ``q``-th randomly perturbed
         copy of the record is still classified correctly (the model's predicted labels
@@ -121,7 +126,8 @@ def compute_signals(model, X, y, *, white_box=False, batch_size=256, classes=Non
         cross-entropy), with ``white_box=True`` ``grad_x_l1``, ``grad_x_l2``,
         ``grad_w_l1``, ``grad_w_l2``, then ``score`` (the logit-scaled confidence
         ``phi = z_y - logsumexp_{j != y} z_j``, see :func:`logit_confidence`), with
-        ``augment`` ``score_aug_0 .. score_aug_{A-1}``, with ``reference``
+        ``augment`` ``score_aug_0 .. score_aug_{A-1}``, with ``features``
+        ``feature_0 .. feature_{d-1}``, with ``reference``
         ``ref_score_0 .. ref_score_{K-1}`` and ``ref_in_0 .. ref_in_{K-1}`` (then
         ``ref_score_aug_{a}_{k}`` with ``augment``, ``ref_logit_{k}_{c}`` with
         ``reference_logits``), and ``label_only_*`` last; with ``reference``,
@@ -167,6 +173,7 @@ def compute_signals(model, X, y, *, white_box=False, batch_size=256, classes=Non
     module, model_classes = _resolve_model(model)
     _check_flag("white_box", white_box)
     _check_flag("reference_logits", reference_logits)
+    _check_flag("features", features)
     _check_batch_size(batch_size)
     X_t, y_arr = _check_records(module, X, y)
     _check_input_shape(model, X_t)
@@ -191,6 +198,9 @@ def compute_signals(model, X, y, *, white_box=False, batch_size=256, classes=Non
     for a, view in enumerate(views if augment is not None else ()):
         columns[f"{SCORE_AUG}_{a}"] = (columns[SCORE] if a == 0 else logit_confidence(
             _forward(module, view, batch_size).double().numpy(), labels))
+    if features:
+        flat = X_t.reshape(len(X_t), -1).numpy()
+        columns.update({f"{FEATURE}_{j}": flat[:, j] for j in range(flat.shape[1])})
     signals = pd.DataFrame(columns)
     if reference is not None:
         signals = add_reference_columns(
