@@ -22,6 +22,7 @@ imports it when called.
 
 from ._audit import (
     CALIBRATED_ATTACKS,
+    CLI_RMIA,
     calibrated_attacks,
     default_attacks,
     evaluate_attacks,
@@ -29,6 +30,7 @@ from ._audit import (
     evaluate_fitted_attacks,
     membership_signals,
     run_attacks,
+    signal_options,
 )
 from ._augment import AUGMENTS, augmented_views
 from ._base import MembershipInferenceAttack
@@ -52,6 +54,7 @@ from ._threshold import (
 __all__ = [
     "AUGMENTS",
     "CALIBRATED_ATTACKS",
+    "CLI_RMIA",
     "WHITE_BOX_SIGNALS",
     "ConfidenceAttack",
     "EntropyAttack",
@@ -76,4 +79,5 @@ __all__ = [
     "label_only_signals",
     "membership_signals",
     "run_attacks",
+    "signal_options",
 ]
