@@ -768,8 +768,12 @@ def _calibrated_results(model, split, attacks, bank, seed):
     bank's pool (see :func:`reference_bank`); the population is the split's
     ``reference`` part.
     """
-    from ..attacks import (calibrated_attacks, compute_signals, evaluate_calibrated_attacks,
-                           signal_options)
+    from ..attacks import (
+        calibrated_attacks,
+        compute_signals,
+        evaluate_calibrated_attacks,
+        signal_options,
+    )
 
     X_pool, y_pool, membership = _audited_records(split)
     wanted = signal_options(attacks)  # the columns the attacks read
