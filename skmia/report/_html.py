@@ -21,6 +21,7 @@ import pandas as pd
 from .. import __version__
 from .._io import atomic_write_text, read_json
 from ._plots import _strongest_attacks, figure_png, privacy_utility_figure, training_curves_figure
+from ._tables import unresolved_note
 
 __all__ = ["html_report", "write_html_report"]
 
@@ -371,6 +372,9 @@ def _run_section(i, run):
                    if c not in _CONTEXT_COLUMNS and results[c].notna().any()]
         out.append(_table(columns, results[columns].itertuples(index=False), "results",
                           attrs))
+        note = unresolved_note(results[columns])
+        if note:
+            out.append(f'<p class="note">{_e(note)}</p>\n')
         title = run.title
         roc = _png(run.folder / "attack" / "roc.png")
         hist = _png(run.folder / "attack" / "loss_hist.png")
