@@ -12,6 +12,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
+from .._docstrings import Substitution
 from .._validation import validate_params
 from ..metrics import attack_accuracy, attack_auc, tpr_at_fpr
 from ..metrics._membership import _check_membership
@@ -252,6 +253,22 @@ class MembershipInferenceAttack(ClassifierMixin, BaseEstimator, metaclass=ABCMet
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = False
         return tags
+
+
+#: Docstring text shared by the attacks ``fit`` calibrates with or without labels.
+CALIBRATED_DOCS = Substitution(
+    scoring="""scoring : {"accuracy", "roc_auc"}, default="accuracy"
+        What :meth:`score` returns: the attack accuracy ``0.5 * (TPR + TNR)`` of
+        ``predict``, or the AUC of ``decision_function``.""",
+    calibrated_attributes="""supervised_ : bool
+        Whether ``fit`` had membership labels.
+    scale_ : float
+        Standard deviation of the fit decisions, the scale of ``predict_proba``.
+    n_model_classes_ : int or None
+        Number of classes of the target model (from ``proba_*`` / ``logit_*``), if any.
+    classes_ : ndarray of shape (2,)
+        ``[0, 1]``: non-member, member.""",
+)
 
 
 #: The false-positive rate an attack calibrated without labels aims at, in (0, 1).

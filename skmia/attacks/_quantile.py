@@ -11,12 +11,13 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
 
-from ._base import FPR_CONSTRAINT, _CalibratedAttack
+from ._base import CALIBRATED_DOCS, FPR_CONSTRAINT, _CalibratedAttack
 from ._signals import FEATURE, LABEL, SCORE, count_output_columns, output_columns
 
 __all__ = ["QuantileAttack"]
 
 
+@CALIBRATED_DOCS
 class QuantileAttack(_CalibratedAttack):
     """QMIA: a quantile regressor predicts each record's non-member score; above it, a member.
 
@@ -52,9 +53,7 @@ class QuantileAttack(_CalibratedAttack):
     random_state : int, RandomState instance or None, default=None
         Seeds the split of the population and the regressor (where it has a
         ``random_state``).
-    scoring : {"accuracy", "roc_auc"}, default="accuracy"
-        What :meth:`score` returns: the attack accuracy ``0.5 * (TPR + TNR)`` of
-        ``predict``, or the AUC of ``decision_function``.
+    %(scoring)s
 
     Attributes
     ----------
@@ -67,14 +66,7 @@ class QuantileAttack(_CalibratedAttack):
     threshold_ : float
         ``predict`` flags ``decision_function >= threshold_``: 0 without labels at
         ``fit``; with labels, the threshold that maximises the attack accuracy on them.
-    supervised_ : bool
-        Whether ``fit`` had membership labels.
-    scale_ : float
-        Standard deviation of the fit decisions, the scale of ``predict_proba``.
-    n_model_classes_ : int or None
-        Number of classes of the target model (from ``proba_*`` / ``logit_*``), if any.
-    classes_ : ndarray of shape (2,)
-        ``[0, 1]``: non-member, member.
+    %(calibrated_attributes)s
     n_features_in_ : int
         Number of signal columns read (``score``, ``label``, ``feature_*``).
     feature_names_in_ : ndarray of str
