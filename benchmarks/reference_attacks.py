@@ -4,8 +4,8 @@ For each dataset and method, trains a target on the split's ``target_train`` (se
 1000, the reference protocol), then a bank of ``K_max`` reference models trained the
 same way (same method and settings: an adversary who knows the defense) on the pool
 ``target_train + target_test`` — the audited records, each IN half of the models. The
-population of RMIA and Attack-P is the split's ``reference`` part (never audited, in no
-model). Every attack is evaluated on the audited records with the first K models of the
+population of RMIA, Attack-P and QMIA is the split's ``reference`` part (never audited,
+in no model). Every attack is evaluated on the audited records with the first K models of the
 bank, for K = 1, 2, 4, 8, 16 (the first K of a balanced bank are a balanced bank, K
 even): AUC and TPR at 0.1 % / 1 % FPR, plus the empirical ε of LiRA online at the
 largest K (:func:`skmia.metrics.empirical_epsilon`, δ = 1e-5, threshold chosen on half
@@ -15,7 +15,12 @@ An attack that cannot run with K models (online attacks need 2 IN and 2 OUT mode
 record; with one model, half the records have no OUT model) is left empty and says
 why in ``notes``. The threshold attacks (best of confidence, entropy, modified entropy,
 loss, fitted on the target's own signals: the auditor's most favourable view),
-Attack-P and the label-only attack do not use the bank: one row each, under K = 0.
+Attack-P, QMIA and the label-only attack do not use the bank: one row each, under K = 0.
+RMIA runs three ways: the library's default (softmax, γ = 1); "T=2 (CLI)", the softmax at
+the authors' temperature 2 with γ = 2 (what ``skmia run --attacks rmia`` runs); "Taylor",
+the authors' soft-margin Taylor signal (temperature 2, margin 0.6, 4 terms, γ = 2) with a
+20 % trimmed mean of the reference probabilities.
+A TPR the scores cannot resolve (ties among the top-scoring non-members) is printed —.
 
 Writes ``summary.md`` (one table per dataset: rows method × attack, columns K),
 ``results.csv`` (every number) and prints the tables.
@@ -60,6 +65,10 @@ PRESETS = {
     },
 }
 HIDDEN = (256,)
+#: RMIA with the authors' tuned signal: their CIFAR configurations' temperature, margin,
+#: Taylor terms and gamma; the trimmed share measured best of 0, 0.1, 0.2 on Location30.
+TAYLOR_RMIA = {"gamma": 2.0, "signal": "taylor_soft_margin", "temperature": 2.0,
+               "margin": 0.6, "taylor_terms": 4, "trim": 0.2}
 FPRS = {"tpr_at_0.1%fpr": 0.001, "tpr_at_1%fpr": 0.01}
 
 
@@ -106,7 +115,7 @@ def load(dataset, seed, data_home):
 
 def reference_attacks():
     """name -> (attack, calibrated on "audited" or "population" signals)."""
-    from skmia.attacks import LiRAAttack, ReferenceAttack, RMIAAttack
+    from skmia.attacks import CLI_RMIA, LiRAAttack, ReferenceAttack, RMIAAttack
 
     return {
         "LiRA online": (LiRAAttack(), "audited"),
@@ -116,30 +125,50 @@ def reference_attacks():
                                          "audited"),
         "RMIA online": (RMIAAttack(), "population"),
         "RMIA offline": (RMIAAttack(offline_a=0.3), "population"),
+        "RMIA online, T=2 (CLI)": (RMIAAttack(**CLI_RMIA), "population"),
+        "RMIA offline, T=2 (CLI)": (RMIAAttack(offline_a=0.3, **CLI_RMIA), "population"),
+        "RMIA online, Taylor": (RMIAAttack(**TAYLOR_RMIA), "population"),
+        "RMIA offline, Taylor": (RMIAAttack(offline_a=0.3, **TAYLOR_RMIA), "population"),
         "Attack-R": (ReferenceAttack(), "audited"),
     }
 
 
+def _model_of(column):
+    """The reference model a ``ref_*`` column belongs to, or None for other columns."""
+    if column.startswith(("ref_score_aug_", "ref_logit_")):
+        return int(column.split("_")[-2 if column.startswith("ref_logit_") else -1])
+    if column.startswith(("ref_score_", "ref_in_")):
+        return int(column.rsplit("_", 1)[1])
+    return None
+
+
 def first_models(signals, k):
     """``signals`` with the ``ref_*`` columns of the first ``k`` models only."""
-    drop = [c for c in signals.columns if c.startswith(("ref_score_", "ref_in_"))
-            and int(c.rsplit("_", 1)[1]) >= k]
+    drop = [c for c in signals.columns if (_model_of(c) or 0) >= k]
     return signals.drop(columns=drop)
 
 
 def metrics(membership, score):
+    """AUC and the TPRs at low FPR: NaN where too few non-members or ties leave it unresolved."""
     from skmia.metrics import attack_auc, tpr_at_fpr
 
     row = {"auc": attack_auc(membership, score)}
     n_out = int(np.sum(membership == 0))
     for key, fpr in FPRS.items():
-        row[key] = tpr_at_fpr(membership, score, max_fpr=fpr).tpr if fpr * n_out >= 1 else np.nan
+        rate = tpr_at_fpr(membership, score, max_fpr=fpr) if fpr * n_out >= 1 else None
+        row[key] = rate.tpr if rate is not None and rate.resolved else np.nan
     return row
 
 
 def audit(dataset, method, args):
     """Rows of one (dataset, method): every attack, every K."""
-    from skmia.attacks import LabelOnlyAttack, PopulationAttack, compute_signals, default_attacks
+    from skmia.attacks import (
+        LabelOnlyAttack,
+        PopulationAttack,
+        QuantileAttack,
+        compute_signals,
+        default_attacks,
+    )
     from skmia.metrics import empirical_epsilon
     from skmia.model_selection import ReferenceModels
 
@@ -156,9 +185,11 @@ def audit(dataset, method, args):
     bank.fit(X_pool, y_pool)
     seconds = time.perf_counter() - start
     audited = compute_signals(target, X_pool, y_pool, reference=bank,
-                              pool_index=np.arange(len(y_pool)), label_only=True,
+                              pool_index=np.arange(len(y_pool)), reference_logits=True,
+                              features=True, label_only=True,
                               label_only_params={"n_queries": 16, "random_state": 0})
-    population = compute_signals(target, split.reference.X, split.reference.y, reference=bank)
+    population = compute_signals(target, split.reference.X, split.reference.y, reference=bank,
+                                 reference_logits=True, features=True)
     base = {"dataset": dataset, "method": method,
             "test_accuracy": float(np.mean(target.predict(split.target_test.X)
                                            == split.target_test.y)),
@@ -172,8 +203,10 @@ def audit(dataset, method, args):
         if best is None or row["auc"] > best["auc"]:
             best, best_name = row, name
     rows.append({**base, "attack": f"best threshold ({best_name})", "k": 0, **best})
-    for name, attack in (("Attack-P", PopulationAttack()), ("label-only", LabelOnlyAttack())):
-        attack.fit(population if name == "Attack-P" else audited)
+    for name, attack in (("Attack-P", PopulationAttack()),
+                         ("QMIA", QuantileAttack(random_state=args.seed)),
+                         ("label-only", LabelOnlyAttack())):
+        attack.fit(audited if name == "label-only" else population)
         rows.append({**base, "attack": name, "k": 0,
                      **metrics(membership, attack.decision_function(audited))})
     for k in args.k:
@@ -190,6 +223,11 @@ def audit(dataset, method, args):
                 row["empirical_epsilon"] = empirical_epsilon(membership, score)
             rows.append(row)
     return rows
+
+
+def _rate(value):
+    """A TPR cell: three decimals, or ``—`` where the rate is unresolved."""
+    return "\N{EM DASH}" if pd.isna(value) else f"{value:.3f}"
 
 
 def tables(results, ks):
@@ -213,8 +251,8 @@ def tables(results, ks):
                     cells.append("n/a")
                 else:
                     r = hit.iloc[0]
-                    cells.append(f"{r['auc']:.3f} / {r['tpr_at_0.1%fpr']:.3f} / "
-                                 f"{r['tpr_at_1%fpr']:.3f}")
+                    cells.append(f"{r['auc']:.3f} / {_rate(r['tpr_at_0.1%fpr'])} / "
+                                 f"{_rate(r['tpr_at_1%fpr'])}")
             out.append("| " + " | ".join(cells) + " |")
         eps = frame.dropna(subset=["empirical_epsilon"]) if "empirical_epsilon" in frame else []
         if len(eps):
@@ -247,7 +285,9 @@ def main(argv=None):
         f"bank of {max(args.k)} models trained like the target, {args.jobs} job(s); "
         f"{time.perf_counter() - start:.0f} s in all.\n"
         f"Command: python benchmarks/reference_attacks.py {shlex.join(argv or sys.argv[1:])}\n"
-        "Cells: AUC / TPR at 0.1 % FPR / TPR at 1 % FPR.\n"
+        "Cells: AUC / TPR at 0.1 % FPR / TPR at 1 % FPR; — where the scores leave the rate "
+        "unresolved (ties among the top-scoring non-members: no threshold reaches that "
+        "FPR, which a 0 would misreport).\n"
     )
     text = header + tables(results, args.k)
     print(text)

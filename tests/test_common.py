@@ -42,6 +42,7 @@ from skmia.attacks import (
     ModifiedEntropyAttack,
     NNAttack,
     PopulationAttack,
+    QuantileAttack,
     ReferenceAttack,
     RMIAAttack,
 )
@@ -70,6 +71,7 @@ ATTACK_ESTIMATORS = [
     RMIAAttack(),
     ReferenceAttack(),
     PopulationAttack(),
+    QuantileAttack(random_state=0),
     LabelOnlyAttack(),
 ]
 # ... and the variants of the thresholds too for the contract on signal tables
@@ -155,7 +157,7 @@ _THRESHOLD_EXPECTED_FAILURES = {
 _REFERENCE_SIGNALS_ONLY = Expected(
     "attacks calibrated by reference models, population records or label-only queries "
     "read named signal columns of a DataFrame ('score', 'ref_score_*', 'ref_in_*', "
-    "'loss', 'label_only_*'); the check fits on an arbitrary numeric array and gets "
+    "'loss', 'feature_*', 'label_only_*'); the check fits on an arbitrary numeric array and gets "
     "the TypeError that says so. test_signals_contract checks the same on signal tables",
     _ARRAY_INPUT,
 )
@@ -174,6 +176,7 @@ ATTACK_EXPECTED_FAILED_CHECKS = {
     "RMIAAttack": _CALIBRATED_EXPECTED_FAILURES,
     "ReferenceAttack": _CALIBRATED_EXPECTED_FAILURES,
     "PopulationAttack": _CALIBRATED_EXPECTED_FAILURES,
+    "QuantileAttack": _CALIBRATED_EXPECTED_FAILURES,
     "LabelOnlyAttack": _CALIBRATED_EXPECTED_FAILURES,
 }
 
@@ -364,6 +367,8 @@ def _signal_table(n, rng, *, n_classes=4, leak=1.5):
     # label-only queries: members' perturbed copies stay right more often
     correct = rng.random((n, 16)) < (0.4 + 0.4 * y)[:, None]
     table.update({f"label_only_{q}": correct[:, q].astype(np.uint8) for q in range(16)})
+    # the records' own features (QMIA's regressor reads them)
+    table.update({f"feature_{j}": rng.normal(size=n) for j in range(3)})
     return pd.DataFrame(table), y
 
 

@@ -108,6 +108,22 @@ def test_tpr_at_fpr_interval_ends():
     assert (inverted.tpr, inverted.ci_low) == (0.0, 0.0)
 
 
+def test_tpr_at_fpr_says_when_ties_leave_the_rate_unresolved():
+    # 200 non-members: 5 tied at the top score 9 (2.5 %), the rest below every member
+    y = np.r_[np.ones(50, dtype=int), np.zeros(200, dtype=int)]
+    score = np.r_[np.full(20, 9.0), np.full(30, 8.0), np.full(5, 9.0), np.arange(195) / 100]
+    at_1 = tpr_at_fpr(y, score, max_fpr=0.01)  # 2 false positives allowed, 5 tied
+    assert not at_1.resolved and at_1.min_fpr == 5 / 200
+    assert (at_1.tpr, at_1.fpr) == (0.0, 0.0)  # the only rule within 1 % flags no one
+    at_5 = tpr_at_fpr(y, score, max_fpr=0.05)  # 10 allowed: the tie fits
+    assert at_5.resolved and at_5.tpr == 1.0 and 0.025 <= at_5.fpr <= 0.05
+    assert at_5.min_fpr == 5 / 200
+    tpr, low, high, fpr, threshold = at_5  # still unpacks as five numbers
+    assert "resolved=True" in repr(at_5)
+    # continuous scores resolve every rate down to 1 / n
+    assert tpr_at_fpr(y, np.arange(250.0), max_fpr=0.005).resolved
+
+
 def test_tpr_at_fpr_refuses_fpr_below_one_over_n():
     y = np.r_[np.ones(10, dtype=int), np.zeros(500, dtype=int)]
     score = np.arange(510, dtype=float)

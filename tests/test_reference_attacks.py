@@ -153,13 +153,37 @@ def rmia_paper(x, z, gamma, a):
     return np.array(scores)
 
 
+def _loss(phi):
+    return -np.log(sigmoid(phi))
+
+
+def _attack_r_distribution(ref_row, in_row):
+    """The authors' code: the OUT losses with the end points 0 and 1000 appended."""
+    return np.append(np.append([_loss(v) for v, m in zip(ref_row, in_row, strict=True)
+                                if not m], 0.0), 1000.0)
+
+
+def attack_r_flags(score, ref, inside, alpha):
+    """Ye et al., Attack-R as the authors' code decides: loss <= linear α-quantile."""
+    return np.array([_loss(s) <= np.quantile(_attack_r_distribution(r, m), alpha,
+                                             method="linear")
+                     for s, r, m in zip(score, ref, inside, strict=True)])
+
+
 def attack_r_paper(score, ref, inside):
-    """Ye et al., Attack-R: the share of OUT reference losses at least the target's."""
-    loss = lambda phi: -np.log(sigmoid(phi))  # noqa: E731
-    return np.array(
-        [np.mean([loss(v) >= loss(s) for v in r[~m]]) for s, r, m in zip(score, ref, inside,
-                                                                            strict=True)]
-    )
+    """1 - the smallest α at which the authors' rule flags the record (by bisection)."""
+    levels = []
+    for s, r, m in zip(score, ref, inside, strict=True):
+        dist, target = _attack_r_distribution(r, m), _loss(s)
+        low, high = 0.0, 1.0
+        for _ in range(200):
+            mid = 0.5 * (low + high)
+            if np.quantile(dist, mid, method="linear") >= target:
+                high = mid
+            else:
+                low = mid
+        levels.append(high)
+    return 1.0 - np.array(levels)
 
 
 # ------------------------------------------------------------------- against the papers
@@ -257,7 +281,27 @@ def test_attack_r_equals_ye_et_al(audited):
     score, ref, inside, _ = audited
     signals = table(score, ref, inside)
     decision = ReferenceAttack().fit(signals).decision_function(signals)
-    np.testing.assert_allclose(decision, attack_r_paper(score, ref, inside), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(decision, attack_r_paper(score, ref, inside), rtol=0, atol=1e-9)
+    # continuous: as many values as records (the old binned score had K / 2 + 1)
+    assert len(np.unique(decision)) == len(decision)
+    # the rule at every level is the authors' loss <= quantile
+    for alpha in (0.01, 0.1, 0.3, 0.5):
+        flagged = ReferenceAttack(fpr=alpha).fit(signals).predict(signals) == 1
+        np.testing.assert_array_equal(flagged, attack_r_flags(score, ref, inside, alpha))
+
+
+def test_attack_r_end_points_and_ties_by_hand():
+    # OUT losses 1, 1, 3 (+ end points 0, 1000): v = 0, 1, 1, 3, 1000, N = 5
+    phi = lambda loss: -loss - np.log(-np.expm1(-loss))  # noqa: E731  (-log sigmoid(phi))
+    ref = phi(np.array([[1.0, 1.0, 3.0, 9.0]] * 4))
+    inside = np.array([[False, False, False, True]] * 4)
+    score = phi(np.array([0.5, 1.0, 2.0, 2000.0]))
+    decision = ReferenceAttack().fit(table(score, ref, inside)).decision_function(
+        table(score, ref, inside))
+    # 0.5: (0 + 0.5 / 1) / 4; 1.0: the first 1 is reached at 1 / 4; 2.0: (2 + 1 / 2) / 4;
+    # beyond the upper end point: never flagged
+    np.testing.assert_allclose(decision, 1 - np.array([0.125, 0.25, 0.625, 1.0]),
+                               rtol=0, atol=1e-12)
 
 
 def test_population_attack_flags_the_fpr_share_of_the_population():
@@ -303,7 +347,7 @@ def test_defaults_without_labels(audited, population):
     ref_attack = ReferenceAttack(fpr=0.25).fit(signals)
     assert ref_attack.threshold_ == 0.75
     np.testing.assert_array_equal(ref_attack.predict(signals),
-                                  attack_r_paper(score, ref, inside) >= 0.75)
+                                  attack_r_flags(score, ref, inside, 0.25))
 
 
 def _best_accuracy(decision, y):

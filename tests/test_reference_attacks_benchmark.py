@@ -17,7 +17,7 @@ def test_tiny_preset_writes_a_row_per_attack_and_bank_size(bench, tmp_path, loca
                           "--data-home", str(location_data_home)])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv", "summary.md"]
     on_disk = pd.read_csv(tmp_path / "results.csv")
-    assert len(on_disk) == len(results) == 3 + 2 * len(bench.reference_attacks())
+    assert len(on_disk) == len(results) == 4 + 2 * len(bench.reference_attacks())
     assert set(on_disk["k"]) == {0, 2, 4}
     # online LiRA needs 2 IN and 2 OUT models per record: with K=2 it says why not
     lira = on_disk[on_disk["attack"] == "LiRA online"].set_index("k")

@@ -14,6 +14,7 @@ from skmia.attacks import (
     LossAttack,
     ModifiedEntropyAttack,
 )
+from skmia.metrics import tpr_at_fpr
 
 N_CLASSES = 6
 
@@ -283,12 +284,28 @@ def test_evaluate_reports_every_metric():
 def test_evaluate_warns_when_there_are_too_few_non_members():
     rng = np.random.default_rng(6)
     signals = random_signals(400, rng)
+    signals["loss"] = rng.exponential(size=400)  # no ties: only the count limits the FPR
     y = np.arange(400) % 2
     attack = LossAttack().fit(signals, y)
     with pytest.warns(UserWarning, match=r"tpr_at_0.1%fpr is NaN: 200 non-members"):
         metrics = attack.evaluate(signals, y)
     assert np.isnan(metrics["tpr_at_0.1%fpr"])
     assert not np.isnan(metrics["tpr_at_1%fpr"])  # 200 non-members measure 1 % FPR
+
+
+def test_evaluate_gives_nan_not_zero_for_a_rate_the_ties_leave_unresolved():
+    # 1000 non-members, 30 of them tied at the top loss with 100 members: every threshold
+    # flags 0 or >= 30 non-members, so no FPR in (0, 1 %] is reachable
+    y = np.r_[np.ones(1000, dtype=int), np.zeros(1000, dtype=int)]
+    loss = np.r_[np.full(100, 0.01), np.linspace(0.5, 3, 900),
+                 np.full(30, 0.01), np.linspace(0.6, 4, 970)]
+    signals = pd.DataFrame({"loss": loss})
+    attack = LossAttack(per_class=False).fit(signals, y)
+    metrics = attack.evaluate(signals, y)
+    assert np.isnan(metrics["tpr_at_0.1%fpr"]) and np.isnan(metrics["tpr_at_1%fpr"])
+    # at 5 % the 30 tied non-members (3 %) fit under the limit: resolved, a number
+    rate = tpr_at_fpr(y, attack.decision_function(signals), max_fpr=0.05)
+    assert rate.resolved and rate.tpr >= 0.1 and rate.min_fpr == 0.03
 
 
 # ------------------------------------------------------------------------ bad input

@@ -10,9 +10,11 @@ signals (1 = member): :class:`NNAttack`, :class:`ConfidenceAttack`,
 
 Attacks calibrated by reference models (a bank of models trained like the target) read
 the ``ref_*`` columns: :class:`LiRAAttack`, :class:`RMIAAttack` and
-:class:`ReferenceAttack` (Attack-R); :class:`PopulationAttack` (Attack-P) calibrates on
-population records alone; :class:`LabelOnlyAttack` reads the labels of perturbed copies
-(:func:`label_only_signals`). Their ``fit`` also works without membership labels.
+:class:`ReferenceAttack` (Attack-R); :class:`PopulationAttack` (Attack-P) and
+:class:`QuantileAttack` (QMIA) calibrate on population records alone;
+:class:`LabelOnlyAttack` reads the labels of perturbed copies (:func:`label_only_signals`).
+Their ``fit`` also works without membership labels. :func:`augmented_views` names the
+views of an augmented query (``compute_signals(..., augment=...)``).
 
 The threshold attacks and the metrics do not need torch; :func:`compute_signals`
 imports it when called.
@@ -20,6 +22,7 @@ imports it when called.
 
 from ._audit import (
     CALIBRATED_ATTACKS,
+    CLI_RMIA,
     calibrated_attacks,
     default_attacks,
     evaluate_attacks,
@@ -27,12 +30,18 @@ from ._audit import (
     evaluate_fitted_attacks,
     membership_signals,
     run_attacks,
+    signal_options,
 )
+from ._augment import AUGMENTS, augmented_views
 from ._base import MembershipInferenceAttack
-from ._label_only import LabelOnlyAttack, label_only_signals
+from ._label_only import LabelOnlyAttack
+from ._lira import LiRAAttack
 from ._nn import NNAttack
+from ._perturb import label_only_signals
 from ._population import PopulationAttack
-from ._reference import LiRAAttack, ReferenceAttack, RMIAAttack
+from ._quantile import QuantileAttack
+from ._reference import ReferenceAttack
+from ._rmia import RMIAAttack
 from ._signals import WHITE_BOX_SIGNALS, compute_signals
 from ._threshold import (
     ConfidenceAttack,
@@ -43,7 +52,9 @@ from ._threshold import (
 )
 
 __all__ = [
+    "AUGMENTS",
     "CALIBRATED_ATTACKS",
+    "CLI_RMIA",
     "WHITE_BOX_SIGNALS",
     "ConfidenceAttack",
     "EntropyAttack",
@@ -55,8 +66,10 @@ __all__ = [
     "ModifiedEntropyAttack",
     "NNAttack",
     "PopulationAttack",
+    "QuantileAttack",
     "RMIAAttack",
     "ReferenceAttack",
+    "augmented_views",
     "calibrated_attacks",
     "compute_signals",
     "default_attacks",
@@ -66,4 +79,5 @@ __all__ = [
     "label_only_signals",
     "membership_signals",
     "run_attacks",
+    "signal_options",
 ]

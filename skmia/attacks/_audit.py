@@ -5,9 +5,12 @@ import pandas as pd
 from sklearn.base import clone
 
 from ._label_only import LabelOnlyAttack
+from ._lira import LiRAAttack
 from ._nn import NNAttack
 from ._population import PopulationAttack
-from ._reference import LiRAAttack, ReferenceAttack, RMIAAttack
+from ._quantile import QuantileAttack
+from ._reference import ReferenceAttack
+from ._rmia import RMIAAttack
 from ._signals import LABEL, compute_signals, output_columns
 from ._threshold import (
     ConfidenceAttack,
@@ -19,6 +22,7 @@ from ._threshold import (
 
 __all__ = [
     "CALIBRATED_ATTACKS",
+    "CLI_RMIA",
     "calibrated_attacks",
     "default_attacks",
     "evaluate_attacks",
@@ -26,6 +30,7 @@ __all__ = [
     "evaluate_fitted_attacks",
     "membership_signals",
     "run_attacks",
+    "signal_options",
 ]
 
 #: The attacks that calibrate themselves without a shadow model, by their CLI names:
@@ -37,8 +42,13 @@ CALIBRATED_ATTACKS = {
     "rmia_offline": ("RMIA offline", True),
     "attack_r": ("Attack-R", True),
     "attack_p": ("Attack-P", False),
+    "qmia": ("QMIA", False),
     "label_only": ("label-only", False),
 }
+
+#: RMIA as the CLI runs it: the softmax at the authors' temperature 2 and gamma = 2,
+#: the strongest variant on benchmarks/reference_attacks.py (see its README section).
+CLI_RMIA = {"gamma": 2.0, "temperature": 2.0}
 
 #: The columns of :func:`run_attacks`' table, in order.
 RESULT_COLUMNS = (
@@ -96,8 +106,9 @@ def calibrated_attacks(names):
     ----------
     names : iterable of str
         ``lira``, ``lira_offline`` (LiRA with fixed variances, the paper's advice for
-        fewer than 64 reference models), ``rmia``, ``rmia_offline`` (``offline_a=0.3``),
-        ``attack_r``, ``attack_p``, ``label_only``.
+        fewer than 64 reference models), ``rmia``, ``rmia_offline`` (``offline_a=0.3``;
+        both with the softmax at temperature 2 and ``gamma=2``, :data:`CLI_RMIA`),
+        ``attack_r``, ``attack_p``, ``qmia``, ``label_only``.
 
     Returns
     -------
@@ -118,10 +129,11 @@ def calibrated_attacks(names):
         # fixed variances: Carlini et al.'s advice below 64 reference models
         "lira": lambda: (LiRAAttack(fix_variance=True), "audited"),
         "lira_offline": lambda: (LiRAAttack(online=False, fix_variance=True), "audited"),
-        "rmia": lambda: (RMIAAttack(), "population"),
-        "rmia_offline": lambda: (RMIAAttack(offline_a=0.3), "population"),
+        "rmia": lambda: (RMIAAttack(**CLI_RMIA), "population"),
+        "rmia_offline": lambda: (RMIAAttack(offline_a=0.3, **CLI_RMIA), "population"),
         "attack_r": lambda: (ReferenceAttack(), "audited"),
         "attack_p": lambda: (PopulationAttack(), "population"),
+        "qmia": lambda: (QuantileAttack(random_state=0), "population"),
         "label_only": lambda: (LabelOnlyAttack(), "audited"),
     }
     unknown = [n for n in names if n not in makers]
@@ -131,6 +143,33 @@ def calibrated_attacks(names):
             f"{', '.join(CALIBRATED_ATTACKS)}"
         )
     return {CALIBRATED_ATTACKS[n][0]: makers[n]() for n in names}
+
+
+def signal_options(names):
+    """The :func:`compute_signals` options that the calibrated attacks ``names`` read.
+
+    Parameters
+    ----------
+    names : iterable of str
+        Keys of :data:`CALIBRATED_ATTACKS`.
+
+    Returns
+    -------
+    options : dict
+        ``label_only``, ``reference_logits`` and ``features``, each True where one of
+        the attacks reads those columns (the label-only queries; the reference models'
+        logits for RMIA at a temperature; the records' features for QMIA).
+
+    Examples
+    --------
+    >>> from skmia.attacks import signal_options
+    >>> signal_options(["lira", "qmia"])
+    {'label_only': False, 'reference_logits': False, 'features': True}
+    """
+    names = set(names)
+    return {"label_only": "label_only" in names,
+            "reference_logits": bool(names & {"rmia", "rmia_offline"}),
+            "features": "qmia" in names}
 
 
 def evaluate_calibrated_attacks(attacks, audited, membership, population=None):

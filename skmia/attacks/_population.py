@@ -5,12 +5,13 @@ numpy only: importing this module does not import torch.
 
 import numpy as np
 
-from ._reference import FPR_CONSTRAINT, _CalibratedAttack
+from ._base import CALIBRATED_DOCS, FPR_CONSTRAINT, _CalibratedAttack
 from ._signals import LOSS
 
 __all__ = ["PopulationAttack"]
 
 
+@CALIBRATED_DOCS
 class PopulationAttack(_CalibratedAttack):
     """Attack-P: membership by a target loss below a quantile of the population's losses.
 
@@ -24,9 +25,7 @@ class PopulationAttack(_CalibratedAttack):
     fpr : float in (0, 1), default=0.05
         The false-positive rate on the population that ``predict`` aims at after ``fit``
         without labels.
-    scoring : {"accuracy", "roc_auc"}, default="accuracy"
-        What :meth:`score` returns: the attack accuracy ``0.5 * (TPR + TNR)`` of
-        ``predict``, or the AUC of ``decision_function``.
+    %(scoring)s
 
     Attributes
     ----------
@@ -36,14 +35,7 @@ class PopulationAttack(_CalibratedAttack):
         ``k = floor(fpr * n_population)``, so that ``k`` population records are flagged
         (more only where losses tie). With labels: the threshold that maximises the attack
         accuracy on them.
-    supervised_ : bool
-        Whether ``fit`` had membership labels.
-    scale_ : float
-        Standard deviation of the fit decisions, the scale of ``predict_proba``.
-    n_model_classes_ : int or None
-        Number of classes of the target model (from ``proba_*`` / ``logit_*``), if any.
-    classes_ : ndarray of shape (2,)
-        ``[0, 1]``: non-member, member.
+    %(calibrated_attributes)s
     n_features_in_ : int
         Number of signal columns read (1: ``loss``).
     feature_names_in_ : ndarray of str

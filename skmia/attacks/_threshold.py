@@ -6,11 +6,11 @@ numpy only: importing this module does not import torch.
 from abc import abstractmethod
 
 import numpy as np
+from .._sklearn_compat import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._docstrings import Substitution
-from .._sklearn_compat import StrOptions
-from ._base import MembershipInferenceAttack
+from ._base import MembershipInferenceAttack, _reference_thresholds
 from ._signals import LABEL, LOSS, WHITE_BOX_SIGNALS, output_columns
 
 __all__ = [
@@ -53,104 +53,6 @@ _SHARED_DOCS = Substitution(
 
 # The reference code clips probabilities at this value before taking logs.
 _LOG_FLOOR = 1e-30
-
-
-def _reference_thresholds(score, member, labels=None, n_labels=0):
-    """The reference code's thresholds, by sorting instead of its O(n^2) scan.
-
-    For one set of records, the reference tries every observed score as a threshold
-    ``t`` (members first, then non-members, each in row order), computes
-    ``0.5 * (#{members >= t} / n_members + #{non-members < t} / n_nonmembers)`` and keeps
-    the first strict improvement over ``(t=0, acc=0)``: the first candidate in that scan
-    order with the highest accuracy. Here a sort gives the distinct scores and, by
-    cumulative counts, the accuracy of each with the reference's floating-point
-    operations; the winner is the best distinct score met first in scan order.
-    O(n log n), for all classes together.
-
-    Parameters
-    ----------
-    score : ndarray of shape (n,)
-    member : ndarray of bool of shape (n,)
-    labels : ndarray of int64 of shape (n,), values in ``[0, n_labels)``, default=None
-        Classes for per-class thresholds; ``None`` for the global threshold only.
-    n_labels : int, default=0
-
-    Returns
-    -------
-    threshold : scalar of the dtype of ``score``
-        The global threshold.
-    class_thresholds : ndarray of shape (n_labels,) or None
-        The threshold of each class, the global one for a class without members or
-        without non-members.
-    """
-    n = len(score)
-    by_score = np.argsort(score)  # ties need no order: runs and scan ranks settle them
-    scan_rank = np.where(member, 0, n) + np.arange(n)  # position in the reference's scan
-    (threshold,), _ = _best_in_groups(by_score, score, member, scan_rank, None, 1)
-    if labels is None:
-        return threshold, None
-    if n_labels <= np.iinfo(np.int16).max:  # a stable radix sort of small labels: O(n)
-        by_label_score = by_score[np.argsort(labels[by_score].astype(np.int16), kind="stable")]
-    else:
-        score_rank = np.empty(n, dtype=np.int64)
-        score_rank[by_score] = np.arange(n)
-        by_label_score = np.argsort(labels * n + score_rank)  # one integer key, no ties
-    thresholds, has_both = _best_in_groups(
-        by_label_score, score, member, scan_rank, labels, n_labels
-    )
-    return threshold, np.where(has_both, thresholds, threshold)
-
-
-def _best_in_groups(order, score, member, scan_rank, group, n_groups):
-    """Reference thresholds per group, given ``order`` sorting by (group, score).
-
-    ``group`` may be ``None`` when ``n_groups == 1``.
-    """
-    n = len(order)
-    v, m, r = score[order], member[order], scan_rank[order]
-    # runs of one distinct score within one group
-    new = np.empty(n, dtype=bool)
-    new[0] = True
-    np.not_equal(v[1:], v[:-1], out=new[1:])
-    if n_groups > 1:
-        g = group[order]
-        new[1:] |= g[1:] != g[:-1]
-    starts = np.flatnonzero(new)
-    run_members = np.add.reduceat(m.view(np.int8), starts, dtype=np.int64)
-    run_nonmembers = np.diff(np.append(starts, n)) - run_members
-    run_first = np.minimum.reduceat(r, starts)
-    if n_groups > 1:
-        run_group = g[starts]
-        n_members = np.bincount(g[m], minlength=n_groups)
-        n_nonmembers = np.bincount(g, minlength=n_groups) - n_members
-    else:
-        run_group = np.zeros(len(starts), dtype=np.int64)
-        n_members = np.array([np.count_nonzero(m)])
-        n_nonmembers = n - n_members
-    has_both = (n_members > 0) & (n_nonmembers > 0)
-    thresholds = np.zeros(n_groups, dtype=score.dtype)
-    keep = has_both[run_group]
-    if not keep.any():
-        return thresholds, has_both
-    run_group, run_first, run_score = run_group[keep], run_first[keep], v[starts[keep]]
-    run_members, run_nonmembers = run_members[keep], run_nonmembers[keep]
-
-    group_start = np.flatnonzero(np.append(True, run_group[1:] != run_group[:-1]))
-    runs_per_group = np.diff(np.append(group_start, len(run_group)))
-    # members and non-members below each run, within its own group
-    members_below = np.cumsum(run_members) - run_members
-    nonmembers_below = np.cumsum(run_nonmembers) - run_nonmembers
-    members_below -= np.repeat(members_below[group_start], runs_per_group)
-    nonmembers_below -= np.repeat(nonmembers_below[group_start], runs_per_group)
-
-    n_m, n_u = n_members[run_group], n_nonmembers[run_group]
-    acc = 0.5 * ((n_m - members_below) / (n_m + 0.0) + nonmembers_below / (n_u + 0.0))
-    best_acc = np.repeat(np.maximum.reduceat(acc, group_start), runs_per_group)
-    first = np.where(acc == best_acc, run_first, np.iinfo(np.int64).max)
-    winner_first = np.repeat(np.minimum.reduceat(first, group_start), runs_per_group)
-    winners = first == winner_first
-    thresholds[run_group[winners]] = run_score[winners]
-    return thresholds, has_both
 
 
 class _ThresholdAttack(MembershipInferenceAttack):

@@ -272,17 +272,24 @@ def _calibrated_results(model, split, attacks, bank, seed):
     """Results and scores of the attacks calibrated without a shadow model, on
     :meth:`~skmia.model_selection.MembershipSplit.audit_pool` (the bank's pool); the
     population is the split's ``reference`` part."""
-    from ..attacks import calibrated_attacks, compute_signals, evaluate_calibrated_attacks
+    from ..attacks import (
+        calibrated_attacks,
+        compute_signals,
+        evaluate_calibrated_attacks,
+        signal_options,
+    )
 
     X_pool, y_pool, membership, pool_index = split.audit_pool()
-    label_only = "label_only" in attacks
-    options = {"label_only": label_only,
-               "label_only_params": {"random_state": seed} if label_only else None}
+    wanted = signal_options(attacks)  # the columns the attacks read
+    shared = {"features": wanted["features"]}
     if bank is not None:
-        options.update(reference=bank, pool_index=pool_index)
-    audited = compute_signals(model, X_pool, y_pool, **options)
-    population = compute_signals(model, split.reference.X, split.reference.y,
-                                 **({"reference": bank} if bank is not None else {}))
+        shared.update(reference=bank, reference_logits=wanted["reference_logits"])
+    label_only = wanted["label_only"]
+    audited = compute_signals(
+        model, X_pool, y_pool, label_only=label_only,
+        label_only_params={"random_state": seed} if label_only else None,
+        **({"pool_index": pool_index} if bank is not None else {}), **shared)
+    population = compute_signals(model, split.reference.X, split.reference.y, **shared)
     return evaluate_calibrated_attacks(calibrated_attacks(attacks), audited, membership,
                                        population)
 

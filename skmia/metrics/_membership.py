@@ -192,19 +192,47 @@ def attack_roc_curve(y_true, score):
     return roc_curve(y_true, score, drop_intermediate=False)
 
 
-class TPRAtFPR(NamedTuple):
-    """What :func:`tpr_at_fpr` returns; unpacks as ``tpr, ci_low, ci_high, fpr, threshold``."""
-
+class _Rates(NamedTuple):
     tpr: float
-    """True-positive rate of the best rule ``score >= threshold`` with FPR <= max_fpr."""
     ci_low: float
-    """Lower end of the Clopper-Pearson interval of ``tpr``."""
     ci_high: float
-    """Upper end of the Clopper-Pearson interval of ``tpr``."""
     fpr: float
-    """The false-positive rate that rule achieves (at most ``max_fpr``)."""
     threshold: float
-    """The rule's threshold; ``inf`` when no threshold keeps the FPR low enough."""
+
+
+class TPRAtFPR(_Rates):
+    """What :func:`tpr_at_fpr` returns; unpacks as ``tpr, ci_low, ci_high, fpr, threshold``.
+
+    Attributes
+    ----------
+    tpr : float
+        True-positive rate of the best rule ``score >= threshold`` with FPR <= max_fpr.
+    ci_low, ci_high : float
+        Ends of the Clopper-Pearson interval of ``tpr``.
+    fpr : float
+        The false-positive rate that rule achieves (at most ``max_fpr``).
+    threshold : float
+        The rule's threshold; ``inf`` when no threshold keeps the FPR low enough.
+    resolved : bool
+        Whether the scores resolve ``max_fpr``: some threshold flags at least one
+        non-member and at most ``max_fpr`` of them. When False (ties among the
+        highest-scoring non-members), the only rules within ``max_fpr`` flag no
+        non-member and ``tpr`` says nothing about the rate asked for: report it as
+        unresolved, not as a number.
+    min_fpr : float
+        The lowest non-zero false-positive rate any threshold reaches on these scores:
+        the share of non-members tied at the highest non-member score.
+    """
+
+    def __new__(cls, tpr, ci_low, ci_high, fpr, threshold, *, resolved=True, min_fpr=0.0):
+        self = super().__new__(cls, tpr, ci_low, ci_high, fpr, threshold)
+        self.resolved = bool(resolved)
+        self.min_fpr = float(min_fpr)
+        return self
+
+    def __repr__(self):
+        return (f"{super().__repr__()[:-1]}, resolved={self.resolved}, "
+                f"min_fpr={self.min_fpr!r})")
 
 
 def tpr_at_fpr(y_true, score, *, max_fpr, confidence_level=0.95):
@@ -229,7 +257,11 @@ def tpr_at_fpr(y_true, score, *, max_fpr, confidence_level=0.95):
     Returns
     -------
     result : TPRAtFPR
-        A named tuple ``(tpr, ci_low, ci_high, fpr, threshold)``; all fractions.
+        A named tuple ``(tpr, ci_low, ci_high, fpr, threshold)``, all fractions, with
+        two more attributes: ``resolved`` (False when ties among the highest-scoring
+        non-members leave no threshold with ``0 < FPR <= max_fpr``: the rate is then
+        unresolved, whatever ``tpr`` says) and ``min_fpr`` (the lowest non-zero FPR the
+        scores reach).
 
     Raises
     ------
@@ -240,6 +272,11 @@ def tpr_at_fpr(y_true, score, *, max_fpr, confidence_level=0.95):
 
     Notes
     -----
+    A rate is *unresolved* when the scores cannot realise any FPR in ``(0, max_fpr]``:
+    with ``n`` non-members tied at the top score (an attack whose score takes few
+    values), every threshold flags either none or at least ``n`` of them. Such a rate
+    is reported as unresolved (``resolved=False``, with ``min_fpr``), never as 0.
+
     The interval is exact for the binomial noise of the members given the threshold
     (Clopper-Pearson, conservative). It does not account for the threshold having been
     chosen on the same non-members; with few non-members the FPR itself is noisy.
@@ -261,6 +298,9 @@ def tpr_at_fpr(y_true, score, *, max_fpr, confidence_level=0.95):
     (0.75, 0.1, 9.0)
     >>> round(result.ci_low, 3), round(result.ci_high, 3)
     (0.194, 0.994)
+    >>> tied = tpr_at_fpr(y, [0] * 8 + [9, 9] + [9, 9, 9, 1], max_fpr=0.1)
+    >>> tied.resolved, tied.min_fpr   # two non-members tie at the top: 0.2 or nothing
+    (False, 0.2)
     """
     from scipy.stats import beta
 
@@ -284,6 +324,7 @@ def tpr_at_fpr(y_true, score, *, max_fpr, confidence_level=0.95):
     fp = np.rint(fpr * n_neg).astype(np.int64)
     best = np.flatnonzero(fp <= allowed_fp)[-1]  # tpr is non-decreasing along the curve
     k = int(np.rint(tpr[best] * n_pos))
+    min_fp = int(fp[fp > 0][0])  # roc_curve's first threshold is the top score
     alpha = 1.0 - confidence_level
     low = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n_pos - k + 1))
     high = 1.0 if k == n_pos else float(beta.ppf(1 - alpha / 2, k + 1, n_pos - k))
@@ -293,6 +334,8 @@ def tpr_at_fpr(y_true, score, *, max_fpr, confidence_level=0.95):
         ci_high=high,
         fpr=float(fp[best] / n_neg),
         threshold=float(thresholds[best]),
+        resolved=min_fp <= allowed_fp,
+        min_fpr=min_fp / n_neg,
     )
 
 

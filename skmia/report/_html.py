@@ -40,6 +40,7 @@ from .._rundir import (
     find_folders,
 )
 from ._plots import _strongest_attacks, figure_png, privacy_utility_figure, training_curves_figure
+from ._tables import unresolved_note
 
 __all__ = ["html_report", "write_html_report"]
 
@@ -393,6 +394,9 @@ def _run_section(i, run):
                    if c not in _CONTEXT_COLUMNS and results[c].notna().any()]
         out.append(_table(columns, results[columns].itertuples(index=False), "results",
                           attrs))
+        note = unresolved_note(results[columns])
+        if note:
+            out.append(f'<p class="note">{_e(note)}</p>\n')
         title = run.title
         roc = _png(run, ROC_PNG)
         hist = _png(run, LOSS_HIST_PNG)

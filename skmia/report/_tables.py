@@ -56,9 +56,28 @@ def _cell(value):
     return escape_text(value)
 
 
+#: The note under a table where a TPR cell is empty (see :func:`unresolved_note`).
+UNRESOLVED_NOTE = (
+    "A TPR cell left empty (\N{EM DASH} in the HTML report): the rate is unresolved (ties "
+    "among the top-scoring non-members, or too few non-members, leave no threshold at "
+    "that false-positive rate); it is not 0."
+)
+
+
+def unresolved_note(table):
+    """:data:`UNRESOLVED_NOTE` when a ``tpr_at_*`` column shown has an empty cell, else ``""``.
+
+    A column with no value at all is not shown, so it needs no note.
+    """
+    columns = [c for c in table.columns if str(c).startswith("tpr_at_")]
+    shown = [table[c].map(_cell).ne("") for c in columns]
+    return UNRESOLVED_NOTE if any(s.any() and not s.all() for s in shown) else ""
+
+
 def format_table(table, fmt="markdown"):
     """Render a results table as ``"markdown"`` or ``"csv"`` text; control characters
-    in any value (or column name) are printed as escapes."""
+    in any value (or column name) are printed as escapes (markdown: with the note of
+    :func:`unresolved_note` below it where a TPR cell is empty)."""
     if fmt == "csv":
         safe = table.rename(columns=escape_text).map(
             lambda v: escape_text(v) if isinstance(v, str) else v)
@@ -70,4 +89,5 @@ def format_table(table, fmt="markdown"):
     rule = "|" + "|".join("---" for _ in columns) + "|"
     body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in
             table[columns].itertuples(index=False)]
-    return "\n".join([header, rule, *body]) + "\n"
+    note = unresolved_note(table)
+    return "\n".join([header, rule, *body]) + "\n" + (f"\n{note}\n" if note else "")
