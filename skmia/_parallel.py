@@ -190,11 +190,20 @@ def parallel_map(function, tasks, *, n_jobs=None, threads=1, verbose=0, desc=Non
 
 
 def _cold(workers):
-    """Whether ``workers`` processes of joblib's default backend would start now."""
+    """Whether ``workers`` processes of joblib's default backend would start now: none
+    started by this module, and loky's reusable pool (kept by joblib across calls) is
+    not of that size."""
     from joblib.parallel import get_active_backend
 
-    return (type(get_active_backend()[0]).__name__ == "LokyBackend"
-            and workers not in _STARTED)
+    if type(get_active_backend()[0]).__name__ != "LokyBackend" or workers in _STARTED:
+        return False
+    try:
+        from joblib.externals.loky import reusable_executor
+
+        pool = reusable_executor._executor
+        return pool is None or pool._max_workers != workers or pool._flags.broken is not None
+    except AttributeError:  # another loky: assume the workers must start
+        return True
 
 
 def _pays(seconds, n_left, workers):

@@ -344,7 +344,8 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
             )
         recipe = self.estimators_[0].get_params(deep=False) if start else {}
         current = self.estimator.get_params(deep=False)
-        for key in sorted(set(recipe) - {"random_state", "verbose"}):
+        ignored = ("random_state", "verbose")  # each model's own seed; no effect on training
+        for key in sorted(k for k in recipe if k[0] != "_" and k not in ignored):
             if not _same_setting(recipe[key], current.get(key)):
                 raise ValueError(
                     f"warm_start=True grows the bank with the recipe it was fitted with, but "

@@ -261,8 +261,8 @@ class _SGD:
         with torch.no_grad():
             for i, (p, g) in enumerate(zip(self.params, grads, strict=True)):
                 keep = active.view(-1, *([1] * (p.dim() - 1)))
-                if self.weight_decay != 0:
-                    g = g.add(p, alpha=self.weight_decay)
+                if self.weight_decay != 0:  # in place: ``g`` is this step's own gradient
+                    g = g.add_(p, alpha=self.weight_decay)
                 if self.momentum != 0:
                     buf = self.buffers[i]
                     if buf is None:
@@ -312,6 +312,7 @@ def _train(models, rows, X_pool, y_pool):
             lr = first.lr * first.gamma ** sum(epoch >= m for m in (first.milestones or ()))
             for model in models:
                 model.history.new_epoch()
+                model.history.record("epoch", len(model.history))
                 model.history.record("lr", lr)
             index, counts = _epoch_batches(rows, order_generators, sizes, shuffle)
             losses = _run_epoch(first, net, optimizer, X_pool, y_pool, index, counts, lr,
@@ -382,8 +383,8 @@ def _write_back(models, net, optimizer, lr):
         params = dict(model.module_.named_parameters())
         for name, buf in zip(net.names, optimizer.buffers, strict=True):
             param = params[name]
-            opt.state[param]["momentum_buffer"] = buf[k].detach().to(
-                param.device, copy=True).reshape(param.shape)
+            opt.state[param]["momentum_buffer"] = net.module_layout(name, buf[k]).to(
+                param.device)
 
 
 def _extra_callbacks(model):

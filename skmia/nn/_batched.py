@@ -31,8 +31,9 @@ class StackedMLP:
     Attributes
     ----------
     params : list of torch.Tensor
-        Leaf tensors, two per linear layer: weights ``(K, out, in)`` and biases
-        ``(K, out)``, in the order of ``MLP.state_dict()``.
+        Leaf tensors, two per linear layer: weights ``(K, in, out)`` (each the transpose
+        of ``nn.Linear``'s, so that the products and their gradients are contiguous) and
+        biases ``(K, out)``, in the order of ``MLP.state_dict()``.
     names : list of str
         The ``state_dict`` key of each tensor of ``params``.
     """
@@ -53,9 +54,20 @@ class StackedMLP:
             if [tuple(state[name].shape) for name in self.names] != shapes:
                 raise ValueError("StackedMLP needs networks of one shape")
         self.params = [
-            torch.stack([state[name].detach() for state in states]).to(device).requires_grad_()
+            torch.stack([self._stacked_layout(name, state[name].detach()) for state in states])
+            .to(device).contiguous().requires_grad_()
             for name in self.names
         ]
+
+    @staticmethod
+    def _stacked_layout(name, tensor):
+        return tensor.t() if name.endswith("weight") else tensor
+
+    def module_layout(self, name, tensor):
+        """One model's slice of a stacked tensor (a weight, its gradient or its momentum)
+        in ``nn.Linear``'s layout, as a contiguous copy on the CPU."""
+        return self._stacked_layout(name, tensor).to("cpu").clone(
+            memory_format=torch.contiguous_format)
 
     def forward(self, x, generators=None, rows=None):
         """Logits of every model for its own batch.
@@ -77,11 +89,11 @@ class StackedMLP:
         """
         layers = list(zip(self.params[::2], self.params[1::2], strict=True))
         for weight, bias in layers[:-1]:
-            x = self.activation(torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2)))
+            x = self.activation(torch.baddbmm(bias.unsqueeze(1), x, weight))
         if generators is not None and self.dropout > 0:
             x = x * self._dropout_noise(x, generators, rows)
         weight, bias = layers[-1]
-        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+        return torch.baddbmm(bias.unsqueeze(1), x, weight)
 
     def _dropout_noise(self, x, generators, rows):
         """Model ``k``'s mask, drawn as ``F.dropout`` draws it: ``bernoulli_(1 - p)`` on
@@ -98,7 +110,7 @@ class StackedMLP:
         """One ``state_dict`` per model (copies, on the CPU), for ``models`` (default all)."""
         models = range(self.n_models) if models is None else models
         return [
-            {name: p[k].detach().to("cpu", copy=True) for name, p in zip(
+            {name: self.module_layout(name, p[k].detach()) for name, p in zip(
                 self.names, self.params, strict=True)}
             for k in models
         ]
