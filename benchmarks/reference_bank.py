@@ -85,7 +85,7 @@ def parse_args(argv=None):
         if getattr(args, name) is None:
             setattr(args, name, value)
     if (any(k < 2 or k % 2 for k in args.ks) or args.repeats < 1 or args.rows < 200
-            or any(t < 1 for t in args.threads) or (args.epochs or 1) < 1):
+            or any(t < 1 for t in args.threads) or (args.epochs is not None and args.epochs < 1)):
         parser.error("every K must be an even number >= 2, --repeats, --threads and "
                      "--epochs >= 1, --rows >= 200")
     return args
@@ -278,7 +278,7 @@ def tolerance(args):
         weights = probas = 0.0
         for a, b in zip(banks[0].estimators_, banks[1].estimators_, strict=True):
             for p, q in zip(a.module_.parameters(), b.module_.parameters(), strict=True):
-                weights = max(weights, float((p - q).abs().max()))
+                weights = max(weights, float((p - q).detach().abs().max()))
             probas = max(probas, float(np.abs(a.predict_proba(X) - b.predict_proba(X)).max()))
         print(f"{type(estimator).__name__}, K={args.ks[0]}: max |weight difference| "
               f"{weights:.2e}, max |probability difference| {probas:.2e}")
