@@ -53,6 +53,7 @@ def _alone(bank, k, X, y):
     LabelSmoothingClassifier(smoothing=0.2, **TINY),
     ConfidencePenaltyClassifier(penalty=0.3, **TINY),
     DropoutClassifier(dropout=0.3, **TINY),
+    DistillationClassifier(temperature=4.0, alpha=0.6, **TINY),  # teachers batched first
 ], ids=lambda e: type(e).__name__)
 def test_each_model_equals_the_model_trained_alone(estimator, pool):
     X, y = pool
@@ -78,6 +79,10 @@ def test_each_model_equals_the_model_trained_alone(estimator, pool):
                                        state["momentum_buffer"], rtol=0, atol=1e-6)
         assert model._training_finished()
         np.testing.assert_array_equal(model.train_indices_, np.arange(sizes[k]))
+        if hasattr(alone, "teacher_"):
+            assert model.teacher is None and model.teacher_ is not alone.teacher_
+            torch.testing.assert_close(_weights(model.teacher_), _weights(alone.teacher_),
+                                       rtol=0, atol=1e-6)
 
 
 def test_relaxloss_takes_each_models_own_branch():
@@ -181,7 +186,7 @@ def test_a_keyboard_interrupt_ends_the_models_quietly_as_skorch_does(pool, monke
 @pytest.mark.parametrize(("estimator", "reason"), [
     (DPSGDClassifier(epsilon=5.0, **TINY), "DPSGDClassifier trains with a step of its own"),
     (AdvRegClassifier(**TINY), "AdvRegClassifier trains with a step of its own"),
-    (DistillationClassifier(**TINY), "DistillationClassifier.training_loss has no batched"),
+    (DistillationClassifier(teacher=VanillaClassifier(), **TINY), "a teacher is given"),
     (LogisticRegression(), "LogisticRegression is not a skmia defense"),
     (VanillaClassifier(optimizer=torch.optim.RMSprop, **TINY), "optimizer is not torch.optim.SGD"),
     (VanillaClassifier(module__hidden_sizes=(4,), module=torch.nn.Linear),
@@ -268,9 +273,9 @@ def test_workers_are_capped_at_the_tasks_and_warned_above_the_cores(monkeypatch)
     started = []
     real = _parallel.Parallel
 
-    def recording(*args, n_jobs=None, **kwargs):
+    def recording(*args, n_jobs=None, **kwargs):  # records the workers, runs here
         started.append(n_jobs)
-        return real(*args, n_jobs=n_jobs, **kwargs)
+        return real(*args, n_jobs=1, **kwargs)
 
     monkeypatch.setattr(_parallel, "Parallel", recording)
     monkeypatch.setattr(_parallel, "_cold", lambda workers: False)
@@ -296,9 +301,9 @@ def test_short_work_stays_in_this_process(monkeypatch):
     started = []
     real = _parallel.Parallel
 
-    def recording(*args, n_jobs=None, **kwargs):
+    def recording(*args, n_jobs=None, **kwargs):  # records the workers, runs here
         started.append(n_jobs)
-        return real(*args, n_jobs=n_jobs, **kwargs)
+        return real(*args, n_jobs=1, **kwargs)
 
     monkeypatch.setattr(_parallel, "Parallel", recording)
     assert _parallel.parallel_map(_square, [(k,) for k in range(4)], n_jobs=2) == [0, 1, 4, 9]

@@ -335,14 +335,16 @@ class MIADefenseClassifier(NeuralNetClassifier):
         """The objective minimised on a training mini-batch: ``criterion`` here."""
         return self.criterion_(logits, targets)
 
-    def _batched_loss(self, logits, targets, mask, counts, epoch):
+    def _batched_loss(self, logits, targets, mask, counts, epoch, context=None):
         """:meth:`training_loss` of K models' batches at once, for the vectorised bank
         (:class:`~skmia.model_selection.ReferenceModels`, which uses it only with the
         default ``criterion``): ``logits`` ``(K, B, C)``, ``targets`` ``(K, B)``,
         ``mask`` ``(K, B)``, 1 on the ``counts[k]`` rows of model ``k`` and 0 on padding,
-        ``epoch`` from 0. Returns the ``(K,)`` objectives, each what ``training_loss``
-        gives on that model's rows. A subclass that changes ``training_loss`` defines
-        this too, or leaves it to its parent and is then not batched."""
+        ``epoch`` from 0; ``context`` has the step's ``inputs`` ``(K, B, ...)``, the K
+        ``models`` and a ``cache`` dict kept while they train. Returns the ``(K,)``
+        objectives, each what ``training_loss`` gives on that model's rows. A subclass
+        that changes ``training_loss`` defines this too, or leaves it to its parent and
+        is then not batched."""
         ce = per_record(partial(F.cross_entropy, reduction="none"), logits, targets)
         return batched_mean(ce, mask, counts)
 

@@ -17,6 +17,7 @@ __all__ = [
     "label_smoothing_loss",
     "label_smoothing_per_record",
     "distillation_loss",
+    "distillation_per_record",
     "per_record",
     "batched_mean",
 ]
@@ -113,14 +114,20 @@ def distillation_loss(logits, targets, teacher_logits, *, temperature, alpha):
     proper mean. The reference code averages over records *and* classes, which scales the
     KL term down by the number of classes.
     """
+    return distillation_per_record(logits, targets, teacher_logits, temperature=temperature,
+                                   alpha=alpha).mean()
+
+
+def distillation_per_record(logits, targets, teacher_logits, *, temperature, alpha):
+    """Per record: ``alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE``."""
     T = temperature
     kl = F.kl_div(
         F.log_softmax(logits / T, dim=1),
         F.log_softmax(teacher_logits / T, dim=1),
-        reduction="batchmean",
+        reduction="none",
         log_target=True,
-    )
-    return alpha * T * T * kl + (1.0 - alpha) * F.cross_entropy(logits, targets)
+    ).sum(dim=1)
+    return alpha * T * T * kl + (1.0 - alpha) * F.cross_entropy(logits, targets, reduction="none")
 
 
 def per_record(loss, logits, targets):

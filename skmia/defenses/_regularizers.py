@@ -59,7 +59,7 @@ class ConfidencePenaltyClassifier(MIADefenseClassifier):
     def training_loss(self, logits, targets, X):
         return confidence_penalty_loss(logits, targets, penalty=self.penalty)
 
-    def _batched_loss(self, logits, targets, mask, counts, epoch):
+    def _batched_loss(self, logits, targets, mask, counts, epoch, context=None):
         loss = partial(confidence_penalty_per_record, penalty=self.penalty)
         return batched_mean(per_record(loss, logits, targets), mask, counts)
 
@@ -103,7 +103,7 @@ class LabelSmoothingClassifier(MIADefenseClassifier):
     def training_loss(self, logits, targets, X):
         return label_smoothing_loss(logits, targets, smoothing=self.smoothing)
 
-    def _batched_loss(self, logits, targets, mask, counts, epoch):
+    def _batched_loss(self, logits, targets, mask, counts, epoch, context=None):
         loss = partial(label_smoothing_per_record, smoothing=self.smoothing)
         return batched_mean(per_record(loss, logits, targets), mask, counts)
 

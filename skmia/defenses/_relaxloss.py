@@ -120,7 +120,7 @@ class RelaxLossClassifier(MIADefenseClassifier):
             flatten_mode=self.flatten_mode_,
         )
 
-    def _batched_loss(self, logits, targets, mask, counts, epoch):
+    def _batched_loss(self, logits, targets, mask, counts, epoch, context=None):
         """RelaxLoss of K models' batches (the vectorised bank): each model takes the
         branch of its own batch-mean loss, a ``torch.where`` per model."""
         ce = per_record(partial(F.cross_entropy, reduction="none"), logits, targets)

@@ -82,6 +82,12 @@ def batching_refusal(estimator, X, fit_params):
         (np.ndim(X) == 2, "the records are not rows of a 2-D table"),
     ]
     reasons = [reason for ok, reason in checks if not ok]
+    declared = getattr(estimator, "_batched_refusal", None)
+    reasons += [r for r in ([declared()] if declared else []) if r]
+    teacher = getattr(estimator, "_batched_teacher", None)
+    teacher = teacher() if teacher else None
+    if not reasons and teacher is not None:
+        reasons += [f"its teacher: {r}" for r in [batching_refusal(teacher, X, {})] if r]
     return f"{name}: {reasons[0]}" if reasons else None
 
 
@@ -169,7 +175,12 @@ def fit_batched(estimator, X, y, masks, seeds, *, verbose=0):
     device = torch.device(estimator.device or "cpu")
     X_pool = torch.as_tensor(X).to(device)
     rows = [np.flatnonzero(mask) for mask in masks.T]
-    first = _prepared(estimator, X, y, rows[0], seeds[0])
+    teacher = getattr(estimator, "_batched_teacher", None)
+    teacher = teacher() if teacher else None
+    teachers = [None] * len(rows)
+    if teacher is not None:  # a distilled student's teacher: trained first, batched too
+        teachers = fit_batched(teacher, X, y, masks, seeds, verbose=verbose)
+    first = _prepared(estimator, X, y, rows[0], seeds[0], teachers[0])
     y_pool = torch.as_tensor(first.label_encoder_.transform(y).astype(np.int64)).to(device)
     kept = 8 * sum(p.numel() for p in first.module_.parameters())  # weights, momentum
     if kept * len(rows) > available_memory("cpu"):
@@ -182,7 +193,8 @@ def fit_batched(estimator, X, y, masks, seeds, *, verbose=0):
               leave=True) as bar:
         for start in range(0, len(rows), chunk):
             stop = min(start + chunk, len(rows))
-            group = [first if k == 0 else _prepared(estimator, X, y, rows[k], seeds[k])
+            group = [first if k == 0 else _prepared(estimator, X, y, rows[k], seeds[k],
+                                                    teachers[k])
                      for k in range(start, stop)]
             _train(group, rows[start:stop], X_pool, y_pool)
             models.extend(group)
@@ -198,15 +210,17 @@ def _model_bytes(model, n_rows):
     return training_bytes(n_parameters, min(_batch_size(model, n_rows), n_rows), widths)
 
 
-def _prepared(estimator, X, y, rows, seed):
+def _prepared(estimator, X, y, rows, seed, teacher=None):
     """A clone set up as its ``fit`` would set it up: checked, seeded, its module and
-    optimizer built with its initial weights, its history empty."""
+    optimizer built with its initial weights, its history empty (``teacher``: its
+    teacher, trained already)."""
     from sklearn.base import clone
 
     model = clone(estimator)
     model.set_params(random_state=seed)
     model._check_params()
-    X_rows, y_rows = model._setup(X[rows], y[rows])
+    extra = {} if teacher is None else {"teacher": teacher}
+    X_rows, y_rows = model._setup(X[rows], y[rows], **extra)
     model.initialize()
     X_rows, y_rows = model._check_training_data(X_rows, y_rows)
     model.get_split_datasets(X_rows, y_rows)  # records train_indices_
@@ -305,6 +319,7 @@ def _train(models, rows, X_pool, y_pool):
     sizes = [_batch_size(m, len(r)) for m, r in zip(models, rows, strict=True)]
     shuffle = bool(first.get_params_for("iterator_train").get("shuffle", False))
     extras = _extra_callbacks(first)
+    context = _StepContext(models)
     lr = first.lr
     try:
         for epoch in range(first.max_epochs):
@@ -315,7 +330,7 @@ def _train(models, rows, X_pool, y_pool):
                 model.history.record("epoch", len(model.history))
                 model.history.record("lr", lr)
             index, counts = _epoch_batches(rows, order_generators, sizes, shuffle)
-            losses = _run_epoch(first, net, optimizer, X_pool, y_pool, index, counts, lr,
+            losses = _run_epoch(context, net, optimizer, X_pool, y_pool, index, counts, lr,
                                 epoch, dropout_generators)
             _record_epoch(models, losses, counts, time.time() - began)
             if extras:
@@ -328,7 +343,17 @@ def _train(models, rows, X_pool, y_pool):
     _write_back(models, net, optimizer, lr)
 
 
-def _run_epoch(first, net, optimizer, X_pool, y_pool, index, counts, lr, epoch,
+class _StepContext:
+    """What a defense's batched loss may read besides the logits: the step's ``inputs``,
+    the ``models`` trained together, and a ``cache`` kept while they train."""
+
+    def __init__(self, models):
+        self.models = models
+        self.cache = {}
+        self.inputs = None
+
+
+def _run_epoch(context, net, optimizer, X_pool, y_pool, index, counts, lr, epoch,
                generators):
     import torch
 
@@ -341,10 +366,11 @@ def _run_epoch(first, net, optimizer, X_pool, y_pool, index, counts, lr, epoch,
         for t in range(index.shape[0]):
             rows_t = index[t]
             mask = (columns < count_t[t, :, None]).to(X_pool.dtype)
-            logits = net.forward(X_pool[rows_t], generators if net.dropout else None,
+            context.inputs = X_pool[rows_t]
+            logits = net.forward(context.inputs, generators if net.dropout else None,
                                  counts[t].tolist())
-            loss = first._batched_loss(logits, y_pool[rows_t], mask,
-                                       count_t[t].clamp(min=1), epoch)
+            loss = context.models[0]._batched_loss(logits, y_pool[rows_t], mask,
+                                           count_t[t].clamp(min=1), epoch, context)
             grads = torch.autograd.grad(loss.sum(), net.params)
             optimizer.step(grads, lr, count_t[t] > 0)
             losses.append(loss.detach())
