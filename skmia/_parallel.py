@@ -50,7 +50,7 @@ def torch_threads(threads=1):
     if threads is None:
         yield
         return
-    check_threads(threads)
+    check_threads(threads, warn=False)  # warned once by whoever asked for them
     with _LOCK:
         if _DEPTH[0] == 0:
             _DEPTH[1] = torch.get_num_threads()
@@ -65,12 +65,13 @@ def torch_threads(threads=1):
                 torch.set_num_threads(_DEPTH[1])
 
 
-def check_threads(threads):
-    """``threads`` as a positive int, or a ValueError that names it; a warning when it is
-    more than the machine's cores."""
+def check_threads(threads, *, warn=True):
+    """``threads`` as a positive int, or a ValueError that names it; a warning (unless
+    ``warn=False``) when it is more than the machine's cores."""
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be a positive integer, got {threads!r}")
-    _warn_above_cores(threads, f"threads={threads} torch threads")
+    if warn:
+        _warn_above_cores(threads, f"threads={threads} torch threads")
     return threads
 
 
@@ -168,7 +169,7 @@ def parallel_map(function, tasks, *, n_jobs=None, threads=1, verbose=0, desc=Non
     from tqdm.auto import tqdm
 
     _warn_if_threads(n_jobs)
-    check_threads(threads)
+    check_threads(threads, warn=False)  # the workers x threads warning says it
     tasks = list(tasks)
     workers = _workers(n_jobs, len(tasks), threads)
     results = []
