@@ -268,21 +268,29 @@ def _square(x):
     return x * x
 
 
-def test_workers_are_capped_at_the_tasks_and_warned_above_the_cores(monkeypatch):
+@pytest.fixture
+def workers_asked(monkeypatch):
+    """The workers each joblib.Parallel of skmia._parallel is asked for, on a 2-core
+    machine; the calls themselves run here."""
     monkeypatch.setattr(_parallel, "n_cores", lambda: 2)
     started = []
     real = _parallel.Parallel
 
-    def recording(*args, n_jobs=None, **kwargs):  # records the workers, runs here
+    def recording(*args, n_jobs=None, **kwargs):
         started.append(n_jobs)
         return real(*args, n_jobs=1, **kwargs)
 
     monkeypatch.setattr(_parallel, "Parallel", recording)
+    return started
+
+
+def test_workers_are_capped_at_the_tasks_and_warned_above_the_cores(workers_asked,
+                                                                     monkeypatch):
     monkeypatch.setattr(_parallel, "_cold", lambda workers: False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert _parallel.parallel_map(_square, [(2,), (3,)], n_jobs=24) == [4, 9]
-    assert started == [2]  # two tasks: two workers, however many were asked; no warning
+    assert workers_asked == [2]  # two tasks: two workers, however many asked; no warning
     with pytest.warns(UserWarning, match=r"4 workers x 1 torch thread\(s\) = 4 threads on a "
                                          r"machine with 2 cores"):
         _parallel.parallel_map(_square, [(1,)] * 6, n_jobs=4)
@@ -293,19 +301,10 @@ def test_workers_are_capped_at_the_tasks_and_warned_above_the_cores(monkeypatch)
     assert _parallel.bank_threads(None) == 1
 
 
-def test_short_work_stays_in_this_process(monkeypatch):
+def test_short_work_stays_in_this_process(workers_asked, monkeypatch):
     """With no worker started yet, the first call is timed here; calls that would not
     pay for starting workers run here too, and give the same results."""
-    monkeypatch.setattr(_parallel, "n_cores", lambda: 2)
     monkeypatch.setattr(_parallel, "_cold", lambda workers: True)
-    started = []
-    real = _parallel.Parallel
-
-    def recording(*args, n_jobs=None, **kwargs):  # records the workers, runs here
-        started.append(n_jobs)
-        return real(*args, n_jobs=1, **kwargs)
-
-    monkeypatch.setattr(_parallel, "Parallel", recording)
     assert _parallel.parallel_map(_square, [(k,) for k in range(4)], n_jobs=2) == [0, 1, 4, 9]
-    assert started == [1]
+    assert workers_asked == [1]
     assert _parallel._pays(10.0, 3, 2) and not _parallel._pays(0.1, 3, 2)
