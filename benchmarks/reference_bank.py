@@ -1,32 +1,39 @@
-"""Fit time of a bank of reference models against K plain PyTorch fits of the same model.
+"""Fit time of a bank of reference models: vectorised, model by model, and a plain loop.
 
-For each dataset (Location30, the synthetic purchase-like data), each network (the
-paper's MLP 1024-512-256-128 and an MLP with one hidden layer of 256 units) and each
-bank size K, three timings of K models, each trained on a random half of the pool with
-the same optimiser (SGD lr 0.1, momentum 0.9, weight decay 1e-4), batch size and epochs:
+For each dataset (Location30, the synthetic purchase-like data), each network (an MLP
+with one hidden layer of 256 units, 10 epochs; the paper's MLP 1024-512-256-128, 3
+epochs), each bank size K and 1 and 2 torch threads, K models each on half of a pool of
+``--rows`` records (2,004: the audited pool of a Location30 run), batch 128, SGD lr 0.1,
+momentum 0.9, weight decay 1e-4, trained by:
 
-(a) K sequential fits by a plain PyTorch loop (``DataLoader`` over tensors), with
-    torch's default number of threads;
-(b) ``ReferenceModels(VanillaClassifier(...), n_estimators=K, n_jobs=1).fit(pool)``;
-(c) the same with ``n_jobs=--jobs`` (2 by default).
+(a) a plain PyTorch loop, one model after the other (the baseline);
+(b) ``ReferenceModels(..., vectorize=False)``: model by model, skmia's path before the
+    vectorised bank; on 2 threads that is ``n_jobs=2`` worker processes (started and
+    warmed before the timing);
+(c) ``ReferenceModels(...)`` (``vectorize="auto"``: one batched network), ``n_jobs`` =
+    threads;
+(d) the same in a fresh process, as the CLI runs it (the first ``fit`` of a process,
+    after its imports), and (e) (b) in a fresh process: its workers start in the timing.
 
-The three alternate, ``--repeats`` times, and the table gives the best time of each
-(the least disturbed by other work on the machine) and the ratios (b)/(a) and (c)/(a).
-Goal on a 2-core machine: (b) <= 1.1x and (c) <= 0.6x. The bank trains every model on
-one torch thread, so that its models do not depend on ``n_jobs`` (DESIGN §7); a second
-table measures what that costs: one plain fit on one thread against one on torch's
-default threads.
+The FLOP limit is ``6 x parameters x rows x epochs x K`` (forward and backward) at the
+speed of one large float32 matrix product on the same threads. Times are the best of
+``--repeats``; ratios in the table. ``--tolerance`` instead trains a bank under the
+paper's full schedule (120 epochs, decay at 50 and 100) vectorised and model by model and
+prints the largest difference between the models' weights and probabilities.
 
-    SKMIA_DATA_HOME=../shared/data python benchmarks/reference_bank.py          # 4-10 min
-    SKMIA_DATA_HOME=../shared/data python benchmarks/reference_bank.py --quick  # 1-2 min
+    SKMIA_DATA_HOME=../shared/data python benchmarks/reference_bank.py          # ~10 min
+    SKMIA_DATA_HOME=../shared/data python benchmarks/reference_bank.py --quick  # ~1 min
+    SKMIA_DATA_HOME=../shared/data python benchmarks/reference_bank.py --tolerance
 """
 
 import argparse
 import datetime
+import json
 import math
 import os
 import platform
 import shlex
+import subprocess
 import sys
 import time
 
@@ -34,15 +41,16 @@ import numpy as np
 
 from skmia import _registry
 
-MODELS = {
-    "paper": ("paper MLP 1024-512-256-128", (1024, 512, 256, 128)),
-    "mlp256": ("MLP 256", (256,)),
+MODELS = {  # name: (label, hidden sizes, epochs)
+    "mlp256": ("MLP 256", (256,), 10),
+    "paper": ("paper MLP 1024-512-256-128", (1024, 512, 256, 128), 3),
 }
 DATASETS = ("location", "purchase-like")
 PRESETS = {
-    # pool sizes: Location30 is used whole (5,010 rows); purchase-like rows are drawn
-    "full": {"epochs": 3, "ks": (4, 16), "purchase_rows": 6000, "repeats": 2},
-    "quick": {"epochs": 2, "ks": (4,), "purchase_rows": 4000, "repeats": 1},
+    "full": {"ks": (16, 64), "models": list(MODELS), "datasets": list(DATASETS),
+             "threads": (1, 2), "repeats": 2},
+    "quick": {"ks": (16,), "models": ["mlp256"], "datasets": ["location"],
+              "threads": (2,), "repeats": 1},
 }
 BATCH_SIZE = 128
 
@@ -51,47 +59,59 @@ def parse_args(argv=None):
     """The command line: a preset, then any option that overrides it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="2 epochs, K = 4, 4,000 purchase-like rows (about 2 minutes)")
-    parser.add_argument("--jobs", type=int, default=2, help="n_jobs of the parallel bank (c)")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs of every model")
-    parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
-    parser.add_argument("--models", nargs="+", choices=tuple(MODELS), default=list(MODELS))
+                        help="K = 16, the small MLP on Location30, 2 threads, one timing")
+    parser.add_argument("--tolerance", action="store_true",
+                        help="measure vectorised against model-by-model weights after the "
+                             "paper's full schedule instead of timing")
+    parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=None)
+    parser.add_argument("--models", nargs="+", choices=tuple(MODELS), default=None)
     parser.add_argument("--ks", nargs="+", type=int, default=None, help="bank sizes K (even)")
-    parser.add_argument("--purchase-rows", type=int, default=None,
-                        help="rows of the purchase-like pool")
+    parser.add_argument("--threads", nargs="+", type=int, default=None,
+                        help="torch threads (and n_jobs) of each timing")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epochs of every model (default: 10 small MLP, 3 paper MLP)")
+    parser.add_argument("--rows", type=int, default=2004, help="records in the pool")
     parser.add_argument("--repeats", type=int, default=None,
                         help="timings of each kind; the best one is reported")
+    parser.add_argument("--no-fresh", action="store_true",
+                        help="skip the timings in fresh processes")
     parser.add_argument("--data-home", default=None,
                         help=f"folder of {_registry.DATASETS['location'].archive.filename} "
                              "(default: $SKMIA_DATA_HOME)")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     preset = PRESETS["quick" if args.quick else "full"]
     for name, value in preset.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    if args.jobs < 2:
-        parser.error(f"--jobs must be at least 2 (the parallel column), got {args.jobs}")
-    if args.epochs < 1 or args.repeats < 1 or any(k < 2 or k % 2 for k in args.ks):
-        parser.error("--epochs and --repeats must be >= 1 and every K an even number >= 2")
+    if (any(k < 2 or k % 2 for k in args.ks) or args.repeats < 1 or args.rows < 200
+            or any(t < 1 for t in args.threads) or (args.epochs is not None and args.epochs < 1)):
+        parser.error("every K must be an even number >= 2, --repeats, --threads and "
+                     "--epochs >= 1, --rows >= 200")
     return args
 
 
-def load_pool(dataset, args):
-    """The pool ``(X, y)`` of a dataset, and its description for the table."""
+def load_pool(dataset, rows, data_home=None):
+    """A seeded pool of ``rows`` records of a dataset, and its description."""
     if dataset == "location":
         from skmia.datasets import fetch_location30
 
-        X, y = fetch_location30(data_home=args.data_home, download_if_missing=False,
+        X, y = fetch_location30(data_home=data_home, download_if_missing=False,
                                 return_X_y=True)
-        return X, y, f"Location30, {len(y):,} rows x {X.shape[1]} features, 30 classes"
-    from skmia.datasets import make_purchase_like
+        name = "Location30"
+    else:
+        from skmia.datasets import make_purchase_like
 
-    X, y = make_purchase_like(n_samples=args.purchase_rows, random_state=0, return_X_y=True)
-    return X, y, f"purchase-like (SYNTHETIC), {len(y):,} rows x {X.shape[1]}, 100 classes"
+        X, y = make_purchase_like(n_samples=max(rows, 2000), random_state=0, return_X_y=True)
+        name = "purchase-like (SYNTHETIC)"
+    keep = np.sort(np.random.default_rng(0).permutation(len(y))[:rows])
+    X, y = X[keep], y[keep]
+    return X, y, f"{name}, {len(y):,} rows x {X.shape[1]}, {len(np.unique(y))} classes"
 
 
 def plain_fits(X, y, hidden, n_models, epochs, seed=0):
-    """``n_models`` fits by a hand-written loop, each on a random half of ``(X, y)``."""
+    """``n_models`` fits by a hand-written loop, each on a random half of ``(X, y)``,
+    slicing a shuffled order of tensors (no DataLoader)."""
     import torch
     import torch.nn.functional as F
 
@@ -99,56 +119,111 @@ def plain_fits(X, y, hidden, n_models, epochs, seed=0):
 
     rng = np.random.default_rng(seed)
     n_classes = int(y.max()) + 1
+    X_all, y_all = torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y)
     nets = []
     for k in range(n_models):
-        rows = rng.permutation(len(y))[: len(y) // 2]
+        rows = torch.as_tensor(rng.permutation(len(y))[: len(y) // 2])
+        Xk, yk = X_all[rows], y_all[rows]
         torch.manual_seed(seed + k)
         net = MLP(X.shape[1], n_classes, hidden_sizes=hidden)
         opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-        data = torch.utils.data.TensorDataset(torch.as_tensor(X[rows]), torch.as_tensor(y[rows]))
-        loader = torch.utils.data.DataLoader(data, batch_size=BATCH_SIZE, shuffle=True)
-        net.train()
         for _ in range(epochs):
-            for xb, yb in loader:
+            order = torch.randperm(len(yk))
+            for start in range(0, len(yk), BATCH_SIZE):
+                batch = order[start:start + BATCH_SIZE]
                 opt.zero_grad()
-                F.cross_entropy(net(xb), yb).backward()
+                F.cross_entropy(net(Xk[batch]), yk[batch]).backward()
                 opt.step()
         nets.append(net)
     return nets
 
 
-def bank_fit(X, y, hidden, n_models, epochs, n_jobs, seed=0):
+def make_bank(hidden, n_models, epochs, n_jobs, vectorize, seed=0, **params):
     """``ReferenceModels`` of ``VanillaClassifier`` with the plain loop's settings."""
     from skmia.defenses import VanillaClassifier
     from skmia.model_selection import ReferenceModels
 
-    model = VanillaClassifier(max_epochs=epochs, batch_size=BATCH_SIZE, lr=0.1,
-                              module__hidden_sizes=hidden, random_state=seed)
-    bank = ReferenceModels(model, n_estimators=n_models, n_jobs=n_jobs, random_state=seed)
-    return bank.fit(X, y)
+    settings = {"max_epochs": epochs, "batch_size": BATCH_SIZE, "lr": 0.1,
+                "milestones": (), **params}
+    model = VanillaClassifier(module__hidden_sizes=tuple(hidden), **settings)
+    return ReferenceModels(model, n_estimators=n_models, n_jobs=n_jobs, random_state=seed,
+                           vectorize=vectorize)
 
 
-def warm_fit(X, y, hidden):
-    """One tiny fit: a process's first fit of a network costs twice what the next do."""
-    from skmia.defenses import VanillaClassifier
+def _import_torch():
+    import torch
 
-    VanillaClassifier(max_epochs=1, module__hidden_sizes=hidden, random_state=0).fit(X, y)
-    return os.getpid()
+    return torch.get_num_threads()
 
 
-def start_workers(n_jobs, X, y, hidden):
-    """Start joblib's worker processes and warm them up before anything is timed."""
-    from skmia._parallel import parallel_map
+def start_workers(n_jobs):
+    """Start joblib's worker processes (importing torch) before anything is timed."""
+    from joblib import Parallel, delayed
 
+    Parallel(n_jobs=n_jobs)(delayed(_import_torch)() for _ in range(n_jobs))
+
+
+def _timed(function, *args, **kwargs):
     start = time.perf_counter()
-    parallel_map(warm_fit, [(X, y, hidden)] * n_jobs, n_jobs=n_jobs)
+    function(*args, **kwargs)
     return time.perf_counter() - start
 
 
-def _timed(function, *args):
-    start = time.perf_counter()
-    function(*args)
-    return time.perf_counter() - start
+def gflops_per_second(threads, size=1536, repeats=3):
+    """Speed of one large float32 matrix product on ``threads`` torch threads."""
+    import torch
+
+    from skmia._parallel import torch_threads
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    with torch_threads(threads):
+        a @ b
+        best = min(_timed(torch.matmul, a, b) for _ in range(repeats))
+    return 2 * size**3 / best / 1e9
+
+
+def flops(X, y, hidden, n_models, epochs):
+    """Forward and backward of every model: 6 FLOPs per parameter and row."""
+    widths = [X.shape[1], *hidden, int(y.max()) + 1]
+    params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=True))
+    return 6 * params * (len(y) // 2) * epochs * n_models
+
+
+def fresh_fit(spec):
+    """Time the first ``fit`` of a bank in a new Python process (imports not timed)."""
+    command = [sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)]
+    env = {**os.environ, "OMP_NUM_THREADS": str(spec["threads"])}
+    out = subprocess.run(command, check=True, capture_output=True, text=True, env=env)  # noqa: S603
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _child(spec):
+    import torch  # noqa: F401  (imported before the timing, as the CLI has it)
+
+    X, y, _ = load_pool(spec["dataset"], spec["rows"], spec["data_home"])
+    bank = make_bank(spec["hidden"], spec["K"], spec["epochs"], spec["threads"],
+                     spec["vectorize"])
+    print(_timed(bank.fit, X, y))
+
+
+def time_row(X, y, hidden, k, epochs, threads, args, spec):
+    """The timings of one (dataset, network, K, threads)."""
+    from skmia._parallel import torch_threads
+
+    best = {"plain": math.inf, "per_model": math.inf, "vectorised": math.inf}
+    for _ in range(args.repeats):  # alternated: a drift in load hits all of them
+        with torch_threads(threads):
+            best["plain"] = min(best["plain"], _timed(plain_fits, X, y, hidden, k, epochs))
+        best["per_model"] = min(best["per_model"], _timed(
+            make_bank(hidden, k, epochs, threads, False).fit, X, y))
+        best["vectorised"] = min(best["vectorised"], _timed(
+            make_bank(hidden, k, epochs, threads, "auto").fit, X, y))
+    if not args.no_fresh:
+        spec = {**spec, "hidden": list(hidden), "K": k, "epochs": epochs, "threads": threads}
+        best["fresh"] = fresh_fit({**spec, "vectorize": "auto"})
+        best["fresh_per_model"] = fresh_fit({**spec, "vectorize": False})
+    best["flop_limit"] = flops(X, y, hidden, k, epochs) / 1e9 / gflops_per_second(threads)
+    return best
 
 
 def cpu_name():
@@ -167,90 +242,92 @@ def _load():
     return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def _cell(value):
+    return "-" if value is None else f"{value:.2f}"
+
+
+def print_table(rows):
+    """The Markdown table of the timings and their ratios."""
+    print("| dataset | network | K | threads | (a) plain loop | (b) model by model | "
+          "(c) vectorised | (d) vectorised, fresh | (e) (b) fresh | FLOP limit | "
+          "(c)/(a) | (b)/(c) | (d)/limit |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        fresh = r.get("fresh")
+        print(f"| {r['dataset']} | {r['network']} | {r['K']} | {r['threads']} | "
+              f"{r['plain']:.2f} | {r['per_model']:.2f} | {r['vectorised']:.2f} | "
+              f"{_cell(fresh)} | {_cell(r.get('fresh_per_model'))} | {r['flop_limit']:.2f} | "
+              f"{r['vectorised'] / r['plain']:.2f}x | {r['per_model'] / r['vectorised']:.2f}x | "
+              f"{_cell(None if fresh is None else fresh / r['flop_limit'])}x |")
+
+
+def tolerance(args):
+    """Largest weight and probability differences, vectorised against model by model,
+    after the paper's schedule (120 epochs, lr x0.1 at 50 and 100)."""
+    from skmia.defenses import RelaxLossClassifier, VanillaClassifier
+    from skmia.model_selection import ReferenceModels
+
+    X, y, described = load_pool(args.datasets[0], args.rows, args.data_home)
+    schedule = {"max_epochs": args.epochs or 120, "milestones": (50, 100),
+                "batch_size": BATCH_SIZE, "module__hidden_sizes": (256,)}
+    print(f"pool: {described}; {schedule}")
+    for estimator in (VanillaClassifier(**schedule),
+                      RelaxLossClassifier(alpha=0.8, upper=0.3, **schedule)):
+        banks = [ReferenceModels(estimator, n_estimators=args.ks[0], random_state=0,
+                                 vectorize=v, n_jobs=1).fit(X, y) for v in (True, False)]
+        weights = probas = 0.0
+        for a, b in zip(banks[0].estimators_, banks[1].estimators_, strict=True):
+            for p, q in zip(a.module_.parameters(), b.module_.parameters(), strict=True):
+                weights = max(weights, float((p - q).detach().abs().max()))
+            probas = max(probas, float(np.abs(a.predict_proba(X) - b.predict_proba(X)).max()))
+        print(f"{type(estimator).__name__}, K={args.ks[0]}: max |weight difference| "
+              f"{weights:.2e}, max |probability difference| {probas:.2e}")
+
+
 def main(argv=None):
-    """Run the benchmark and print its tables; returns the rows of the main table.
-
-    Parameters
-    ----------
-    argv : list of str, default=None
-        Command-line arguments (default: ``sys.argv[1:]``).
-
-    Returns
-    -------
-    rows : list of dict
-        One per (dataset, model, K): the three times in seconds and the two ratios.
-    """
+    """Run the benchmark and print its table; returns its rows (dicts of seconds)."""
     args = parse_args(argv)
-    import torch
-
-    threads = torch.get_num_threads()
+    if args.child is not None:
+        return _child(json.loads(args.child))
+    if args.tolerance:
+        return tolerance(args)
     command = " ".join(["python benchmarks/reference_bank.py",
                         shlex.join(sys.argv[1:] if argv is None else argv)]).strip()
-    load_start = _load()
-    began = time.perf_counter()
-    rows, scaling, pools = [], [], []
-    startup = None
+    load_start, began = _load(), time.perf_counter()
+    rows, pools = [], []
     for dataset in args.datasets:
-        X, y, described = load_pool(dataset, args)
+        X, y, described = load_pool(dataset, args.rows, args.data_home)
         pools.append(described)
+        spec = {"dataset": dataset, "rows": args.rows, "data_home": args.data_home}
         for model in args.models:
-            label, hidden = MODELS[model]
-            # warm-up, for this network: torch here, the fit path here and in the workers
-            plain_fits(X[:256], y[:256], hidden, 1, 1)
-            warm_fit(X[:256], y[:256], hidden)
-            seconds = start_workers(args.jobs, X[:256], y[:256], hidden)
-            startup = seconds if startup is None else startup
-            one = {1: math.inf, threads: math.inf}
-            for _ in range(args.repeats):
-                for n in one:
-                    torch.set_num_threads(n)
-                    one[n] = min(one[n], _timed(plain_fits, X, y, hidden, 1, args.epochs))
-            torch.set_num_threads(threads)
-            scaling.append({"dataset": dataset, "model": label, "one": one[1],
-                            "default": one[threads]})
-            for k in args.ks:
-                plain = serial = parallel = math.inf
-                for _ in range(args.repeats):  # alternated: a drift in load hits all three
-                    plain = min(plain, _timed(plain_fits, X, y, hidden, k, args.epochs))
-                    serial = min(serial, _timed(bank_fit, X, y, hidden, k, args.epochs, 1))
-                    # loky ends workers idle for 5 minutes: restart them untimed if it did
-                    start_workers(args.jobs, X[:256], y[:256], hidden)
-                    parallel = min(parallel, _timed(bank_fit, X, y, hidden, k, args.epochs,
-                                                    args.jobs))
-                rows.append({"dataset": dataset, "model": label, "K": k, "plain": plain,
-                             "serial": serial, "parallel": parallel,
-                             "serial_ratio": serial / plain, "parallel_ratio": parallel / plain})
-                print(f"  {dataset} {label} K={k}: plain {plain:.1f} s, bank {serial:.1f} s, "
-                      f"bank n_jobs={args.jobs} {parallel:.1f} s", file=sys.stderr, flush=True)
-    wall = time.perf_counter() - began
+            label, hidden, epochs = MODELS[model]
+            epochs = args.epochs or epochs
+            plain_fits(X[:256], y[:256], hidden, 1, 1)  # warm-up of torch and skmia here
+            make_bank(hidden, 2, 1, 1, "auto").fit(X, y)
+            make_bank(hidden, 2, 1, 1, False).fit(X, y)
+            for threads in args.threads:
+                if threads > 1:  # start the workers of (b) untimed
+                    start_workers(threads)
+                for k in args.ks:
+                    row = time_row(X, y, hidden, k, epochs, threads, args, spec)
+                    rows.append({"dataset": dataset, "network": label, "K": k,
+                                 "threads": threads, "epochs": epochs, **row})
+                    print(f"  {dataset} {label} K={k} threads={threads}: " + ", ".join(
+                        f"{key} {value:.2f} s" for key, value in row.items()),
+                        file=sys.stderr, flush=True)
+    import torch
 
     print(f"{datetime.date.today().isoformat()}, {cpu_name()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}, torch {torch.__version__} "
-          f"({threads} threads by default); load average (1/5/15 min) {load_start} at the "
-          f"start, {_load()} at the end; {wall / 60:.1f} minutes")
+          f"Python {platform.python_version()}, torch {torch.__version__}; load average "
+          f"(1/5/15 min) {load_start} at the start, {_load()} at the end; "
+          f"{(time.perf_counter() - began) / 60:.1f} minutes")
     print(f"command: `{command}`")
-    print(f"pools: {'; '.join(pools)}. Each model trains on a random half of its pool, "
-          f"{args.epochs} epoch(s), batch {BATCH_SIZE}, SGD lr 0.1, momentum 0.9, weight "
-          f"decay 1e-4; best of {args.repeats} timing(s) of each kind. Untimed warm-up "
-          f"for each network: one tiny fit by each trainer in each process; joblib's "
-          f"{args.jobs} worker processes were started before the timings ({startup:.1f} s, "
-          f"once per session).")
+    print(f"pools: {'; '.join(pools)}. Each model on half its pool, batch {BATCH_SIZE}, SGD "
+          f"lr 0.1, momentum 0.9, weight decay 1e-4, epochs: "
+          + ", ".join(f"{MODELS[m][0]} {args.epochs or MODELS[m][2]}" for m in args.models)
+          + f"; seconds, best of {args.repeats} timing(s).")
     print()
-    print(f"| dataset | model | K | (a) plain PyTorch, {threads} threads (s) | "
-          f"(b) bank, n_jobs=1 (s) | (c) bank, n_jobs={args.jobs} (s) | (b)/(a) | (c)/(a) |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        print(f"| {r['dataset']} | {r['model']} | {r['K']} | {r['plain']:.1f} | "
-              f"{r['serial']:.1f} | {r['parallel']:.1f} | {r['serial_ratio']:.2f}x | "
-              f"{r['parallel_ratio']:.2f}x |")
-    print()
-    print(f"One plain fit (one model, half the pool), 1 thread against {threads}:")
-    print()
-    print(f"| dataset | model | 1 thread (s) | {threads} threads (s) | 1 thread / {threads} |")
-    print("|---|---|---:|---:|---:|")
-    for s in scaling:
-        print(f"| {s['dataset']} | {s['model']} | {s['one']:.2f} | {s['default']:.2f} | "
-              f"{s['one'] / s['default']:.2f}x |")
+    print_table(rows)
     return rows
 
 

@@ -8,14 +8,30 @@ default, in sequential runs too: a model trained on one thread gets the same wei
 whichever worker, process or machine trains it, so results never depend on ``n_jobs``
 or on the backend (with two threads, matrix products may add in another order).
 ``threads=N`` trades that for speed where a machine has cores to spare.
+
+No cold start: worker processes (each importing torch, seconds apiece) are started only
+where the work pays for them. With joblib's default backend and no workers started yet,
+the first call runs here and is timed; the rest go to workers only when the time they
+save is more than starting the workers costs (:data:`WORKER_START_SECONDS` each).
+Workers are capped at the number of calls, and loky keeps them for the next
+:func:`parallel_map` of the same size in the process (the rounds of one command). Asking
+for more workers or threads than the machine has cores gets a warning.
 """
 
 import contextlib
+import os
 import threading
+import time
+import warnings
 
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, effective_n_jobs
 
-__all__ = ["check_threads", "torch_threads", "parallel_map"]
+__all__ = ["check_threads", "torch_threads", "parallel_map", "bank_threads", "n_cores",
+           "WORKER_START_SECONDS"]
+
+#: what starting one worker process costs (it imports torch), measured on a 2-core machine
+WORKER_START_SECONDS = 2.5
+_STARTED = set()  # worker counts of loky pools started by parallel_map in this process
 
 _LOCK = threading.Lock()
 _DEPTH = [0, None]  # tasks inside torch_threads in this process, saved thread count
@@ -34,7 +50,7 @@ def torch_threads(threads=1):
     if threads is None:
         yield
         return
-    check_threads(threads)
+    check_threads(threads, warn=False)  # warned once by whoever asked for them
     with _LOCK:
         if _DEPTH[0] == 0:
             _DEPTH[1] = torch.get_num_threads()
@@ -49,11 +65,55 @@ def torch_threads(threads=1):
                 torch.set_num_threads(_DEPTH[1])
 
 
-def check_threads(threads):
-    """``threads`` as a positive int, or a ValueError that names it."""
+def check_threads(threads, *, warn=True):
+    """``threads`` as a positive int, or a ValueError that names it; a warning (unless
+    ``warn=False``) when it is more than the machine's cores."""
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    if warn:
+        _warn_above_cores(threads, f"threads={threads} torch threads")
     return threads
+
+
+def n_cores():
+    """Cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _warn_above_cores(n, what):
+    cores = n_cores()
+    if n > cores:
+        warnings.warn(
+            f"{what} on a machine with {cores} core{'s' * (cores != 1)}: they take turns "
+            f"on the cores and gain nothing; ask for at most {cores}.",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def bank_threads(n_jobs):
+    """Torch threads of a vectorised bank of reference models asked ``n_jobs`` cores
+    (None: 1; -1: all): that many, capped at the machine's cores (with a warning)."""
+    wanted = effective_n_jobs(n_jobs)
+    _warn_above_cores(wanted, f"n_jobs={n_jobs} asks for {wanted} cores")
+    return max(1, min(wanted, n_cores()))
+
+
+def _workers(n_jobs, n_tasks, threads):
+    """Workers for ``n_tasks`` calls: ``n_jobs`` as joblib reads it, capped at the calls;
+    a warning when they (times ``threads``) ask for more than the machine's cores."""
+    from joblib.parallel import get_active_backend
+
+    workers = max(1, min(effective_n_jobs(n_jobs), n_tasks))
+    local = type(get_active_backend()[0]).__name__ in (
+        "LokyBackend", "MultiprocessingBackend", "ThreadingBackend", "SequentialBackend")
+    if local and workers > 1:
+        _warn_above_cores(workers * threads,
+                          f"{workers} workers x {threads} torch thread(s) = "
+                          f"{workers * threads} threads")
+    return workers
 
 
 def _call_with_threads(function, args, threads):
@@ -109,12 +169,46 @@ def parallel_map(function, tasks, *, n_jobs=None, threads=1, verbose=0, desc=Non
     from tqdm.auto import tqdm
 
     _warn_if_threads(n_jobs)
-    check_threads(threads)
+    check_threads(threads, warn=False)  # the workers x threads warning says it
     tasks = list(tasks)
-    calls = (delayed(_call_with_threads)(function, tuple(args), threads) for args in tasks)
+    workers = _workers(n_jobs, len(tasks), threads)
     results = []
     with tqdm(total=len(tasks), desc=desc, disable=not verbose, leave=True) as bar:
-        for result in Parallel(n_jobs=n_jobs, return_as="generator")(calls):
+        if workers > 1 and _cold(workers):
+            began = time.perf_counter()
+            results.append(_call_with_threads(function, tuple(tasks[0]), threads))
+            bar.update(1)
+            if not _pays(time.perf_counter() - began, len(tasks) - 1, workers):
+                workers = 1
+            else:
+                _STARTED.add(workers)
+        calls = (delayed(_call_with_threads)(function, tuple(args), threads)
+                 for args in tasks[len(results):])
+        for result in Parallel(n_jobs=workers, return_as="generator")(calls):
             results.append(result)
             bar.update(1)
     return results
+
+
+def _cold(workers):
+    """Whether ``workers`` processes of joblib's default backend would start now: none
+    started by this module, and loky's reusable pool (kept by joblib across calls) is
+    not of that size."""
+    from joblib.parallel import get_active_backend
+
+    if type(get_active_backend()[0]).__name__ != "LokyBackend" or workers in _STARTED:
+        return False
+    try:
+        from joblib.externals.loky import reusable_executor
+
+        pool = reusable_executor._executor
+        return pool is None or pool._max_workers != workers or pool._flags.broken is not None
+    except AttributeError:  # another loky: assume the workers must start
+        return True
+
+
+def _pays(seconds, n_left, workers):
+    """Whether ``n_left`` calls of ``seconds`` each finish sooner on ``workers`` new
+    processes than here, one after the other."""
+    saved = seconds * n_left * (1 - 1 / workers)
+    return saved > WORKER_START_SECONDS * workers

@@ -1,5 +1,7 @@
-"""benchmarks/reference_bank.py: a tiny run end to end, and its presets."""
+"""benchmarks/reference_bank.py: a tiny run end to end, its fresh-process child, the
+tolerance mode and the presets."""
 
+import json
 
 import pytest
 
@@ -9,45 +11,68 @@ def bench(benchmark_script):
     return benchmark_script("reference_bank")
 
 
-def test_tiny_run_prints_both_tables(bench, capsys):
+def test_tiny_run_prints_the_table(bench, capsys):
     rows = bench.main(["--datasets", "purchase-like", "--models", "mlp256", "--ks", "2",
-                       "--epochs", "1", "--purchase-rows", "4000", "--jobs", "2",
-                       "--repeats", "1"])
-    assert [(r["dataset"], r["model"], r["K"]) for r in rows] == [("purchase-like", "MLP 256", 2)]
+                       "--epochs", "1", "--rows", "2000", "--threads", "1", "--repeats", "1",
+                       "--no-fresh"])
+    assert [(r["dataset"], r["network"], r["K"], r["threads"]) for r in rows] == [
+        ("purchase-like", "MLP 256", 2, 1)]
     row = rows[0]
-    assert min(row["plain"], row["serial"], row["parallel"]) > 0
-    assert row["serial_ratio"] == pytest.approx(row["serial"] / row["plain"])
+    assert min(row["plain"], row["per_model"], row["vectorised"], row["flop_limit"]) > 0
     out = capsys.readouterr().out
-    assert "| dataset | model | K | (a) plain PyTorch, " in out
-    assert "| (b)/(a) | (c)/(a) |" in out and "| purchase-like | MLP 256 | 2 |" in out
-    assert "purchase-like (SYNTHETIC), 4,000 rows x 600, 100 classes" in out
-    assert "1 epoch(s), batch 128" in out and "best of 1 timing(s)" in out
-    assert "--ks 2" in out and "load average" in out
+    assert "| dataset | network | K | threads | (a) plain loop | (b) model by model | " in out
+    assert "| (c)/(a) | (b)/(c) | (d)/limit |" in out
+    assert f"| purchase-like | MLP 256 | 2 | 1 | {row['plain']:.2f} |" in out
+    assert f"{row['vectorised'] / row['plain']:.2f}x" in out
+    assert "purchase-like (SYNTHETIC), 2,000 rows x 600, 100 classes" in out
+    assert "--ks 2" in out and "load average" in out and "MLP 256 1;" in out
+
+
+def test_the_fresh_process_child_times_one_fit(bench, capsys):
+    spec = {"dataset": "purchase-like", "rows": 2000, "data_home": None, "hidden": [8],
+            "K": 2, "epochs": 1, "threads": 1, "vectorize": "auto"}
+    bench.main(["--child", json.dumps(spec)])
+    assert float(capsys.readouterr().out.strip()) > 0
+
+
+def test_flops_by_hand(bench):
+    import numpy as np
+
+    X, y = np.zeros((10, 4)), np.array([0, 1, 2] * 3 + [0])
+    # 4 -> 5 -> 3: 4*5+5 + 5*3+3 = 43 parameters, 5 rows per model, 2 epochs, 3 models
+    assert bench.flops(X, y, (5,), 3, 2) == 6 * 43 * 5 * 2 * 3
+
+
+def test_tolerance_mode(bench, capsys):
+    bench.main(["--tolerance", "--datasets", "purchase-like", "--rows", "2000", "--ks", "2",
+                "--epochs", "2"])
+    out = capsys.readouterr().out
+    for name in ("VanillaClassifier", "RelaxLossClassifier"):
+        line = next(line for line in out.splitlines() if line.startswith(name))
+        weights = float(line.split("max |weight difference| ")[1].split(",")[0])
+        assert 0 <= weights < 1e-5
 
 
 def test_plain_loop_and_bank_train_the_same_network(bench):
-    import numpy as np
-
     from skmia.datasets import make_purchase_like
 
-    X, y = make_purchase_like(n_samples=4000, random_state=0, return_X_y=True)
-    (net,) = bench.plain_fits(X, y, (256,), 1, 1)
-    bank = bench.bank_fit(X, y, (256,), 2, 1, 1)
-    assert len(bank.estimators_) == 2
-    assert (bank.in_mask_.sum(axis=1) == 1).all()
+    X, y = make_purchase_like(n_samples=2000, random_state=0, return_X_y=True)
+    (net,) = bench.plain_fits(X, y, (16,), 1, 1)
+    bank = bench.make_bank((16,), 2, 1, 1, "auto").fit(X, y)
+    assert len(bank.estimators_) == 2 and (bank.in_mask_.sum(axis=1) == 1).all()
     shapes = [tuple(p.shape) for p in net.parameters()]
     assert shapes == [tuple(p.shape) for p in bank.estimators_[0].module_.parameters()]
-    assert np.isclose(bank.estimators_[0].lr, 0.1)
+    assert bank.estimators_[0].lr == 0.1 and bank.estimators_[0].batch_size == 128
 
 
 def test_presets(bench):
     full = bench.parse_args([])
-    assert full.ks == (4, 16) and full.datasets == ["location", "purchase-like"]
-    assert full.models == ["paper", "mlp256"] and full.jobs == 2
+    assert full.ks == (16, 64) and full.datasets == ["location", "purchase-like"]
+    assert full.models == ["mlp256", "paper"] and full.threads == (1, 2)
     quick = bench.parse_args(["--quick"])
-    assert quick.ks == (4,) and quick.epochs < full.epochs
-    assert bench.parse_args(["--quick", "--epochs", "3"]).epochs == 3
-    assert full.repeats == 2 and quick.repeats == 1
-    for bad in (["--ks", "3"], ["--jobs", "1"], ["--epochs", "0"], ["--repeats", "0"]):
+    assert quick.ks == (16,) and quick.models == ["mlp256"] and quick.repeats == 1
+    assert bench.parse_args(["--quick", "--ks", "4"]).ks == [4]
+    for bad in (["--ks", "3"], ["--threads", "0"], ["--epochs", "0"], ["--repeats", "0"],
+                ["--rows", "10"]):
         with pytest.raises(SystemExit):
             bench.parse_args(bad)

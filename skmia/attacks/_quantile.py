@@ -9,8 +9,8 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.utils import check_random_state
-from .._sklearn_compat import HasMethods, Interval
 
+from .._sklearn_compat import HasMethods, Interval
 from ._base import CALIBRATED_DOCS, FPR_CONSTRAINT, _CalibratedAttack
 from ._signals import FEATURE, LABEL, SCORE, count_output_columns, output_columns
 

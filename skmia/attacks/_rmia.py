@@ -8,8 +8,8 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 from scipy.special import log_expit, logsumexp
-from .._sklearn_compat import Interval, StrOptions
 
+from .._sklearn_compat import Interval, StrOptions
 from ._reference import _SHARED_DOCS, _ReferenceModelAttack
 from ._signals import LABEL, REF_LOGIT, REF_SCORE, SCORE, output_columns
 

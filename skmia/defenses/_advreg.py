@@ -305,6 +305,9 @@ class AdvRegClassifier(MIADefenseClassifier):
         )
         return _ClassifierBatches(self, X, y, batch_size)
 
+    #: not batched in a bank of reference models: two optimisers take turns
+    _batched_loss = None
+
     def train_step(self, batch, **fit_params):
         """skorch's step, for the classifier's optimizer only."""
         steps = []

@@ -3,10 +3,12 @@
 import inspect
 import math
 import warnings
+from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from sklearn.base import clone
 from sklearn.exceptions import DataConversionWarning
 from sklearn.preprocessing import LabelEncoder
@@ -24,6 +26,7 @@ from .._validation import Is, SequenceOf, validate_params
 from ..nn import MLP
 from ._batches import _ArrayBatches
 from ._callbacks import _SeededTraining, _StepDecay
+from ._losses import batched_mean, per_record
 
 __all__ = ["MIADefenseClassifier", "VanillaClassifier", "ValidationData", "check_device"]
 
@@ -299,6 +302,19 @@ class MIADefenseClassifier(NeuralNetClassifier):
     def training_loss(self, logits, targets, X):
         """The objective minimised on a training mini-batch: ``criterion`` here."""
         return self.criterion_(logits, targets)
+
+    def _batched_loss(self, logits, targets, mask, counts, epoch, context=None):
+        """:meth:`training_loss` of K models' batches at once, for the vectorised bank
+        (:class:`~skmia.model_selection.ReferenceModels`, which uses it only with the
+        default ``criterion``): ``logits`` ``(K, B, C)``, ``targets`` ``(K, B)``,
+        ``mask`` ``(K, B)``, 1 on the ``counts[k]`` rows of model ``k`` and 0 on padding,
+        ``epoch`` from 0; ``context`` has the step's ``inputs`` ``(K, B, ...)``, the K
+        ``models`` and a ``cache`` dict kept while they train. Returns the ``(K,)``
+        objectives, each what ``training_loss`` gives on that model's rows. A subclass
+        that changes ``training_loss`` defines this too, or leaves it to its parent and
+        is then not batched."""
+        ce = per_record(partial(F.cross_entropy, reduction="none"), logits, targets)
+        return batched_mean(ce, mask, counts)
 
     # ------------------------------------------------------------------ checkpoints
 

@@ -11,7 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._sklearn_compat import HasMethods, Interval
 from ..nn import MLP
 from ._base import CROSS_ENTROPY, MIADefenseClassifier, VanillaClassifier
-from ._losses import distillation_loss
+from ._losses import batched_mean, distillation_loss, distillation_per_record
 
 __all__ = ["DistillationClassifier"]
 
@@ -81,9 +81,11 @@ class DistillationClassifier(MIADefenseClassifier):
         self.temperature = temperature
         self.alpha = alpha
 
-    def _setup(self, X, y, classes=None):
+    def _setup(self, X, y, classes=None, teacher=None):
+        """``teacher``: the teacher already trained on these rows (the vectorised bank
+        trains the teachers of its students together first)."""
         X, y = super()._setup(X, y, classes=classes)
-        self.teacher_ = self._fit_teacher(X, y)
+        self.teacher_ = self._fit_teacher(X, y) if teacher is None else teacher
         return X, y
 
     def _teacher_short(self):
@@ -118,11 +120,7 @@ class DistillationClassifier(MIADefenseClassifier):
     def _fit_teacher(self, X, y):
         teacher = self.teacher
         if teacher is None:
-            params = {
-                k: v for k, v in self.get_params(deep=False).items()
-                if k not in ("teacher", "temperature", "alpha", "callbacks")
-            }
-            return VanillaClassifier(**params).fit(X, y)
+            return self._teacher_recipe().fit(X, y)
         if _is_fitted(teacher):
             teacher_classes = np.asarray(teacher.classes_)
             if not np.array_equal(np.sort(teacher_classes), self.label_encoder_.classes_):
@@ -132,6 +130,33 @@ class DistillationClassifier(MIADefenseClassifier):
                 )
             return teacher
         return clone(teacher).fit(X, y)
+
+    def _teacher_recipe(self):
+        """The teacher trained with ``teacher=None``: vanilla, with the student's settings."""
+        params = {
+            k: v for k, v in self.get_params(deep=False).items()
+            if k not in ("teacher", "temperature", "alpha", "callbacks")
+        }
+        return VanillaClassifier(**params)
+
+    # the vectorised bank (skmia.model_selection.ReferenceModels): teachers first, batched
+    def _batched_teacher(self):
+        return self._teacher_recipe() if self.teacher is None else None
+
+    def _batched_refusal(self):
+        if self.teacher is not None:  # a bank's clones hold unfitted clones of it
+            return "a teacher is given, and each model fits its own clone of it"
+        return None
+
+    def _batched_loss(self, logits, targets, mask, counts, epoch, context=None):
+        with torch.no_grad():
+            teacher_logits = _batched_teacher_logits(context)
+        n_models, n_rows, n_classes = logits.shape
+        values = distillation_per_record(
+            logits.reshape(-1, n_classes), targets.reshape(-1),
+            teacher_logits.reshape(-1, n_classes), temperature=self.temperature,
+            alpha=self.alpha)
+        return batched_mean(values.reshape(n_models, n_rows), mask, counts)
 
     def training_loss(self, logits, targets, X):
         with torch.no_grad():
@@ -154,6 +179,17 @@ class DistillationClassifier(MIADefenseClassifier):
         # a teacher whose classes_ are in another order gets its columns reordered
         order = _class_order(teacher, self.label_encoder_.classes_)
         return logits if order is None else logits[:, order]
+
+
+def _batched_teacher_logits(context):
+    """The logits of each student's own teacher on its batch, the teachers stacked once
+    per group of students."""
+    from ..nn._batched import StackedMLP
+
+    if "teachers" not in context.cache:
+        context.cache["teachers"] = StackedMLP([m.teacher_.module_ for m in context.models],
+                                               device=context.inputs.device)
+    return context.cache["teachers"].forward(context.inputs)
 
 
 def _is_fitted(estimator):

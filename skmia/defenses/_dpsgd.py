@@ -429,6 +429,9 @@ class DPSGDClassifier(MIADefenseClassifier):
             # skorch's on_train_end releases opacus' hooks; an exception skips it
             self._release_private_training()
 
+    #: not batched in a bank of reference models: each record's gradient is clipped
+    _batched_loss = None
+
     def training_loss(self, logits, targets, X):
         """One cross-entropy per record: DP-SGD clips each record's gradient."""
         return F.cross_entropy(logits, targets, reduction="none")

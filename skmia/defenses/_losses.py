@@ -11,9 +11,15 @@ __all__ = [
     "soft_cross_entropy",
     "flattened_targets",
     "relaxloss",
+    "flattening_loss",
     "confidence_penalty_loss",
+    "confidence_penalty_per_record",
     "label_smoothing_loss",
+    "label_smoothing_per_record",
     "distillation_loss",
+    "distillation_per_record",
+    "per_record",
+    "batched_mean",
 ]
 
 FLATTEN_MODES = ("tabular", "image")
@@ -56,28 +62,48 @@ def relaxloss(logits, targets, *, epoch, alpha, upper, flatten_mode="tabular"):
         return (mean_ce - alpha).abs()
     if mean_ce > alpha:
         return mean_ce
+    return flattening_loss(logits, targets, upper=upper, flatten_mode=flatten_mode,
+                           ce=ce).mean()
+
+
+def flattening_loss(logits, targets, *, upper, flatten_mode="tabular", ce=None):
+    """RelaxLoss's posterior-flattening objective per record (its batch mean is the loss):
+    the soft-label cross-entropy against :func:`flattened_targets` (``"tabular"``), or
+    ``(1 - correct_i) * softCE_i - CE_i`` (``"image"``); ``ce``: the records' CE if known."""
     soft = soft_cross_entropy(logits, flattened_targets(logits, targets, upper))
     if flatten_mode == "tabular":
-        return soft.mean()
+        return soft
     if flatten_mode == "image":
+        if ce is None:
+            ce = F.cross_entropy(logits, targets, reduction="none")
         correct = (logits.argmax(dim=1) == targets).to(logits.dtype)
-        return ((1.0 - correct) * soft - ce).mean()
+        return (1.0 - correct) * soft - ce
     raise ValueError(f"flatten_mode must be one of {FLATTEN_MODES}, got {flatten_mode!r}")
 
 
 def confidence_penalty_loss(logits, targets, *, penalty):
     """Cross-entropy minus ``penalty`` times the mean prediction entropy (Pereyra et al.)."""
+    return confidence_penalty_per_record(logits, targets, penalty=penalty).mean()
+
+
+def confidence_penalty_per_record(logits, targets, *, penalty):
+    """Per record: cross-entropy minus ``penalty`` times the prediction's entropy."""
     log_p = F.log_softmax(logits, dim=1)
     neg_entropy = (log_p.exp() * log_p).sum(dim=1)
-    return F.cross_entropy(logits, targets) + penalty * neg_entropy.mean()
+    return F.cross_entropy(logits, targets, reduction="none") + penalty * neg_entropy
 
 
 def label_smoothing_loss(logits, targets, *, smoothing):
     """Cross-entropy against ``(1 - smoothing) * onehot + smoothing / C`` (all classes)."""
+    return label_smoothing_per_record(logits, targets, smoothing=smoothing).mean()
+
+
+def label_smoothing_per_record(logits, targets, *, smoothing):
+    """Per record: cross-entropy against the smoothed label."""
     log_p = F.log_softmax(logits, dim=1)
     uniform = -log_p.mean(dim=1)
     nll = -log_p.gather(1, targets[:, None]).squeeze(1)
-    return ((1.0 - smoothing) * nll + smoothing * uniform).mean()
+    return (1.0 - smoothing) * nll + smoothing * uniform
 
 
 def distillation_loss(logits, targets, teacher_logits, *, temperature, alpha):
@@ -88,11 +114,32 @@ def distillation_loss(logits, targets, teacher_logits, *, temperature, alpha):
     proper mean. The reference code averages over records *and* classes, which scales the
     KL term down by the number of classes.
     """
+    return distillation_per_record(logits, targets, teacher_logits, temperature=temperature,
+                                   alpha=alpha).mean()
+
+
+def distillation_per_record(logits, targets, teacher_logits, *, temperature, alpha):
+    """Per record: ``alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE``."""
     T = temperature
     kl = F.kl_div(
         F.log_softmax(logits / T, dim=1),
         F.log_softmax(teacher_logits / T, dim=1),
-        reduction="batchmean",
+        reduction="none",
         log_target=True,
-    )
-    return alpha * T * T * kl + (1.0 - alpha) * F.cross_entropy(logits, targets)
+    ).sum(dim=1)
+    return alpha * T * T * kl + (1.0 - alpha) * F.cross_entropy(logits, targets, reduction="none")
+
+
+def per_record(loss, logits, targets):
+    """``loss(logits, targets)`` of a function of ``(n, C)`` logits and ``(n,)`` targets
+    that returns one value per record, applied to ``(K, B, C)`` logits and ``(K, B)``
+    targets: the ``(K, B)`` values of K models' batches (the vectorised bank)."""
+    n_models, n_rows, n_classes = logits.shape
+    values = loss(logits.reshape(-1, n_classes), targets.reshape(-1))
+    return values.reshape(n_models, n_rows)
+
+
+def batched_mean(values, mask, counts):
+    """Each model's mean of a ``(K, B)`` table of per-record values over its own rows:
+    ``mask`` is 1 on the ``counts[k]`` rows of model ``k``'s batch and 0 on padding."""
+    return (values * mask).sum(dim=1) / counts

@@ -1,5 +1,6 @@
 """Regularisation defenses: confidence penalty, label smoothing and dropout."""
 
+from functools import partial
 from numbers import Real
 
 import torch
@@ -7,7 +8,14 @@ import torch
 from .._sklearn_compat import Interval
 from ..nn import MLP
 from ._base import CROSS_ENTROPY, MIADefenseClassifier
-from ._losses import confidence_penalty_loss, label_smoothing_loss
+from ._losses import (
+    batched_mean,
+    confidence_penalty_loss,
+    confidence_penalty_per_record,
+    label_smoothing_loss,
+    label_smoothing_per_record,
+    per_record,
+)
 
 __all__ = ["ConfidencePenaltyClassifier", "LabelSmoothingClassifier", "DropoutClassifier"]
 
@@ -51,6 +59,10 @@ class ConfidencePenaltyClassifier(MIADefenseClassifier):
     def training_loss(self, logits, targets, X):
         return confidence_penalty_loss(logits, targets, penalty=self.penalty)
 
+    def _batched_loss(self, logits, targets, mask, counts, epoch, context=None):
+        loss = partial(confidence_penalty_per_record, penalty=self.penalty)
+        return batched_mean(per_record(loss, logits, targets), mask, counts)
+
 
 class LabelSmoothingClassifier(MIADefenseClassifier):
     """Cross-entropy against labels smoothed uniformly over all classes.
@@ -90,6 +102,10 @@ class LabelSmoothingClassifier(MIADefenseClassifier):
 
     def training_loss(self, logits, targets, X):
         return label_smoothing_loss(logits, targets, smoothing=self.smoothing)
+
+    def _batched_loss(self, logits, targets, mask, counts, epoch, context=None):
+        loss = partial(label_smoothing_per_record, smoothing=self.smoothing)
+        return batched_mean(per_record(loss, logits, targets), mask, counts)
 
 
 class DropoutClassifier(MIADefenseClassifier):

@@ -1,11 +1,15 @@
 """RelaxLoss (Chen, Yu & Fritz, ICLR 2022)."""
 
+from functools import partial
 from numbers import Real
+
+import torch
+import torch.nn.functional as F
 
 from .._sklearn_compat import Interval, StrOptions
 from ..nn import MLP
 from ._base import CROSS_ENTROPY, MIADefenseClassifier
-from ._losses import FLATTEN_MODES, relaxloss
+from ._losses import FLATTEN_MODES, batched_mean, flattening_loss, per_record, relaxloss
 
 __all__ = ["RelaxLossClassifier"]
 
@@ -118,3 +122,13 @@ class RelaxLossClassifier(MIADefenseClassifier):
             flatten_mode=self.flatten_mode_,
         )
 
+    def _batched_loss(self, logits, targets, mask, counts, epoch, context=None):
+        """RelaxLoss of K models' batches (the vectorised bank): each model takes the
+        branch of its own batch-mean loss, a ``torch.where`` per model."""
+        ce = per_record(partial(F.cross_entropy, reduction="none"), logits, targets)
+        mean_ce = batched_mean(ce, mask, counts)
+        if epoch % 2 == 0:
+            return (mean_ce - self.alpha).abs()
+        flatten = partial(flattening_loss, upper=self.upper, flatten_mode=self.flatten_mode_)
+        flattened = batched_mean(per_record(flatten, logits, targets), mask, counts)
+        return torch.where(mean_ce > self.alpha, mean_ce, flattened)

@@ -17,8 +17,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted
 
-from .._parallel import parallel_map
-from .._sklearn_compat import HasMethods, Interval, _fit_context
+from .._parallel import bank_threads, parallel_map, torch_threads
+from .._sklearn_compat import HasMethods, Interval, StrOptions, _fit_context
 
 __all__ = ["ReferenceModels", "balanced_masks"]
 
@@ -71,6 +71,29 @@ def _model_seed(seed, k):
     return int(np.random.SeedSequence([seed, _MODEL_STREAM, k]).generate_state(1)[0] >> 1)
 
 
+def _same_setting(a, b):
+    """Whether two values of an estimator parameter configure the same training (a
+    clone's sub-objects are new objects: compared by their parameters or attributes)."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(map(_same_setting, a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same_setting(a[k], b[k]) for k in a)
+    if isinstance(a, np.ndarray):
+        return np.array_equal(a, b)
+    if hasattr(a, "get_params") and not isinstance(a, type):
+        return _same_setting(a.get_params(deep=False), b.get_params(deep=False))
+    if type(a).__eq__ is object.__eq__ and hasattr(a, "__dict__"):
+        return _same_setting(vars(a), vars(b))
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
+
+
 def _fit_one(estimator, X, y, mask, seed, fit_params):
     """Fit a fresh clone of ``estimator`` on the rows ``mask`` of ``(X, y)``."""
     model = clone(estimator)
@@ -112,14 +135,26 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
         only the new models and keeps the others and their masks; the pool must be the
         same. The result equals a bank fitted at the final size.
     n_jobs : int, default=None
-        Models trained at once through joblib (None: 1, -1: all cores). Inside
-        ``joblib.parallel_config(backend="dask")`` they train on a Dask cluster. Each
-        model trains on one torch thread, so results never depend on ``n_jobs`` or on
-        the backend.
+        Cores to use (None: 1, -1: all). A vectorised bank trains in this process on
+        ``n_jobs`` torch threads (capped at the machine's cores); otherwise models train
+        at once through joblib, at most one worker per model, each model on one torch
+        thread (inside ``joblib.parallel_config(backend="dask")`` on a Dask cluster), so
+        results never depend on ``n_jobs`` or on the backend. Worker processes are
+        started only when the training is long enough to pay for them.
     random_state : int, RandomState instance or None, default=None
         Draws the masks and one seed per model.
     verbose : int, default=0
         A progress bar over models when > 0.
+    vectorize : {"auto", True, False}, default="auto"
+        Train the models as one batched network (weights stacked on a model axis, one
+        forward and backward per step for all of them), each on its own rows, seed,
+        momentum and schedule: what a skmia defense whose step is a function of the
+        batch (vanilla, RelaxLoss, confidence penalty, label smoothing, dropout, early
+        stopping) allows with :class:`skmia.nn.MLP` and SGD. ``"auto"`` does where it
+        can and trains model by model otherwise (DP-SGD, AdvReg, distillation, other
+        networks, scikit-learn classifiers); True refuses what it cannot batch, saying
+        why; False always trains model by model. Each model equals the same model
+        trained alone to float32 rounding, not bit for bit.
 
     Attributes
     ----------
@@ -174,10 +209,11 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "vectorize": [StrOptions({"auto"}), "boolean"],
     }
 
     def __init__(self, estimator, n_estimators=16, *, keep=0.5, warm_start=False,
-                 n_jobs=None, random_state=None, verbose=0):
+                 n_jobs=None, random_state=None, verbose=0, vectorize="auto"):
         self.estimator = estimator
         self.n_estimators = n_estimators
         self.keep = keep
@@ -185,6 +221,7 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
+        self.vectorize = vectorize
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, **fit_params):
@@ -222,14 +259,23 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
             self.pool_digest_ = digest
         if start == self.n_estimators:
             return self
+        refusal = self._batching_refusal(X, fit_params)
+        self._check_mask_memory(len(y), start)
         masks = balanced_masks(len(y), self.n_estimators, self.keep, self.base_seed_,
                                start=start)
         self._check_every_class(y, masks, start)
         seeds = [_model_seed(self.base_seed_, k) for k in range(start, self.n_estimators)]
-        tasks = [(self.estimator, X, y, mask, seed, fit_params)
-                 for mask, seed in zip(masks.T, seeds, strict=True)]
-        fitted = parallel_map(_fit_one, tasks, n_jobs=self.n_jobs, verbose=self.verbose,
-                              desc="reference models")
+        if refusal is None:
+            from ._vectorized import fit_batched
+
+            with torch_threads(bank_threads(self.n_jobs)):
+                fitted = fit_batched(self.estimator, X, y, masks, seeds,
+                                     verbose=self.verbose)
+        else:
+            tasks = [(self.estimator, X, y, mask, seed, fit_params)
+                     for mask, seed in zip(masks.T, seeds, strict=True)]
+            fitted = parallel_map(_fit_one, tasks, n_jobs=self.n_jobs, verbose=self.verbose,
+                                  desc="reference models")
         self.estimators_ = [*self.estimators_, *fitted]
         self.in_mask_ = np.concatenate([self.in_mask_, masks], axis=1)
         self.seeds_ = np.concatenate([self.seeds_, np.asarray(seeds, dtype=np.int64)])
@@ -249,6 +295,32 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
                 f"in the same number of models; got keep={self.keep} * n_estimators="
                 f"{self.n_estimators} = {n_in:g}."
             )
+
+    def _batching_refusal(self, X, fit_params):
+        """None when the models train as one batched network, else why they do not
+        (a ValueError with it when ``vectorize=True``)."""
+        if self.vectorize is False:
+            return "vectorize=False"
+        from ._vectorized import batching_refusal
+
+        refusal = batching_refusal(self.estimator, X, fit_params)
+        if refusal is not None and self.vectorize is True:
+            raise ValueError(
+                f"vectorize=True, but this recipe cannot be trained as one batched network: "
+                f"{refusal}. Use vectorize='auto' to train such models one by one.")
+        return refusal
+
+    def _check_mask_memory(self, n_samples, start):
+        """Refuse a bank whose masks alone would not fit in memory (drawn, then joined to
+        the fitted ones: two bytes per record and model)."""
+        from ._vectorized import available_memory, memory_refusal
+
+        need = 2 * n_samples * self.n_estimators
+        available = available_memory("cpu")
+        if need > available:
+            raise ValueError(memory_refusal(
+                f"n_estimators={self.n_estimators}: the masks alone ({n_samples:,} records "
+                f"x {self.n_estimators:,} models)", need, available))
 
     def _check_pool(self, X, y):
         X = check_array(X, allow_nd=True, ensure_all_finite=True, dtype=None,
@@ -270,6 +342,15 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
                 f"n_estimators={self.n_estimators} must be larger or equal to "
                 f"len(estimators_)={start} when warm_start==True."
             )
+        recipe = self.estimators_[0].get_params(deep=False) if start else {}
+        current = self.estimator.get_params(deep=False)
+        ignored = ("random_state", "verbose")  # each model's own seed; no effect on training
+        for key in sorted(k for k in recipe if k[0] != "_" and k not in ignored):
+            if not _same_setting(recipe[key], current.get(key)):
+                raise ValueError(
+                    f"warm_start=True grows the bank with the recipe it was fitted with, but "
+                    f"the estimator's {key} changed since: {recipe[key]!r} -> "
+                    f"{current.get(key)!r}. Set it back, or fit a new bank.")
         if digest != self.pool_digest_:
             raise ValueError(
                 "warm_start=True grows the bank on the pool it was fitted on, but X or y "
@@ -304,6 +385,39 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
                 )
 
     # ------------------------------------------------------------------ helpers
+    def head(self, k):
+        """A fitted bank of the first ``k`` models of this one.
+
+        The masks of a bank's first models do not depend on how many follow, so the
+        result is the bank that ``n_estimators=k`` with the same ``random_state`` gives:
+        its models (shared with this bank, not copied), masks, seeds and pool digest.
+
+        Parameters
+        ----------
+        k : int
+            Number of models, from 1 to ``len(estimators_)``, with ``keep * k`` whole.
+
+        Returns
+        -------
+        bank : ReferenceModels
+            A new fitted bank with ``n_estimators=k``.
+        """
+        check_is_fitted(self)
+        n_in = self.keep * k if isinstance(k, Integral) and not isinstance(k, bool) else None
+        if (n_in is None or not 1 <= k <= len(self.estimators_)
+                or abs(n_in - round(n_in)) > 1e-9 or round(n_in) < 1):
+            raise ValueError(
+                f"head(k) takes a whole number of models from 1 to {len(self.estimators_)} "
+                f"with keep * k whole (keep={self.keep}), got {k!r}.")
+        bank = clone(self).set_params(n_estimators=int(k))
+        for name in ("classes_", "n_features_in_", "input_shape_", "pool_digest_",
+                     "base_seed_"):
+            setattr(bank, name, getattr(self, name))
+        bank.estimators_ = list(self.estimators_[:k])
+        bank.in_mask_ = self.in_mask_[:, :k].copy()
+        bank.seeds_ = self.seeds_[:k].copy()
+        return bank
+
     def fingerprint(self):
         """A short string that identifies this fitted bank (its masks and model seeds).
 

@@ -1,0 +1,120 @@
+"""K copies of :class:`skmia.nn.MLP` as one network: weights stacked on a model axis.
+
+Many small networks trained one after the other spend their time in Python and in
+dispatching tiny kernels; stacked, one ``baddbmm`` per layer computes the layer of all K
+models at once (the vectorised bank of reference models, DESIGN §10). The layers are
+written for skmia's MLP rather than through ``torch.func.vmap``: the per-model dropout
+masks must be drawn from each model's own generator, in the order a model trained alone
+draws them, which ``vmap``'s randomness modes cannot do, and ``baddbmm`` on stacked
+weights is the fastest form on a CPU.
+"""
+
+import torch
+from torch import nn
+
+from ._mlp import MLP
+
+__all__ = ["StackedMLP"]
+
+
+class StackedMLP:
+    """The weights of K :class:`~skmia.nn.MLP` of one shape, stacked; a batched forward.
+
+    Parameters
+    ----------
+    modules : sequence of MLP
+        The K networks, all with the same layer sizes, activation and dropout. Their
+        weights are copied; the modules are not changed.
+    device : str or torch.device, default=None
+        Where the stacked weights live (default: where the modules' weights are).
+
+    Attributes
+    ----------
+    params : list of torch.Tensor
+        Leaf tensors, two per linear layer: weights ``(K, in, out)`` (each the transpose
+        of ``nn.Linear``'s, so that the products and their gradients are contiguous) and
+        biases ``(K, out)``, in the order of ``MLP.state_dict()``.
+    names : list of str
+        The ``state_dict`` key of each tensor of ``params``.
+    """
+
+    def __init__(self, modules, device=None):
+        modules = list(modules)
+        if not modules or not all(isinstance(m, MLP) for m in modules):
+            raise TypeError("StackedMLP stacks skmia.nn.MLP modules (at least one)")
+        first = modules[0]
+        self.n_models = len(modules)
+        self.dropout = next((m.p for m in first.modules() if isinstance(m, nn.Dropout)), 0.0)
+        self.activation = next(
+            (m for m in first.features if not isinstance(m, nn.Linear)), nn.Identity())
+        states = [m.state_dict() for m in modules]
+        self.names = list(states[0])
+        shapes = [tuple(states[0][name].shape) for name in self.names]
+        for state in states[1:]:
+            if [tuple(state[name].shape) for name in self.names] != shapes:
+                raise ValueError("StackedMLP needs networks of one shape")
+        self.params = [
+            torch.stack([self._stacked_layout(name, state[name].detach()) for state in states])
+            .to(device).contiguous().requires_grad_()
+            for name in self.names
+        ]
+
+    @staticmethod
+    def _stacked_layout(name, tensor):
+        return tensor.t() if name.endswith("weight") else tensor
+
+    def module_layout(self, name, tensor):
+        """One model's slice of a stacked tensor (a weight, its gradient or its momentum)
+        in ``nn.Linear``'s layout, as a contiguous copy on the CPU."""
+        return self._stacked_layout(name, tensor).to("cpu").clone(
+            memory_format=torch.contiguous_format)
+
+    def forward(self, x, generators=None, rows=None):
+        """Logits of every model for its own batch.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (K, B, n_features)
+            Model ``k``'s batch in ``x[k]`` (padded to ``B`` rows).
+        generators : list of torch.Generator or None
+            In training mode with dropout: each model's generator, from which its dropout
+            mask is drawn (``rows[k]`` rows), as ``torch.nn.Dropout`` draws it from the
+            global generator for a model trained alone. None: no dropout (evaluation).
+        rows : list of int, default=None
+            The real rows of each model's batch (the rest is padding).
+
+        Returns
+        -------
+        logits : torch.Tensor of shape (K, B, n_classes)
+        """
+        layers = list(zip(self.params[::2], self.params[1::2], strict=True))
+        for weight, bias in layers[:-1]:
+            x = self.activation(torch.baddbmm(bias.unsqueeze(1), x, weight))
+        if generators is not None and self.dropout > 0:
+            x = x * self._dropout_noise(x, generators, rows)
+        weight, bias = layers[-1]
+        return torch.baddbmm(bias.unsqueeze(1), x, weight)
+
+    def _dropout_noise(self, x, generators, rows):
+        """Model ``k``'s mask, drawn as ``F.dropout`` draws it: ``bernoulli_(1 - p)`` on
+        its ``rows[k]`` rows, divided by ``1 - p``; padding rows get zeros."""
+        keep = 1.0 - self.dropout
+        noise = torch.zeros_like(x)
+        for k, (generator, n) in enumerate(zip(generators, rows, strict=True)):
+            if n:
+                mask = torch.empty((n, x.shape[2]), dtype=x.dtype, device=x.device)
+                noise[k, :n] = mask.bernoulli_(keep, generator=generator).div_(keep)
+        return noise
+
+    def state_dicts(self, models=None):
+        """One ``state_dict`` per model (copies, on the CPU), for ``models`` (default all)."""
+        models = range(self.n_models) if models is None else models
+        return [
+            {name: self.module_layout(name, p[k].detach()) for name, p in zip(
+                self.names, self.params, strict=True)}
+            for k in models
+        ]
+
+    def n_parameters(self):
+        """Parameters of one model."""
+        return sum(p[0].numel() for p in self.params)
