@@ -4,7 +4,6 @@ command and its directory."""
 
 import json
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -160,6 +159,12 @@ def test_poisons_in_every_model_copies_together_and_test_part_in_none(blobs):
     assert not np.isin(test_rows, audit.record_index).any()
     assert audit.in_mask.shape == (400 - 30, 6)
     assert np.all(audit.in_mask.sum(axis=1) == 3)  # each record IN exactly half
+    # the masks checked before training are the ones the rounds trained on
+    from skmia.audit._defense import plan_audit
+
+    plan = plan_audit(X, y, canaries=c, test_size=test_rows, random_state=0)
+    np.testing.assert_array_equal(np.hstack([plan.round_masks(r) for r in range(3)]),
+                                  audit.in_mask)
     np.testing.assert_array_equal(np.sort(audit.record_index[audit.is_canary]),
                                   c.canary_index)
     # the memorizer leaks everything: members score far above non-members
@@ -276,6 +281,14 @@ def test_canaries_of_other_data_are_refused(blobs):
     c = make_canaries(X[:100], y[:100], 10, random_state=0)
     with pytest.raises(ValueError, match="made from data of shape"):
         audit_defense(Untrainable(), X, y, canaries=c, n_models=4)
+
+
+def test_a_class_missing_from_a_model_is_refused_before_training(blobs):
+    X, y = blobs
+    y = y.copy()
+    y[:2] = 7  # two records of a class: some model of 16 would see neither
+    with pytest.raises(ValueError, match="no record of class"):
+        audit_defense(Untrainable(), X, y, n_models=16, test_size=np.arange(2, 50))
 
 
 def test_augment_needs_a_network(blobs):

@@ -24,7 +24,7 @@ from sklearn.utils.validation import check_array, check_consistent_length
 
 from .._parallel import parallel_map
 from ..model_selection import ReferenceModels
-from ..model_selection._reference import _block_size
+from ..model_selection._reference import _block_size, balanced_masks
 from ._canaries import Canaries, make_canaries
 from ._result import DefenseAudit
 
@@ -67,6 +67,27 @@ class AuditPlan:
     def n_rounds(self, n_models):
         """Rounds of ``n_models`` models."""
         return n_models // self.block
+
+    def round_masks(self, r):
+        """The training masks round ``r``'s bank will draw, (pool records, block)."""
+        # ReferenceModels draws its base seed from random_state this way
+        base = int(check_random_state(self.round_seed(r)).randint(2**31 - 1))
+        return balanced_masks(len(self.y_pool), self.block, self.keep, base)
+
+    def check_rounds(self, n_rounds):
+        """Refuse, before any training, masks that would leave a model without a class."""
+        classes = np.unique(self.y_pool)
+        for r in range(n_rounds):
+            for k, mask in enumerate(self.round_masks(r).T):
+                missing = np.setdiff1d(classes, self.y_pool[mask])
+                if len(missing):
+                    raise ValueError(
+                        f"model {r * self.block + k} would train on no record of class(es) "
+                        f"{missing[:5].tolist()} (the pool has "
+                        f"{[int(np.sum(self.y_pool == c)) for c in missing[:5]]} of them): "
+                        "every model must see every class. Use more records, or fewer "
+                        "models."
+                    )
 
 
 def _check_n_models(n_models, block):
@@ -439,6 +460,7 @@ def audit_defense(estimator, X, y, *, canaries=None, n_models=64, keep=0.5, test
                       augment=augment, random_state=random_state)
     _check_n_models(n_models, plan.block)
     _check_estimator(estimator, plan)
+    plan.check_rounds(plan.n_rounds(n_models))
     rounds = train_rounds(estimator, plan, range(plan.n_rounds(n_models)), n_jobs=n_jobs,
                           verbose=verbose)
     return assemble(plan, rounds, {"estimator": type(estimator).__name__})

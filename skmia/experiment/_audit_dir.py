@@ -235,6 +235,7 @@ def run_audit(config):
     folder = audit_directory(config.out, config.dataset, config.seed, config.model)
     plan = _plan(config)
     _check_n_models(config.models, plan.block)
+    plan.check_rounds(plan.n_rounds(config.models))
     for method in config.methods:  # every recipe is valid before anything trains
         _recipe(config, method)
     shared = {k: v for k, v in asdict(config).items()
