@@ -423,16 +423,22 @@ def _cmd_compare(parser, args):
 
 def _cmd_report(parser, args):
     from .report import collect_results, format_table, write_html_report
+    from .report._audit import find_audits, format_audit_table
 
     if args.html is not None:
         out = write_html_report(args.paths, args.html)
         print(f"report of the runs below {', '.join(args.paths)} written to {out}")
         return 0
     table = collect_results(args.paths)
-    if table.empty:
+    audits = find_audits(args.paths)
+    if table.empty and not audits:
         print("no finished attack results below " + ", ".join(args.paths), file=sys.stderr)
         return 1
-    print(format_table(table, args.format), end="")
+    if not table.empty:
+        print(format_table(table, args.format), end="")
+    for folder, audit_table, _ in audits:  # defense audits: their per-method tables
+        print(f"\ndefense audit {folder}\n" + (audit_table.to_csv(index=False)
+              if args.format == "csv" else format_audit_table(audit_table)), end="")
     return 0
 
 

@@ -223,7 +223,7 @@ class _ExpandedFit(ClassifierMixin, BaseEstimator):
         self.y_poison = y_poison
         self.random_state = random_state
 
-    def fit(self, X, y):
+    def fit(self, X, y, **fit_params):
         rows = np.asarray(X)[:, 0].astype(np.int64)
         rows = np.repeat(rows, self.copies[rows])
         X_fit = np.concatenate([self.X_pool[rows], self.X_poison])
@@ -231,7 +231,7 @@ class _ExpandedFit(ClassifierMixin, BaseEstimator):
         self.estimator_ = clone(self.estimator)
         if "random_state" in self.estimator_.get_params(deep=False):
             self.estimator_.set_params(random_state=self.random_state)
-        self.estimator_.fit(X_fit, y_fit)
+        self.estimator_.fit(X_fit, y_fit, **fit_params)
         self.classes_ = self.estimator_.classes_
         return self
 
@@ -265,7 +265,7 @@ def _phi(model, X, y, augment):
     return logit_confidence(np.log(np.maximum(proba, np.finfo(np.float64).tiny)), labels)[:, None]
 
 
-def _train_round(estimator, plan, r):
+def _train_round(estimator, plan, r, fit_params):
     """Train round ``r`` and return what the audit reads of its models (arrays only)."""
     expand = plan.n_copies > 1 or len(plan.y_poison) > 0
     n = len(plan.y_pool)
@@ -280,7 +280,8 @@ def _train_round(estimator, plan, r):
     else:
         recipe, X_fit = estimator, plan.X_pool
     bank = ReferenceModels(recipe, n_estimators=plan.block, keep=plan.keep, n_jobs=1,
-                           random_state=plan.round_seed(r)).fit(X_fit, plan.y_pool)
+                           random_state=plan.round_seed(r)).fit(X_fit, plan.y_pool,
+                                                                **fit_params)
     phi, test_acc, train_acc, epsilon = [], [], [], []
     for k, model in enumerate(bank.estimators_):
         model = model.estimator_ if expand else model
@@ -311,7 +312,7 @@ def _check_estimator(estimator, plan):
                          "lacks.")
 
 
-def train_rounds(estimator, plan, rounds, *, n_jobs=None, verbose=0):
+def train_rounds(estimator, plan, rounds, *, fit_params=None, n_jobs=None, verbose=0):
     """Train the rounds ``rounds`` of an audit (joblib; Dask through its backend).
 
     Returns
@@ -320,7 +321,7 @@ def train_rounds(estimator, plan, rounds, *, n_jobs=None, verbose=0):
         Per round: ``phi`` (n_records, block, n_aug), ``in_mask``, ``test_accuracy``,
         ``train_accuracy``, ``epsilon`` (per model).
     """
-    tasks = [(estimator, plan, r) for r in rounds]
+    tasks = [(estimator, plan, r, dict(fit_params or {})) for r in rounds]
     return parallel_map(_train_round, tasks, n_jobs=n_jobs, verbose=verbose,
                         desc=f"rounds of {plan.block} models")
 
@@ -350,6 +351,7 @@ def assemble(plan, rounds, settings):
         "test_size": [Interval(Real, 0, 1, closed="neither"),
                       Interval(Integral, 1, None, closed="left"), "array-like"],
         "augment": "no_validation",
+        "fit_params": [dict, None],
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -357,7 +359,7 @@ def assemble(plan, rounds, settings):
     prefer_skip_nested_validation=False,
 )
 def audit_defense(estimator, X, y, *, canaries=None, n_models=64, keep=0.5, test_size=0.2,
-                  augment=None, n_jobs=None, random_state=None, verbose=0):
+                  augment=None, fit_params=None, n_jobs=None, random_state=None, verbose=0):
     """Audit a training algorithm: its leakage on canaries and on the other records.
 
     Holds out a test part (never trained on), trains ``n_models`` clones of
@@ -392,6 +394,9 @@ def audit_defense(estimator, X, y, *, canaries=None, n_models=64, keep=0.5, test
         Passed to :func:`~skmia.attacks.compute_signals` as ``augment=``, to score each
         record under augmented queries (images); its per-view scores are averaged in
         log-likelihood, as LiRA does. None queries the record as it is.
+    fit_params : dict, default=None
+        Passed to every model's ``fit`` (for example AdvReg's ``X_reference`` and
+        ``y_reference``: non-members its inference network learns from).
     n_jobs : int, default=None
         Rounds of models trained at once through joblib (None: 1; -1: all cores);
         inside ``joblib.parallel_config(backend="dask")`` on a Dask cluster. Each model
@@ -461,6 +466,6 @@ def audit_defense(estimator, X, y, *, canaries=None, n_models=64, keep=0.5, test
     _check_n_models(n_models, plan.block)
     _check_estimator(estimator, plan)
     plan.check_rounds(plan.n_rounds(n_models))
-    rounds = train_rounds(estimator, plan, range(plan.n_rounds(n_models)), n_jobs=n_jobs,
-                          verbose=verbose)
+    rounds = train_rounds(estimator, plan, range(plan.n_rounds(n_models)),
+                          fit_params=fit_params, n_jobs=n_jobs, verbose=verbose)
     return assemble(plan, rounds, {"estimator": type(estimator).__name__})
