@@ -413,3 +413,24 @@ def test_cli_audit_bad_input(tmp_path, capsys, extra, match):
     assert status in (1, 2)
     assert match in capsys.readouterr().err
     assert not list(tmp_path.rglob("round_*"))  # nothing trained
+
+
+def test_augmented_scores_are_read_view_by_view(blobs, monkeypatch):
+    # compute_signals(..., augment=A) returns score_aug_0 .. score_aug_{A-1} (view 0 the
+    # record as it is); the audit stacks them in view order on its augmentation axis
+    import skmia.attacks
+    from skmia.audit._defense import _phi
+
+    X, y = blobs
+    net = VanillaClassifier(**TINY, random_state=0).fit(X[:50], y[:50])
+    seen = {}
+
+    def fake(model, X_, y_, **kwargs):
+        seen.update(kwargs)
+        views = {f"score_aug_{a}": np.full(len(y_), float(a)) for a in (10, 2, 0, 1)}
+        return pd.DataFrame({"score": np.zeros(len(y_)), **views})
+
+    monkeypatch.setattr(skmia.attacks, "compute_signals", fake)
+    phi = _phi(net, X[:5], y[:5], augment="flips")
+    assert seen == {"augment": "flips"}
+    np.testing.assert_array_equal(phi[0], [0.0, 1.0, 2.0, 10.0])
