@@ -102,16 +102,13 @@ def _check_n_models(n_models, block):
 
 def _test_rows(test_size, n, canary_rows, rng):
     """Rows of ``X`` held out for the test part: drawn among the non-canaries, or given."""
-    if isinstance(test_size, Real | Integral) and not isinstance(test_size, bool):
+    if isinstance(test_size, Real) and not isinstance(test_size, bool):
+        fraction = not isinstance(test_size, Integral)
+        count = int(round(test_size * n)) if fraction else int(test_size)
+        if (fraction and not 0 < test_size < 1) or count < 1:
+            raise ValueError(f"test_size must be a fraction in (0, 1), a count >= 1 or row "
+                             f"indices; got {test_size!r}.")
         candidates = np.setdiff1d(np.arange(n), canary_rows)
-        count = (int(round(test_size * n)) if isinstance(test_size, Real)
-                 and not isinstance(test_size, Integral) else int(test_size))
-        if not (isinstance(test_size, Integral) and test_size >= 1
-                or 0 < test_size < 1) or count < 1:
-            raise ValueError(
-                f"test_size must be a fraction in (0, 1), a count >= 1 or row indices; got "
-                f"{test_size!r}."
-            )
         if count > len(candidates) - 2:
             raise ValueError(
                 f"test_size={test_size!r} holds out {count} records, but only "
