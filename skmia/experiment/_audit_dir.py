@@ -124,9 +124,9 @@ def _recipe_document(clf):
 def _check_same(path, document, what):
     if path.is_file():
         saved = read_json(path)
-        if saved != document:
-            changed = sorted(k for k in set(saved) | set(document)
-                             if saved.get(k) != document.get(k))
+        changed = sorted(k for k in set(saved) | set(document)
+                         if saved.get(k) != document.get(k))
+        if changed:
             raise ValueError(
                 f"{path.parent} holds an audit made with other {what} (differing: "
                 f"{', '.join(map(str, changed))}); use another --out or --seed, or remove it."
@@ -245,9 +245,8 @@ def run_audit(config):
         _recipe(config, method)
     shared = {k: v for k, v in asdict(config).items()
               if k in ("dataset", "model", "canaries", "canary_kind", "poisons", "records",
-                       "test_size", "seed", "data_home")}
+                       "test_size", "seed")}
     shared["plan"] = plan.settings
-    shared["data_home"] = None if shared["data_home"] is None else str(shared["data_home"])
     start = time.perf_counter()
     with run_lock(folder, "audit"), _scheduler(config.scheduler):
         (folder / AUDIT_FILES["complete"]).unlink(missing_ok=True)
