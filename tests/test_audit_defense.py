@@ -360,6 +360,25 @@ def test_interrupted_cli_audit_continues_to_the_same_result(cli_audit, tmp_path,
     pd.testing.assert_frame_equal(table, cli_audit[0])
 
 
+def test_recipe_document_is_the_same_in_another_process():
+    # a later call (another process, another hash seed) must recognise the recipe
+    import os
+    import subprocess
+    import sys
+
+    from skmia.experiment._audit_dir import AuditConfig, _recipe, _recipe_document
+
+    code = ("import json; from skmia.experiment._audit_dir import AuditConfig, _recipe, "
+            "_recipe_document; print(json.dumps(_recipe_document(_recipe(AuditConfig("
+            "'location', ('relaxloss',), epochs=3, hidden=(8,)), 'relaxloss'))))")
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, check=True).stdout
+    here = _recipe_document(_recipe(AuditConfig("location", ("relaxloss",), epochs=3,
+                                                 hidden=(8,)), "relaxloss"))
+    assert json.loads(out) == json.loads(json.dumps(here))
+
+
 def test_cli_audit_on_a_dask_scheduler_gives_the_same_table(cli_audit, tmp_path):
     # --scheduler runs audit_defense's rounds under joblib.parallel_config(backend="dask")
     distributed = pytest.importorskip("dask.distributed")

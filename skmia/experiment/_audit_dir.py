@@ -118,7 +118,8 @@ def _recipe_document(clf):
     params = clf.get_params(deep=False)
     return {"class": type(clf).__name__,
             "params": {k: repr(v) for k, v in sorted(params.items())
-                       if k not in ("callbacks", "device", "random_state")}}
+                       if not k.startswith("_")  # skorch's private sets: no fixed order
+                       and k not in ("callbacks", "device", "random_state")}}
 
 
 def _check_same(path, document, what):
