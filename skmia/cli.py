@@ -111,6 +111,8 @@ def _build_parser():
         group.add_argument(f"--{name.replace('_', '-')}", type=option.type, default=None,
                            help=option.help)
 
+    _add_audit_parser(sub, methods, DATASETS)
+
     # ---------------------------------------------------------------- skmia attack
     att = sub.add_parser(
         "attack",
@@ -190,6 +192,74 @@ def _build_parser():
     for subparser in sub.choices.values():  # errors in a command's options: its parser
         subparser.set_defaults(command_parser=subparser)
     return parser
+
+
+def _add_audit_parser(sub, methods, datasets):
+    """``skmia audit``: defense audits with canaries (skmia.audit, arXiv:2404.17399)."""
+    from .audit import CANARY_KINDS
+    from .experiment import IMAGE_MODELS
+
+    aud = sub.add_parser(
+        "audit",
+        help="audit defenses with canaries and leave-one-out LiRA over many models",
+        description=(
+            "Train --models models of each method on random halves of one pool with "
+            "--canaries canaries in it (the same pool, canaries, test part and masks for "
+            "every method), attack every (record, model) pair with leave-one-out LiRA and "
+            "print, per method, the test accuracy and the TPR at 0.1 %% and 1 %% FPR on the "
+            "canaries and on the other records (Aerni, Zhang & Tramer, CCS 2024). Results "
+            "go to OUT/<dataset>[/<model>]/audit/seed<seed>/, which a later call continues "
+            "(after Ctrl-C) or grows (more --models)."
+        ),
+        formatter_class=_DefaultsFormatter,
+    )
+    aud.add_argument("--dataset", required=True, choices=datasets, help="dataset")
+    aud.add_argument("--methods", required=True, type=_method_names, metavar="M,N,...",
+                     help=f"training methods to audit: {', '.join(methods)}")
+    aud.add_argument("--models", type=int, default=64, metavar="K",
+                     help="models per method (an even number >= 4)")
+    aud.add_argument("--canaries", type=int, default=500, metavar="N", help="canaries")
+    aud.add_argument("--canary-kind", choices=tuple(CANARY_KINDS), default="mislabel",
+                     help="what a canary is")
+    aud.add_argument("--poisons", type=int, default=0, metavar="N",
+                     help="random records in every model's training set, never audited")
+    aud.add_argument("--records", type=int, default=None, metavar="N",
+                     help="audit a seeded random subset of N records (default: all)")
+    aud.add_argument("--test-size", type=float, default=0.2, metavar="F",
+                     help="fraction held out as the test part no model trains on")
+    aud.add_argument("--hidden", type=_int_list, default=None, metavar="H,H,...",
+                     help="hidden layer sizes of the MLP (tabular; default: the paper's)")
+    aud.add_argument("--model", choices=IMAGE_MODELS, default=None,
+                     help=f"network, CIFAR only (default there: {IMAGE_MODELS[0]})")
+    aud.add_argument("--seed", type=int, default=1000,
+                     help="seed of the canaries, the test part, the masks and the models")
+    aud.add_argument("--epochs", type=int, default=None,
+                     help="training epochs (default: the paper's, 120 tabular / 300 CIFAR)")
+    aud.add_argument("--data-home", default=None,
+                     help="dataset folder (default: $SKMIA_DATA_HOME, else ~/skmia_data)")
+    aud.add_argument("--out", default="results", help="root folder of the audit directories")
+    aud.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch device")
+    aud.add_argument("--jobs", type=int, default=1, metavar="N",
+                     help="rounds of models trained at once, -1 for all cores; the "
+                          "results do not depend on N")
+    aud.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="train on the Dask cluster whose scheduler is at ADDRESS")
+    aud.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    group = aud.add_argument_group("method options (default: the paper's value)")
+    for name, option in _registry.METHOD_OPTIONS.items():
+        group.add_argument(f"--{name.replace('_', '-')}", type=option.type, default=None,
+                           help=option.help)
+
+
+def _int_list(text):
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected integers such as 256,128, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
 
 
 def _attack_names(text):
@@ -358,16 +428,67 @@ def _cmd_compare(parser, args):
 
 def _cmd_report(parser, args):
     from .report import collect_results, format_table, write_html_report
+    from .report._audit import find_audits, format_audit_table
 
     if args.html is not None:
         out = write_html_report(args.paths, args.html)
         print(f"report of the runs below {', '.join(args.paths)} written to {out}")
         return 0
     table = collect_results(args.paths)
-    if table.empty:
+    audits = find_audits(args.paths)
+    if table.empty and not audits:
         print("no finished attack results below " + ", ".join(args.paths), file=sys.stderr)
         return 1
-    print(format_table(table, args.format), end="")
+    if not table.empty:
+        print(format_table(table, args.format), end="")
+    for folder, audit_table, _ in audits:  # defense audits: their per-method tables
+        print(f"\ndefense audit {folder}\n" + (audit_table.to_csv(index=False)
+              if args.format == "csv" else format_audit_table(audit_table)), end="")
+    return 0
+
+
+def _cmd_audit(parser, args):
+    from .experiment import IMAGE_DATASETS
+    from .experiment._audit_dir import AuditConfig, run_audit
+    from .report._audit import format_audit_table
+
+    image = args.dataset in IMAGE_DATASETS
+    if args.model is not None and not image:
+        parser.error(f"--model {args.model} applies to CIFAR only")
+    model = (args.model or _registry.DATASETS[args.dataset].models[0]) if image else None
+    if args.hidden is not None and image:
+        parser.error("--hidden sizes the tabular MLP; CIFAR uses --model")
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs must be a positive integer, got {args.epochs}")
+    if args.jobs < 1 and args.jobs != -1:
+        parser.error(f"--jobs must be a positive integer or -1 (all cores), got {args.jobs}")
+    for flag, value, least in (("--models", args.models, 4), ("--canaries", args.canaries, 1),
+                               ("--poisons", args.poisons, 0)):
+        if value < least:
+            parser.error(f"{flag} must be at least {least}, got {value}")
+    if not 0 < args.test_size < 1:
+        parser.error(f"--test-size must be in (0, 1), got {args.test_size}")
+    overrides = {}
+    for name in _registry.METHOD_OPTIONS:
+        value = getattr(args, name)
+        if value is not None:
+            wrong = [m for m in args.methods if m not in _registry.METHOD_OPTIONS[name].methods]
+            if wrong:
+                parser.error(f"--{name.replace('_', '-')} does not apply to "
+                             f"{', '.join(wrong)}")
+            overrides[name] = value
+    config = AuditConfig(
+        dataset=args.dataset, methods=args.methods, models=args.models,
+        canaries=args.canaries, canary_kind=args.canary_kind, poisons=args.poisons,
+        records=args.records, test_size=args.test_size, seed=args.seed, epochs=args.epochs,
+        hidden=args.hidden, overrides=overrides, model=model, out=args.out,
+        data_home=args.data_home, device=args.device, jobs=args.jobs,
+        scheduler=args.scheduler, quiet=args.quiet,
+    )
+    start = time.perf_counter()
+    table = run_audit(config)
+    print(format_audit_table(table), end="")
+    print(f"\naudit in {table.attrs['folder']} [{time.perf_counter() - start:.0f} s]")
     return 0
 
 
@@ -400,7 +521,7 @@ def _cmd_split(parser, args):
 
 
 _COMMANDS = {"run": _cmd_run, "attack": _cmd_attack, "compare": _cmd_compare,
-             "report": _cmd_report, "split": _cmd_split}
+             "report": _cmd_report, "split": _cmd_split, "audit": _cmd_audit}
 
 
 def main(argv=None):

@@ -39,6 +39,7 @@ from .._rundir import (
     escape_text,
     find_folders,
 )
+from ._audit import audit_sections, find_audits
 from ._plots import _strongest_attacks, figure_png, privacy_utility_figure, training_curves_figure
 from ._tables import unresolved_note
 
@@ -132,12 +133,13 @@ def html_report(paths):
     """
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     runs = _find_runs(paths)
-    if not runs:
+    audits = find_audits(paths)
+    if not runs and not audits:
         raise ValueError(
-            "no run directories (folders with the params.json of a target model) below "
-            + ", ".join(repr(str(p)) for p in paths)
+            "no run directories (folders with the params.json of a target model) or "
+            "finished audit directories below " + ", ".join(repr(str(p)) for p in paths)
         )
-    return _page(runs, paths)
+    return _page(runs, paths, audits)
 
 
 def write_html_report(paths, out_file):
@@ -256,7 +258,7 @@ def _figure(png, alt, caption, css_class):
             f'alt="{_e(alt)}"><figcaption>{_e(caption)}</figcaption></figure>\n')
 
 
-def _page(runs, paths):
+def _page(runs, paths, audits=()):
     n_attacked = sum(r.status == "attacked" for r in runs)
     parts = [
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n",
@@ -265,8 +267,9 @@ def _page(runs, paths):
         "<h1>skmia report</h1>\n",
         f"<p>{len(runs)} run(s) below {_e(', '.join(str(p) for p in paths))}, "
         f"{n_attacked} attacked; made by skmia {_e(__version__)}.</p>\n",
-        _summary(runs),
-        _privacy_utility(runs),
+        _summary(runs) if runs else "",
+        _privacy_utility(runs) if runs else "",
+        audit_sections(audits, table_html=_table, figure_html=_figure, escape=_e),
         *(_run_section(i, run) for i, run in enumerate(runs, start=1)),
         "</body>\n</html>\n",
     ]

@@ -1,0 +1,468 @@
+"""audit_defense: how much a training algorithm leaks about the records at risk.
+
+The protocol of Aerni, Zhang & Tramèr (arXiv:2404.17399): canaries in the pool, many
+models of the defense trained on balanced halves of it, leave-one-out LiRA on every
+(record, model) pair, TPR at low FPR on the canaries beside the other records', at the
+test accuracy the models reach.
+
+The models are trained in *rounds*: round ``r`` is a
+:class:`~skmia.model_selection.ReferenceModels` bank of one mask block (the fewest models
+in which every record is IN exactly ``keep`` of the time: 2 at ``keep=0.5``) with a seed
+drawn from the audit's seed and ``r`` alone. A round returns the scores its models give
+the pool, not the models, so rounds run anywhere (joblib, Dask) and an audit directory
+can keep finished rounds and continue or grow later with the same result.
+"""
+
+from dataclasses import dataclass, field
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone, is_classifier
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, validate_params
+from sklearn.utils.validation import check_array, check_consistent_length
+
+from .._parallel import parallel_map
+from ..model_selection import ReferenceModels
+from ..model_selection._reference import _block_size, balanced_masks
+from ._canaries import Canaries, make_canaries
+from ._result import DefenseAudit
+
+__all__ = ["AuditPlan", "audit_defense", "plan_audit", "train_rounds"]
+
+# the streams of the audit's seed: the test part, canaries drawn from an int, round r
+_TEST_STREAM, _CANARY_STREAM, _ROUND_STREAM = 0, 1, 2
+_MIN_MODELS = 4
+
+
+@dataclass(eq=False)
+class AuditPlan:
+    """Everything an audit fixes before training: the pool, the test part, the seeds.
+
+    Every method audited with the same plan trains on the same pool, canaries, test part
+    and masks.
+    """
+
+    X_pool: np.ndarray
+    y_pool: np.ndarray
+    pool_index: np.ndarray  # row of each pool record in the X given
+    is_canary: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    test_index: np.ndarray
+    X_poison: np.ndarray
+    y_poison: np.ndarray
+    n_copies: int
+    keep: float
+    block: int
+    seed: int
+    augment: object = None
+    settings: dict = field(default_factory=dict)
+
+    def round_seed(self, r):
+        """The seed of round ``r``'s bank: the audit's seed and ``r`` alone."""
+        sequence = np.random.SeedSequence([self.seed, _ROUND_STREAM, r])
+        return int(sequence.generate_state(1)[0] >> 1)
+
+    def n_rounds(self, n_models):
+        """Rounds of ``n_models`` models."""
+        return n_models // self.block
+
+    def round_masks(self, r):
+        """The training masks round ``r``'s bank will draw, (pool records, block)."""
+        # ReferenceModels draws its base seed from random_state this way
+        base = int(check_random_state(self.round_seed(r)).randint(2**31 - 1))
+        return balanced_masks(len(self.y_pool), self.block, self.keep, base)
+
+    def check_rounds(self, n_rounds):
+        """Refuse, before any training, masks that would leave a model without a class."""
+        classes = np.unique(self.y_pool)
+        for r in range(n_rounds):
+            for k, mask in enumerate(self.round_masks(r).T):
+                missing = np.setdiff1d(classes, self.y_pool[mask])
+                if len(missing):
+                    raise ValueError(
+                        f"model {r * self.block + k} would train on no record of class(es) "
+                        f"{missing[:5].tolist()} (the pool has "
+                        f"{[int(np.sum(self.y_pool == c)) for c in missing[:5]]} of them): "
+                        "every model must see every class. Use more records, or fewer "
+                        "models."
+                    )
+
+
+def _check_n_models(n_models, block):
+    if n_models < _MIN_MODELS or n_models % block:
+        raise ValueError(
+            f"n_models={n_models} must be at least {_MIN_MODELS} and a whole multiple of "
+            f"the mask block, {block} (the fewest models in which every record is IN "
+            "exactly keep of the time): leave-one-out LiRA needs IN and OUT reference "
+            "models for every record."
+        )
+
+
+def _test_rows(test_size, n, canary_rows, rng):
+    """Rows of ``X`` held out for the test part: drawn among the non-canaries, or given."""
+    if isinstance(test_size, Real) and not isinstance(test_size, bool):
+        fraction = not isinstance(test_size, Integral)
+        count = int(round(test_size * n)) if fraction else int(test_size)
+        if (fraction and not 0 < test_size < 1) or count < 1:
+            raise ValueError(f"test_size must be a fraction in (0, 1), a count >= 1 or row "
+                             f"indices; got {test_size!r}.")
+        candidates = np.setdiff1d(np.arange(n), canary_rows)
+        if count > len(candidates) - 2:
+            raise ValueError(
+                f"test_size={test_size!r} holds out {count} records, but only "
+                f"{len(candidates)} are not canaries: the pool would be too small."
+            )
+        return np.sort(rng.choice(candidates, size=count, replace=False))
+    rows = np.asarray(test_size)
+    if rows.ndim != 1 or rows.dtype.kind not in "iu" or len(rows) == 0:
+        raise ValueError(f"test_size given as rows must be 1-D integer indices, got {rows!r}.")
+    if len(np.unique(rows)) != len(rows) or rows.min() < 0 or rows.max() >= n:
+        raise ValueError(f"test rows must be distinct indices in 0 .. {n - 1}.")
+    overlap = np.intersect1d(rows, canary_rows)
+    if len(overlap):
+        raise ValueError(
+            f"the test part overlaps the canaries (rows {overlap[:5].tolist()}): no model "
+            "may train on the test part, and every canary is in the pool."
+        )
+    return np.sort(rows.astype(np.int64))
+
+
+def _canaries_for(canaries, X, y, seed):
+    if canaries is None:
+        return None
+    if isinstance(canaries, Integral) and not isinstance(canaries, bool):
+        rng = np.random.default_rng([seed, _CANARY_STREAM])
+        return make_canaries(X, y, int(canaries), random_state=int(rng.integers(2**31 - 1)))
+    if not isinstance(canaries, Canaries):
+        raise TypeError(
+            "canaries must be what make_canaries(X, y, ...) returned, an int (that many "
+            f"mislabeled canaries) or None, got {type(canaries).__name__}."
+        )
+    if canaries.X.shape != X.shape or len(canaries.y) != len(y):
+        raise ValueError(
+            f"canaries were made from data of shape {canaries.X.shape}, but X has shape "
+            f"{X.shape}: pass the X and y given to make_canaries."
+        )
+    plain = ~canaries.is_canary
+    if not (np.array_equal(canaries.y[plain], y[plain])
+            and np.array_equal(canaries.X[plain], X[plain])):
+        raise ValueError("canaries were made from other records than X, y: pass the X and "
+                         "y given to make_canaries.")
+    return canaries
+
+
+def plan_audit(X, y, *, canaries=None, keep=0.5, test_size=0.2, augment=None,
+               random_state=None):
+    """Validate an audit's data and fix its pool, test part and seeds (no training).
+
+    Parameters are those of :func:`audit_defense`.
+
+    Returns
+    -------
+    plan : AuditPlan
+    """
+    X = check_array(X, allow_nd=True, dtype=None, input_name="X")
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D with one label per record, got shape {y.shape}.")
+    check_consistent_length(X, y)
+    if not (isinstance(keep, Real) and 0 < keep < 1):
+        raise ValueError(f"keep must be in (0, 1) (the fraction of models each record is "
+                         f"in), got {keep!r}.")
+    seed = int(check_random_state(random_state).randint(2**31 - 1))
+    found = _canaries_for(canaries, X, y, seed)
+    canary_rows = found.canary_index if found is not None else np.zeros(0, np.int64)
+    rng = np.random.default_rng([seed, _TEST_STREAM])
+    test_rows = _test_rows(test_size, len(y), canary_rows, rng)
+    pool_rows = np.setdiff1d(np.arange(len(y)), test_rows)
+    X_all, y_all = (found.X, found.y) if found is not None else (X, y)
+    is_canary = np.isin(pool_rows, canary_rows)
+    n_plain = int((~is_canary).sum())
+    if found is not None and len(canary_rows) > n_plain:
+        raise ValueError(
+            f"{len(canary_rows)} canaries in a pool of {len(pool_rows)} records: the pool is "
+            "too small, more than half of it would be canaries. Use fewer canaries or a "
+            "smaller test part."
+        )
+    X_poison = found.X_poison if found is not None else X[:0]
+    y_poison = found.y_poison if found is not None else y[:0]
+    plan = AuditPlan(
+        X_pool=X_all[pool_rows], y_pool=y_all[pool_rows], pool_index=pool_rows,
+        is_canary=is_canary, X_test=X[test_rows], y_test=y[test_rows], test_index=test_rows,
+        X_poison=X_poison, y_poison=y_poison,
+        n_copies=found.n_copies if found is not None else 1, keep=float(keep),
+        block=_block_size(keep), seed=seed, augment=augment,
+    )
+    plan.settings = {
+        "n_records": int(len(y)), "pool_size": int(len(pool_rows)),
+        "test_size": int(len(test_rows)), "n_canaries": int(len(canary_rows)),
+        "canary_kind": found.kind if found is not None else None,
+        "n_copies": plan.n_copies, "n_poisons": int(len(y_poison)), "keep": float(keep),
+        "mask_block": plan.block, "seed": seed,
+        "augment": None if augment is None else repr(augment),
+    }
+    return plan
+
+
+class _ExpandedFit(ClassifierMixin, BaseEstimator):
+    """Fits ``estimator`` on pool rows given by index, with each canary's copies and the
+    poisons added: what a round trains when canaries are duplicated or poisons added."""
+
+    def __init__(self, estimator, X_pool, y_pool, copies, X_poison, y_poison,
+                 random_state=None):
+        self.estimator = estimator
+        self.X_pool = X_pool
+        self.y_pool = y_pool
+        self.copies = copies
+        self.X_poison = X_poison
+        self.y_poison = y_poison
+        self.random_state = random_state
+
+    def fit(self, X, y, **fit_params):
+        rows = np.asarray(X)[:, 0].astype(np.int64)
+        rows = np.repeat(rows, self.copies[rows])
+        X_fit = np.concatenate([self.X_pool[rows], self.X_poison])
+        y_fit = np.concatenate([self.y_pool[rows], self.y_poison])
+        self.estimator_ = clone(self.estimator)
+        if "random_state" in self.estimator_.get_params(deep=False):
+            self.estimator_.set_params(random_state=self.random_state)
+        self.estimator_.fit(X_fit, y_fit, **fit_params)
+        self.classes_ = self.estimator_.classes_
+        return self
+
+    def predict(self, X):
+        return self.estimator_.predict(X)
+
+
+def _is_net(model):
+    try:
+        from skorch import NeuralNet
+    except ImportError:  # pragma: no cover - skorch is a dependency
+        return False
+    return isinstance(model, NeuralNet)
+
+
+def _phi(model, X, y, augment):
+    """(n_records, n_aug) logit-scaled confidence of one fitted model on ``(X, y)``."""
+    if _is_net(model):
+        from ..attacks import compute_signals
+
+        if augment is None:
+            return compute_signals(model, X, y)["score"].to_numpy()[:, None]
+        signals = compute_signals(model, X, y, augment=augment)
+        views = sorted((c for c in signals.columns if c.startswith("score_aug_")),
+                       key=lambda c: int(c.rsplit("_", 1)[1]))
+        return signals[views].to_numpy(dtype=np.float64)
+    from ..attacks._signals import logit_confidence
+
+    proba = np.asarray(model.predict_proba(X), dtype=np.float64)
+    labels = np.searchsorted(model.classes_, y)
+    return logit_confidence(np.log(np.maximum(proba, np.finfo(np.float64).tiny)), labels)[:, None]
+
+
+def _train_round(estimator, plan, r, fit_params):
+    """Train round ``r`` and return what the audit reads of its models (arrays only)."""
+    expand = plan.n_copies > 1 or len(plan.y_poison) > 0
+    n = len(plan.y_pool)
+    # joblib hands workers read-only memory maps; torch wants arrays it may write
+    X_pool = plan.X_pool if plan.X_pool.flags.writeable else plan.X_pool.copy()
+    X_test = plan.X_test if plan.X_test.flags.writeable else plan.X_test.copy()
+    if expand:
+        copies = np.where(plan.is_canary, plan.n_copies, 1)
+        recipe = _ExpandedFit(estimator, plan.X_pool, plan.y_pool, copies, plan.X_poison,
+                              plan.y_poison)
+        X_fit = np.arange(n, dtype=np.float64)[:, None]
+    else:
+        recipe, X_fit = estimator, plan.X_pool
+    bank = ReferenceModels(recipe, n_estimators=plan.block, keep=plan.keep, n_jobs=1,
+                           random_state=plan.round_seed(r)).fit(X_fit, plan.y_pool,
+                                                                **fit_params)
+    phi, test_acc, train_acc, epsilon = [], [], [], []
+    for k, model in enumerate(bank.estimators_):
+        model = model.estimator_ if expand else model
+        phi.append(_phi(model, X_pool, plan.y_pool, plan.augment))
+        test_acc.append(float(np.mean(model.predict(X_test) == plan.y_test)))
+        inside = bank.in_mask_[:, k]
+        train_acc.append(float(np.mean(model.predict(X_pool[inside])
+                                       == plan.y_pool[inside])))
+        epsilon.append(float(getattr(model, "epsilon_", np.nan)))
+    return {"phi": np.stack(phi, axis=1), "in_mask": bank.in_mask_.copy(),
+            "test_accuracy": np.asarray(test_acc), "train_accuracy": np.asarray(train_acc),
+            "epsilon": np.asarray(epsilon)}
+
+
+def _check_estimator(estimator, plan):
+    if not is_classifier(estimator):
+        raise TypeError(
+            "audit_defense audits a classifier recipe (a skmia defense, any scikit-learn "
+            f"classifier); got {type(estimator).__name__}."
+        )
+    if plan.augment is not None and not _is_net(estimator):
+        raise ValueError("augment queries a network under augmentations: the estimator must "
+                         "be a skorch net (a skmia defense).")
+    classes = np.unique(plan.y_pool)
+    missing = np.setdiff1d(np.unique(plan.y_test), classes)
+    if len(missing):
+        raise ValueError(f"the test part has classes {missing[:5].tolist()} that the pool "
+                         "lacks.")
+
+
+def train_rounds(estimator, plan, rounds, *, fit_params=None, n_jobs=None, verbose=0):
+    """Train the rounds ``rounds`` of an audit (joblib; Dask through its backend).
+
+    Returns
+    -------
+    results : list of dict
+        Per round: ``phi`` (n_records, block, n_aug), ``in_mask``, ``test_accuracy``,
+        ``train_accuracy``, ``epsilon`` (per model).
+    """
+    tasks = [(estimator, plan, r, dict(fit_params or {})) for r in rounds]
+    return parallel_map(_train_round, tasks, n_jobs=n_jobs, verbose=verbose,
+                        desc=f"rounds of {plan.block} models")
+
+
+def assemble(plan, rounds, settings):
+    """The :class:`DefenseAudit` of the rounds' results, in round order."""
+    return DefenseAudit(
+        phi=np.concatenate([r["phi"] for r in rounds], axis=1),
+        in_mask=np.concatenate([r["in_mask"] for r in rounds], axis=1),
+        is_canary=plan.is_canary, record_index=plan.pool_index,
+        test_accuracy=np.concatenate([r["test_accuracy"] for r in rounds]),
+        train_accuracy=np.concatenate([r["train_accuracy"] for r in rounds]),
+        epsilon=np.concatenate([r["epsilon"] for r in rounds]),
+        settings={**plan.settings, **settings, "n_models": sum(len(r["epsilon"])
+                                                             for r in rounds)},
+    )
+
+
+@validate_params(
+    {
+        "estimator": [HasMethods(["fit", "predict"])],
+        "X": ["array-like"],
+        "y": ["array-like"],
+        "canaries": [Canaries, Interval(Integral, 1, None, closed="left"), None],
+        "n_models": [Interval(Integral, 1, None, closed="left")],
+        "keep": [Interval(Real, 0, 1, closed="neither")],
+        "test_size": [Interval(Real, 0, 1, closed="neither"),
+                      Interval(Integral, 1, None, closed="left"), "array-like"],
+        "augment": "no_validation",
+        "fit_params": [dict, None],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    },
+    prefer_skip_nested_validation=False,
+)
+def audit_defense(estimator, X, y, *, canaries=None, n_models=64, keep=0.5, test_size=0.2,
+                  augment=None, fit_params=None, n_jobs=None, random_state=None, verbose=0):
+    """Audit a training algorithm: its leakage on canaries and on the other records.
+
+    Holds out a test part (never trained on), trains ``n_models`` clones of
+    ``estimator`` on balanced random subsets of the rest (the pool, with the canaries),
+    computes every model's logit-scaled confidence φ on every pool record, and attacks
+    every (record, model) pair with leave-one-out online LiRA — each model the target
+    once, the others its reference models — with per-record and with fixed variances,
+    as the authors' code does [1]_.
+
+    Parameters
+    ----------
+    estimator : classifier
+        The recipe to audit (a skmia defense; any scikit-learn classifier). Cloned for
+        each model; each clone gets its own ``random_state``.
+    X : array-like of shape (n_samples, ...)
+        The records (a table or a batch of images).
+    y : array-like of shape (n_samples,)
+        Their labels.
+    canaries : Canaries, int or None, default=None
+        What :func:`make_canaries` returned for this ``X, y``; an int for that many
+        mislabeled canaries drawn from ``random_state``; None for none (the summary then
+        has the other records only).
+    n_models : int, default=64
+        Models to train: at least 4 and a whole multiple of the mask block (2 at
+        ``keep=0.5``). Every record is IN exactly ``keep * n_models`` of them.
+    keep : float, default=0.5
+        Fraction of the models each pool record is in, in ``(0, 1)``.
+    test_size : float, int or array-like of int, default=0.2
+        The test part: a fraction of the records, a count (drawn among the
+        non-canaries), or the rows themselves (which must not be canaries).
+    augment : object, default=None
+        Passed to :func:`~skmia.attacks.compute_signals` as ``augment=``, to score each
+        record under augmented queries (images); its per-view scores are averaged in
+        log-likelihood, as LiRA does. None queries the record as it is.
+    fit_params : dict, default=None
+        Passed to every model's ``fit`` (for example AdvReg's ``X_reference`` and
+        ``y_reference``: non-members its inference network learns from).
+    n_jobs : int, default=None
+        Rounds of models trained at once through joblib (None: 1; -1: all cores);
+        inside ``joblib.parallel_config(backend="dask")`` on a Dask cluster. Each model
+        trains on one torch thread, so results never depend on ``n_jobs`` or backend.
+    random_state : int, RandomState instance or None, default=None
+        Draws the test part, the canaries (when an int), the masks and every model's
+        seed.
+    verbose : int, default=0
+        A progress bar over rounds when > 0.
+
+    Returns
+    -------
+    audit : DefenseAudit
+        ``summary_`` (per subset: AUC, TPR at 0.1 % and 1 % FPR with intervals, pairs,
+        empirical ε, accuracies), ``per_record_`` (records sorted by risk),
+        ``settings``, ``save(folder)`` / ``DefenseAudit.load(folder)``.
+
+    Raises
+    ------
+    ValueError
+        Before any training: ``n_models`` below 4 or not a multiple of the mask block,
+        ``keep`` outside (0, 1), a test part that overlaps the canaries or leaves too
+        small a pool, canaries made from other data.
+
+    See Also
+    --------
+    make_canaries : the records at risk.
+    skmia.model_selection.ReferenceModels : the bank each round trains.
+
+    Notes
+    -----
+    Threat model: the strongest black-box adversary of a training algorithm — it knows
+    the algorithm and the data distribution, can train models like the target on the
+    pool, and queries the target's logits on the records it tests. Averages hide the
+    records at risk; the TPR at a low FPR on the canaries measures the leakage of the
+    records that need privacy most [1]_. Each (record, model) pair is one trial: a
+    canary in ``n_canaries * n_models`` pairs, half of them members.
+
+    Unlike the authors' code, which keeps every non-canary in every model, every pool
+    record here is IN half of the models, so that the same models also measure the
+    population. Fixed variance uses, per subset, the standard deviation of all IN (OUT)
+    scores of that subset's records, as their code does on the canaries it is given.
+    Cost: ``n_models`` trainings of the recipe on ``keep`` of the pool.
+
+    References
+    ----------
+    .. [1] M. Aerni, J. Zhang, F. Tramèr. "Evaluations of Machine Learning Privacy
+       Defenses are Misleading". ACM CCS 2024. arXiv:2404.17399.
+    .. [2] N. Carlini et al. "Membership Inference Attacks From First Principles".
+       IEEE S&P 2022. arXiv:2112.03570.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skmia.audit import audit_defense, make_canaries
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(300, 5)); y = (X[:, 0] > 0).astype(int)
+    >>> canaries = make_canaries(X, y, 20, random_state=0)
+    >>> audit = audit_defense(LogisticRegression(), X, y, canaries=canaries, n_models=4,
+    ...                       test_size=50, random_state=0)
+    >>> audit.summary_["subset"].unique().tolist()
+    ['canaries', 'others', 'all']
+    """
+    plan = plan_audit(X, y, canaries=canaries, keep=keep, test_size=test_size,
+                      augment=augment, random_state=random_state)
+    _check_n_models(n_models, plan.block)
+    _check_estimator(estimator, plan)
+    plan.check_rounds(plan.n_rounds(n_models))
+    rounds = train_rounds(estimator, plan, range(plan.n_rounds(n_models)),
+                          fit_params=fit_params, n_jobs=n_jobs, verbose=verbose)
+    return assemble(plan, rounds, {"estimator": type(estimator).__name__})

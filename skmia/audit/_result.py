@@ -1,0 +1,269 @@
+"""The result of a defense audit: tables, the arrays behind them, save / load.
+
+Files of a saved audit (``DefenseAudit.save(folder)``), named here and nowhere else:
+``settings.json`` (how the audit was made), ``summary.csv`` and ``per_record.csv`` (the
+tables, for people) and ``arrays.safetensors`` (φ of every model on every record, the
+training masks, which records are canaries, each model's accuracies). Loading reads the
+arrays and recomputes the tables, so a loaded audit equals the saved one; nothing is
+unpickled.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .._io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from ..metrics import attack_auc, empirical_epsilon, tpr_at_fpr
+from ._loo import LOO_ATTACKS, loo_lira_scores
+
+__all__ = ["DefenseAudit", "RESULT_FILES", "SUMMARY_COLUMNS"]
+
+#: The files :meth:`DefenseAudit.save` writes (``settings.json`` last).
+RESULT_FILES = {"arrays": "arrays.safetensors", "summary": "summary.csv",
+                "per_record": "per_record.csv", "settings": "settings.json"}
+#: The false-positive rates of the summary, as fractions.
+MAX_FPRS = {"0.1%": 0.001, "1%": 0.01}
+SUMMARY_COLUMNS = [
+    "subset", "attack", "n_records", "member_pairs", "nonmember_pairs", "auc",
+    *[f"tpr_at_{name}fpr{end}" for name in MAX_FPRS for end in ("", "_low", "_high")],
+    "empirical_epsilon", "test_accuracy", "test_accuracy_std", "train_accuracy",
+    "train_accuracy_std", "epsilon", "n_models", "note",
+]
+_ARRAYS = ("phi", "in_mask", "is_canary", "record_index", "test_accuracy",
+           "train_accuracy", "epsilon")
+
+
+def _rate(member, score, max_fpr):
+    """(tpr, low, high, note) at ``max_fpr``; NaNs and a note when it cannot be resolved."""
+    n_neg = int(np.sum(~member))
+    if n_neg * max_fpr * (1 + 1e-9) < 1:
+        return np.nan, np.nan, np.nan, (
+            f"TPR at {max_fpr:g} FPR unresolved: {n_neg} non-member pairs, fewer than "
+            f"1/FPR = {round(1 / max_fpr)}")
+    result = tpr_at_fpr(member, score, max_fpr=max_fpr)
+    if not np.isfinite(result.threshold):
+        return np.nan, np.nan, np.nan, (
+            f"TPR at {max_fpr:g} FPR unresolved: more than {max_fpr:g} of the non-member "
+            "pairs tie at the top score")
+    return result.tpr, result.ci_low, result.ci_high, ""
+
+
+def subset_row(member, score):
+    """AUC, TPR at each FPR of :data:`MAX_FPRS` with intervals, ε, pair counts, note."""
+    member, score = member.ravel(), score.ravel()
+    row = {"member_pairs": int(member.sum()), "nonmember_pairs": int((~member).sum())}
+    notes = []
+    if not np.all(np.isfinite(score)):
+        notes.append("scores undefined: per-record variance needs at least 2 IN and 2 OUT "
+                     "reference models per record (at keep=0.5, 6 models or more)")
+    elif row["member_pairs"] == 0 or row["nonmember_pairs"] == 0:
+        notes.append("no member or no non-member pair")
+    else:
+        row["auc"] = attack_auc(member, score)
+        for name, max_fpr in MAX_FPRS.items():
+            tpr, low, high, note = _rate(member, score, max_fpr)
+            row.update({f"tpr_at_{name}fpr": tpr, f"tpr_at_{name}fpr_low": low,
+                        f"tpr_at_{name}fpr_high": high})
+            notes.append(note)
+        if min(row["member_pairs"], row["nonmember_pairs"]) >= 2:
+            row["empirical_epsilon"] = empirical_epsilon(member, score)
+    row["note"] = "; ".join(n for n in notes if n)
+    return row
+
+
+def _record_advantage(score, in_mask):
+    """Per record: P(IN score > OUT score) - P(IN score < OUT score) over its model pairs,
+    i.e. 2 AUC - 1 of its own scores (0: the attack cannot tell; 1: always right)."""
+    out = np.empty(len(score))
+    step = max(1, 2_000_000 // max(1, score.shape[1] ** 2))
+    for start in range(0, len(score), step):
+        s, m = score[start:start + step], in_mask[start:start + step]
+        diff = np.sign(s[:, :, None] - s[:, None, :])  # [i, a, b] = sign(s_a - s_b)
+        pairs = m[:, :, None] & ~m[:, None, :]  # a IN, b OUT
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[start:start + step] = (np.sum(diff * pairs, axis=(1, 2))
+                                       / pairs.sum(axis=(1, 2)))
+    return out
+
+
+class DefenseAudit:
+    """What :func:`audit_defense` measured: tables, and the arrays they are computed from.
+
+    Parameters
+    ----------
+    phi : ndarray of shape (n_records, n_models, n_aug)
+        Logit-scaled confidence of every model on every audited record (per augmented
+        view; one view without ``augment``).
+    in_mask : ndarray of bool of shape (n_records, n_models)
+        Whether the record was in the model's training set.
+    is_canary : ndarray of bool of shape (n_records,)
+        Which records are canaries.
+    record_index : ndarray of int64 of shape (n_records,)
+        Row of each record in the ``X`` given to the audit.
+    test_accuracy, train_accuracy, epsilon : ndarray of shape (n_models,)
+        Each model's accuracy on the held-out test part and on its own training records
+        of the pool, and its accounted ε (DP-SGD; NaN for other methods).
+    settings : dict
+        How the audit was made (JSON-serialisable).
+
+    Attributes
+    ----------
+    scores_ : dict of str to ndarray of shape (n_records, n_models)
+        Leave-one-out LiRA score of every (record, model) pair, per attack
+        (:data:`LOO_ATTACKS`).
+    summary_ : pandas.DataFrame
+        One row per subset (``canaries``, ``others``, ``all``) and attack: pair counts,
+        AUC, TPR at 0.1 % and 1 % FPR with 95 % Clopper-Pearson intervals (NaN and a
+        ``note`` where the pairs cannot resolve the rate), the empirical ε lower bound
+        (δ = 1e-5), the models' mean and standard deviation of test and train accuracy,
+        the mean accounted ε.
+    attack_ : str
+        The attack that finds most: the higher TPR at 0.1 % FPR on the canaries (on all
+        records without canaries; the fixed variance on ties).
+    per_record_ : pandas.DataFrame
+        Under ``attack_``, one row per record, sorted by risk: ``record``, ``canary``,
+        ``advantage`` (P(IN score > OUT score) - P(IN score < OUT score) over the
+        record's own IN / OUT model pairs), ``mean_score_in``, ``mean_score_out``.
+    """
+
+    def __init__(self, phi, in_mask, is_canary, record_index, test_accuracy,
+                 train_accuracy, epsilon, settings):
+        self.phi = np.asarray(phi, dtype=np.float64)
+        if self.phi.ndim == 2:
+            self.phi = self.phi[:, :, None]
+        self.in_mask = np.asarray(in_mask, dtype=bool)
+        self.is_canary = np.asarray(is_canary, dtype=bool)
+        self.record_index = np.asarray(record_index, dtype=np.int64)
+        self.test_accuracy = np.asarray(test_accuracy, dtype=np.float64)
+        self.train_accuracy = np.asarray(train_accuracy, dtype=np.float64)
+        self.epsilon = np.asarray(epsilon, dtype=np.float64)
+        self.settings = dict(settings)
+        self.scores_ = {name: loo_lira_scores(self.phi, self.in_mask, fix_variance=fixed)
+                        for name, fixed in LOO_ATTACKS.items()}
+        self.summary_ = self._summary()
+        self.attack_ = self._strongest()
+        self.per_record_ = self._per_record()
+
+    @property
+    def n_models(self):
+        """Number of models trained."""
+        return self.in_mask.shape[1]
+
+    def subsets(self):
+        """``name -> boolean mask over records``: canaries (if any), others, all."""
+        parts = {}
+        if self.is_canary.any():
+            parts["canaries"] = self.is_canary
+        parts["others"] = ~self.is_canary
+        parts["all"] = np.ones_like(self.is_canary)
+        return parts
+
+    def _summary(self):
+        utility = {
+            "test_accuracy": self.test_accuracy.mean(),
+            "test_accuracy_std": self.test_accuracy.std(),
+            "train_accuracy": self.train_accuracy.mean(),
+            "train_accuracy_std": self.train_accuracy.std(),
+            "epsilon": np.nan if np.isnan(self.epsilon).all() else np.nanmean(self.epsilon),
+            "n_models": self.n_models,
+        }
+        rows = []
+        for subset, rows_mask in self.subsets().items():
+            for attack, fixed in LOO_ATTACKS.items():
+                # fixed variance pools the subset's records, as the authors' code does
+                # on the canaries it is given
+                score = (loo_lira_scores(self.phi[rows_mask], self.in_mask[rows_mask],
+                                         fix_variance=True)
+                         if fixed else self.scores_[attack][rows_mask])
+                rows.append({"subset": subset, "attack": attack,
+                             "n_records": int(rows_mask.sum()),
+                             **subset_row(self.in_mask[rows_mask], score), **utility})
+        return pd.DataFrame(rows).reindex(columns=SUMMARY_COLUMNS)
+
+    def _strongest(self):
+        first = "canaries" if self.is_canary.any() else "all"
+        rows = self.summary_[self.summary_["subset"] == first].set_index("attack")
+        tpr = rows["tpr_at_0.1%fpr"].fillna(-1.0)
+        fixed, per_record = list(LOO_ATTACKS)
+        return per_record if tpr[per_record] > tpr[fixed] else fixed
+
+    def _per_record(self):
+        score = self.scores_[self.attack_]
+        with np.errstate(invalid="ignore"):
+            mean_in = np.nanmean(np.where(self.in_mask, score, np.nan), axis=1)
+            mean_out = np.nanmean(np.where(~self.in_mask, score, np.nan), axis=1)
+        table = pd.DataFrame({
+            "record": self.record_index, "canary": self.is_canary,
+            "advantage": _record_advantage(score, self.in_mask),
+            "mean_score_in": mean_in, "mean_score_out": mean_out,
+        })
+        table["_gap"] = mean_in - mean_out
+        table = table.sort_values(["advantage", "_gap"], ascending=False, kind="stable")
+        return table.drop(columns="_gap").reset_index(drop=True)
+
+    def summary_row(self, subset="canaries"):
+        """The summary's row of ``subset`` under :attr:`attack_`, as a dict."""
+        rows = self.summary_[(self.summary_["subset"] == subset)
+                             & (self.summary_["attack"] == self.attack_)]
+        return rows.iloc[0].to_dict() if len(rows) else {}
+
+    # ------------------------------------------------------------------ files
+    def save(self, folder):
+        """Write the audit to ``folder`` (created): arrays, tables, settings (last).
+
+        Parameters
+        ----------
+        folder : path-like
+            Where to write; files already there are replaced, one by one atomically.
+
+        Returns
+        -------
+        folder : pathlib.Path
+        """
+        from safetensors.numpy import save as save_arrays
+
+        folder = Path(folder)
+        arrays = {name: np.ascontiguousarray(getattr(self, name)) for name in _ARRAYS}
+        arrays["in_mask"] = arrays["in_mask"].astype(np.uint8)
+        arrays["is_canary"] = arrays["is_canary"].astype(np.uint8)
+        atomic_write_bytes(folder / RESULT_FILES["arrays"], save_arrays(arrays))
+        atomic_write_text(folder / RESULT_FILES["summary"], self.summary_.to_csv(index=False))
+        atomic_write_text(folder / RESULT_FILES["per_record"],
+                          self.per_record_.to_csv(index=False))
+        atomic_write_json(folder / RESULT_FILES["settings"], self.settings)
+        return folder
+
+    @classmethod
+    def load(cls, folder):
+        """Read an audit that :meth:`save` wrote (no pickle: safetensors and JSON).
+
+        Parameters
+        ----------
+        folder : path-like
+
+        Returns
+        -------
+        audit : DefenseAudit
+        """
+        from safetensors import SafetensorError
+        from safetensors.numpy import load as load_arrays
+
+        folder = Path(folder)
+        path = folder / RESULT_FILES["arrays"]
+        try:
+            arrays = load_arrays(path.read_bytes())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{str(path)!r} does not exist: not a saved audit") from None
+        except SafetensorError as exc:
+            raise ValueError(f"{str(path)!r} is not a safetensors file ({exc})") from exc
+        missing = [name for name in _ARRAYS if name not in arrays]
+        if missing:
+            raise ValueError(f"{str(path)!r} lacks the arrays {missing}")
+        settings = read_json(folder / RESULT_FILES["settings"])
+        return cls(**{name: arrays[name] for name in _ARRAYS}, settings=settings)
+
+    def __repr__(self):
+        return (f"DefenseAudit(n_records={len(self.is_canary)}, "
+                f"n_canaries={int(self.is_canary.sum())}, n_models={self.n_models}, "
+                f"attack_={self.attack_!r})")

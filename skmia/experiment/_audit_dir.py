@@ -1,0 +1,269 @@
+"""The audit directory of ``skmia audit``: defense audits of several methods, resumable.
+
+Every method is audited on the same pool, canaries, test part and masks (one
+:class:`~skmia.audit._defense.AuditPlan` from the seed). The directory is locked while
+one process works in it; each finished round of models is written at once, so a run
+stopped by Ctrl-C keeps what it trained and the next call continues it to the same
+result; a later call with more models grows it. ``complete.json`` is written last.
+
+Every file name of the directory is in :data:`AUDIT_FILES` (and the saved result's in
+:data:`skmia.audit._result.RESULT_FILES`).
+"""
+
+import contextlib
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import _registry
+from .._io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from ._lock import run_lock
+
+__all__ = ["AUDIT_COLUMNS", "AUDIT_FILES", "AuditConfig", "audit_directory", "run_audit"]
+
+#: The audit directory's files: the shared plan, per method its recipe, rounds, result
+#: and marker, the table of every method, and the directory's marker (written last).
+AUDIT_FILES = {
+    "plan": "audit.json",
+    "recipe": "recipe.json",
+    "rounds": "rounds",
+    "round": "round_{r:04d}.safetensors",
+    "result": "result",
+    "table_csv": "summary.csv",
+    "table_json": "summary.json",
+    "complete": "complete.json",
+}
+#: Columns of the per-method table, in order.
+AUDIT_COLUMNS = [
+    "method", "n_models", "attack", "test_accuracy", "test_accuracy_std",
+    "canary_tpr_at_0.1%fpr", "canary_tpr_at_0.1%fpr_low", "canary_tpr_at_0.1%fpr_high",
+    "canary_tpr_at_1%fpr", "canary_tpr_at_1%fpr_low", "canary_tpr_at_1%fpr_high",
+    "population_tpr_at_0.1%fpr", "population_tpr_at_1%fpr", "canary_auc", "population_auc",
+    "empirical_epsilon", "epsilon", "note",
+]
+_ROUND_ARRAYS = ("phi", "in_mask", "test_accuracy", "train_accuracy", "epsilon")
+
+
+@dataclass
+class AuditConfig:
+    """Everything that defines ``skmia audit``: the data, the canaries, the recipes."""
+
+    dataset: str
+    methods: tuple
+    models: int = 64
+    canaries: int = 500
+    canary_kind: str = "mislabel"
+    poisons: int = 0
+    records: int | None = None
+    test_size: float = 0.2
+    seed: int = 1000
+    epochs: int | None = None
+    hidden: tuple | None = None
+    overrides: dict = field(default_factory=dict)
+    model: str | None = None
+    out: str = "results"
+    data_home: str | None = None
+    device: str = "cpu"
+    jobs: int = 1
+    scheduler: str | None = None
+    quiet: bool = False
+
+
+def audit_directory(out, dataset, seed, model=None):
+    """``<out>/<dataset>[/<model>]/audit/seed<seed>``."""
+    return Path(out).joinpath(dataset, *([model] if model else []), "audit", f"seed{seed}")
+
+
+def _plan(config):
+    from ..audit import make_canaries
+    from ..audit._defense import plan_audit
+    from ..datasets import load_dataset
+
+    record = _registry.DATASETS[config.dataset]
+    kwargs = ({"random_state": _registry.SYNTHETIC_DATA_SEED} if record.synthetic
+              else {"data_home": config.data_home})
+    X, y = load_dataset(config.dataset, return_X_y=True, **kwargs)
+    if config.records is not None:
+        if not 0 < config.records <= len(y):
+            raise ValueError(f"--records must be in 1 .. {len(y)} for {config.dataset}, "
+                             f"got {config.records}")
+        rows = np.random.default_rng([config.seed, 7]).choice(len(y), config.records,
+                                                              replace=False)
+        X, y = X[np.sort(rows)], y[np.sort(rows)]
+    canaries = make_canaries(X, y, config.canaries, kind=config.canary_kind,
+                             n_poisons=config.poisons, random_state=config.seed)
+    return plan_audit(X, y, canaries=canaries, test_size=config.test_size,
+                      random_state=config.seed)
+
+
+def _recipe(config, method):
+    from ._runs import RunConfig, _estimator
+
+    run_config = RunConfig(dataset=config.dataset, method=method, seed=config.seed,
+                           model=config.model, epochs=config.epochs,
+                           overrides=dict(config.overrides), device=config.device)
+    clf = _estimator(run_config, method)
+    if "secure_noise" in clf.get_params(deep=False):  # an audit replays its own models
+        clf.set_params(secure_noise=False)
+    if config.hidden is not None:
+        clf.set_params(module__hidden_sizes=tuple(config.hidden))
+    return clf
+
+
+def _recipe_document(clf):
+    params = clf.get_params(deep=False)
+    return {"class": type(clf).__name__,
+            "params": {k: repr(v) for k, v in sorted(params.items())
+                       if not k.startswith("_")  # skorch's private sets: no fixed order
+                       and k not in ("callbacks", "device", "random_state")}}
+
+
+def _check_same(path, document, what):
+    if path.is_file():
+        saved = read_json(path)
+        changed = sorted(k for k in set(saved) | set(document)
+                         if saved.get(k) != document.get(k))
+        if changed:
+            raise ValueError(
+                f"{path.parent} holds an audit made with other {what} (differing: "
+                f"{', '.join(map(str, changed))}); use another --out or --seed, or remove it."
+            )
+    else:
+        atomic_write_json(path, document)
+
+
+def _save_round(path, result):
+    from safetensors.numpy import save
+
+    arrays = {k: np.ascontiguousarray(result[k]) for k in _ROUND_ARRAYS}
+    arrays["in_mask"] = arrays["in_mask"].astype(np.uint8)
+    atomic_write_bytes(path, save(arrays))
+
+
+def _load_round(path):
+    from safetensors.numpy import load
+
+    arrays = load(path.read_bytes())
+    arrays["in_mask"] = arrays["in_mask"].astype(bool)
+    return arrays
+
+
+def _rounds_per_chunk(config):
+    if config.scheduler is not None:
+        from distributed import get_client
+
+        return max(1, sum(get_client().nthreads().values()))
+    return (os.cpu_count() or 1) if config.jobs == -1 else max(1, config.jobs)
+
+
+def _audit_method(config, plan, folder, method, n_rounds):
+    """Train the missing rounds of ``method`` (saving each chunk), then its result."""
+    from ..audit._defense import _check_estimator, assemble, train_rounds
+
+    clf = _recipe(config, method)
+    _check_estimator(clf, plan)
+    folder.mkdir(parents=True, exist_ok=True)
+    _check_same(folder / AUDIT_FILES["recipe"], _recipe_document(clf), "method settings")
+    rounds_dir = folder / AUDIT_FILES["rounds"]
+    rounds_dir.mkdir(exist_ok=True)
+    path = [rounds_dir / AUDIT_FILES["round"].format(r=r) for r in range(n_rounds)]
+    missing = [r for r in range(n_rounds) if not path[r].is_file()]
+    if missing:
+        (folder / AUDIT_FILES["complete"]).unlink(missing_ok=True)
+    chunk = _rounds_per_chunk(config)
+    n_jobs = -1 if config.scheduler is not None else config.jobs
+    # AdvReg's inference network learns non-members from the test part (the classifier
+    # never trains on its labels), as the reference code's does from its reference split
+    fit_params = ({"X_reference": plan.X_test, "y_reference": plan.y_test}
+                  if method == "advreg" else {})
+    for start in range(0, len(missing), chunk):
+        todo = missing[start:start + chunk]
+        for r, result in zip(todo, train_rounds(clf, plan, todo, fit_params=fit_params,
+                                                n_jobs=n_jobs,
+                                                verbose=int(not config.quiet)),
+                             strict=True):
+            _save_round(path[r], result)
+    audit = assemble(plan, [_load_round(p) for p in path],
+                     {"estimator": type(clf).__name__, "method": method,
+                      "dataset": config.dataset})
+    audit.save(folder / AUDIT_FILES["result"])
+    atomic_write_json(folder / AUDIT_FILES["complete"], {"n_models": audit.n_models})
+    return audit
+
+
+def method_row(method, audit):
+    """One row of :data:`AUDIT_COLUMNS` from a method's :class:`DefenseAudit`."""
+    canary, others = audit.summary_row("canaries"), audit.summary_row("others")
+    row = {"method": method, "n_models": audit.n_models, "attack": audit.attack_,
+           "test_accuracy": canary.get("test_accuracy", others.get("test_accuracy")),
+           "test_accuracy_std": others.get("test_accuracy_std"),
+           "population_tpr_at_0.1%fpr": others.get("tpr_at_0.1%fpr"),
+           "population_tpr_at_1%fpr": others.get("tpr_at_1%fpr"),
+           "canary_auc": canary.get("auc"), "population_auc": others.get("auc"),
+           "empirical_epsilon": canary.get("empirical_epsilon"),
+           "epsilon": others.get("epsilon"),
+           "note": "; ".join(n for n in (canary.get("note"), others.get("note"))
+                             if isinstance(n, str) and n)}
+    for name in ("0.1%", "1%"):
+        for end in ("", "_low", "_high"):
+            row[f"canary_tpr_at_{name}fpr{end}"] = canary.get(f"tpr_at_{name}fpr{end}")
+    return row
+
+
+def _scheduler(address):
+    """Within the block, joblib sends work to the Dask scheduler at ``address``."""
+    if address is None:
+        return contextlib.nullcontext()
+    import joblib
+    from distributed import Client
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(Client(address))
+    stack.enter_context(joblib.parallel_config(backend="dask"))
+    return stack
+
+
+def run_audit(config):
+    """Audit every method of ``config`` in its audit directory; the per-method table.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        One row per method, columns :data:`AUDIT_COLUMNS`; ``table.attrs["folder"]`` is
+        the audit directory.
+    """
+    from ..audit._defense import _check_n_models
+
+    folder = audit_directory(config.out, config.dataset, config.seed, config.model)
+    plan = _plan(config)
+    _check_n_models(config.models, plan.block)
+    plan.check_rounds(plan.n_rounds(config.models))
+    for method in config.methods:  # every recipe is valid before anything trains
+        _recipe(config, method)
+    shared = {k: v for k, v in asdict(config).items()
+              if k in ("dataset", "model", "canaries", "canary_kind", "poisons", "records",
+                       "test_size", "seed")}
+    shared["plan"] = plan.settings
+    start = time.perf_counter()
+    with run_lock(folder, "audit"), _scheduler(config.scheduler):
+        (folder / AUDIT_FILES["complete"]).unlink(missing_ok=True)
+        _check_same(folder / AUDIT_FILES["plan"], shared, "data or canaries")
+        rows = []
+        for method in config.methods:
+            audit = _audit_method(config, plan, folder / method, method,
+                                  plan.n_rounds(config.models))
+            rows.append(method_row(method, audit))
+        table = pd.DataFrame(rows).reindex(columns=AUDIT_COLUMNS)
+        atomic_write_text(folder / AUDIT_FILES["table_csv"], table.to_csv(index=False))
+        atomic_write_json(folder / AUDIT_FILES["table_json"],
+                          {"rows": table.astype(object).where(table.notna(), None)
+                           .to_dict("records")})
+        atomic_write_json(folder / AUDIT_FILES["complete"],
+                          {"methods": list(config.methods), "n_models": config.models,
+                           "seconds": round(time.perf_counter() - start, 1)})
+    table.attrs["folder"] = str(folder)
+    return table

@@ -1,0 +1,152 @@
+"""Defense audits in reports: the per-method table, the privacy-utility plot of canary
+TPR at 0.1 % FPR against test accuracy, and log-log ROC curves of canaries vs others."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .._io import read_json
+from ._plots import _pyplot, figure_png
+
+__all__ = ["audit_roc_figure", "audit_privacy_utility_figure", "find_audits",
+           "format_audit_table"]
+
+_UNRESOLVED = "unresolved"
+
+
+def _files():
+    from ..experiment._audit_dir import AUDIT_FILES
+
+    return AUDIT_FILES
+
+
+def find_audits(paths):
+    """Finished audit directories below ``paths``: ``[(folder, table, {method: audit})]``."""
+    from ..audit import DefenseAudit
+
+    files = _files()
+    found = []
+    for root in paths:
+        root = Path(root)
+        if not root.exists():
+            raise FileNotFoundError(f"{str(root)!r} does not exist")
+        markers = [root / files["plan"]] if (root / files["plan"]).is_file() else []
+        markers += sorted(root.rglob(files["plan"]))
+        for plan in dict.fromkeys(markers):
+            folder = plan.parent
+            if not (folder / files["complete"]).is_file():
+                continue
+            table = pd.DataFrame(read_json(folder / files["table_json"])["rows"])
+            audits = {m: DefenseAudit.load(folder / m / files["result"])
+                      for m in table["method"]}
+            found.append((folder, table, audits))
+    return found
+
+
+def _rate_cell(value, low=None, high=None):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return _UNRESOLVED
+    if low is None:
+        return f"{value:.3f}"
+    return f"{value:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def audit_display_table(table):
+    """The per-method table as strings: rates with intervals, "unresolved" for NaN."""
+    shown = pd.DataFrame({"method": table["method"], "models": table["n_models"],
+                          "attack": table["attack"]})
+    shown["test acc."] = [f"{a:.3f} ± {s:.3f}" for a, s in
+                          zip(table["test_accuracy"], table["test_accuracy_std"], strict=True)]
+    for name in ("0.1%", "1%"):
+        key = f"canary_tpr_at_{name}fpr"
+        shown[f"canary TPR@{name}"] = [
+            _rate_cell(v, lo, hi) for v, lo, hi in
+            zip(table[key], table[f"{key}_low"], table[f"{key}_high"], strict=True)]
+    for name in ("0.1%", "1%"):
+        shown[f"population TPR@{name}"] = [_rate_cell(v) for v in
+                                           table[f"population_tpr_at_{name}fpr"]]
+    shown["canary AUC"] = [_rate_cell(v) for v in table["canary_auc"]]
+    shown["population AUC"] = [_rate_cell(v) for v in table["population_auc"]]
+    shown["emp. ε"] = [_rate_cell(v) for v in table["empirical_epsilon"]]
+    shown["DP ε"] = ["" if v is None or (isinstance(v, float) and math.isnan(v))
+                     else f"{v:.2f}" for v in table["epsilon"]]
+    return shown
+
+
+def format_audit_table(table):
+    """The per-method table as markdown, with a footnote for unresolved rates."""
+    shown = audit_display_table(table)
+    lines = ["| " + " | ".join(shown.columns) + " |",
+             "|" + "|".join("---" for _ in shown.columns) + "|"]
+    lines += ["| " + " | ".join(map(str, row)) + " |"
+              for row in shown.itertuples(index=False)]
+    notes = sorted({n for n in table["note"] if isinstance(n, str) and n})
+    if notes:
+        lines += ["", *(f"note: {n}" for n in notes)]
+    return "\n".join(lines) + "\n"
+
+
+def audit_privacy_utility_figure(table, *, title=None):
+    """Canary TPR at 0.1 % FPR (with its 95 % interval) against test accuracy per method."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for _, row in table.iterrows():
+        tpr = row["canary_tpr_at_0.1%fpr"]
+        if tpr is None or np.isnan(tpr):
+            continue
+        err = [[tpr - row["canary_tpr_at_0.1%fpr_low"]],
+               [row["canary_tpr_at_0.1%fpr_high"] - tpr]]
+        ax.errorbar([row["test_accuracy"]], [tpr], yerr=err,
+                    xerr=[[row["test_accuracy_std"]], [row["test_accuracy_std"]]],
+                    marker="o", capsize=3, linestyle="none", label=str(row["method"]))
+    ax.axhline(0.001, color="grey", linestyle=":", linewidth=1, label="chance (FPR)")
+    ax.set(xlabel="test accuracy (mean ± std over models)",
+           ylabel="canary TPR at 0.1 % FPR (95 % CI)", title=title, yscale="log")
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def audit_roc_figure(audit, *, title=None):
+    """Log-log ROC curves of the audit's attack on canary pairs and on the others'."""
+    from ..metrics import attack_roc_curve
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    score = audit.scores_[audit.attack_]
+    for name, rows in audit.subsets().items():
+        if name == "all":
+            continue
+        s, m = score[rows].ravel(), audit.in_mask[rows].ravel()
+        if not np.isfinite(s).all() or m.all() or not m.any():
+            continue
+        fpr, tpr, _ = attack_roc_curve(m, s)
+        ax.plot(fpr, tpr, label=f"{name} ({m.sum()} member pairs)")
+    ax.plot([1e-5, 1], [1e-5, 1], color="grey", linestyle=":", linewidth=1)
+    ax.set(xscale="log", yscale="log", xlim=(1e-4, 1), ylim=(1e-4, 1.02),
+           xlabel="false-positive rate", ylabel="true-positive rate", title=title)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def audit_sections(audits, *, table_html, figure_html, escape):
+    """HTML of every audit: its table, privacy-utility plot, ROC curves per method."""
+    out = []
+    for folder, table, results in audits:
+        shown = audit_display_table(table)
+        out.append(f"<h2>Defense audit: {escape(folder)}</h2>\n"
+                   "<p>Leave-one-out LiRA over every (record, model) pair; TPR at a low FPR "
+                   "on the canaries and on the other records (population), 95 % "
+                   "Clopper-Pearson intervals.</p>\n")
+        out.append(table_html(list(shown.columns), shown.itertuples(index=False), "audit"))
+        out.append(figure_html(figure_png(audit_privacy_utility_figure(table)),
+                               "privacy-utility", "Canary TPR at 0.1 % FPR against test "
+                               "accuracy; lower and to the right is better.", "audit-pu"))
+        for method, audit in results.items():
+            out.append(figure_html(figure_png(audit_roc_figure(audit, title=method)),
+                                   f"ROC {method}", f"{method}: {audit.attack_}, "
+                                   f"{audit.n_models} models", "audit-roc"))
+    return "".join(out)
