@@ -147,7 +147,7 @@ def _problem(value, spec):
         return None if value in spec.values and not isinstance(value, bool) else (
             f"should be one of {', '.join(map(repr, spec.values))}")
     if isinstance(spec, ListOf) or spec is list:
-        return None if isinstance(value, list) else "should be an array"
+        return None if isinstance(value, (list, tuple)) else "should be an array"
     if isinstance(spec, (MapOf, dict)) or spec is dict:
         return None if isinstance(value, dict) else "should be an object"
     if spec is float:

@@ -271,8 +271,8 @@ def test_skmia_network_functions_are_allowed(tmp_path):
     (lambda d: d["params"].update(colour={"value": 1}), "'params.colour' is not a parameter"),
     (lambda d: d["params"].update(lr={"pickle": "gASV"}), "unknown kind of value 'pickle'"),
     (lambda d: d.update(format=1), "holds a model in layout 1"),
-    (lambda d: d.update(accountant={"mechanism": "rdp", "history": []}),
-     "a RelaxLossClassifier has no accountant"),
+    (lambda d: d["state"]["values"].update(accountant={"mechanism": "rdp", "history": []}),
+     "key 'state' does not hold what a RelaxLossClassifier saves"),
 ])
 def test_malformed_model_json_is_refused_naming_the_key(saved, change, match):
     folder, _ = saved

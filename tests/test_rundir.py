@@ -30,7 +30,7 @@ from skmia.experiment import RunConfig, load_estimator, load_run, run, save_esti
 from skmia.experiment._lock import run_lock
 from skmia.report import collect_results
 
-SECRET = "victim-secret-7f3a"
+VICTIM_TEXT = "victim-secret-7f3a"
 
 
 def skmia(*args):
@@ -76,10 +76,10 @@ def copy(finished, tmp_path):
     shutil.copytree(config.folder, target)
     victim = tmp_path / "victim"
     (victim / "epoch3").mkdir(parents=True)
-    (victim / "epoch3" / "model.json").write_text(SECRET)
-    (victim / "results.csv").write_text(f"attack\n{SECRET}\n")
-    (victim / "params.json").write_text(json.dumps({"note": SECRET}))
-    (victim / "model.safetensors").write_bytes(SECRET.encode())
+    (victim / "epoch3" / "model.json").write_text(VICTIM_TEXT)
+    (victim / "results.csv").write_text(f"attack\n{VICTIM_TEXT}\n")
+    (victim / "params.json").write_text(json.dumps({"note": VICTIM_TEXT}))
+    (victim / "model.safetensors").write_bytes(VICTIM_TEXT.encode())
     before = _snapshot(victim)
     yield target, victim
     assert _snapshot(victim) == before, "the victim folder beside the run was touched"
@@ -149,7 +149,7 @@ def test_report_embeds_no_file_from_outside(copy, capsys, tmp_path):
     assert not page.exists()
     assert skmia("report", target) == 1
     captured = capsys.readouterr()
-    assert SECRET not in captured.out + captured.err
+    assert VICTIM_TEXT not in captured.out + captured.err
     # a linked params.json: the folder is no run the report reads
     _link(target / "params.json", victim / "params.json")
     (target / "attack" / "results.json").unlink()
@@ -373,7 +373,7 @@ def test_odd_locks_are_stale_with_a_message_and_leave_nothing(tmp_path, capsys, 
     elif odd == "a folder":
         (lock / "inside").mkdir(parents=True)
     else:
-        (tmp_path / "elsewhere").write_text(SECRET)
+        (tmp_path / "elsewhere").write_text(VICTIM_TEXT)
         lock.symlink_to(tmp_path / "elsewhere")
     with run_lock(folder):
         assert json.loads(lock.read_text())["pid"] == os.getpid()
@@ -381,7 +381,7 @@ def test_odd_locks_are_stale_with_a_message_and_leave_nothing(tmp_path, capsys, 
     err = capsys.readouterr().err
     assert "stale" in err and str(lock) in err
     if odd == "a link":
-        assert (tmp_path / "elsewhere").read_text() == SECRET
+        assert (tmp_path / "elsewhere").read_text() == VICTIM_TEXT
 
 
 # ------------------------------------------------------------------ devices

@@ -19,6 +19,7 @@ from skorch.callbacks import Callback, EpochScoring
 from skorch.dataset import Dataset
 from skorch.utils import is_dataset
 
+from .._rundir import Int, ListOf
 from .._validation import Is, SequenceOf, validate_params
 from ..nn import MLP
 
@@ -353,6 +354,37 @@ class MIADefenseClassifier(NeuralNetClassifier):
     def _restore_checkpoint_state(self, values, tensors):
         """Put back what :meth:`_checkpoint_state` gave, on the checkpoint's loaded model;
         a ValueError or KeyError when it is not what this class writes."""
+
+    # ------------------------------------------------------------------ saving (skmia.io)
+
+    #: The fitted attributes :func:`skmia.io.save_estimator` keeps in ``model.json``,
+    #: each with its JSON type (a :func:`skmia._rundir.check_json` spec); a subclass
+    #: extends its parent's table. A fitted attribute of none of these tables (nor of
+    #: ``_state_attributes``) makes ``save_estimator`` refuse the model.
+    _fitted_attributes = {"input_shape_": ListOf(Int(0)), "n_features_in_": Int(0),
+                          "init_seed_": Int(), "training_seed_": Int()}
+    #: Fitted attributes that :meth:`_saved_state` saves.
+    _state_attributes = ()
+    #: Fitted attributes never written (name -> what it is, ``{}`` the class name);
+    #: :meth:`_draw_unsaved` gives a loaded model new ones.
+    _unsaved_attributes = {}
+    #: Fitted attributes a saved model may lack.
+    _optional_attributes = ()
+
+    def _saved_state(self):
+        """What :func:`skmia.io.save_estimator` keeps beyond the networks, optimizers,
+        history and ``_fitted_attributes``: ``(values, tensors, estimators)``, JSON data,
+        named tensors and fitted skmia defenses (saved whole, without optimizer state)."""
+        return {}, {}, {}
+
+    def _restore_saved_state(self, values, tensors, estimators):
+        """Put back what :meth:`_saved_state` gave, on a loaded model whose networks are
+        built; a ValueError or KeyError naming what does not fit."""
+        if values or tensors or estimators:
+            raise ValueError(f"a {type(self).__name__} saves no state of its own")
+
+    def _draw_unsaved(self):
+        """New values of the ``_unsaved_attributes`` of a loaded model."""
 
     def _training_finished(self, epochs_ended=None):
         """Whether the training from scratch (or its continuation from a checkpoint to

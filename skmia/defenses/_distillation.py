@@ -99,6 +99,22 @@ class DistillationClassifier(MIADefenseClassifier):
     def _checkpoint_state(self):
         return None if self._teacher_short() else super()._checkpoint_state()
 
+    # saving (skmia.io): the teacher is saved whole, as a model of its own
+    _state_attributes = ("teacher_",)
+
+    def _saved_state(self):
+        teacher = getattr(self, "teacher_", None)
+        return {}, {}, ({} if teacher is None else {"teacher": teacher})
+
+    def _restore_saved_state(self, values, tensors, estimators):
+        unknown = sorted({*values, *tensors, *estimators} - {"teacher"})
+        if unknown:
+            raise ValueError(f"{unknown[0]!r} is not what a DistillationClassifier saves")
+        if "teacher" in estimators:
+            self.teacher_ = estimators["teacher"]
+        elif not self._resume_refused:  # training further needs the teacher
+            raise KeyError("teacher")
+
     def _fit_teacher(self, X, y):
         teacher = self.teacher
         if teacher is None:

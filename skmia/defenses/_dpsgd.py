@@ -23,6 +23,7 @@ from skorch.callbacks import Callback
 from skorch.dataset import unpack_data
 from skorch.utils import TeeGenerator
 
+from .._rundir import Int, ListOf, OneOf, Opt, check_json
 from ..nn import MLP
 from ._base import CROSS_ENTROPY, MIADefenseClassifier, in_memory_arrays, insert_callback
 
@@ -600,6 +601,42 @@ class DPSGDClassifier(MIADefenseClassifier):
                 WeakPrivacyWarning,
                 stacklevel=2,
             )
+
+    # ------------------------------------------------------------------ saving (skmia.io)
+
+    _fitted_attributes = {
+        **MIADefenseClassifier._fitted_attributes, "epsilon_": float, "delta_": float,
+        "sample_rate_": float, "noise_multiplier_": Opt(float), "n_steps_": Int(0),
+        "grad_sample_mode_": str,
+    }
+    _state_attributes = ("accountant_",)
+    # the noise seed also draws the Poisson batches: whoever holds the files could
+    # replay the noise, so it is never written and a loaded model draws a fresh one
+    _unsaved_attributes = {"training_seed_": "the seed of {}'s noise"}
+    _ACCOUNTANT_SPEC = {"accountant": {"mechanism": OneOf("prv", "rdp"),
+                                       "history": ListOf(ListOf(float))}}
+
+    def _saved_state(self):
+        history = [[float(sigma), float(q), int(steps)]
+                   for sigma, q, steps in self.accountant_.history]
+        return {"accountant": {"mechanism": self.accountant_.mechanism(),
+                               "history": history}}, {}, {}
+
+    def _restore_saved_state(self, values, tensors, estimators):
+        if tensors or estimators:
+            raise ValueError("a DPSGDClassifier saves no tensors or estimators of its own")
+        spec = check_json(values, self._ACCOUNTANT_SPEC, "model.json")["accountant"]
+        steps = []
+        for i, step in enumerate(spec["history"]):
+            if len(step) != 3 or isinstance(step[2], float):
+                raise ValueError(f"key 'accountant.history.{i}' should be [sigma, q, steps]")
+            steps.append((float(step[0]), float(step[1]), int(step[2])))
+        accountant = create_accountant(spec["mechanism"])
+        accountant.history = steps
+        self.accountant_ = accountant
+
+    def _draw_unsaved(self):
+        self.training_seed_ = fresh_seed()
 
     # ------------------------------------------------------------------ checkpoints
 

@@ -6,6 +6,7 @@ from sklearn.utils._param_validation import Interval
 from skorch.callbacks import Callback, EarlyStopping
 
 from .. import _registry
+from .._rundir import Int, ListOf, check_json
 from .._validation import SequenceOf
 from ..nn import MLP
 from ._base import MIADefenseClassifier, ValidationData
@@ -147,6 +148,42 @@ class EarlyStoppingClassifier(MIADefenseClassifier):
         # skorch's EarlyStopping keeps its best weights and its count of epochs without
         # improvement in the callback, which a checkpoint does not hold
         return None if self.patience is not None else super()._checkpoint_state()
+
+    # ------------------------------------------------------------------ saving (skmia.io)
+
+    _fitted_attributes = {**MIADefenseClassifier._fitted_attributes,
+                          "snapshot_epochs_": ListOf(Int(0)), "snapshot_epoch_": Int(0)}
+    _optional_attributes = ("snapshot_epoch_",)  # only a snapshot has it
+    _state_attributes = ("snapshots_",)
+
+    def _saved_state(self):
+        snapshots = getattr(self, "snapshots_", {})
+        tensors = {f"{epoch}.{key}": value for epoch, state in snapshots.items()
+                   for key, value in state.items()}
+        return {"snapshots": sorted(int(e) for e in snapshots)}, tensors, {}
+
+    def _restore_saved_state(self, values, tensors, estimators):
+        if estimators:
+            raise ValueError("an EarlyStoppingClassifier saves no estimators of its own")
+        epochs = check_json(values, {"snapshots": ListOf(Int(0))}, "model.json")["snapshots"]
+        expected = self.module_.state_dict()
+        snapshots = {int(epoch): {} for epoch in epochs}
+        for name, value in tensors.items():
+            epoch, _, key = name.partition(".")
+            if not epoch.isdigit() or int(epoch) not in snapshots or key not in expected:
+                raise ValueError(f"tensor {name!r} is not of a saved snapshot")
+            want = expected[key]
+            if value.shape != want.shape or value.dtype != want.dtype:
+                raise ValueError(f"tensor {name!r} is {value.dtype} of shape "
+                                 f"{tuple(value.shape)}; the network has {want.dtype} of "
+                                 f"shape {tuple(want.shape)}")
+            snapshots[int(epoch)][key] = value
+        for epoch, state in snapshots.items():
+            missing = sorted(set(expected) - set(state))
+            if missing:
+                raise ValueError(f"tensor '{epoch}.{missing[0]}' of snapshot {epoch} is "
+                                 "missing")
+        self.snapshots_ = dict(sorted(snapshots.items()))
 
     def _training_finished(self, epochs_ended=None):
         stopper = dict(getattr(self, "callbacks_", [])).get("early_stopping")

@@ -74,6 +74,8 @@ class RelaxLossClassifier(MIADefenseClassifier):
     (3,)
     """
 
+    _fitted_attributes = {**MIADefenseClassifier._fitted_attributes, "flatten_mode_": str}
+
     _parameter_constraints = {
         **MIADefenseClassifier._parameter_constraints,
         "criterion": [CROSS_ENTROPY],

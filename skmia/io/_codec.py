@@ -1,12 +1,19 @@
 """Saving and loading fitted defenses (and banks of them) without pickle: safetensors + JSON.
 
 ``model.safetensors`` holds every tensor, named by what it belongs to: the networks
-(``module.``, and AdvReg's inference network ``inference_module.``), the optimizers'
-state (``optimizer.<name>.<index>.``), early stopping's snapshots
-(``snapshot.<epoch>.``), a distilled student's teacher (``teacher.``) and
-``fitted.train_indices_``. ``model.json`` holds the class, the constructor parameters,
-the fitted attributes, the training history (without its per-batch records), DP-SGD's
-accountant and two digests: of the weights file and of the JSON itself. A loaded model
+(each of the class's ``_modules``, such as AdvReg's ``inference_module.``), the
+optimizers' state (``optimizer.<name>.<index>.``), ``fitted.train_indices_``, and what
+the class saves of its own (``state.<name>``: early stopping's snapshots) or as whole
+models (``estimator.<part>.``: a distilled student's teacher). ``model.json`` holds the
+class, the constructor parameters, the fitted attributes the class declares
+(``_fitted_attributes``, with their JSON types), the training history (without its
+per-batch records), the class's own state (``"state"``: DP-SGD's accountant) and two
+digests: of the weights file and of the JSON itself.
+
+What a class saves is declared by the class, next to its ``_checkpoint_state``:
+``_fitted_attributes``, ``_state_attributes`` with ``_saved_state`` /
+``_restore_saved_state``, and ``_unsaved_attributes`` with ``_draw_unsaved``. This module
+knows no defense by name: a new defense is saved by declaring these. A loaded model
 predicts as the saved one did, and ``partial_fit`` continues its training where it
 stopped (same learning-rate schedule, optimizer state, seeds and accountant).
 
@@ -15,16 +22,13 @@ no saved byte is ever executed or unpickled. A file saved by another skmia versi
 edited by hand, truncated, or holding keys or tensors the model does not have is
 refused with a ``ValueError`` that names the file and the key.
 
-DP-SGD's noise seed (``training_seed_``, which also draws its Poisson batches) is never
-written: whoever holds the files could replay the noise. A loaded
+DP-SGD's noise seed (``training_seed_``, which also draws its Poisson batches) is one of
+its ``_unsaved_attributes``: whoever holds the files could replay the noise. A loaded
 :class:`~skmia.defenses.DPSGDClassifier` draws a fresh seed from the operating system,
 so ``partial_fit`` continues its accountant with new noise.
 """
 
 import hashlib
-import importlib
-import inspect
-import json
 
 import numpy as np
 import torch
@@ -33,95 +37,60 @@ from safetensors.torch import load, save
 from sklearn.preprocessing import LabelEncoder
 
 from .. import __version__
-from .._rundir import MODEL_JSON, MODEL_WEIGHTS, PARAMS, RunDirectory
+from .._rundir import (
+    MODEL_JSON,
+    MODEL_WEIGHTS,
+    PARAMS,
+    RunDirectory,
+    check_json,
+)
+from ._values import (
+    _NOT_PLAIN,
+    _check_keys,
+    _check_state,
+    _cpu,
+    _decode,
+    _decode_classes,
+    _digest,
+    _encode,
+    _load_optimizer,
+    _optimizer_state,
+    _plain,
+    _tensor_groups,
+    _Where,
+)
 
 __all__ = ["save_estimator", "load_estimator", "MODEL_JSON", "MODEL_WEIGHTS"]
 
 #: Layout of the files; a file of another layout is refused.
-FORMAT = 2
+FORMAT = 3
 
-# modules (classes or factory functions), criteria and optimisers come from these only
-_ALLOWED_FACTORY_PREFIXES = ("skmia.nn.", "torch.nn.", "torch.optim.")
 # fitted attributes that are skorch's machinery, or saved apart from "fitted"
 _SAVED_APART = {
     "history_", "initialized_", "callbacks_", "virtual_params_", "prefixes_",
-    "cuda_dependent_attributes_", "label_encoder_", "snapshots_", "teacher_",
-    "train_indices_", "init_context_", "accountant_", "classes_inferred_",
+    "cuda_dependent_attributes_", "label_encoder_", "train_indices_", "init_context_",
+    "classes_inferred_",
 }
-
-
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _is_int_sequence(value):
-    return isinstance(value, (list, tuple)) and all(_is_int(v) for v in value)
-
-
-def _is_str(value):
-    return isinstance(value, str)
-
-
-# The fitted attributes each defense keeps in model.json (a class has those of every
-# class it derives from), with the check a loaded value must pass; "fitted" holds
-# nothing else. A new fitted attribute goes here, or save_estimator refuses the model.
-_FITTED_ATTRIBUTES = {
-    "MIADefenseClassifier": {
-        "input_shape_": _is_int_sequence, "n_features_in_": _is_int, "init_seed_": _is_int,
-        "training_seed_": _is_int,
-    },
-    "RelaxLossClassifier": {"flatten_mode_": _is_str},
-    "DPSGDClassifier": {
-        "epsilon_": _is_number, "delta_": _is_number, "sample_rate_": _is_number,
-        "noise_multiplier_": lambda v: v is None or _is_number(v), "n_steps_": _is_int,
-        "grad_sample_mode_": _is_str,
-    },
-    "EarlyStoppingClassifier": {"snapshot_epochs_": _is_int_sequence, "snapshot_epoch_": _is_int},
-}
-# fitted attributes never written: DP-SGD's seed draws its noise and its Poisson batches
-_NEVER_SAVED = {"DPSGDClassifier": ("training_seed_",)}
-# classes whose privacy accountant is saved (as its history of steps)
-_ACCOUNTED = {"DPSGDClassifier"}
-_ACCOUNTANTS = ("prv", "rdp")
 
 # tensor names: "<group>.<rest>"; a group is a module's name or one of these
-_SNAPSHOT = "snapshot"
+_STATE = "state"  # what a class's _saved_state gives
+_ESTIMATOR = "estimator"  # the estimators a class's _saved_state gives, saved whole
 _OPTIMIZER = "optimizer"
-_TEACHER = "teacher"
 _FITTED = "fitted"
 _INDICES = "train_indices_"
-_RESERVED_GROUPS = (_SNAPSHOT, _OPTIMIZER, _TEACHER, _FITTED)
-_BANK_PREFIX = "bank."
-_MASK_KEY = "in_mask_"
-# fitted attributes of a bank kept in model.json (classes_ and the masks aside)
-_BANK_FITTED = {
-    "base_seed_": _is_int, "n_features_in_": _is_int, "input_shape_": _is_int_sequence,
-    "pool_digest_": _is_str, "seeds_": _is_int_sequence,
-}
+_RESERVED_GROUPS = (_STATE, _ESTIMATOR, _OPTIMIZER, _FITTED)
 # why a model saved without its optimizers cannot be trained further
 _IN_A_BANK = ("it was saved as one model of a bank of reference models, without its "
               "optimizer state")
-_AS_A_TEACHER = "it was saved as a student's teacher, without its optimizer state"
+_AS_A_PART = "it was saved as a part ({}) of another model, without its optimizer state"
 
 # the keys of model.json: required, and allowed besides
 _DOCUMENT_KEYS = {"skmia_version", "format", "weights_sha256", "digest", "params_sha256"}
 _DEFENSE_KEYS = {
     "class": str, "params": dict, "not_saved": list, "fitted": dict, "classes": list,
-    "classes_dtype": str, "snapshots": list, "history": list, "optimizers": dict,
+    "classes_dtype": str, "state": dict, "history": list, "optimizers": dict,
     "resume": (str, type(None)),
 }
-_DEFENSE_OPTIONAL = {"accountant": dict, "teacher": dict}
-_BANK_KEYS = {
-    "class": str, "params": dict, "estimator": dict, "fitted": dict, "classes": list,
-    "classes_dtype": str, "models": list,
-}
-# fitted attributes a saved model may lack
-_OPTIONAL_FITTED = {"snapshot_epoch_"}
-_LABEL_KINDS = "biufU"  # bool, int, unsigned, float, str: labels JSON can hold
 
 
 def _defense_classes():
@@ -134,127 +103,11 @@ def _defense_classes():
     }
 
 
-def _factory_problem(obj, key):
-    """Why the class or function ``obj`` may not be parameter ``key``; None if it may.
-
-    ``module`` is a ``torch.nn.Module`` subclass or one of skmia.nn's network functions,
-    ``optimizer`` a ``torch.optim.Optimizer`` subclass, anything else (``criterion``,
-    ``module__activation``, ...) a ``torch.nn.Module`` subclass; ``key=None`` (a fitted
-    attribute, an optimizer's setting) takes no class at all.
-    """
-    from .. import nn as skmia_nn
-
-    is_module = isinstance(obj, type) and issubclass(obj, torch.nn.Module)
-    if key is None:
-        return "is a class or function, which is not allowed here"
-    if key == "optimizer":
-        if isinstance(obj, type) and issubclass(obj, torch.optim.Optimizer):
-            return None
-        return "is not a torch.optim.Optimizer subclass"
-    if key == "module":
-        network_function = (
-            inspect.isfunction(obj) and obj.__name__ in skmia_nn.__all__
-            and getattr(skmia_nn, obj.__name__) is obj
-        )
-        if is_module or network_function:
-            return None
-        return "is not a torch.nn.Module subclass nor a network function of skmia.nn"
-    return None if is_module else "is not a torch.nn.Module subclass"
-
-
-def _encode(value, key=None):
-    """JSON form of a constructor parameter ``key`` (None: a fitted attribute or an
-    optimizer's setting); None when it cannot be saved."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return {"value": value}
-    if isinstance(value, (np.integer, np.floating, np.bool_)):
-        return {"value": value.item()}
-    if isinstance(value, (tuple, list)):
-        items = [_encode(v, key) for v in value]
-        if any(item is None for item in items):
-            return None
-        return {"tuple" if isinstance(value, tuple) else "list": items}
-    if isinstance(value, type) or inspect.isfunction(value):  # e.g. MLP or resnet20
-        path = f"{value.__module__}.{value.__qualname__}"
-        if path.startswith(_ALLOWED_FACTORY_PREFIXES) and _factory_problem(value, key) is None:
-            return {"class": path}
-    return None
-
-
-def _decode(encoded, where, key=None):
-    """The value ``_encode(value, key)`` gave; ``where`` names the file and the key."""
-    if not isinstance(encoded, dict) or len(encoded) != 1:
-        raise ValueError(f"{where}: malformed value {encoded!r}")
-    (kind, payload), = encoded.items()
-    if kind == "value":
-        if not (payload is None or isinstance(payload, (bool, int, float, str))):
-            raise ValueError(f"{where}: malformed value {encoded!r}")
-        return payload
-    if kind in ("tuple", "list"):
-        if not isinstance(payload, list):
-            raise ValueError(f"{where}: malformed value {encoded!r}")
-        items = [_decode(v, where, key) for v in payload]
-        return tuple(items) if kind == "tuple" else items
-    if kind == "class":
-        if not isinstance(payload, str) or not payload.startswith(_ALLOWED_FACTORY_PREFIXES):
-            raise ValueError(f"{where}: class {payload!r} is not allowed")
-        module_name, _, attr = payload.rpartition(".")
-        try:
-            obj = getattr(importlib.import_module(module_name), attr, None)
-        except ImportError:
-            obj = None
-        if not (isinstance(obj, type) or inspect.isfunction(obj)):
-            raise ValueError(f"{where}: {payload!r} is not a class or function")
-        problem = _factory_problem(obj, key)
-        if problem is not None:
-            raise ValueError(f"{where}: {payload!r} {problem}; refusing to load it")
-        return obj
-    raise ValueError(f"{where}: unknown kind of value {kind!r}")
-
-
-def _digest(document):
-    body = {k: v for k, v in document.items() if k != "digest"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-
-
-def _class_table(cls, table):
-    """What ``table`` gives ``cls`` and every class it derives from, by class name."""
-    merged = {}
-    for klass in reversed(cls.__mro__):
-        entry = table.get(klass.__name__, {})
-        merged.update(entry if isinstance(entry, dict) else dict.fromkeys(entry))
-    return merged
-
-
 def _fitted_attributes(cls):
-    """``{name: check}`` of the fitted attributes ``cls`` keeps in model.json."""
-    allowed = _class_table(cls, _FITTED_ATTRIBUTES)
-    for name in _class_table(cls, _NEVER_SAVED):
-        allowed.pop(name, None)
-    return allowed
-
-
-def _cpu(tensor):
-    return tensor.detach().to("cpu").contiguous()
-
-
-_NOT_PLAIN = object()
-
-
-def _plain(value):
-    """``value`` as JSON data (None, bool, number, str, lists, str-keyed dicts), or
-    ``_NOT_PLAIN``."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (np.integer, np.floating, np.bool_)):
-        return value.item()
-    if isinstance(value, (list, tuple)):
-        items = [_plain(v) for v in value]
-        return _NOT_PLAIN if any(v is _NOT_PLAIN for v in items) else items
-    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        items = {k: _plain(v) for k, v in value.items()}
-        return _NOT_PLAIN if any(v is _NOT_PLAIN for v in items.values()) else items
-    return _NOT_PLAIN
+    """``{name: JSON type}`` of the fitted attributes ``cls`` keeps in model.json: those
+    it declares (``_fitted_attributes``), less those it never writes."""
+    return {k: v for k, v in cls._fitted_attributes.items()
+            if k not in cls._unsaved_attributes}
 
 
 def _history_document(clf):
@@ -268,28 +121,6 @@ def _history_document(clf):
                 row[key] = plain
         epochs.append(row)
     return epochs
-
-
-def _optimizer_state(optimizer):
-    """``(document, tensors)`` of an optimizer's ``state_dict``; None when a setting is
-    not plain data."""
-    state = optimizer.state_dict()
-    groups = []
-    for group in state["param_groups"]:
-        encoded = {k: _encode(v) for k, v in group.items() if k != "params"}
-        if any(v is None for v in encoded.values()):
-            return None
-        groups.append({"params": [int(i) for i in group["params"]], "settings": encoded})
-    tensors, values = {}, {}
-    for index, entries in state["state"].items():
-        for key, value in entries.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"{int(index)}.{key}"] = _cpu(value)
-            elif (encoded := _encode(value)) is not None:
-                values.setdefault(str(int(index)), {})[key] = encoded
-            else:
-                return None
-    return {"param_groups": groups, "state": values}, tensors
 
 
 def _defense_state(clf, not_resumable=None):
@@ -309,9 +140,6 @@ def _defense_state(clf, not_resumable=None):
             raise TypeError(f"{name} has a network named {module!r}, a name skmia reserves")
         for key, value in getattr(clf, f"{module}_").state_dict().items():
             tensors[f"{module}.{key}"] = _cpu(value)
-    for epoch, state in getattr(clf, "snapshots_", {}).items():
-        for key, value in state.items():
-            tensors[f"{_SNAPSHOT}.{epoch}.{key}"] = _cpu(value)
     if hasattr(clf, "train_indices_"):
         tensors[f"{_FITTED}.{_INDICES}"] = torch.as_tensor(np.asarray(clf.train_indices_))
     refused = [] if not_resumable is None else [not_resumable]
@@ -326,8 +154,9 @@ def _defense_state(clf, not_resumable=None):
             tensors.update({f"{_OPTIMIZER}.{optimizer}.{k}": v for k, v in state.items()})
     params, not_saved = _params_document(clf)
     allowed = _fitted_attributes(type(clf))
-    never = _class_table(type(clf), _NEVER_SAVED)
-    apart = _SAVED_APART | {f"{n}_" for n in (*clf._modules, *clf._criteria, *clf._optimizers)}
+    never = set(clf._unsaved_attributes)
+    apart = (_SAVED_APART | set(clf._state_attributes)
+             | {f"{n}_" for n in (*clf._modules, *clf._criteria, *clf._optimizers)})
     fitted = {}
     for key, value in vars(clf).items():
         if not key.endswith("_") or key.startswith("_") or key in apart or key in never:
@@ -335,8 +164,8 @@ def _defense_state(clf, not_resumable=None):
         encoded = _encode(value)
         if key not in allowed or encoded is None:
             raise TypeError(
-                f"{name}.{key} is a fitted attribute that skmia does not know how to save "
-                f"(skmia.experiment._persist._FITTED_ATTRIBUTES lists those it does)"
+                f"{name}.{key} is a fitted attribute that {name} does not declare: add it "
+                f"to {name}._fitted_attributes (with its JSON type) to save it"
             )
         fitted[key] = encoded
     classes_ = clf.classes_
@@ -347,26 +176,32 @@ def _defense_state(clf, not_resumable=None):
         "fitted": fitted,
         "classes": classes_.tolist(),
         "classes_dtype": classes_.dtype.str,
-        "snapshots": sorted(int(e) for e in getattr(clf, "snapshots_", {})),
         "history": _history_document(clf),
         "optimizers": optimizers,
+        "state": _class_state(clf, tensors, refused),
     }
-    if name in _ACCOUNTED:
-        document["accountant"] = {
-            "mechanism": clf.accountant_.mechanism(),
-            "history": [[float(sigma), float(q), int(steps)]
-                        for sigma, q, steps in clf.accountant_.history],
-        }
-    teacher = getattr(clf, "teacher_", None)
-    if teacher is not None:
-        if classes.get(type(teacher).__name__) is type(teacher):
-            document["teacher"], teacher_tensors = _defense_state(teacher, _AS_A_TEACHER)
-            tensors.update({f"{_TEACHER}.{k}": v for k, v in teacher_tensors.items()})
-        else:
-            refused.append(f"its teacher, a {type(teacher).__name__}, is not a skmia defense "
-                           f"and was not saved")
     document["resume"] = "; ".join(refused) or None
     return document, tensors
+
+
+def _class_state(clf, tensors, refused):
+    """The document of what ``clf``'s class saves of its own (``_saved_state``); its
+    tensors go to ``tensors``, what cannot be saved to ``refused``."""
+    values, own, estimators = clf._saved_state()
+    plain = _plain(values)
+    if plain is _NOT_PLAIN or not isinstance(plain, dict):
+        raise TypeError(f"{type(clf).__name__}._saved_state gave values that are not JSON "
+                        "data")
+    tensors.update({f"{_STATE}.{k}": _cpu(v) for k, v in own.items()})
+    parts = {}
+    for part, estimator in estimators.items():
+        if _defense_classes().get(type(estimator).__name__) is type(estimator):
+            parts[part], part_tensors = _defense_state(estimator, _AS_A_PART.format(part))
+            tensors.update({f"{_ESTIMATOR}.{part}.{k}": v for k, v in part_tensors.items()})
+        else:
+            refused.append(f"its {part}, a {type(estimator).__name__}, is not a skmia "
+                           "defense and was not saved")
+    return {"values": plain, "estimators": parts}
 
 
 def _params_document(estimator):
@@ -381,38 +216,6 @@ def _params_document(estimator):
         else:
             params[key] = encoded
     return params, sorted(not_saved)
-
-
-def _bank_state(bank):
-    """``(document, tensors)`` of a fitted :class:`ReferenceModels` of skmia defenses."""
-    from sklearn.utils.validation import check_is_fitted
-
-    check_is_fitted(bank)
-    if type(bank.estimator).__name__ not in _defense_classes():
-        raise TypeError(
-            "only banks of skmia defenses can be saved without pickle, got a bank of "
-            f"{type(bank.estimator).__name__}"
-        )
-    estimator_params, not_saved = _params_document(bank.estimator)
-    params, _ = _params_document(bank)
-    models, tensors = [], {_MASK_KEY: torch.as_tensor(bank.in_mask_)}
-    for k, model in enumerate(bank.estimators_):
-        document, model_tensors = _defense_state(model, _IN_A_BANK)
-        models.append(document)
-        tensors.update({f"{_BANK_PREFIX}{k}.{key}": v for key, v in model_tensors.items()})
-    fitted = {key: _encode(getattr(bank, key)) for key in _BANK_FITTED if key != "seeds_"}
-    fitted["seeds_"] = _encode([int(s) for s in bank.seeds_])
-    document = {
-        "class": type(bank).__name__,
-        "params": params,
-        "estimator": {"class": type(bank.estimator).__name__, "params": estimator_params,
-                      "not_saved": not_saved},
-        "fitted": fitted,
-        "classes": np.asarray(bank.classes_).tolist(),
-        "classes_dtype": np.asarray(bank.classes_).dtype.str,
-        "models": models,
-    }
-    return document, tensors
 
 
 def _folder(folder):
@@ -453,6 +256,8 @@ def save_estimator(clf, folder):
 
     folder = _folder(folder)
     if isinstance(clf, ReferenceModels):
+        from ._bank import _bank_state
+
         document, tensors = _bank_state(clf)
     else:
         document, tensors = _defense_state(clf)
@@ -530,6 +335,8 @@ def load_estimator(folder, *, device=None):
     where = _Where(json_path, weights_path)
     try:
         if document.get("class") == "ReferenceModels":
+            from ._bank import _restore_bank
+
             return _restore_bank(document, tensors, where, device)
         return _restore_defense(document, tensors, where, device)
     except (KeyError, TypeError, IndexError, AttributeError) as exc:
@@ -538,46 +345,6 @@ def load_estimator(folder, *, device=None):
             f"{str(json_path)!r} does not describe a model this skmia can load "
             f"({type(exc).__name__}: {exc}); refusing to load it."
         ) from exc
-
-
-class _Where:
-    """Where a problem is, for the error: the file, and the key in it."""
-
-    def __init__(self, json_path, weights_path, key_prefix="", tensor_prefix=""):
-        self.json_path, self.weights_path = str(json_path), str(weights_path)
-        self.key_prefix, self.tensor_prefix = key_prefix, tensor_prefix
-
-    def key(self, name):
-        """A key of model.json."""
-        return f"{self.json_path!r}: key {self.key_prefix + name!r}"
-
-    def tensor(self, name):
-        """A tensor of model.safetensors."""
-        return f"{self.weights_path!r}: tensor {self.tensor_prefix + name!r}"
-
-    def nested(self, key_prefix, tensor_prefix):
-        return _Where(self.json_path, self.weights_path, self.key_prefix + key_prefix,
-                      self.tensor_prefix + tensor_prefix)
-
-
-def _check_keys(document, required, optional, where, extra=()):
-    """Refuse a JSON object that lacks a key of ``required``, has a key of neither
-    ``required`` nor ``optional`` (nor ``extra``), or a value of another type."""
-    if not isinstance(document, dict):
-        raise ValueError(f"{where.key('')} should be an object, got {document!r}")
-    for key, kind in {**required, **optional}.items():
-        if key not in document:
-            if key in required:
-                raise ValueError(f"{where.key(key)} is missing; refusing to load it")
-        elif not isinstance(document[key], kind) or isinstance(document[key], bool):
-            raise ValueError(
-                f"{where.key(key)} has a value of the wrong type: {document[key]!r}"
-            )
-    unknown = sorted(set(document) - set(required) - set(optional) - set(extra))
-    if unknown:
-        raise ValueError(
-            f"{where.key(unknown[0])} is not a key of a saved model; refusing to load it"
-        )
 
 
 def _defense_class(name, where):
@@ -607,14 +374,13 @@ def _decode_params(cls, encoded, where, prefix="params."):
 def _decode_fitted(cls, fitted, where):
     """The fitted attributes in ``fitted``, each allowed for ``cls`` and of its type."""
     allowed = _fitted_attributes(cls)
-    never = _class_table(cls, _NEVER_SAVED)
     values = {}
     for key, value in fitted.items():
-        if key in never:
+        if key in cls._unsaved_attributes:
+            what = cls._unsaved_attributes[key].format(cls.__name__)
             raise ValueError(
-                f"{where.key('fitted.' + key)} holds the seed of {cls.__name__}'s noise, "
-                f"which skmia never saves: whoever has the file could replay the noise. "
-                f"Refusing to load it."
+                f"{where.key('fitted.' + key)} holds {what}, which skmia never saves: "
+                f"whoever has the file could replay it. Refusing to load it."
             )
         if key not in allowed:
             raise ValueError(
@@ -622,131 +388,22 @@ def _decode_fitted(cls, fitted, where):
                 f"refusing to load it"
             )
         decoded = _decode(value, where.key(f"fitted.{key}"))
-        if not allowed[key](decoded):
-            raise ValueError(
-                f"{where.key('fitted.' + key)} has a value of the wrong type: {decoded!r}"
-            )
+        try:
+            check_json(decoded, allowed[key], where.json_path, f"fitted.{key}")
+        except ValueError as exc:
+            raise ValueError(f"{where.key('fitted.' + key)} has a value of the wrong type "
+                             f"({str(exc).partition(': ')[2]})") from None
         values[key] = decoded
-    missing = sorted(set(allowed) - set(values) - _OPTIONAL_FITTED)
+    missing = sorted(set(allowed) - set(values) - set(cls._optional_attributes))
     if missing:
         raise ValueError(f"{where.key('fitted.' + missing[0])} is missing; refusing to load it")
-    if "input_shape_" in values:
+    if "input_shape_" in values:  # a shape, as numpy gives it
         values["input_shape_"] = tuple(values["input_shape_"])
     return values
 
 
-def _decode_classes(document, where):
-    dtype = document["classes_dtype"]
-    try:
-        dtype = np.dtype(dtype)
-    except TypeError as exc:
-        raise ValueError(f"{where.key('classes_dtype')} is not a dtype: {dtype!r}") from exc
-    if dtype.kind not in _LABEL_KINDS:
-        raise ValueError(f"{where.key('classes_dtype')} is not a dtype of labels: {dtype!r}")
-    try:
-        classes = np.asarray(document["classes"], dtype=dtype)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{where.key('classes')} does not hold labels of {dtype}") from exc
-    if classes.ndim != 1 or len(classes) < 2 or len(np.unique(classes)) != len(classes):
-        raise ValueError(f"{where.key('classes')} should list 2 or more distinct labels")
-    return classes
-
-
-def _tensor_groups(tensors, where):
-    """``{group: {rest: tensor}}`` for tensor names ``"<group>.<rest>"``."""
-    groups = {}
-    for key, value in tensors.items():
-        group, dot, rest = key.partition(".")
-        if not dot or not rest:
-            raise ValueError(f"{where.tensor(key)} is not a tensor of a saved model")
-        groups.setdefault(group, {})[rest] = value
-    return groups
-
-
-def _check_state(expected, state, where, prefix, what):
-    """Refuse ``state`` unless it has exactly the tensors of ``expected``, alike."""
-    for key in expected:
-        if key not in state:
-            raise ValueError(
-                f"{where.tensor(prefix + key)} is missing: the file does not hold the "
-                f"weights of this {what}"
-            )
-    for key, value in state.items():
-        if key not in expected:
-            raise ValueError(f"{where.tensor(prefix + key)} is not a tensor of the {what}")
-        want = expected[key]
-        if value.shape != want.shape or value.dtype != want.dtype:
-            raise ValueError(
-                f"{where.tensor(prefix + key)} is {value.dtype} of shape "
-                f"{tuple(value.shape)}; the {what} has {want.dtype} of shape "
-                f"{tuple(want.shape)}"
-            )
-
-
-def _load_optimizer(optimizer, spec, tensors, where, name):
-    """Give ``optimizer`` the state saved as ``spec`` (model.json) and ``tensors``."""
-    key = f"optimizers.{name}"
-    _check_keys(spec, {"param_groups": list, "state": dict}, {}, where.nested(key + ".", ""))
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    groups, indices = [], []
-    for i, group in enumerate(spec["param_groups"]):
-        here = where.key(f"{key}.param_groups.{i}")
-        if (not isinstance(group, dict) or set(group) != {"params", "settings"}
-                or not _is_int_sequence(group["params"])
-                or not isinstance(group["settings"], dict)):
-            raise ValueError(f"{here} is malformed; refusing to load it")
-        settings = {k: _decode(v, f"{here}.{k}") for k, v in group["settings"].items()}
-        groups.append({**settings, "params": list(group["params"])})
-        indices.extend(group["params"])
-    if indices != list(range(len(params))):
-        raise ValueError(
-            f"{where.key(key + '.param_groups')} lists parameters {indices}; the optimizer "
-            f"has {len(params)}"
-        )
-    state = {}
-    for tail, value in tensors.items():
-        index, _, field = tail.partition(".")
-        if not index.isdigit() or not field or int(index) >= len(params):
-            raise ValueError(f"{where.tensor(tail)} is not a tensor of the {name}'s state")
-        if value.ndim and value.shape != params[int(index)].shape:
-            raise ValueError(
-                f"{where.tensor(tail)} has shape {tuple(value.shape)}; its parameter has "
-                f"{tuple(params[int(index)].shape)}"
-            )
-        state.setdefault(int(index), {})[field] = value
-    for index, entries in spec["state"].items():
-        if not index.isdigit() or int(index) >= len(params) or not isinstance(entries, dict):
-            raise ValueError(f"{where.key(f'{key}.state.{index}')} is malformed")
-        for field, value in entries.items():
-            state.setdefault(int(index), {})[field] = _decode(
-                value, where.key(f"{key}.state.{index}.{field}")
-            )
-    try:
-        optimizer.load_state_dict({"state": state, "param_groups": groups})
-    except (ValueError, KeyError, TypeError, RuntimeError) as exc:
-        raise ValueError(f"{where.key(key)} does not fit the model's {name} ({exc})") from exc
-
-
-def _restore_accountant(spec, where):
-    from opacus.accountants import create_accountant
-
-    here = where.nested("accountant.", "")
-    _check_keys(spec, {"mechanism": str, "history": list}, {}, here)
-    if spec["mechanism"] not in _ACCOUNTANTS:
-        raise ValueError(f"{here.key('mechanism')} is not one of {_ACCOUNTANTS}")
-    steps = []
-    for i, step in enumerate(spec["history"]):
-        if not (isinstance(step, list) and len(step) == 3 and _is_number(step[0])
-                and _is_number(step[1]) and _is_int(step[2])):
-            raise ValueError(f"{here.key(f'history.{i}')} should be [sigma, q, steps]")
-        steps.append((float(step[0]), float(step[1]), int(step[2])))
-    accountant = create_accountant(spec["mechanism"])
-    accountant.history = steps
-    return accountant
-
-
 def _restore_defense(document, tensors, where, device):
-    _check_keys(document, _DEFENSE_KEYS, _DEFENSE_OPTIONAL, where, _DOCUMENT_KEYS)
+    _check_keys(document, _DEFENSE_KEYS, {}, where, _DOCUMENT_KEYS)
     cls = _defense_class(document["class"], where)
     params = _decode_params(cls, document["params"], where)
     if device is not None:
@@ -780,23 +437,6 @@ def _restore_defense(document, tensors, where, device):
         _check_state(network.state_dict(), state, where, f"{module}.", f"network {module}")
         network.load_state_dict(state)
 
-    snapshots, epochs = {}, document["snapshots"]
-    if epochs and "snapshot_epochs_" not in _fitted_attributes(cls):
-        raise ValueError(f"{where.key('snapshots')}: a {cls.__name__} keeps no snapshots")
-    for rest, value in groups.pop(_SNAPSHOT, {}).items():
-        epoch, _, key = rest.partition(".")
-        if not epoch.isdigit() or int(epoch) not in epochs:
-            raise ValueError(f"{where.tensor(f'{_SNAPSHOT}.{rest}')} is not of a saved snapshot")
-        snapshots.setdefault(int(epoch), {})[key] = value
-    expected = clf.module_.state_dict()
-    for epoch in epochs:
-        if not _is_int(epoch):
-            raise ValueError(f"{where.key('snapshots')} should list epochs, got {epoch!r}")
-        _check_state(expected, snapshots.get(epoch, {}), where, f"{_SNAPSHOT}.{epoch}.",
-                     "network module")
-    if "snapshot_epochs_" in _fitted_attributes(cls):
-        clf.snapshots_ = dict(sorted(snapshots.items()))
-
     saved, states = document["optimizers"], {}
     for rest, value in groups.pop(_OPTIMIZER, {}).items():
         name, _, tail = rest.partition(".")
@@ -819,86 +459,34 @@ def _restore_defense(document, tensors, where, device):
         raise ValueError(f"{where.key('history')} should list one object per epoch")
     clf.history_ = History(document["history"])
 
-    if cls.__name__ in _ACCOUNTED:
-        if "accountant" not in document:
-            raise ValueError(f"{where.key('accountant')} is missing; refusing to load it")
-        clf.accountant_ = _restore_accountant(document["accountant"], where)
-    elif "accountant" in document:
-        raise ValueError(f"{where.key('accountant')}: a {cls.__name__} has no accountant")
-    if "teacher" in document:
-        if not hasattr(cls, "_teacher_logits"):
-            raise ValueError(f"{where.key('teacher')}: a {cls.__name__} has no teacher")
-        clf.teacher_ = _restore_defense(document["teacher"], groups.pop(_TEACHER, {}),
-                                        where.nested("teacher.", f"{_TEACHER}."), device)
-    elif hasattr(cls, "_teacher_logits") and document["resume"] is None:
-        raise ValueError(f"{where.key('teacher')} is missing; refusing to load it")
+    clf._resume_refused = document["resume"]
+    _restore_class_state(clf, document["state"], groups, where, device)
     if groups:
         group, rest = next((g, next(iter(t))) for g, t in groups.items())
         raise ValueError(f"{where.tensor(f'{group}.{rest}')} is not a tensor of the model")
 
-    from ..defenses._dpsgd import fresh_seed
-
-    for name in _class_table(cls, _NEVER_SAVED):
-        # a fresh seed, from the operating system: the saved one is never written
-        setattr(clf, name, fresh_seed())
-    clf._resume_refused = document["resume"]
+    clf._draw_unsaved()  # e.g. DP-SGD's noise seed, never written: a fresh one
     return clf
 
 
-def _restore_bank(document, tensors, where, device):
-    from ..model_selection import ReferenceModels
-
-    _check_keys(document, _BANK_KEYS, {}, where, _DOCUMENT_KEYS)
-    spec = document["estimator"]
-    here = where.nested("estimator.", "")
-    _check_keys(spec, {"class": str, "params": dict, "not_saved": list}, {}, here)
-    estimator_class = _defense_class(spec["class"], here)
-    estimator_params = _decode_params(estimator_class, spec["params"], here)
-    if device is not None:
-        estimator_params["device"] = device
-    estimator = estimator_class(**estimator_params)
-    known = set(inspect.signature(ReferenceModels).parameters) - {"estimator"}
-    params = {}
-    for key, value in document["params"].items():
-        if key not in known:
-            raise ValueError(f"{where.key('params.' + key)} is not a parameter of "
-                             f"ReferenceModels; refusing to load it")
-        params[key] = _decode(value, where.key(f"params.{key}"))
-    bank = ReferenceModels(estimator, **params)
-
-    tensors = dict(tensors)
-    if _MASK_KEY not in tensors:
-        raise ValueError(f"{where.tensor(_MASK_KEY)} is missing; refusing to load it")
-    mask = tensors.pop(_MASK_KEY)
-    models = document["models"]
-    by_model = {}
-    for key, value in tensors.items():
-        k, _, name = key[len(_BANK_PREFIX):].partition(".")
-        if not key.startswith(_BANK_PREFIX) or not k.isdigit() or int(k) >= len(models):
-            raise ValueError(f"{where.tensor(key)} is not a tensor of a saved bank")
-        by_model.setdefault(int(k), {})[name] = value
-    bank.estimators_ = [
-        _restore_defense(model, by_model.get(k, {}),
-                         where.nested(f"models.{k}.", f"{_BANK_PREFIX}{k}."), device)
-        for k, model in enumerate(models)
-    ]
-    if mask.ndim != 2 or mask.shape[1] != len(models):
-        raise ValueError(f"{where.tensor(_MASK_KEY)} should have one column per model")
-    bank.in_mask_ = mask.numpy().astype(bool)
-    fitted = document["fitted"]
-    for key in sorted(set(fitted) | set(_BANK_FITTED)):
-        if key not in _BANK_FITTED:
-            raise ValueError(f"{where.key('fitted.' + key)} is not a fitted attribute of "
-                             f"ReferenceModels; refusing to load it")
-        if key not in fitted:
-            raise ValueError(f"{where.key('fitted.' + key)} is missing; refusing to load it")
-        value = _decode(fitted[key], where.key(f"fitted.{key}"))
-        if not _BANK_FITTED[key](value):
-            raise ValueError(f"{where.key('fitted.' + key)} has a value of the wrong type")
-        setattr(bank, key, value)
-    bank.seeds_ = np.asarray(bank.seeds_, dtype=np.int64)
-    if len(bank.seeds_) != len(models):
-        raise ValueError(f"{where.key('fitted.seeds_')} should hold one seed per model")
-    bank.input_shape_ = tuple(bank.input_shape_)
-    bank.classes_ = _decode_classes(document, where)
-    return bank
+def _restore_class_state(clf, state, groups, where, device):
+    """Give ``clf`` what its class saved of its own (see :func:`_class_state`)."""
+    here = where.nested("state.", "")
+    _check_keys(state, {"values": dict, "estimators": dict}, {}, here)
+    by_part = {}
+    for rest, value in groups.pop(_ESTIMATOR, {}).items():
+        part, _, tail = rest.partition(".")
+        if part not in state["estimators"]:
+            raise ValueError(f"{where.tensor(f'{_ESTIMATOR}.{rest}')} is not of a saved part")
+        by_part.setdefault(part, {})[tail] = value
+    estimators = {
+        part: _restore_defense(document, by_part.get(part, {}),
+                               where.nested(f"state.estimators.{part}.",
+                                            f"{_ESTIMATOR}.{part}."), device)
+        for part, document in state["estimators"].items()
+    }
+    try:
+        clf._restore_saved_state(state["values"], groups.pop(_STATE, {}), estimators)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{where.key('state')} does not hold what a {type(clf).__name__} "
+                         f"saves ({exc}); refusing to load it") from exc
