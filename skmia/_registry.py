@@ -285,7 +285,7 @@ _METHOD_LIST = (
                     "inference_batches": 50, "classifier_batches": 2},
         "image": {"alpha": 1.0, "inference_lr": 1e-3, "warmup_epochs": 3, "warmup_passes": 5,
                   "inference_batches": None, "classifier_batches": None},
-    }),
+    }, needs_reference=True),
     # the reference's sigma = 0.01 gives no meaningful guarantee (the classifier warns,
     # naming the epsilon reached); kept because it is what the paper ran
     Method("dpsgd", "DPSGDClassifier", {

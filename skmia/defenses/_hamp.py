@@ -7,11 +7,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_is_fitted
 
+from .._rundir import Int
 from ..nn import MLP
 from ._base import CROSS_ENTROPY, MIADefenseClassifier
-from ._outputs import ReleasedOutputs, as_logits
+from ._outputs import ReleasedOutputs, ReleasingClassifierMixin, as_logits
 
 __all__ = ["HAMPClassifier", "hamp_target_confidence", "soft_label_kl"]
 
@@ -128,7 +128,7 @@ def rerank(proba, replacement):
     return torch.zeros_like(proba).scatter(1, order, torch.sort(replacement, dim=1).values)
 
 
-class HAMPClassifier(MIADefenseClassifier):
+class HAMPClassifier(ReleasingClassifierMixin, MIADefenseClassifier):
     """HAMP: high-entropy soft labels and an entropy regulariser, then output modification.
 
     *Training.* Each hard label becomes a soft label with ``p`` on the true class and
@@ -214,6 +214,10 @@ class HAMPClassifier(MIADefenseClassifier):
         "entropy_penalty": [Interval(Real, 0, None, closed="left")],
     }
 
+    # saving (skmia.io): the feature range and the seed are also buffers of module_
+    _fitted_attributes = {**MIADefenseClassifier._fitted_attributes,
+                          "target_confidence_": float, "output_seed_": Int()}
+
     def __init__(self, module=MLP, *, entropy_percentile=0.8, entropy_penalty=0.01,
                  **kwargs):
         super().__init__(module, **kwargs)
@@ -244,11 +248,6 @@ class HAMPClassifier(MIADefenseClassifier):
             self._training_rows = None
         self.module_ = wrapper.to(self.device)
         return self
-
-    @property
-    def raw_module_(self):
-        check_is_fitted(self, "module_")
-        return self.module_.network
 
     def soft_labels(self, y_encoded, n_classes):
         """HAMP's soft labels of encoded labels: ``target_confidence_`` on the class,

@@ -12,7 +12,7 @@ from skorch.callbacks import Callback
 
 from ..nn import MLP
 from ._base import MIADefenseClassifier, insert_callback
-from ._outputs import ReleasedOutputs
+from ._outputs import ReleasedOutputs, ReleasingClassifierMixin
 
 __all__ = ["MemGuardClassifier", "memguard_noise"]
 
@@ -141,7 +141,7 @@ class _TrainDefender(Callback):
         net._fit_defender(X)
 
 
-class MemGuardClassifier(MIADefenseClassifier):
+class MemGuardClassifier(ReleasingClassifierMixin, MIADefenseClassifier):
     """MemGuard: noise on each confidence vector that turns an attack into a coin flip.
 
     The network trains as :class:`VanillaClassifier` does. The defender then trains its
@@ -300,11 +300,6 @@ class MemGuardClassifier(MIADefenseClassifier):
         for name, param in super().get_all_learnable_params():
             if ".defender." not in f".{name}":
                 yield name, param
-
-    @property
-    def raw_module_(self):
-        check_is_fitted(self, "module_")
-        return self.module_.network
 
     @property
     def defender_(self):

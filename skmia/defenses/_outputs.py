@@ -19,7 +19,7 @@ import hashlib
 import numpy as np
 import torch
 
-__all__ = ["ReleasedOutputs", "query_seeds", "query_generators"]
+__all__ = ["ReleasedOutputs", "ReleasingClassifierMixin", "query_seeds", "query_generators"]
 
 
 def query_seeds(X, seed):
@@ -48,6 +48,47 @@ def query_seeds(X, seed):
 def query_generators(X, seed):
     """A :class:`numpy.random.Generator` per record, seeded by :func:`query_seeds`."""
     return [np.random.default_rng(s) for s in query_seeds(X, seed)]
+
+
+class ReleasingClassifierMixin:
+    """``raw_module_`` and a ``predict`` from the raw network, for a defense whose
+    ``module_`` is a :class:`ReleasedOutputs` that keeps every predicted label."""
+
+    @property
+    def raw_module_(self):
+        """The trained network (``module_.network``): its logits are the raw outputs."""
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "module_")
+        return self.module_.network
+
+    def predict(self, X):
+        """The raw network's most probable class, which the released output keeps.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+            Records shaped as in ``fit``.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, ["label_encoder_", "module_"])
+        X = torch.as_tensor(self._check_X(X, reset=False))
+        network = self.raw_module_
+        was_training = network.training
+        network.eval()
+        try:
+            with torch.no_grad():
+                labels = torch.cat([network(X[i:i + 1024].to(self.device)).argmax(1).cpu()
+                                    for i in range(0, len(X), 1024)]) if len(X) else (
+                    torch.zeros(0, dtype=torch.long))
+        finally:
+            network.train(was_training)
+        return self.classes_[labels.numpy()]
 
 
 class ReleasedOutputs(torch.nn.Module):

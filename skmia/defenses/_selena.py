@@ -244,6 +244,40 @@ class SELENAClassifier(MIADefenseClassifier):
     def _checkpoint_state(self):
         return None if self._submodels_short() else super()._checkpoint_state()
 
+    # ------------------------------------------------------------------ saving (skmia.io)
+
+    # the sub-models are saved whole (safetensors + JSON, as parts of this model), the
+    # masks and row hashes as tensors
+    _state_attributes = ("submodels_", "in_mask_", "train_row_ids_")
+
+    def _saved_state(self):
+        parts = {f"submodel_{k}": m for k, m in enumerate(getattr(self, "submodels_", ()))}
+        tensors = {}
+        if hasattr(self, "in_mask_"):
+            tensors = {"in_mask": torch.as_tensor(self.in_mask_),
+                       "train_row_ids": torch.as_tensor(self.train_row_ids_.view(np.int64))}
+        return {"n_submodels": len(parts)}, tensors, parts
+
+    def _restore_saved_state(self, values, tensors, estimators):
+        n = values.get("n_submodels") if isinstance(values, dict) else None
+        if not isinstance(n, int) or isinstance(n, bool) or set(values) != {"n_submodels"}:
+            raise ValueError(f"a SELENAClassifier saves {{'n_submodels': int}}, got {values!r}")
+        expected = {f"submodel_{k}" for k in range(n)}
+        if set(estimators) != expected:
+            raise ValueError(f"the saved sub-models are {sorted(estimators)}; expected "
+                             f"submodel_0 .. submodel_{n - 1}")
+        if set(tensors) != {"in_mask", "train_row_ids"}:
+            raise ValueError(f"a SELENAClassifier saves the tensors in_mask and "
+                             f"train_row_ids, got {sorted(tensors)}")
+        mask, ids = tensors["in_mask"].numpy(), tensors["train_row_ids"].numpy()
+        if (mask.dtype != bool or mask.ndim != 2 or mask.shape[1] != n
+                or ids.dtype != np.int64 or ids.shape != (len(mask),)):
+            raise ValueError(f"in_mask (shape {mask.shape}) and train_row_ids (shape "
+                             f"{ids.shape}) do not describe {n} sub-models")
+        self.submodels_ = [estimators[f"submodel_{k}"] for k in range(n)]
+        self.in_mask_ = mask.copy()
+        self.train_row_ids_ = ids.view(np.uint64).copy()
+
     def __getstate__(self):
         state = super().__getstate__()
         state["_soft_targets"] = None
