@@ -14,7 +14,7 @@ from skmia.defenses._memguard import memguard_noise
 from skmia.io import load_estimator, save_estimator
 
 SMALL = {"module__hidden_sizes": (64,), "max_epochs": 40, "milestones": (), "lr": 0.05,
-         "batch_size": 32, "random_state": 0, "max_iter": 60, "defender_epochs": 300}
+         "batch_size": 32, "random_state": 0, "max_steps": 60, "defender_epochs": 300}
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def test_label_only_attack_breaks_it(model, data):
     assert attack.fit(table).score(table, membership) == pytest.approx(auc)
 
 
-def _transcribed_phase_one(z, defender, max_iter):
+def _transcribed_phase_one(z, defender, max_steps):
     """MemGuard's Phase I for one record, as the paper's code loops (c3 schedule)."""
     top = len(z) - 1
 
@@ -113,7 +113,7 @@ def _transcribed_phase_one(z, defender, max_iter):
     result, c3 = z.clone(), 0.1
     while c3 <= 1e5:
         v, ok = z.clone(), False
-        for _ in range(max_iter):
+        for _ in range(max_steps):
             v = v.clone().requires_grad_(True)
             loss = (g(v).abs() + 10 * F.relu(v[:top].max() - v[top])
                     + c3 * (torch.softmax(v, 0) - p0).abs().sum())
@@ -133,7 +133,7 @@ def test_phase_one_equals_a_transcription_of_the_paper_loop():
     defender = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(),
                                    torch.nn.Linear(8, 1)).double()
     logits = torch.sort(torch.randn(12, 5, dtype=torch.float64) * 3, 1).values
-    batched = memguard_noise(logits, defender, max_iter=50)
+    batched = memguard_noise(logits, defender, max_steps=50)
     for i in range(len(logits)):
         expected = _transcribed_phase_one(logits[i], defender, 50)
         torch.testing.assert_close(batched[i], expected, rtol=1e-9, atol=1e-9)
@@ -142,7 +142,7 @@ def test_phase_one_equals_a_transcription_of_the_paper_loop():
 
 def test_null_a_model_trained_without_the_audited_records(data):
     (X_a, y_a), (X_ref, y_ref), (X_b, y_b), (X_train, y_train) = data
-    clf = MemGuardClassifier(**{**SMALL, "defender_epochs": 50, "max_iter": 20})
+    clf = MemGuardClassifier(**{**SMALL, "defender_epochs": 50, "max_steps": 20})
     clf.fit(X_train, y_train, X_reference=X_ref, y_reference=y_ref)
     signals = compute_signals(clf, np.r_[X_a, X_b], np.r_[y_a, y_b])
     fake = np.r_[np.ones(len(y_a)), np.zeros(len(y_b))]

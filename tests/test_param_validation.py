@@ -251,7 +251,7 @@ OWN_CASES = [
     (MemGuardClassifier, {"distortion_budget": 0.0}, "distortion_budget", _POSITIVE,
      r"0\.0"),
     (MemGuardClassifier, {"distortion_budget": INF}, "distortion_budget", _POSITIVE, "inf"),
-    (MemGuardClassifier, {"max_iter": 0}, "max_iter", _INT_1, "0"),
+    (MemGuardClassifier, {"max_steps": 0}, "max_steps", _INT_1, "0"),
     (MemGuardClassifier, {"defender_epochs": 0}, "defender_epochs", _INT_1, "0"),
     # a defense with its own objective takes no other loss ...
     *[(cls, {"criterion": torch.nn.MSELoss}, "criterion", _CE_ONLY, _MSE)
@@ -392,8 +392,8 @@ ATTACK_CASES = [
      "'grad_z'"),
     (NNAttack, {"output": "softmax"}, "output", r"a str among \{('logit'|'proba'|, )+\}",
      "'softmax'"),
-    (NNAttack, {"max_iter": 0}, "max_iter", _INT_1, "0"),
-    (NNAttack, {"max_iter": True}, "max_iter", _INT_1, "True"),  # a bool is no number
+    (NNAttack, {"max_steps": 0}, "max_steps", _INT_1, "0"),
+    (NNAttack, {"max_steps": True}, "max_steps", _INT_1, "True"),  # a bool is no number
     (NNAttack, {"batch_size": -5}, "batch_size", _INT_1, "-5"),
     (NNAttack, {"learning_rate_init": NAN}, "learning_rate_init", _POSITIVE, "nan"),
     (NNAttack, {"hidden_layer_sizes": 0}, "hidden_layer_sizes",

@@ -59,7 +59,7 @@ def hamp_target_confidence(entropy_percentile, n_classes):
     >>> hamp_target_confidence(1.0, 4)
     0.25
     >>> round(hamp_target_confidence(0.5, 30), 4)
-    0.7624
+    0.6809
     """
     if not 0 < entropy_percentile <= 1:
         raise ValueError(f"entropy_percentile must be in (0, 1], got {entropy_percentile!r}")

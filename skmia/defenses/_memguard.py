@@ -31,7 +31,7 @@ def _defender_network(n_classes):
     )
 
 
-def memguard_noise(logits, defender, *, max_iter=300):
+def memguard_noise(logits, defender, *, max_steps=300):
     """Phase I of MemGuard: the perturbed logits that put the defender at 0.5.
 
     For each row of ``logits`` (sorted ascending, the predicted class last), gradient
@@ -40,7 +40,7 @@ def memguard_noise(logits, defender, *, max_iter=300):
         c1·|g(z')| + c2·ReLU(max_{j≠top} z'_j − z'_top) + c3·‖softmax(z') − softmax(z)‖₁
 
     (``g`` the defender's logit: 0 is a coin flip) until the defender's decision flips
-    side of 0.5 with the predicted class kept, at most ``max_iter`` steps; on success the
+    side of 0.5 with the predicted class kept, at most ``max_steps`` steps; on success the
     search restarts with ``c3`` ten times larger (less noise), up to 1e5, and the last
     success is kept. Rows where it never succeeds are left unperturbed.
 
@@ -50,7 +50,7 @@ def memguard_noise(logits, defender, *, max_iter=300):
         Sorted ascending along dim 1.
     defender : torch.nn.Module
         Maps ``(n, C)`` sorted logits to ``(n, 1)`` logits of "member".
-    max_iter : int, default=300
+    max_steps : int, default=300
 
     Returns
     -------
@@ -71,7 +71,7 @@ def memguard_noise(logits, defender, *, max_iter=300):
     while len(active) and c3 <= _C3_STOP:
         z, moving = z0[active].clone(), torch.arange(len(active))
         done = torch.zeros(len(active), dtype=torch.bool)
-        for _ in range(max_iter):
+        for _ in range(max_steps):
             if not len(moving):
                 break
             rows = active[moving]
@@ -97,18 +97,18 @@ class _MemGuardOutputs(ReleasedOutputs):
     """MemGuard's released output: Phase I's noise, added with a probability that
     keeps the expected L1 distortion of the confidence vector within the budget."""
 
-    def __init__(self, network, n_classes, seed=0, budget=1.0, max_iter=300):
+    def __init__(self, network, n_classes, seed=0, budget=1.0, max_steps=300):
         super().__init__(network, seed)
         self.defender = _defender_network(n_classes)
         self.budget = budget
-        self.max_iter = max_iter
+        self.max_steps = max_steps
 
     def release(self, X):
         logits = self.network(X).detach()
         order = torch.argsort(logits, dim=1)
         sorted_logits = torch.gather(logits, 1, order)
         with torch.enable_grad(), _frozen(self.defender):
-            noisy = memguard_noise(sorted_logits, self.defender, max_iter=self.max_iter)
+            noisy = memguard_noise(sorted_logits, self.defender, max_steps=self.max_steps)
         perturbed = torch.zeros_like(logits).scatter(1, order, noisy)
         distortion = (torch.softmax(perturbed, 1) - torch.softmax(logits, 1)).abs().sum(1)
         keep_probability = torch.clamp(self.budget / distortion.clamp_min(1e-12), max=1.0)
@@ -162,7 +162,7 @@ class MemGuardClassifier(ReleasingClassifierMixin, MIADefenseClassifier):
         ε of Phase II: the largest expected L1 distance between the released and the
         true confidence vector, > 0 (the paper sweeps 0 to 1; 1 lets nearly every
         Phase-I perturbation through).
-    max_iter : int, default=300
+    max_steps : int, default=300
         Gradient steps per query and per ``c3`` of Phase I (the paper's code's 300).
     defender_epochs : int, default=200
         Full-batch Adam epochs (lr 1e-3) of the defender's attack classifier.
@@ -201,7 +201,7 @@ class MemGuardClassifier(ReleasingClassifierMixin, MIADefenseClassifier):
     >>> from sklearn.datasets import make_classification
     >>> from skmia.defenses import MemGuardClassifier
     >>> X, y = make_classification(300, n_features=10, random_state=0)
-    >>> clf = MemGuardClassifier(max_epochs=3, module__hidden_sizes=(16,), max_iter=30,
+    >>> clf = MemGuardClassifier(max_epochs=3, module__hidden_sizes=(16,), max_steps=30,
     ...                          defender_epochs=20, random_state=0)
     >>> clf = clf.fit(X[:150], y[:150], X_reference=X[150:], y_reference=y[150:])
     >>> bool((clf.predict(X) == clf.raw_module_(torch.as_tensor(X, dtype=torch.float32))
@@ -212,15 +212,15 @@ class MemGuardClassifier(ReleasingClassifierMixin, MIADefenseClassifier):
     _parameter_constraints = {
         **MIADefenseClassifier._parameter_constraints,
         "distortion_budget": [Interval(Real, 0, None, closed="neither")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "max_steps": [Interval(Integral, 1, None, closed="left")],
         "defender_epochs": [Interval(Integral, 1, None, closed="left")],
     }
 
-    def __init__(self, module=MLP, *, distortion_budget=1.0, max_iter=300,
+    def __init__(self, module=MLP, *, distortion_budget=1.0, max_steps=300,
                  defender_epochs=200, **kwargs):
         super().__init__(module, **kwargs)
         self.distortion_budget = distortion_budget
-        self.max_iter = max_iter
+        self.max_steps = max_steps
         self.defender_epochs = defender_epochs
 
     def fit(self, X, y, *, X_reference=None, y_reference=None, **fit_params):
@@ -291,7 +291,7 @@ class MemGuardClassifier(ReleasingClassifierMixin, MIADefenseClassifier):
         seed = int(np.random.default_rng(getattr(self, "init_seed_", 0)).integers(2**62))
         self.module_ = _MemGuardOutputs(
             self.module_, len(self.label_encoder_.classes_), seed,
-            float(self.distortion_budget), int(self.max_iter),
+            float(self.distortion_budget), int(self.max_steps),
         ).to(self.device)
         return self
 
