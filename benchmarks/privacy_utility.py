@@ -234,7 +234,7 @@ def _config(args, runs, dataset, method, seed):
         overrides["target_epsilon"] = args.dpsgd_target_epsilon
     return RunConfig(dataset=dataset, method=method, seed=seed, epochs=args.epochs,
                      overrides=overrides, out=str(runs), data_home=args.data_home,
-                     device=args.device, white_box=args.white_box, quiet=True)
+                     device=args.device, white_box=args.white_box, verbose=0)
 
 
 def _collect_warnings(caught):
@@ -284,7 +284,7 @@ def attack_job(target_dir, shadow_dir, white_box, data_home, shadow_method, thre
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         results = attack(target_dir, shadow_dir, white_box=white_box, data_home=data_home,
-                         device=device, quiet=True, shadow_method=shadow_method,
+                         device=device, verbose=0, shadow_method=shadow_method,
                          attacks=attacks, reference_models=reference_models)
     return (results, time.perf_counter() - start, _collect_warnings(caught),
             time.process_time() - cpu)

@@ -17,7 +17,8 @@ not a learning rate.
 from numbers import Integral
 
 import numpy as np
-from sklearn.utils._param_validation import (
+
+from ._sklearn_compat import (
     Interval,
     InvalidParameterError,
     _Constraint,

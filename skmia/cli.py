@@ -288,7 +288,8 @@ def _run_config(parser, args):
         dataset=args.dataset, method=args.method, seed=args.seed, model=model,
         epochs=args.epochs, overrides=overrides, out=args.out, data_home=args.data_home,
         device=args.device, white_box=args.white_box, shadow_method=args.shadow_method,
-        quiet=args.quiet, jobs=args.jobs, threads=args.threads, attacks=args.attacks,
+        verbose=int(not args.quiet), n_jobs=args.jobs, threads=args.threads,
+        attacks=args.attacks,
         reference_models=args.reference_models,
     )
 
@@ -325,9 +326,10 @@ def _cmd_attack(parser, args):
     _check_calibrated_options(parser, args)
     start = time.perf_counter()
     results = attack(args.target, args.shadow, white_box=args.white_box,
-                     data_home=args.data_home, device=args.device, quiet=args.quiet,
+                     data_home=args.data_home, device=args.device,
+                     verbose=int(not args.quiet),
                      attacks=args.attacks, reference_models=args.reference_models,
-                     jobs=args.jobs, threads=args.threads)
+                     n_jobs=args.jobs, threads=args.threads)
     _print_results(results)
     print(f"\nresults in {args.target}/attack [{time.perf_counter() - start:.0f} s]")
     return 0
@@ -341,7 +343,8 @@ def _cmd_compare(parser, args):
     config = RunConfig(
         dataset=args.dataset, method=args.methods[0], seed=args.seed, model=model,
         epochs=args.epochs, out=args.out, data_home=args.data_home, device=args.device,
-        white_box=args.white_box, quiet=args.quiet, jobs=args.jobs, threads=args.threads,
+        white_box=args.white_box, verbose=int(not args.quiet), n_jobs=args.jobs,
+        threads=args.threads,
     )
     start = time.perf_counter()
     table = compare(config, args.methods, attacks=args.attacks,

@@ -63,9 +63,9 @@ def _run_config(*extra):
 
 
 def test_jobs_reach_the_run_config():
-    assert _run_config().jobs == 1
-    assert _run_config("--jobs", "2").jobs == 2
-    assert _run_config("--jobs", "-1").jobs == -1
+    assert _run_config().n_jobs == 1
+    assert _run_config("--jobs", "2").n_jobs == 2
+    assert _run_config("--jobs", "-1").n_jobs == -1
 
 
 @pytest.mark.parametrize("jobs", ["0", "-2"])

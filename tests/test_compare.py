@@ -80,7 +80,7 @@ def test_a_second_call_reuses_the_runs_and_their_attacks(compared):
 def test_other_attacks_are_run_not_reused(compared):
     out, argv, calls = compared
     config = RunConfig(dataset="location", method="vanilla", epochs=2, white_box=True,
-                       quiet=True, out=str(out), data_home=argv[-1])
+                       verbose=0, out=str(out), data_home=argv[-1])
     table = compare(config, ["vanilla"])
     assert table.attrs["reused"] == {"vanilla": False}
     results = pd.read_csv(out / "location" / "vanilla" / "seed1000" / "attack" / "results.csv")

@@ -445,7 +445,7 @@ def test_no_file_of_a_finished_dp_run_holds_the_noise_seed(tmp_path, monkeypatch
         return X, y
 
     monkeypatch.setattr(DPSGDClassifier, "_setup", recording_setup)
-    config = RunConfig(dataset="location", method="dpsgd", epochs=1, quiet=True,
+    config = RunConfig(dataset="location", method="dpsgd", epochs=1, verbose=0,
                        overrides={"noise_multiplier": 1.0}, out=str(tmp_path),
                        data_home=str(location_data_home))
     folder = train(config)

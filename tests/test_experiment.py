@@ -266,8 +266,8 @@ def _config(out, data_home, jobs, quiet=True):
     from skmia.experiment import RunConfig
 
     return RunConfig(dataset="location", method="relaxloss", epochs=2, out=str(out),
-                     data_home=str(data_home), white_box=False, quiet=quiet,
-                     shadow_method="same", jobs=jobs)
+                     data_home=str(data_home), white_box=False, verbose=int(not quiet),
+                     shadow_method="same", n_jobs=jobs)
 
 
 @pytest.fixture(scope="module")
@@ -317,9 +317,9 @@ def test_jobs_must_be_positive_or_minus_one(jobs, tmp_path):
     from skmia.experiment import RunConfig, run, train
 
     config = RunConfig(dataset="purchase-like", method="vanilla", out=str(tmp_path),
-                       jobs=jobs)
+                       n_jobs=jobs)
     for call in (lambda: run(config, "defense_attack"), lambda: train(config)):
-        with pytest.raises(ValueError, match="jobs must be a positive integer or -1"):
+        with pytest.raises(ValueError, match="n_jobs must be a positive integer or -1"):
             call()
     assert not list(tmp_path.iterdir())
 
@@ -366,3 +366,14 @@ def test_a_single_training_runs_in_this_process(monkeypatch, tmp_path, location_
     config.epochs = 1
     assert run(config, "defense") == run_dir(tmp_path, "relaxloss")
     assert calls == [(1, 1)]
+
+
+def test_the_former_names_quiet_and_jobs_still_work_with_a_warning(tmp_path):
+    from skmia.experiment import RunConfig
+
+    with pytest.warns(FutureWarning, match="quiet is deprecated .* use verbose=0"):
+        config = RunConfig(dataset="location", method="vanilla", quiet=True)
+    assert config.verbose == 0 and config.quiet is None
+    with pytest.warns(FutureWarning, match="jobs is deprecated .* use n_jobs"):
+        config = RunConfig(dataset="location", method="vanilla", jobs=2)
+    assert config.n_jobs == 2 and config.jobs is None

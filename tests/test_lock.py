@@ -17,7 +17,7 @@ from skmia.experiment._lock import LOCK_FILE, RunLockedError, run_lock
 
 def _config(out, data_home, epochs=2):
     return RunConfig(dataset="location", method="vanilla", epochs=epochs, out=str(out),
-                     data_home=str(data_home), quiet=True, white_box=False)
+                     data_home=str(data_home), verbose=0, white_box=False)
 
 
 def _fake_lock(folder, **fields):

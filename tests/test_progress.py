@@ -7,7 +7,7 @@ from skmia.experiment import RunConfig, train
 def test_bar_shows_the_loss_and_a_reused_run_says_reused(tmp_path, location_data_home,
                                                         capsys):
     config = RunConfig(dataset="location", method="vanilla", epochs=2, out=str(tmp_path),
-                       data_home=str(location_data_home), quiet=False)
+                       data_home=str(location_data_home), verbose=1)
     folder = train(config)
     err = capsys.readouterr().err
     assert "vanilla target" in err and "2/2" in err and "train_loss=" in err

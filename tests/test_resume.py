@@ -31,7 +31,7 @@ EPOCHS = 5
 def _config(out, data_home, method="vanilla", epochs=EPOCHS, **kwargs):
     overrides = {"noise_multiplier": 1.0} if method == "dpsgd" else {}
     return RunConfig(dataset="location", method=method, epochs=epochs, out=str(out),
-                     data_home=str(data_home), quiet=True, white_box=False,
+                     data_home=str(data_home), verbose=0, white_box=False,
                      overrides=overrides, **kwargs)
 
 
@@ -179,7 +179,7 @@ def test_checkpoint_of_other_settings_is_not_continued(
     with pytest.raises(RunInterrupted):
         train(_config(tmp_path, location_data_home, epochs=4))
     config = _config(tmp_path, location_data_home, epochs=3)
-    config.quiet = False
+    config.verbose = 1
     folder = train(config)
     assert "not continuing its checkpoint, it was written for other settings" in \
         capsys.readouterr().err

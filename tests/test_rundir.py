@@ -39,7 +39,7 @@ def skmia(*args):
 
 def _config(out, data_home, **kwargs):
     return RunConfig(dataset="location", method="vanilla", epochs=1, white_box=False,
-                     quiet=True, out=str(out), data_home=str(data_home), **kwargs)
+                     verbose=0, out=str(out), data_home=str(data_home), **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +195,7 @@ def _bank_error(target, finished, capsys):
     model, _ = load_run(target)
     split = load_split("location", 1000, config.data_home)
     with pytest.raises(ValueError) as info:
-        reference_bank(target, model, split, 2, quiet=True)
+        reference_bank(target, model, split, 2)
     return str(info.value)
 
 
@@ -215,7 +215,7 @@ def test_another_runs_bank_is_refused_even_with_its_complete_json_edited(
     model, _ = load_run(other.folder)
     with pytest.raises(ValueError, match="another pool") as info:
         reference_bank(other.folder, model, load_split("location", 1001, config.data_home),
-                       2, quiet=True)
+                       2)
     assert "delete" in str(info.value) and str(other.folder / "reference") in str(info.value)
 
 
@@ -278,7 +278,7 @@ def test_an_interrupted_attack_keeps_the_previous_results(copy, monkeypatch):
 
     monkeypatch.setattr(attack_module, "_attack_rows", interrupted)
     with pytest.raises(RunInterrupted, match="previous attack/ results are kept"):
-        attack(target, target / "shadow", white_box=False, quiet=True)
+        attack(target, target / "shadow", white_box=False, verbose=0)
     assert _snapshot(target / "attack") == before
     assert sorted(p.name for p in target.iterdir() if p.name.startswith(".")) == []
 
@@ -414,7 +414,7 @@ def test_report_reads_back_the_schema_run_attack_and_compare_write(finished, tmp
     read = collect_results([config.folder])
     assert list(read.columns) == list(RESULT_COLUMNS)
     for written in (ran, attack(config.folder, config.folder / "shadow", white_box=False,
-                                quiet=True, attacks=("lira",), reference_models=2),
+                                verbose=0, attacks=("lira",), reference_models=2),
                     _results(config)[0]):
         assert list(written.columns) == list(RESULT_COLUMNS)
         pd.testing.assert_frame_equal(read.reset_index(drop=True),

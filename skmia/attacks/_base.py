@@ -8,9 +8,9 @@ import pandas as pd
 from scipy.sparse import issparse
 from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
+from .._sklearn_compat import StrOptions
 from .._validation import validate_params
 from ..metrics import attack_accuracy, attack_auc, tpr_at_fpr
 from ..metrics._membership import _check_membership

@@ -6,10 +6,10 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
+from .._sklearn_compat import Interval, StrOptions
 from ._base import MembershipInferenceAttack
 from ._signals import output_columns
 

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 from scipy.special import log_expit, logsumexp
 from scipy.stats import norm
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._docstrings import Substitution
+from .._sklearn_compat import Interval, StrOptions
 from ._base import MembershipInferenceAttack
 from ._signals import FINGERPRINT, REF_IN, REF_SCORE, SCORE, count_output_columns, output_columns
 from ._threshold import _reference_thresholds

@@ -6,10 +6,10 @@ numpy only: importing this module does not import torch.
 from abc import abstractmethod
 
 import numpy as np
-from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._docstrings import Substitution
+from .._sklearn_compat import StrOptions
 from ._base import MembershipInferenceAttack
 from ._signals import LABEL, LOSS, WHITE_BOX_SIGNALS, output_columns
 

@@ -4,16 +4,16 @@ import math
 from contextlib import contextmanager
 from numbers import Integral, Real
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.utils._param_validation import Interval
-from skorch.callbacks import Callback
 from skorch.utils import TeeGenerator
 from torch import nn
 
+from .._sklearn_compat import Interval
 from ..nn import MLP
 from ._base import CROSS_ENTROPY, MIADefenseClassifier, in_memory_arrays, insert_callback
+from ._batches import _ClassifierBatches
+from ._callbacks import _AdversarialSchedule
 
 __all__ = ["AdvRegClassifier"]
 
@@ -46,71 +46,6 @@ class _InferenceNetwork(nn.Module):
         labels = 2.0 * F.one_hot(targets, outputs.shape[1]).to(outputs.dtype) - 1.0
         joint = torch.cat((self.features(sorted_outputs), self.labels(labels)), dim=1)
         return torch.sigmoid(self.combine(joint)).squeeze(1)
-
-
-class _AdversarialSchedule(Callback):
-    """Inference-network steps between classifier batches, and warm-up passes."""
-
-    def on_epoch_begin(self, net, **kwargs):
-        self.n_classifier_batches = 0
-        net._inference_log = []
-
-    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
-        if not training or net._in_warmup():
-            return
-        per_round = net.classifier_batches
-        if self.n_classifier_batches % (per_round or math.inf) == 0:
-            net._train_inference(net.inference_batches)
-        self.n_classifier_batches += 1
-
-    def on_epoch_end(self, net, **kwargs):
-        if net._in_warmup():
-            for _ in range(net.warmup_passes):
-                net._train_inference(None)
-        log = np.asarray(net._inference_log, dtype=float).reshape(-1, 3)
-        n_records = log[:, 2].sum()
-        net.history.record("inference_batch_count", len(log))
-        if n_records:
-            net.history.record("inference_loss", float(log[:, 0] @ log[:, 2] / n_records))
-            net.history.record("inference_acc", float(log[:, 1] @ log[:, 2] / n_records))
-
-
-class _ClassifierBatches:
-    """The classifier's batches of one epoch, in the reference's schedule.
-
-    Warm-up epochs, or ``classifier_batches=None``: one pass over a shuffle of the rows.
-    Otherwise ``n_batches // classifier_batches`` rounds, each taking the first
-    ``classifier_batches`` batches of a fresh shuffle (the reference restarts its loader
-    each round).
-    """
-
-    def __init__(self, net, X, y, batch_size):
-        self.net = net
-        self.X = torch.as_tensor(X)
-        self.y = torch.as_tensor(y)
-        self.batch_size = batch_size
-
-    def _n_batches(self):
-        return math.ceil(len(self.X) / self.batch_size)
-
-    def __len__(self):
-        per_round = self.net.classifier_batches
-        if self.net._in_warmup() or per_round is None:
-            return self._n_batches()
-        return max(1, self._n_batches() // per_round) * min(per_round, self._n_batches())
-
-    def __iter__(self):
-        n, size = len(self.X), self.batch_size
-        per_round = self.net.classifier_batches
-        if self.net._in_warmup() or per_round is None:
-            rounds, per_round = 1, self._n_batches()
-        else:
-            rounds = max(1, self._n_batches() // per_round)
-        for _ in range(rounds):
-            order = torch.randperm(n)
-            for start in range(0, min(per_round * size, n), size):
-                rows = order[start : start + size]
-                yield self.X[rows], self.y[rows]
 
 
 @contextmanager

@@ -11,17 +11,19 @@ from sklearn.base import clone
 from sklearn.exceptions import DataConversionWarning
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, InvalidParameterError
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted
 from skorch import NeuralNetClassifier
-from skorch.callbacks import Callback, EpochScoring
+from skorch.callbacks import EpochScoring
 from skorch.dataset import Dataset
 from skorch.utils import is_dataset
 
 from .._rundir import Int, ListOf
+from .._sklearn_compat import Interval, InvalidParameterError
 from .._validation import Is, SequenceOf, validate_params
 from ..nn import MLP
+from ._batches import _ArrayBatches
+from ._callbacks import _SeededTraining, _StepDecay
 
 __all__ = ["MIADefenseClassifier", "VanillaClassifier", "ValidationData", "check_device"]
 
@@ -76,51 +78,6 @@ class ValidationData:
 
     def __repr__(self):
         return f"ValidationData(n_samples={len(self.y)})"
-
-
-class _StepDecay(Callback):
-    """Learning rate ``lr * gamma ** (number of milestones <= epoch)``, set at epoch start.
-
-    The reference code's ``adjust_learning_rate``: at the start of epoch ``e`` (from 0) the
-    rate is multiplied by ``gamma`` when ``e`` is a milestone.
-    """
-
-    def on_epoch_begin(self, net, **kwargs):
-        epoch = len(net.history) - 1
-        n_decays = sum(epoch >= m for m in (net.milestones or ()))
-        lr = net.lr * net.gamma**n_decays
-        for group in net.optimizer_.param_groups:
-            group["lr"] = lr
-        net.history.record("lr", lr)
-
-
-class _SeededTraining(Callback):
-    """Seed torch for the duration of a training call, then restore the global state.
-
-    A model loaded from a run's checkpoint (``skmia.experiment``) carries the generator
-    state saved after its last epoch in ``_resume_rng_state``: its next training call
-    continues from that state instead of seeding anew, as if never interrupted.
-    """
-
-    def on_train_begin(self, net, **kwargs):
-        self._cpu_state = torch.random.get_rng_state()
-        self._cuda_states = (
-            torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
-        )
-        resumed = getattr(net, "_resume_rng_state", None)
-        if resumed is None:
-            torch.manual_seed(net.training_seed_ + len(net.history))
-            return
-        net._resume_rng_state = None
-        cpu, cuda = resumed
-        torch.random.set_rng_state(cpu)
-        if cuda:
-            torch.cuda.set_rng_state_all(cuda)
-
-    def on_train_end(self, net, **kwargs):
-        torch.random.set_rng_state(self._cpu_state)
-        if self._cuda_states is not None:
-            torch.cuda.set_rng_state_all(self._cuda_states)
 
 
 def insert_callback(callbacks, name, callback):
@@ -606,37 +563,6 @@ class MIADefenseClassifier(NeuralNetClassifier):
         other.initialize()
         other.module_.load_state_dict(state_dict)
         return other
-
-
-class _ArrayBatches:
-    """Batches ``(X[idx], y[idx])`` of in-memory arrays, optionally in shuffled order."""
-
-    def __init__(self, X, y, batch_size, shuffle):
-        self.X = _as_tensor(X)
-        self.y = None if y is None else _as_tensor(y)
-        self.batch_size = int(batch_size)
-        self.shuffle = shuffle
-
-    def __len__(self):
-        return math.ceil(len(self.X) / self.batch_size)
-
-    def __iter__(self):
-        n = len(self.X)
-        order = torch.randperm(n) if self.shuffle else None
-        for start in range(0, n, self.batch_size):
-            if order is None:
-                rows = slice(start, start + self.batch_size)
-            else:
-                rows = order[start : start + self.batch_size]
-            yield self.X[rows], (None if self.y is None else self.y[rows])
-
-
-def _as_tensor(array):
-    """``torch.as_tensor``, copying a read-only array (joblib hands its workers large
-    arrays as read-only memory maps, which torch would otherwise warn about)."""
-    if isinstance(array, np.ndarray) and not array.flags.writeable:
-        array = array.copy()
-    return torch.as_tensor(array)
 
 
 def in_memory_arrays(dataset, who):

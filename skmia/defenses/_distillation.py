@@ -6,9 +6,9 @@ import numpy as np
 import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
-from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted
 
+from .._sklearn_compat import HasMethods, Interval
 from ..nn import MLP
 from ._base import CROSS_ENTROPY, MIADefenseClassifier, VanillaClassifier
 from ._losses import distillation_loss

@@ -18,14 +18,15 @@ from opacus.grad_sample import prepare_module
 from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
 from opacus.validators import ModuleValidator
 from opacus.validators.errors import UnsupportedModuleError
-from sklearn.utils._param_validation import Interval, StrOptions
-from skorch.callbacks import Callback
 from skorch.dataset import unpack_data
 from skorch.utils import TeeGenerator
 
 from .._rundir import Int, ListOf, OneOf, Opt, check_json
+from .._sklearn_compat import Interval, StrOptions
 from ..nn import MLP
 from ._base import CROSS_ENTROPY, MIADefenseClassifier, in_memory_arrays, insert_callback
+from ._batches import _PoissonBatches
+from ._callbacks import _PrivacyLog
 
 __all__ = ["DPSGDClassifier", "WeakPrivacyWarning"]
 
@@ -45,18 +46,6 @@ class WeakPrivacyWarning(UserWarning):
     noise) or when δ is not below ``1 / n`` for the ``n`` training rows. The model is
     trained as asked; only the privacy claim is void.
     """
-
-
-class _PrivacyLog(Callback):
-    """Record ε after every epoch; release the DP machinery and warn at the end."""
-
-    def on_epoch_end(self, net, **kwargs):
-        net.history.record("epsilon", net._update_epsilon())
-
-    def on_train_end(self, net, **kwargs):
-        net._release_private_training()
-        net._update_epsilon()
-        net._warn_if_weak()
 
 
 class _IncompleteNorms(RuntimeError):
@@ -146,29 +135,6 @@ class _PrivateTraining:
                 del p.summed_grad
             if hasattr(p, "_norm_sample"):
                 del p._norm_sample
-
-
-class _PoissonBatches:
-    """``n_steps`` batches per pass, each row included independently with ``sample_rate``.
-
-    Drawn with torch's global generator (seeded by ``random_state``); a batch may be
-    empty, and is then still a step of the mechanism (noise only).
-    """
-
-    def __init__(self, X, y, sample_rate, n_steps):
-        self.X = torch.as_tensor(X)
-        self.y = torch.as_tensor(y)
-        self.sample_rate = sample_rate
-        self.n_steps = n_steps
-
-    def __len__(self):
-        return self.n_steps
-
-    def __iter__(self):
-        n = len(self.X)
-        for _ in range(self.n_steps):
-            rows = torch.nonzero(torch.rand(n) < self.sample_rate).squeeze(1)
-            yield self.X[rows], self.y[rows]
 
 
 def fresh_seed():

@@ -2,14 +2,15 @@
 
 from numbers import Integral
 
-from sklearn.utils._param_validation import Interval
-from skorch.callbacks import Callback, EarlyStopping
+from skorch.callbacks import EarlyStopping
 
 from .. import _registry
 from .._rundir import Int, ListOf, check_json
+from .._sklearn_compat import Interval
 from .._validation import SequenceOf
 from ..nn import MLP
 from ._base import MIADefenseClassifier, ValidationData
+from ._callbacks import _Snapshots
 
 __all__ = ["EarlyStoppingClassifier"]
 
@@ -20,15 +21,6 @@ _REFERENCE_SNAPSHOTS = _PAPER_VALUES["tabular"]["snapshot_epochs"]
 
 def _silent(*args, **kwargs):
     """A message sink that drops skorch's early-stopping notice (picklable)."""
-
-
-class _Snapshots(Callback):
-    def on_epoch_end(self, net, **kwargs):
-        epoch = len(net.history)  # epochs completed
-        if epoch in net.snapshot_epochs_:
-            net.snapshots_[epoch] = {
-                k: v.detach().to("cpu", copy=True) for k, v in net.module_.state_dict().items()
-            }
 
 
 class EarlyStoppingClassifier(MIADefenseClassifier):

@@ -3,8 +3,8 @@
 from numbers import Real
 
 import torch
-from sklearn.utils._param_validation import Interval
 
+from .._sklearn_compat import Interval
 from ..nn import MLP
 from ._base import CROSS_ENTROPY, MIADefenseClassifier
 from ._losses import confidence_penalty_loss, label_smoothing_loss

@@ -2,8 +2,7 @@
 
 from numbers import Real
 
-from sklearn.utils._param_validation import Interval, StrOptions
-
+from .._sklearn_compat import Interval, StrOptions
 from ..nn import MLP
 from ._base import CROSS_ENTROPY, MIADefenseClassifier
 from ._losses import FLATTEN_MODES, relaxloss

@@ -24,7 +24,7 @@ from .._rundir import (
 )
 from ._bank import reference_bank
 from ._checkpoint import RunInterrupted, _Stop, stopping_on_signals
-from ._config import check_calibrated, check_device, check_jobs
+from ._config import _deprecated, check_calibrated, check_device, check_jobs
 from ._lock import run_lock
 from ._train import load_run
 
@@ -34,8 +34,8 @@ _STAGING = ".attack.partial"  # the new attack/ while it is written
 
 
 def attack(target_dir, shadow_dir, *, white_box=True, data_home=None, device=None,
-           quiet=False, shadow_method=None, attacks=(), reference_models=None, jobs=1,
-           threads=None):
+           verbose=1, shadow_method=None, attacks=(), reference_models=None, n_jobs=1,
+           threads=None, quiet=None, jobs=None):
     """Attack a finished target run with a finished shadow run; write ``attack/``.
 
     Parameters
@@ -48,8 +48,8 @@ def attack(target_dir, shadow_dir, *, white_box=True, data_home=None, device=Non
         Where the dataset is (default: the run's).
     device : str, default=None
         Torch device to load the models on (default: the one they trained on).
-    quiet : bool, default=False
-        No progress bars.
+    verbose : int, default=1
+        0: no progress bars.
     shadow_method : str, default=None
         How the results name the shadow's method (default: the shadow run's).
     attacks : sequence of str, default=()
@@ -61,11 +61,14 @@ def attack(target_dir, shadow_dir, *, white_box=True, data_home=None, device=Non
         calibrate against: trained like the target, on the target's members and
         non-members, saved in ``TARGET/reference/``, and reused (or grown) by later
         calls. Required by those attacks.
-    jobs : int, default=1
+    n_jobs : int, default=1
         Reference models trained at the same time (one torch thread each).
     threads : int, default=None
         Torch threads of the signals and attacks in this process; None leaves torch's
         setting as it is.
+    quiet, jobs : deprecated
+        The former names of ``verbose=0`` and ``n_jobs``; they still work, with a
+        ``FutureWarning``, and will be removed in skmia 0.3.
 
     Returns
     -------
@@ -74,9 +77,15 @@ def attack(target_dir, shadow_dir, *, white_box=True, data_home=None, device=Non
         :data:`skmia._rundir.RESULT_COLUMNS`. The previous results of the run stay in
         place until these are complete.
     """
+    if quiet is not None:
+        _deprecated("quiet", "verbose=0", 3)
+        verbose = 0 if quiet else verbose
+    if jobs is not None:
+        _deprecated("jobs", "n_jobs", 3)
+        n_jobs = jobs
     attacks = tuple(attacks)
     needs_bank = check_calibrated(attacks, reference_models)
-    check_jobs(jobs)
+    check_jobs(n_jobs)
     if threads is not None:
         check_threads(threads)  # before the lock: a bad value leaves no folder behind
     if device is not None:
@@ -84,8 +93,9 @@ def attack(target_dir, shadow_dir, *, white_box=True, data_home=None, device=Non
     # the target's folder is locked while attack/ (and reference/) are written
     with run_lock(target_dir, "attack"), stopping_on_signals(), torch_threads(threads):
         try:
-            return _attack(target_dir, shadow_dir, white_box, data_home, device, quiet,
-                           shadow_method, attacks, needs_bank and reference_models, jobs)
+            return _attack(target_dir, shadow_dir, white_box, data_home, device,
+                           not verbose, shadow_method, attacks,
+                           needs_bank and reference_models, n_jobs)
         except RunInterrupted:
             raise
         except (_Stop, KeyboardInterrupt) as stop:
@@ -115,8 +125,8 @@ def _attack(target_dir, shadow_dir, white_box, data_home, device, quiet, shadow_
     _check_model_fits_split(shadow, shadow_params, split, shadow_dir)
     bank = None
     if reference_models:
-        bank = reference_bank(target_dir, target, split, reference_models, jobs=jobs,
-                              quiet=quiet)
+        bank = reference_bank(target_dir, target, split, reference_models, n_jobs=jobs,
+                              verbose=int(not quiet))
     context = {
         "dataset": params["dataset"], "model": params["model"], "method": params["method"],
         "seed": params["seed"], "shadow_method": shadow_method or shadow_params["method"],

@@ -25,7 +25,7 @@ _COMPLETE_SPEC = {"n_models": Int(0), "seconds": float, "estimator_params": MapO
 _MEMORY_SHARE = 0.5
 
 
-def reference_bank(target_dir, target, split, n_models, *, jobs=1, quiet=False):
+def reference_bank(target_dir, target, split, n_models, *, n_jobs=1, verbose=0):
     """The bank of reference models of a target run: trained, reused or grown.
 
     The bank clones the target (its method and settings, a fresh seed per model from
@@ -34,7 +34,7 @@ def reference_bank(target_dir, target, split, n_models, *, jobs=1, quiet=False):
     record is IN half of the models. It is saved in ``TARGET/reference/`` with the run.
     A finished bank of at least ``n_models`` models is reused (its first ``n_models``
     when larger); a smaller one is grown with ``warm_start``, keeping its models. The
-    models train a few at a time (``jobs`` at once, at most eight rounds), and the bank
+    models train a few at a time (``n_jobs`` at once, at most eight rounds), and the bank
     is saved after each round: an interrupted bank keeps the models of its finished
     rounds, and the next call grows it from there (a bank grown in rounds is the bank
     trained at once, bit for bit).
@@ -60,17 +60,17 @@ def reference_bank(target_dir, target, split, n_models, *, jobs=1, quiet=False):
     if bank is not None and len(bank.estimators_) >= n_models:
         return _head(bank, n_models)
     if bank is None:
-        bank = _new_bank(target, n_models, jobs, params["seed"])
+        bank = _new_bank(target, n_models, n_jobs, params["seed"])
     fit_params = {}
     if _registry.METHODS[params["method"]].needs_reference:  # AdvReg, MemGuard
         fit_params = {"X_reference": split.reference.X, "y_reference": split.reference.y}
     have = len(getattr(bank, "estimators_", ()))
     seconds = folder.read_json(COMPLETE, spec=_COMPLETE_SPEC)["seconds"] if have else 0.0
-    step = _bank_round(n_models, jobs, bank.keep)
-    with _models_bar(n_models, have, quiet) as bar:
+    step = _bank_round(n_models, n_jobs, bank.keep)
+    with _models_bar(n_models, have, not verbose) as bar:
         while have < n_models:
             size = min(n_models, have + step)
-            bank.set_params(n_estimators=size, warm_start=have > 0, n_jobs=jobs, verbose=0)
+            bank.set_params(n_estimators=size, warm_start=have > 0, n_jobs=n_jobs, verbose=0)
             start = time.perf_counter()
             bank.fit(X_pool, y_pool, **fit_params)
             _check_bank_finished(bank, folder.root, have, n_models)

@@ -28,6 +28,8 @@ import re
 import signal
 import threading
 
+from skorch.callbacks import Callback
+
 from .._rundir import CHECKPOINT, Int, RunDirectory
 
 __all__ = ["CHECKPOINT_DIR", "RunInterrupted", "stopping_on_signals", "checkpoint_callback",
@@ -93,22 +95,25 @@ def stopping_on_signals():
             signal.signal(signum, handler)
 
 
+class EpochCheckpoint(Callback):
+    """Writes the run's checkpoint after every epoch. The last callback of an epoch but
+    skorch's print_log: every other one has ended the epoch (``epochs_ended`` counts
+    them), and the random generator is saved as the next epoch finds it."""
+
+    epochs_ended = None
+
+    def __init__(self, folder, params):
+        self.folder = folder
+        self.params = params
+
+    def on_epoch_end(self, net, **kwargs):
+        self.epochs_ended = len(net.history)
+        write_checkpoint(net, self.folder, self.params)
+
+
 def checkpoint_callback(folder, params):
     """A skorch callback writing ``folder``'s checkpoint after every epoch."""
-    from skorch.callbacks import Callback
-
-    class EpochCheckpoint(Callback):
-        """The last callback of an epoch but skorch's print_log: every other one has
-        ended the epoch (``epochs_ended`` counts them), and the random generator is
-        saved as the next epoch finds it."""
-
-        epochs_ended = None
-
-        def on_epoch_end(self, net, **kwargs):
-            self.epochs_ended = len(net.history)
-            write_checkpoint(net, folder, params)
-
-    return EpochCheckpoint()
+    return EpochCheckpoint(folder, params)
 
 
 def write_checkpoint(clf, folder, params):

@@ -46,7 +46,7 @@ def compare(config_template, methods, *, attacks=(), reference_models=None):
     ----------
     config_template : RunConfig
         Everything but the method: dataset, seed, epochs, output root, device,
-        ``white_box``, ``shadow_method``, ``jobs``, ``threads``, ``quiet``. Its
+        ``white_box``, ``shadow_method``, ``n_jobs``, ``threads``, ``verbose``. Its
         ``method`` is ignored; its ``overrides`` must be empty (each method trains with
         its own defaults, see :func:`~skmia.experiment.run_defaults`).
     methods : sequence of str
@@ -90,7 +90,7 @@ def compare(config_template, methods, *, attacks=(), reference_models=None):
     --------
     >>> from skmia.experiment import RunConfig, compare
     >>> config = RunConfig(dataset="location", method="vanilla", epochs=2,
-    ...                    white_box=False, quiet=True, out="results")
+    ...                    white_box=False, verbose=0, out="results")
     >>> table = compare(config, ["vanilla", "relaxloss"])  # doctest: +SKIP
     >>> list(table["method"])  # doctest: +SKIP
     ['vanilla', 'relaxloss']

@@ -5,6 +5,7 @@ dataset, the run directory's place and the estimator a run trains are derived fr
 :class:`RunConfig` in this module only.
 """
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,12 +76,12 @@ class RunConfig:
         Run the gradient-norm attacks too.
     shadow_method : {"vanilla", "same"}
         The shadow model's training method in ``attack`` mode.
-    quiet : bool
-        No progress bars.
-    jobs : int
+    verbose : int
+        0: no progress bars; 1 (the default): progress bars and notes on stderr.
+    n_jobs : int
         Models trained at the same time (the target and the shadow of a run, the
         reference models), through joblib; -1 for as many as there are cores. Each
-        training runs on ``threads`` torch threads whatever ``jobs`` is, so the results
+        training runs on ``threads`` torch threads whatever ``n_jobs`` is, so the results
         do not depend on it.
     threads : int
         Torch threads of the target's and the shadow's trainings and of the attacks
@@ -94,6 +95,9 @@ class RunConfig:
     reference_models : int or None
         Size of the bank of reference models of ``lira``, ``rmia`` and ``attack_r``
         (see :func:`skmia.experiment._bank.reference_bank`).
+    quiet, jobs : deprecated
+        The former names of ``verbose=0`` and ``n_jobs`` (scikit-learn's names); they
+        still work, with a ``FutureWarning``, and will be removed in skmia 0.3.
     """
 
     dataset: str
@@ -107,11 +111,21 @@ class RunConfig:
     device: str = "cpu"
     white_box: bool = True
     shadow_method: str = "vanilla"
-    quiet: bool = False
-    jobs: int = 1
+    verbose: int = 1
+    n_jobs: int = 1
     threads: int = 1
     attacks: tuple = ()
     reference_models: int | None = None
+    quiet: bool | None = None
+    jobs: int | None = None
+
+    def __post_init__(self):
+        if self.quiet is not None:
+            _deprecated("quiet", "verbose=0")
+            self.verbose, self.quiet = (0 if self.quiet else max(self.verbose, 1)), None
+        if self.jobs is not None:
+            _deprecated("jobs", "n_jobs")
+            self.n_jobs, self.jobs = self.jobs, None
 
     @property
     def folder(self):
@@ -122,6 +136,11 @@ class RunConfig:
     def shadow_training_method(self):
         """The method the shadow of the attack modes trains with."""
         return self.method if self.shadow_method == "same" else "vanilla"
+
+
+def _deprecated(old, new, stacklevel=4):
+    warnings.warn(f"{old} is deprecated and will be removed in skmia 0.3; use {new} "
+                  "(scikit-learn's name) instead", FutureWarning, stacklevel=stacklevel)
 
 
 def run_directory(out, dataset, method, seed, model=None):
@@ -158,7 +177,9 @@ def check_config(config, mode=None):
     if config.shadow_method not in SHADOW_METHODS:
         raise ValueError(f"shadow_method must be one of {', '.join(SHADOW_METHODS)}, got "
                          f"{config.shadow_method!r}")
-    check_jobs(config.jobs)
+    check_jobs(config.n_jobs)
+    if isinstance(config.verbose, bool) or not isinstance(config.verbose, int):
+        raise ValueError(f"verbose must be an integer, got {config.verbose!r}")
     from .._parallel import check_threads
 
     check_threads(config.threads)
@@ -173,9 +194,10 @@ def check_device(device):
     check(device)
 
 
-def check_jobs(jobs):
-    if not _is_int(jobs) or not (jobs >= 1 or jobs == -1):
-        raise ValueError(f"jobs must be a positive integer or -1 (all cores), got {jobs!r}")
+def check_jobs(n_jobs):
+    if not _is_int(n_jobs) or not (n_jobs >= 1 or n_jobs == -1):
+        raise ValueError(f"n_jobs must be a positive integer or -1 (all cores), got "
+                         f"{n_jobs!r}")
 
 
 def check_calibrated(attacks, reference_models):

@@ -14,9 +14,9 @@ def run(config, mode):
     ``defense`` trains the target on ``target_train``; ``shadow`` trains the same
     method on ``shadow_train``; ``attack`` attacks a finished target with a shadow —
     vanilla by default (trained if missing), the target's own method with
-    ``shadow_method="same"``; ``defense_attack`` does both. With ``config.jobs > 1``
+    ``shadow_method="same"``; ``defense_attack`` does both. With ``config.n_jobs > 1``
     the target and the shadow of ``defense_attack`` train at the same time, each on
-    ``config.threads`` torch threads, with the weights and results of ``jobs=1``.
+    ``config.threads`` torch threads, with the weights and results of ``n_jobs=1``.
 
     Returns
     -------
@@ -33,7 +33,7 @@ def run(config, mode):
         trainings.insert(0, ("target", None))
     shadow_dir = train_all(config, trainings)[-1]
     return attack(config.folder, shadow_dir, white_box=config.white_box,
-                  data_home=config.data_home, device=config.device, quiet=config.quiet,
+                  data_home=config.data_home, device=config.device, verbose=config.verbose,
                   shadow_method=config.shadow_method, attacks=config.attacks,
-                  reference_models=config.reference_models, jobs=config.jobs,
+                  reference_models=config.reference_models, n_jobs=config.n_jobs,
                   threads=config.threads)

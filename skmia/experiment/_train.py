@@ -4,8 +4,8 @@ A run directory holds ``params.json``, ``history.json``, ``model.safetensors`` +
 ``model.json`` and, once finished, ``complete.json`` (names and safe access:
 :class:`skmia._rundir.RunDirectory`). Trainings go through
 :func:`skmia._parallel.parallel_map` (DESIGN §7): the target and the shadow of a run
-train at the same time with ``jobs > 1``, each on ``threads`` torch threads, so the
-weights never depend on ``jobs``.
+train at the same time with ``n_jobs > 1``, each on ``threads`` torch threads, so the
+weights never depend on ``n_jobs``.
 """
 
 import signal
@@ -109,7 +109,7 @@ def train(config, partition="target", method=None):
     Notes
     -----
     The training runs on ``config.threads`` torch threads (through
-    :func:`skmia._parallel.parallel_map`, as in :func:`run` with ``jobs > 1``), so that
+    :func:`skmia._parallel.parallel_map`, as in :func:`run` with ``n_jobs > 1``), so that
     it gives the same weights there. A continued training ends with the weights of an
     uninterrupted one, bit for bit on the CPU: the checkpoint holds the optimizer state,
     the history and torch's random generator state, which the continuation restores
@@ -120,12 +120,12 @@ def train(config, partition="target", method=None):
 
 
 def train_all(config, trainings):
-    """Train ``(partition, method)`` pairs, ``config.jobs`` at a time; their folders.
+    """Train ``(partition, method)`` pairs, ``config.n_jobs`` at a time; their folders.
     ``config`` was checked by the caller (:func:`~._config.check_config`)."""
     from .._parallel import parallel_map
 
     # one training runs here: a worker process would only add its start-up
-    n_jobs = config.jobs if len(trainings) > 1 else 1
+    n_jobs = config.n_jobs if len(trainings) > 1 else 1
     tasks = [(config, partition, method, None if n_jobs == 1 else i)
              for i, (partition, method) in enumerate(trainings)]
     folders = [_training_folder(config, partition, method) for partition, method in trainings]
@@ -163,7 +163,7 @@ def _train_one(config, partition, method, position):
                 f"({', '.join(changed)} differ); choose another --out or delete that folder"
             )
         remove_checkpoint(folder)  # left if the run was stopped as it completed
-        if not config.quiet:
+        if config.verbose:
             print(f"{method} {partition}: reused the finished run in {str(path)!r}",
                   file=sys.stderr)
         return path
@@ -184,7 +184,7 @@ def _train_one(config, partition, method, position):
     fit_kwargs = {}
     if _registry.METHODS[method].needs_reference:  # AdvReg, MemGuard
         fit_kwargs = {"X_reference": split.reference.X, "y_reference": split.reference.y}
-    progress = _progress_callbacks(clf, f"{method} {partition}", config.quiet, position)
+    progress = _progress_callbacks(clf, f"{method} {partition}", not config.verbose, position)
     start = time.perf_counter()
     with stopping_on_signals():
         try:
@@ -216,7 +216,7 @@ def _fit_or_resume(clf, folder, params, X, y, fit_kwargs, progress, config):
     if resumed is not None and settings(resumed) != settings(clf):
         resumed, reason = None, "its model has other settings"
     if resumed is None:
-        if reason is not None and not config.quiet:
+        if reason is not None and config.verbose:
             _note(f"{str(folder.root)!r}: not continuing its checkpoint, {reason}; "
                   "training again")
         remove_checkpoint(folder)
@@ -227,7 +227,7 @@ def _fit_or_resume(clf, folder, params, X, y, fit_kwargs, progress, config):
         clf, resumed_at = resumed, len(resumed.history)
         clf.set_params(callbacks=callbacks)
         clf.initialize_callbacks()  # skorch's set_params sets up the callbacks it had
-        if not config.quiet:
+        if config.verbose:
             _note(f"{str(folder.root)!r}: continuing from its checkpoint after epoch "
                   f"{resumed_at} of {clf.max_epochs}")
         if resumed_at < clf.max_epochs:

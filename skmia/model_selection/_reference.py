@@ -12,13 +12,13 @@ from fractions import Fraction
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone, is_classifier
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted
 
 from .._parallel import parallel_map
+from .._sklearn_compat import HasMethods, Interval, _fit_context
 
 __all__ = ["ReferenceModels", "balanced_masks"]
 

@@ -3,10 +3,11 @@
 import numbers
 
 import numpy as np
-from sklearn.utils import _safe_indexing, check_random_state
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_consistent_length
 
 from .. import _registry
+from .._sklearn_compat import _safe_indexing
 
 __all__ = ["AuditPool", "MembershipPart", "MembershipSplit", "membership_split", "load_split",
            "PROTOCOLS"]
