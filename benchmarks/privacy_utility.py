@@ -93,7 +93,8 @@ PRESETS = {
     },
 }
 # rough cost of one training relative to vanilla, to start the longest jobs first
-_METHOD_COST = {"advreg": 9.0, "dpsgd": 2.0, "distillation": 2.0}
+_METHOD_COST = {"advreg": 9.0, "dpsgd": 2.0, "dpsgd_hu": 2.0, "distillation": 2.0,
+                "selena": 26.0, "memguard": 1.5}
 _DATASET_COST = {"texas": 40.0, "purchase": 10.0, "location": 0.25, "purchase-like": 1.0,
                  "texas-like": 5.0}
 TPR_COLUMN = "tpr_at_0.1%fpr"
@@ -193,8 +194,14 @@ def plan(args):
     from skmia.experiment import method_classes, run_defaults
 
     available = method_classes()
-    methods = list(available) if args.methods is None else list(args.methods)
     skipped = []
+    if args.methods is None:  # every method, less the controls (they would mislead here)
+        methods = [m for m in available if not _registry.METHODS[m].control]
+        skipped += [f"method {m}: a control that label-only attacks break (its rows would "
+                    f"show only the attacks it fools); ask for it with --methods {m}"
+                    for m in available if _registry.METHODS[m].control]
+    else:
+        methods = list(args.methods)
     for method in list(methods):
         if method not in available:
             skipped.append(f"method {method}: not in this skmia (skmia.experiment."
@@ -222,7 +229,8 @@ def _config(args, runs, dataset, method, seed):
     from skmia.experiment import RunConfig
 
     overrides = scaled_schedule(method, dataset, args.epochs)
-    if method == "dpsgd" and args.dpsgd_target_epsilon is not None:
+    if (_registry.METHODS[method].classifier == "DPSGDClassifier"
+            and args.dpsgd_target_epsilon is not None):
         overrides["target_epsilon"] = args.dpsgd_target_epsilon
     return RunConfig(dataset=dataset, method=method, seed=seed, epochs=args.epochs,
                      overrides=overrides, out=str(runs), data_home=args.data_home,

@@ -53,8 +53,11 @@ from skmia.defenses import (
     DPSGDClassifier,
     DropoutClassifier,
     EarlyStoppingClassifier,
+    HAMPClassifier,
     LabelSmoothingClassifier,
+    MemGuardClassifier,
     RelaxLossClassifier,
+    SELENAClassifier,
     VanillaClassifier,
 )
 
@@ -200,6 +203,22 @@ class AdvRegWithReference(AdvRegClassifier):
                                    y_reference=_reference_labels(y), **fit_params)
 
 
+class MemGuardWithReference(MemGuardClassifier):
+    """``MemGuardClassifier`` for scikit-learn's checks, which call ``fit(X, y)``: the
+    training rows double as the defender's non-members (a test-only adapter, as for
+    AdvReg; real use passes real non-members)."""
+
+    def fit(self, X, y, **fit_params):
+        return super().fit(X, y, X_reference=X, y_reference=_reference_labels(y),
+                           **fit_params)
+
+    def partial_fit(self, X, y, classes=None, **fit_params):
+        if getattr(self, "_reference", None) is not None:  # called by fit
+            return super().partial_fit(X, y, classes=classes, **fit_params)
+        return super().partial_fit(X, y, classes=classes, X_reference=X,
+                                   y_reference=_reference_labels(y), **fit_params)
+
+
 def _reference_labels(y):
     # with y=None the classifier's own check of y is the one the check looks for
     return [] if y is None else y
@@ -221,6 +240,11 @@ DEFENSE_ESTIMATORS = [
     DPSGDClassifier(noise_multiplier=5.0, accountant="rdp", **{**_SMALL, "max_epochs": 20}),
     # one warm-up pass of the inference network, rounds of 2 of its batches: fast
     AdvRegWithReference(warmup_passes=1, inference_batches=2, **_SMALL),
+    HAMPClassifier(entropy_percentile=0.5, entropy_penalty=0.0, **_SMALL),
+    # three sub-models, each record left out of one
+    SELENAClassifier(n_models=3, n_excluded=1, **_SMALL),
+    # a short Phase I and defender training: the checks query it many times
+    MemGuardWithReference(max_steps=10, defender_epochs=10, **_SMALL),
 ]
 _SKORCH_EXPECTED_FAILURES = {
     "check_no_attributes_set_in_init": Expected(

@@ -37,9 +37,12 @@ from skmia.defenses import (
     DPSGDClassifier,
     DropoutClassifier,
     EarlyStoppingClassifier,
+    HAMPClassifier,
     LabelSmoothingClassifier,
+    MemGuardClassifier,
     MIADefenseClassifier,
     RelaxLossClassifier,
+    SELENAClassifier,
     ValidationData,
     VanillaClassifier,
 )
@@ -54,6 +57,9 @@ DEFENSES = [
     DistillationClassifier,
     DPSGDClassifier,
     AdvRegClassifier,
+    HAMPClassifier,
+    SELENAClassifier,
+    MemGuardClassifier,
 ]
 THRESHOLD_ATTACKS = [
     ConfidenceAttack,
@@ -72,6 +78,8 @@ FIXED_OBJECTIVE = [
     DistillationClassifier,
     DPSGDClassifier,
     AdvRegClassifier,
+    HAMPClassifier,
+    SELENAClassifier,
 ]
 SMALL = {"max_epochs": 3, "module__hidden_sizes": (16,), "lr": 0.05, "random_state": 0}
 NAN, INF = float("nan"), float("inf")
@@ -99,7 +107,7 @@ def signals():
 
 
 def fit(estimator, X, y):
-    if isinstance(estimator, AdvRegClassifier):
+    if isinstance(estimator, (AdvRegClassifier, MemGuardClassifier)):
         return estimator.fit(X, y, X_reference=X, y_reference=y)
     return estimator.fit(X, y)
 
@@ -227,6 +235,24 @@ OWN_CASES = [
      rf"{_INT_1} or None", "0"),
     (AdvRegClassifier, {"classifier_batches": 0}, "classifier_batches",
      rf"{_INT_1} or None", "0"),
+    (HAMPClassifier, {"entropy_percentile": 0.0}, "entropy_percentile",
+     r"a float in the range \(0\.0, 1\.0\]", r"0\.0"),
+    (HAMPClassifier, {"entropy_percentile": 1.2}, "entropy_percentile",
+     r"a float in the range \(0\.0, 1\.0\]", r"1\.2"),
+    (HAMPClassifier, {"entropy_percentile": NAN}, "entropy_percentile",
+     r"a float in the range \(0\.0, 1\.0\]", "nan"),
+    (HAMPClassifier, {"entropy_penalty": -0.1}, "entropy_penalty",
+     r"a float in the range \[0\.0, inf\)", r"-0\.1"),
+    (SELENAClassifier, {"n_models": 1}, "n_models", r"an int in the range \[2, inf\)", "1"),
+    (SELENAClassifier, {"n_excluded": 0}, "n_excluded", _INT_1, "0"),
+    (SELENAClassifier, {"n_excluded": 2.5}, "n_excluded", _INT_1, r"2\.5"),
+    (SELENAClassifier, {"estimator": "vanilla"}, "estimator",
+     r"an object implementing 'fit' and 'predict_proba' or None", "'vanilla'"),
+    (MemGuardClassifier, {"distortion_budget": 0.0}, "distortion_budget", _POSITIVE,
+     r"0\.0"),
+    (MemGuardClassifier, {"distortion_budget": INF}, "distortion_budget", _POSITIVE, "inf"),
+    (MemGuardClassifier, {"max_steps": 0}, "max_steps", _INT_1, "0"),
+    (MemGuardClassifier, {"defender_epochs": 0}, "defender_epochs", _INT_1, "0"),
     # a defense with its own objective takes no other loss ...
     *[(cls, {"criterion": torch.nn.MSELoss}, "criterion", _CE_ONLY, _MSE)
       for cls in FIXED_OBJECTIVE],
@@ -253,6 +279,22 @@ def test_fixed_objectives_refuse_criterion_options(cls, data):
         r"criterion__label_smoothing would not change it\."
     )):
         fit(clf, X, y)
+
+
+@pytest.mark.parametrize("n_models, n_excluded", [(5, 5), (5, 7), (2, 2)])
+def test_selena_excludes_fewer_records_than_it_has_models(n_models, n_excluded, data):
+    X, y = data
+    clf = SELENAClassifier(n_models=n_models, n_excluded=n_excluded, **SMALL)
+    with pytest.raises(ValueError, match=rf"^n_excluded={n_excluded} must be below "
+                                         rf"n_models={n_models}: each training record"):
+        clf.fit(X, y)
+
+
+def test_memguard_needs_a_reference_set(data):
+    X, y = data
+    with pytest.raises(ValueError, match=r"^MemGuardClassifier trains its defender's attack "
+                                         r"classifier .* X_reference=\.\.\."):
+        MemGuardClassifier(**SMALL).fit(X, y)
 
 
 def test_snapshot_epochs_beyond_max_epochs(data):
@@ -350,8 +392,8 @@ ATTACK_CASES = [
      "'grad_z'"),
     (NNAttack, {"output": "softmax"}, "output", r"a str among \{('logit'|'proba'|, )+\}",
      "'softmax'"),
-    (NNAttack, {"max_iter": 0}, "max_iter", _INT_1, "0"),
-    (NNAttack, {"max_iter": True}, "max_iter", _INT_1, "True"),  # a bool is no number
+    (NNAttack, {"max_steps": 0}, "max_steps", _INT_1, "0"),
+    (NNAttack, {"max_steps": True}, "max_steps", _INT_1, "True"),  # a bool is no number
     (NNAttack, {"batch_size": -5}, "batch_size", _INT_1, "-5"),
     (NNAttack, {"learning_rate_init": NAN}, "learning_rate_init", _POSITIVE, "nan"),
     (NNAttack, {"hidden_layer_sizes": 0}, "hidden_layer_sizes",

@@ -11,9 +11,12 @@ from ._base import MIADefenseClassifier, ValidationData, VanillaClassifier
 from ._distillation import DistillationClassifier
 from ._dpsgd import DPSGDClassifier, WeakPrivacyWarning
 from ._early_stopping import EarlyStoppingClassifier
+from ._hamp import HAMPClassifier
+from ._memguard import MemGuardClassifier
 from ._presets import METHODS, paper_defaults
 from ._regularizers import ConfidencePenaltyClassifier, DropoutClassifier, LabelSmoothingClassifier
 from ._relaxloss import RelaxLossClassifier
+from ._selena import SELENAClassifier
 
 __all__ = [
     "METHODS",
@@ -24,9 +27,12 @@ __all__ = [
     "DistillationClassifier",
     "DropoutClassifier",
     "EarlyStoppingClassifier",
+    "HAMPClassifier",
     "LabelSmoothingClassifier",
+    "MemGuardClassifier",
     "MIADefenseClassifier",
     "RelaxLossClassifier",
+    "SELENAClassifier",
     "ValidationData",
     "VanillaClassifier",
     "paper_defaults",

@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from .. import _registry
 from .._rundir import COMPLETE, REFERENCE, Int, MapOf, RunDirectory
 from ..io import load_estimator, save_estimator
 from ._checkpoint import RunInterrupted
@@ -61,7 +62,7 @@ def reference_bank(target_dir, target, split, n_models, *, n_jobs=1, verbose=0):
     if bank is None:
         bank = _new_bank(target, n_models, n_jobs, params["seed"])
     fit_params = {}
-    if params["method"] == "advreg":
+    if _registry.METHODS[params["method"]].needs_reference:  # AdvReg, MemGuard
         fit_params = {"X_reference": split.reference.X, "y_reference": split.reference.y}
     have = len(getattr(bank, "estimators_", ()))
     seconds = folder.read_json(COMPLETE, spec=_COMPLETE_SPEC)["seconds"] if have else 0.0

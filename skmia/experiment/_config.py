@@ -232,7 +232,8 @@ def estimator(config, method):
         if "snapshot_epochs" in params and "snapshot_epochs" not in overrides:
             kept = [e for e in params["snapshot_epochs"] if e <= config.epochs]
             params["snapshot_epochs"] = tuple(kept) or (config.epochs,)
-    if method == "dpsgd":  # the noise must not be replayable from the run's seed
+    if _registry.METHODS[method].classifier == "DPSGDClassifier":  # dpsgd, dpsgd_hu: the
+        # noise must not be replayable from the run's seed
         params["secure_noise"] = True
     params.update(overrides)
     params.update(random_state=config.seed, device=config.device)

@@ -14,7 +14,7 @@ import time
 
 from skorch.callbacks import Callback
 
-from .. import __version__
+from .. import __version__, _registry
 from .._rundir import (
     ATTACK,
     ATTACK_FILES,
@@ -182,7 +182,7 @@ def _train_one(config, partition, method, position):
     }
     folder.write_json(PARAMS, document=params)
     fit_kwargs = {}
-    if method == "advreg":
+    if _registry.METHODS[method].needs_reference:  # AdvReg, MemGuard
         fit_kwargs = {"X_reference": split.reference.X, "y_reference": split.reference.y}
     progress = _progress_callbacks(clf, f"{method} {partition}", not config.verbose, position)
     start = time.perf_counter()

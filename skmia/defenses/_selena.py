@@ -1,0 +1,284 @@
+"""SELENA (Tang et al., USENIX Security 2022): Split-AI, then self-distillation."""
+
+from numbers import Integral
+
+import numpy as np
+import torch
+from sklearn.base import clone
+from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils.validation import check_is_fitted
+
+from ..nn import MLP
+from ._base import (
+    CROSS_ENTROPY,
+    MIADefenseClassifier,
+    VanillaClassifier,
+    _ArrayBatches,
+    in_memory_arrays,
+)
+from ._hamp import soft_label_kl
+from ._outputs import query_seeds
+
+__all__ = ["SELENAClassifier"]
+
+# key of the hash that recognises training rows (not a secret: it only names rows)
+_ROW_KEY = 0x5E1E7A
+
+
+def _row_ids(X):
+    return np.asarray(query_seeds(X, _ROW_KEY), dtype=np.uint64)
+
+
+class SELENAClassifier(MIADefenseClassifier):
+    """SELENA: a network distilled from Split-AI, an ensemble that answers each training
+    record only with the sub-models that never saw it.
+
+    *Split-AI.* ``n_models`` sub-models are trained, each training record left out of
+    ``n_excluded`` of them (a random choice per record; the masks are
+    :class:`~skmia.model_selection.ReferenceModels`' balanced ones, so every record is in
+    exactly ``n_models - n_excluded``). The sub-models train through
+    :class:`~skmia.model_selection.ReferenceModels`, hence through joblib (``n_jobs``,
+    Dask) like a bank of reference models. Split-AI answers a query that is a training
+    record with the mean of the softmax outputs of the ``n_excluded`` sub-models that
+    excluded it; any other query with the mean over ``n_excluded`` sub-models chosen by a
+    hash of the query (the paper's adaptive inference: deterministic, so repeating a
+    query reveals nothing new). See :meth:`split_ai_proba`.
+
+    *Self-distillation.* The released model is one network (``module_``) trained on the
+    training records with Split-AI's outputs as soft targets::
+
+        loss = KL(split_ai(x) ‖ softmax(z)) / C     (mean over records, as the paper's
+                                                     code's ``F.kl_div``)
+
+    ``predict_proba`` is that network's softmax.
+
+    Parameters
+    ----------
+    module : torch.nn.Module class or instance, default=skmia.nn.MLP
+        The released network; see :class:`MIADefenseClassifier`.
+    n_models : int, default=25
+        K, the number of sub-models (the paper's 25), at least 2.
+    n_excluded : int, default=10
+        L, the sub-models each training record is left out of (the paper's 10), in
+        ``[1, n_models)``.
+    estimator : classifier or None, default=None
+        The sub-model, cloned ``n_models`` times. None: a :class:`VanillaClassifier` with
+        this classifier's network and training settings.
+    n_jobs : int or None, default=None
+        Sub-models trained at once (joblib; each on one torch thread).
+    **kwargs
+        Every other parameter of :class:`MIADefenseClassifier`: the distillation's.
+
+    Attributes
+    ----------
+    submodels_ : list of fitted classifiers
+        The Split-AI sub-models.
+    in_mask_ : ndarray of bool of shape (n_train, n_models)
+        ``in_mask_[i, k]``: training record ``i`` was in sub-model ``k``'s data.
+    train_row_ids_ : ndarray of uint64 of shape (n_train,)
+        A hash of each training record, by which Split-AI recognises one.
+
+    Notes
+    -----
+    Threat model: a black-box adversary who queries the released network. SELENA
+    promises that the released network's outputs on members look like outputs on
+    non-members, because its soft targets on each member came from models that never
+    saw it. A white-box adversary sees the same distilled weights; the sub-models are
+    never released.
+
+    The masks are drawn in blocks of ``n_models / gcd(n_models, n_excluded)`` models
+    (:func:`~skmia.model_selection._reference.balanced_masks`), so that every record is
+    left out of exactly ``n_excluded`` sub-models and every sub-model has the same
+    number of rows; the paper draws each record's ``n_excluded`` sub-models uniformly
+    from all ``n_models``.
+
+    References
+    ----------
+    .. [1] X. Tang, S. Mahloujifar, L. Song, V. Shejwalkar, M. Nasr, A. Houmansadr,
+       P. Mittal. "Mitigating Membership Inference Attacks by Self-Distillation Through
+       a Novel Ensemble Architecture". USENIX Security 2022. arXiv:2110.08324.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_classification
+    >>> from skmia.defenses import SELENAClassifier
+    >>> X, y = make_classification(200, n_features=10, random_state=0)
+    >>> clf = SELENAClassifier(n_models=5, n_excluded=2, max_epochs=3,
+    ...                        module__hidden_sizes=(16,), random_state=0).fit(X, y)
+    >>> len(clf.submodels_), clf.in_mask_.sum(axis=1).tolist()[:3]
+    (5, [3, 3, 3])
+    """
+
+    _parameter_constraints = {
+        **MIADefenseClassifier._parameter_constraints,
+        "criterion": [CROSS_ENTROPY],
+        "n_models": [Interval(Integral, 2, None, closed="left")],
+        "n_excluded": [Interval(Integral, 1, None, closed="left")],
+        "estimator": [HasMethods(["fit", "predict_proba"]), None],
+        "n_jobs": [Integral, None],
+    }
+
+    def __init__(self, module=MLP, *, n_models=25, n_excluded=10, estimator=None,
+                 n_jobs=None, **kwargs):
+        super().__init__(module, **kwargs)
+        self.n_models = n_models
+        self.n_excluded = n_excluded
+        self.estimator = estimator
+        self.n_jobs = n_jobs
+
+    # ------------------------------------------------------------------ Split-AI
+
+    def _check_params(self):
+        super()._check_params()
+        if self.n_excluded >= self.n_models:
+            raise ValueError(
+                f"n_excluded={self.n_excluded} must be below n_models={self.n_models}: "
+                f"each training record must be in at least one sub-model."
+            )
+
+    def _setup(self, X, y, classes=None):
+        from ..model_selection import ReferenceModels
+
+        X, y = super()._setup(X, y, classes=classes)
+        bank = ReferenceModels(
+            self._submodel(), n_estimators=self.n_models,
+            keep=(self.n_models - self.n_excluded) / self.n_models,
+            n_jobs=self.n_jobs, random_state=self.init_seed_,
+        ).fit(X, y)
+        self.submodels_ = list(bank.estimators_)
+        self.in_mask_ = np.asarray(bank.in_mask_, dtype=bool)
+        self.train_row_ids_ = _row_ids(X)
+        self._soft_targets = None
+        return X, y
+
+    def _submodel(self):
+        if self.estimator is not None:
+            return clone(self.estimator)
+        own = {"n_models", "n_excluded", "estimator", "n_jobs", "callbacks"}
+        params = {k: v for k, v in self.get_params(deep=False).items() if k not in own}
+        return VanillaClassifier(**params)
+
+    def _submodel_proba(self, X):
+        """``(n_models, n, C)``: each sub-model's probabilities, in ``classes_`` order."""
+        out = []
+        for model in self.submodels_:
+            proba = np.asarray(model.predict_proba(X), dtype=np.float64)
+            position = {c: i for i, c in enumerate(np.asarray(model.classes_).tolist())}
+            out.append(proba[:, [position[c] for c in self.classes_.tolist()]])
+        return np.stack(out)
+
+    def split_ai_subsets(self, X):
+        """The sub-models Split-AI averages for each query: ``(n, n_excluded)`` indices.
+
+        A training record (recognised by a hash of its bytes) gets the sub-models whose
+        data excluded it; any other query ``n_excluded`` sub-models drawn without
+        replacement by a generator seeded with a hash of the query.
+        """
+        check_is_fitted(self, "submodels_")
+        X = self._check_X(X, reset=False)
+        ids = _row_ids(X)
+        position = {int(v): i for i, v in enumerate(self.train_row_ids_.tolist())}
+        subsets = np.empty((len(X), self.n_excluded), dtype=np.int64)
+        for i, row_id in enumerate(ids.tolist()):
+            row = position.get(int(row_id))
+            if row is not None:
+                subsets[i] = np.flatnonzero(~self.in_mask_[row])
+            else:
+                rng = np.random.default_rng(int(row_id))
+                subsets[i] = np.sort(rng.choice(self.n_models, self.n_excluded, replace=False))
+        return subsets
+
+    def split_ai_proba(self, X):
+        """Split-AI's answer to each query: the mean probabilities of its sub-models.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+            Queries.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+        """
+        subsets = self.split_ai_subsets(X)
+        proba = self._submodel_proba(self._check_X(X, reset=False))
+        rows = np.arange(len(subsets))[:, None]
+        return proba[subsets, rows].mean(axis=1)
+
+    # ------------------------------------------------------------------ distillation
+
+    def get_iterator(self, dataset, training=False):
+        """Training batches of ``(X, row index)``; the index finds the soft target."""
+        if not training:
+            return super().get_iterator(dataset, training=False)
+        X, _ = in_memory_arrays(dataset, "SELENAClassifier")
+        X = np.asarray(X)
+        soft = getattr(self, "_soft_targets", None)
+        if soft is None or len(soft) != len(X):
+            if not np.array_equal(_row_ids(X), self.train_row_ids_):
+                raise ValueError(
+                    "SELENAClassifier distils on the rows its sub-models were trained on, "
+                    "in the same order; partial_fit got other rows. fit trains anew."
+                )
+            self._soft_targets = torch.as_tensor(self.split_ai_proba(X), dtype=torch.float32)
+        batch_size = self.get_params_for("iterator_train").get("batch_size", self.batch_size)
+        batch_size = len(X) if batch_size == -1 else batch_size
+        return _ArrayBatches(X, np.arange(len(X)), batch_size, shuffle=True)
+
+    def training_loss(self, logits, targets, X):
+        """KL from Split-AI's output on each row (``targets`` are row indices)."""
+        soft = self._soft_targets[targets.cpu()].to(logits)
+        return soft_label_kl(logits, soft)
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _submodels_short(self):
+        """Whether a sub-model stopped short of its epochs (skorch's fit swallows a
+        KeyboardInterrupt, and the distillation would go on from it)."""
+        return any(hasattr(m, "_training_finished") and not m._training_finished()
+                   for m in getattr(self, "submodels_", ()))
+
+    def _training_finished(self, epochs_ended=None):
+        return super()._training_finished(epochs_ended) and not self._submodels_short()
+
+    def _checkpoint_state(self):
+        return None if self._submodels_short() else super()._checkpoint_state()
+
+    # ------------------------------------------------------------------ saving (skmia.io)
+
+    # the sub-models are saved whole (safetensors + JSON, as parts of this model), the
+    # masks and row hashes as tensors
+    _state_attributes = ("submodels_", "in_mask_", "train_row_ids_")
+
+    def _saved_state(self):
+        parts = {f"submodel_{k}": m for k, m in enumerate(getattr(self, "submodels_", ()))}
+        tensors = {}
+        if hasattr(self, "in_mask_"):
+            tensors = {"in_mask": torch.as_tensor(self.in_mask_),
+                       "train_row_ids": torch.as_tensor(self.train_row_ids_.view(np.int64))}
+        return {"n_submodels": len(parts)}, tensors, parts
+
+    def _restore_saved_state(self, values, tensors, estimators):
+        n = values.get("n_submodels") if isinstance(values, dict) else None
+        if not isinstance(n, int) or isinstance(n, bool) or set(values) != {"n_submodels"}:
+            raise ValueError(f"a SELENAClassifier saves {{'n_submodels': int}}, got {values!r}")
+        expected = {f"submodel_{k}" for k in range(n)}
+        if set(estimators) != expected:
+            raise ValueError(f"the saved sub-models are {sorted(estimators)}; expected "
+                             f"submodel_0 .. submodel_{n - 1}")
+        if set(tensors) != {"in_mask", "train_row_ids"}:
+            raise ValueError(f"a SELENAClassifier saves the tensors in_mask and "
+                             f"train_row_ids, got {sorted(tensors)}")
+        mask, ids = tensors["in_mask"].numpy(), tensors["train_row_ids"].numpy()
+        if (mask.dtype != bool or mask.ndim != 2 or mask.shape[1] != n
+                or ids.dtype != np.int64 or ids.shape != (len(mask),)):
+            raise ValueError(f"in_mask (shape {mask.shape}) and train_row_ids (shape "
+                             f"{ids.shape}) do not describe {n} sub-models")
+        self.submodels_ = [estimators[f"submodel_{k}"] for k in range(n)]
+        self.in_mask_ = mask.copy()
+        self.train_row_ids_ = ids.view(np.uint64).copy()
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["_soft_targets"] = None
+        return state
