@@ -74,7 +74,7 @@ __all__ = [
     "ListOf", "MapOf", "OneOf", "hold_locks", "parse_json", "LOCK", "PARAMS", "HISTORY",
     "MODEL_JSON", "MODEL_WEIGHTS", "COMPLETE", "CHECKPOINT", "ATTACK", "REFERENCE",
     "SHADOW", "AUDIT", "RESULTS_CSV", "RESULTS_JSON", "ROC_PNG", "LOSS_HIST_PNG",
-    "COMPARE_JSON", "RUN_FILES", "ATTACK_FILES", "HISTORY_SCHEMA",
+    "COMPARE_JSON", "RUN_FILES", "ATTACK_FILES", "HISTORY_SCHEMA", "ATTACK_TABLE_COLUMNS",
 ]
 
 # ---------------------------------------------------------------------- file names
@@ -133,6 +133,11 @@ RESULT_COLUMNS = {
     "empirical_epsilon": Column(_RATE, "lower bound on epsilon at 95 % confidence"),
     "shadow_method": Column(str, "the shadow's training method", context=True),
 }
+#: Columns of :func:`skmia.attacks.run_attacks`' table: one row per attack evaluated on
+#: one model. A run's row of :data:`RESULT_COLUMNS` takes these, the target's two
+#: accuracies as ``train_accuracy`` and ``test_accuracy``.
+ATTACK_TABLE_COLUMNS = ("accuracy", "auc", "tpr_at_0.1%fpr", "tpr_at_1%fpr",
+                        "target_train_accuracy", "target_test_accuracy")
 #: columns that repeat the run's settings (shown once per run, not per row)
 CONTEXT_COLUMNS = tuple(name for name, c in RESULT_COLUMNS.items() if c.context)
 _RESULTS_SPEC = {"rows": ListOf({name: c.spec for name, c in RESULT_COLUMNS.items()})}
