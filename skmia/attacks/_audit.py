@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
+from .._rundir import ATTACK_TABLE_COLUMNS
 from ._label_only import LabelOnlyAttack
 from ._lira import LiRAAttack
 from ._nn import NNAttack
@@ -50,15 +51,8 @@ CALIBRATED_ATTACKS = {
 #: the strongest variant on benchmarks/reference_attacks.py (see its README section).
 CLI_RMIA = {"gamma": 2.0, "temperature": 2.0}
 
-#: The columns of :func:`run_attacks`' table, in order.
-RESULT_COLUMNS = (
-    "accuracy",
-    "auc",
-    "tpr_at_0.1%fpr",
-    "tpr_at_1%fpr",
-    "target_train_accuracy",
-    "target_test_accuracy",
-)
+#: The columns of :func:`run_attacks`' table, in order (the schema lives in skmia._rundir).
+RESULT_COLUMNS = ATTACK_TABLE_COLUMNS
 
 
 def default_attacks(*, white_box=True, random_state=None):
