@@ -27,6 +27,7 @@ from skmia.attacks import (
     ModifiedEntropyAttack,
     NNAttack,
     PopulationAttack,
+    QuantileAttack,
     ReferenceAttack,
     RMIAAttack,
 )
@@ -68,7 +69,8 @@ THRESHOLD_ATTACKS = [
     LossAttack,
     GradientNormAttack,
 ]
-CALIBRATED_ATTACKS = [LiRAAttack, RMIAAttack, ReferenceAttack, PopulationAttack, LabelOnlyAttack]
+CALIBRATED_ATTACKS = [LiRAAttack, RMIAAttack, ReferenceAttack, PopulationAttack, QuantileAttack,
+                      LabelOnlyAttack]
 ATTACKS = [NNAttack, *THRESHOLD_ATTACKS, *CALIBRATED_ATTACKS]
 # defenses whose training objective is their own, built on cross-entropy
 FIXED_OBJECTIVE = [
