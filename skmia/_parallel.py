@@ -9,10 +9,11 @@ whichever worker, process or machine trains it, so results never depend on ``n_j
 or on the backend (with two threads, matrix products may add in another order).
 ``threads=N`` trades that for speed where a machine has cores to spare.
 
-No cold start: worker processes (each importing torch, seconds apiece) are started only
-where the work pays for them. With joblib's default backend and no workers started yet,
-the first call runs here and is timed; the rest go to workers only when the time they
-save is more than starting the workers costs (:data:`WORKER_START_SECONDS` each).
+No cold start: with ``only_if_it_pays=True`` (a bank's models), worker processes (each
+importing torch, seconds apiece) are started only where the work pays for them. With
+joblib's default backend and no workers started yet, the first call runs here and is
+timed; the rest go to workers only when the time they save is more than starting the
+workers costs (:data:`WORKER_START_SECONDS` each).
 Workers are capped at the number of calls, and loky keeps them for the next
 :func:`parallel_map` of the same size in the process (the rounds of one command). Asking
 for more workers or threads than the machine has cores gets a warning.
@@ -141,7 +142,8 @@ def _warn_if_threads(n_jobs):
         )
 
 
-def parallel_map(function, tasks, *, n_jobs=None, threads=1, verbose=0, desc=None):
+def parallel_map(function, tasks, *, n_jobs=None, threads=1, verbose=0, desc=None,
+                 only_if_it_pays=False):
     """``[function(*args) for args in tasks]``, the calls run by joblib.
 
     Parameters
@@ -160,6 +162,11 @@ def parallel_map(function, tasks, *, n_jobs=None, threads=1, verbose=0, desc=Non
         A progress bar over calls when > 0.
     desc : str, default=None
         The progress bar's label.
+    only_if_it_pays : bool, default=False
+        With joblib's default backend and no worker started yet, run the first call
+        here, timed, and start workers for the others only when they save more time
+        than starting them costs (for many calls of unknown length, such as a bank's
+        models). False starts the workers asked, for calls that must run at once.
 
     Returns
     -------
@@ -174,7 +181,7 @@ def parallel_map(function, tasks, *, n_jobs=None, threads=1, verbose=0, desc=Non
     workers = _workers(n_jobs, len(tasks), threads)
     results = []
     with tqdm(total=len(tasks), desc=desc, disable=not verbose, leave=True) as bar:
-        if workers > 1 and _cold(workers):
+        if only_if_it_pays and workers > 1 and _cold(workers):
             began = time.perf_counter()
             results.append(_call_with_threads(function, tuple(tasks[0]), threads))
             bar.update(1)

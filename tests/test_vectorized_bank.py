@@ -305,6 +305,11 @@ def test_short_work_stays_in_this_process(workers_asked, monkeypatch):
     """With no worker started yet, the first call is timed here; calls that would not
     pay for starting workers run here too, and give the same results."""
     monkeypatch.setattr(_parallel, "_cold", lambda workers: True)
-    assert _parallel.parallel_map(_square, [(k,) for k in range(4)], n_jobs=2) == [0, 1, 4, 9]
+    tasks = [(k,) for k in range(4)]
+    assert _parallel.parallel_map(_square, tasks, n_jobs=2, only_if_it_pays=True) == [
+        0, 1, 4, 9]
     assert workers_asked == [1]
+    # calls that must run at once (a run's target and shadow) get the workers asked
+    assert _parallel.parallel_map(_square, tasks[:2], n_jobs=2) == [0, 1]
+    assert workers_asked == [1, 2]
     assert _parallel._pays(10.0, 3, 2) and not _parallel._pays(0.1, 3, 2)

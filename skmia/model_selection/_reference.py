@@ -275,7 +275,7 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
             tasks = [(self.estimator, X, y, mask, seed, fit_params)
                      for mask, seed in zip(masks.T, seeds, strict=True)]
             fitted = parallel_map(_fit_one, tasks, n_jobs=self.n_jobs, verbose=self.verbose,
-                                  desc="reference models")
+                                  desc="reference models", only_if_it_pays=True)
         self.estimators_ = [*self.estimators_, *fitted]
         self.in_mask_ = np.concatenate([self.in_mask_, masks], axis=1)
         self.seeds_ = np.concatenate([self.seeds_, np.asarray(seeds, dtype=np.int64)])

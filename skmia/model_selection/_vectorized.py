@@ -104,11 +104,12 @@ def _declared_reason(cls):
 
 def available_memory(device):
     """Bytes free for training on ``device``: free CUDA memory, else MemAvailable."""
-    import torch
+    if str(device or "cpu") != "cpu":
+        import torch
 
-    device = torch.device(device or "cpu")
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
+        device = torch.device(device)
+        if device.type == "cuda":
+            return int(torch.cuda.mem_get_info(device)[0])
     try:
         with open("/proc/meminfo") as meminfo:
             for line in meminfo:
@@ -124,8 +125,8 @@ def available_memory(device):
 def memory_refusal(what, need, available):
     """The message refusing a bank that would not fit in memory."""
     return (f"{what} would need {need / 2**30:.1f} GiB, more than the "
-            f"{available / 2**30:.1f} GiB of memory available; ask for fewer models, or "
-            f"grow the bank in rounds on a larger machine.")
+            f"{available / 2**30:.1f} GiB of memory available: ask for fewer models, or "
+            f"use a machine with more memory.")
 
 
 def training_bytes(n_parameters, batch_size, widths):
