@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from skmia.experiment import method_classes
-from skmia.experiment._audit_dir import AuditConfig, run_audit
+from skmia.experiment._audit_dir import AUDIT_FILES, AuditConfig, audit_directory, run_audit
 from skmia.report._audit import format_audit_table
 from skmia.report._plots import _pyplot
 
@@ -47,6 +47,8 @@ def parse_args(argv=None):
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results/defense_audit")
+    parser.add_argument("--finished-only", action="store_true",
+                        help="tabulate the methods already audited in --out; train nothing")
     return parser.parse_args(argv)
 
 
@@ -63,6 +65,10 @@ def audit_dataset(args, dataset):
     methods = args.methods or list(method_classes())
     for label, method, overrides in _variants(methods, args.dpsgd_epsilon):
         folder = Path(args.out) / ("eps" if overrides else "paper")
+        done = audit_directory(folder, dataset, args.seed) / method / AUDIT_FILES["complete"]
+        if args.finished_only and not done.is_file():
+            print(f"{dataset} {label}: not audited in {folder}, left out", flush=True)
+            continue
         config = AuditConfig(
             dataset=dataset, methods=(method,), models=args.models,
             canaries=args.canaries, records=args.records, seed=args.seed,

@@ -269,6 +269,8 @@ def _train_round(estimator, plan, r, fit_params):
     # joblib hands workers read-only memory maps; torch wants arrays it may write
     X_pool = plan.X_pool if plan.X_pool.flags.writeable else plan.X_pool.copy()
     X_test = plan.X_test if plan.X_test.flags.writeable else plan.X_test.copy()
+    fit_params = {k: v.copy() if isinstance(v, np.ndarray) and not v.flags.writeable else v
+                  for k, v in fit_params.items()}
     if expand:
         copies = np.where(plan.is_canary, plan.n_copies, 1)
         recipe = _ExpandedFit(estimator, plan.X_pool, plan.y_pool, copies, plan.X_poison,
