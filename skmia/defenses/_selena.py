@@ -5,17 +5,12 @@ from numbers import Integral
 import numpy as np
 import torch
 from sklearn.base import clone
-from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted
 
+from .._sklearn_compat import HasMethods, Interval
 from ..nn import MLP
-from ._base import (
-    CROSS_ENTROPY,
-    MIADefenseClassifier,
-    VanillaClassifier,
-    _ArrayBatches,
-    in_memory_arrays,
-)
+from ._base import CROSS_ENTROPY, MIADefenseClassifier, VanillaClassifier, in_memory_arrays
+from ._batches import _ArrayBatches
 from ._hamp import soft_label_kl
 from ._outputs import query_seeds
 
