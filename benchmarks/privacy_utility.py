@@ -640,7 +640,13 @@ def summary_header(args, argv, skipped, caught, times, load_start):
            " (trained with the target's method)"),
         f"- white-box attacks: {'yes' if args.white_box else 'no'}; DP-SGD: "
         + ("the paper's noise multiplier" if args.dpsgd_target_epsilon is None else
-           f"target ε {args.dpsgd_target_epsilon}") + ", δ = 1e-5",
+           f"target ε {args.dpsgd_target_epsilon}") + ", δ = 1e-5"
+        + "; dpsgd_hu: the high-utility setting of benchmarks/dpsgd_grid.py",
+        "- threat model of each row: black box (the attacks read the outputs the model "
+        "releases), the grad_wrt_* columns white box (gradients of the trained network); "
+        "for hamp and memguard the released outputs are their modified ones, so their "
+        "black-box columns are the attacks they claim to stop, and their grad_wrt_* "
+        "columns the raw network a white-box adversary holds",
         *(f"- skipped {reason}" for reason in skipped),
         *(f"- warning{' (from skmia)' if in_skmia else ''}: {category}: {message}"
           for (category, message), in_skmia in caught.items()),

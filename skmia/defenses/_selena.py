@@ -58,7 +58,9 @@ class SELENAClassifier(MIADefenseClassifier):
         ``[1, n_models)``.
     estimator : classifier or None, default=None
         The sub-model, cloned ``n_models`` times. None: a :class:`VanillaClassifier` with
-        this classifier's network and training settings.
+        this classifier's network, epochs, batch size and schedule, and vanilla's
+        optimiser (SGD lr 0.1, momentum 0.9, weight decay 1e-4: the distillation's
+        high learning rates diverge on hard labels).
     n_jobs : int or None, default=None
         Sub-models trained at once (joblib; each on one torch thread).
     **kwargs
@@ -149,8 +151,11 @@ class SELENAClassifier(MIADefenseClassifier):
     def _submodel(self):
         if self.estimator is not None:
             return clone(self.estimator)
-        own = {"n_models", "n_excluded", "estimator", "n_jobs", "callbacks"}
-        params = {k: v for k, v in self.get_params(deep=False).items() if k not in own}
+        # the network, schedule and seed settings are shared; the optimiser is vanilla's
+        # (the distillation's lr 0.5-1.0 with momentum 0.99 diverges on hard labels)
+        own = {"n_models", "n_excluded", "estimator", "n_jobs", "callbacks", "lr", "optimizer"}
+        params = {k: v for k, v in self.get_params(deep=False).items()
+                  if k not in own and not k.startswith("optimizer__")}
         return VanillaClassifier(**params)
 
     def _submodel_proba(self, X):
