@@ -144,10 +144,7 @@ def audit(dataset, method, args):
     from skmia.model_selection import ReferenceModels
 
     split = load(dataset, args.seed, args.data_home)
-    X_pool = np.concatenate([split.target_train.X, split.target_test.X])
-    y_pool = np.concatenate([split.target_train.y, split.target_test.y])
-    membership = np.r_[np.ones(len(split.target_train.y), int),
-                       np.zeros(len(split.target_test.y), int)]
+    X_pool, y_pool, membership, _ = split.audit_pool()
     start = time.perf_counter()
     target = estimator(method, dataset, args.epochs, args.seed)
     target.fit(split.target_train.X, split.target_train.y)

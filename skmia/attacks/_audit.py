@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
+from .._rundir import ATTACK_TABLE_COLUMNS
 from ._label_only import LabelOnlyAttack
 from ._nn import NNAttack
 from ._population import PopulationAttack
@@ -40,15 +41,8 @@ CALIBRATED_ATTACKS = {
     "label_only": ("label-only", False),
 }
 
-#: The columns of :func:`run_attacks`' table, in order.
-RESULT_COLUMNS = (
-    "accuracy",
-    "auc",
-    "tpr_at_0.1%fpr",
-    "tpr_at_1%fpr",
-    "target_train_accuracy",
-    "target_test_accuracy",
-)
+#: The columns of :func:`run_attacks`' table, in order (the schema lives in skmia._rundir).
+RESULT_COLUMNS = ATTACK_TABLE_COLUMNS
 
 
 def default_attacks(*, white_box=True, random_state=None):

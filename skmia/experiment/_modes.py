@@ -34,6 +34,6 @@ def run(config, mode):
     shadow_dir = train_all(config, trainings)[-1]
     return attack(config.folder, shadow_dir, white_box=config.white_box,
                   data_home=config.data_home, device=config.device, verbose=config.verbose,
-                  shadow_method=config.shadow_method, attacks=config.attacks,
+                  attacks=config.attacks,
                   reference_models=config.reference_models, n_jobs=config.n_jobs,
                   threads=config.threads)
