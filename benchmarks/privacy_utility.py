@@ -49,6 +49,13 @@ Presets (flags given after a preset override it):
     python benchmarks/privacy_utility.py --datasets location --methods vanilla relaxloss \
         --epochs 30 --seeds 1000 1001 1002
 
+Every method of the registry is a row, less the controls (``memguard``: a defense that
+label-only attacks break, whose rows would show only the attacks it fools); ask for one
+with ``--methods``. ``dpsgd_hu`` is DP-SGD at the high-utility setting of
+``benchmarks/dpsgd_grid.py``. For ``hamp`` and ``memguard`` the black-box columns read
+the outputs they release (modified), the gradient columns their raw network (the white
+box); ``summary.md`` says so.
+
 The purchase-like and texas-like data are SYNTHETIC (``skmia.datasets``): their rows
 say how the defenses behave on data of those shapes, nothing about the real datasets.
 """
