@@ -100,6 +100,8 @@ def main(argv=None):
     parser.add_argument("--lr", type=float, nargs="+", default=[0.1, 0.5])
     parser.add_argument("--epochs", type=int, nargs="+", default=[30, 80])
     parser.add_argument("--clip", type=float, nargs="+", default=[1.0])
+    parser.add_argument("--vanilla-epochs", type=int, default=None,
+                        help="epochs of the vanilla row (default: the dataset's; for tests)")
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--out", default=None, help="also write the table to this file")
     args = parser.parse_args(argv)
@@ -114,7 +116,9 @@ def main(argv=None):
     base = {k: v for k, v in run_defaults("vanilla", args.dataset).items()}
     base.update(random_state=args.validation_seed, device="cpu")
     candidates = grid(args)
-    tasks = [("vanilla", base, members, nonmembers)]
+    vanilla = dict(base) if args.vanilla_epochs is None else {**base,
+                                                               "max_epochs": args.vanilla_epochs}
+    tasks = [("vanilla", vanilla, members, nonmembers)]
     tasks += [("dpsgd", {**base, "milestones": (), **c}, members, nonmembers)
               for c in candidates]
     results = parallel_map(_fit_and_score, tasks, n_jobs=args.jobs)

@@ -49,6 +49,13 @@ Presets (flags given after a preset override it):
     python benchmarks/privacy_utility.py --datasets location --methods vanilla relaxloss \
         --epochs 30 --seeds 1000 1001 1002
 
+Every method of the registry is a row, less the controls (``memguard``: a defense that
+label-only attacks break, whose rows would show only the attacks it fools); ask for one
+with ``--methods``. ``dpsgd_hu`` is DP-SGD at the high-utility setting of
+``benchmarks/dpsgd_grid.py``. For ``hamp`` and ``memguard`` the black-box columns read
+the outputs they release (modified), the gradient columns their raw network (the white
+box); ``summary.md`` says so.
+
 The purchase-like and texas-like data are SYNTHETIC (``skmia.datasets``): their rows
 say how the defenses behave on data of those shapes, nothing about the real datasets.
 """
@@ -640,7 +647,13 @@ def summary_header(args, argv, skipped, caught, times, load_start):
            " (trained with the target's method)"),
         f"- white-box attacks: {'yes' if args.white_box else 'no'}; DP-SGD: "
         + ("the paper's noise multiplier" if args.dpsgd_target_epsilon is None else
-           f"target ε {args.dpsgd_target_epsilon}") + ", δ = 1e-5",
+           f"target ε {args.dpsgd_target_epsilon}") + ", δ = 1e-5"
+        + "; dpsgd_hu: the high-utility setting of benchmarks/dpsgd_grid.py",
+        "- threat model of each row: black box (the attacks read the outputs the model "
+        "releases), the grad_wrt_* columns white box (gradients of the trained network); "
+        "for hamp and memguard the released outputs are their modified ones, so their "
+        "black-box columns are the attacks they claim to stop, and their grad_wrt_* "
+        "columns the raw network a white-box adversary holds",
         *(f"- skipped {reason}" for reason in skipped),
         *(f"- warning{' (from skmia)' if in_skmia else ''}: {category}: {message}"
           for (category, message), in_skmia in caught.items()),

@@ -137,6 +137,14 @@ def test_signals_read_the_released_outputs_and_raw_stays_reachable(models, data)
                           white_box=True)
     assert (raw["grad_w_l2"] > 0).all()
     assert not np.allclose(raw["loss"], released["loss"])
+    # a white-box query of the classifier: its outputs as released, its gradients the
+    # raw network's (the adversary holds the weights; released outputs have no gradient)
+    white = compute_signals(hamp, X[:20], y[:20], white_box=True)
+    grads = ["grad_x_l1", "grad_x_l2", "grad_w_l1", "grad_w_l2"]
+    np.testing.assert_allclose(white[grads].to_numpy(), raw[grads].to_numpy(), rtol=1e-5)
+    outputs = [c for c in released.columns if c not in grads]
+    np.testing.assert_allclose(white[outputs].to_numpy(), released[outputs].to_numpy(),
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_null_a_model_trained_without_the_audited_records(data):

@@ -14,7 +14,7 @@ from skmia.defenses._memguard import memguard_noise
 from skmia.io import load_estimator, save_estimator
 
 SMALL = {"module__hidden_sizes": (64,), "max_epochs": 40, "milestones": (), "lr": 0.05,
-         "batch_size": 32, "random_state": 0, "max_steps": 60, "defender_epochs": 300}
+         "batch_size": 32, "random_state": 0, "max_steps": 40, "defender_epochs": 300}
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def model(data):
 @pytest.fixture(scope="module")
 def released(model, data):
     (X_in, _), _, (X_out, _), _ = data
-    return model.predict_proba(X_in), model.predict_proba(X_out)
+    return model.predict_proba(X_in[:120]), model.predict_proba(X_out[:120])
 
 
 def _raw_proba(model, X):
@@ -50,6 +50,7 @@ def _defender_score(model, proba):
 
 def test_labels_are_kept_and_the_defender_is_fooled(model, data, released):
     (X_in, _), _, (X_out, _), _ = data
+    X_in, X_out = X_in[:120], X_out[:120]
     membership = np.r_[np.ones(len(X_in)), np.zeros(len(X_out))]
     raw = np.r_[_raw_proba(model, X_in), _raw_proba(model, X_out)]
     out = np.r_[released]
@@ -119,7 +120,9 @@ def _transcribed_phase_one(z, defender, max_steps):
                     + c3 * (torch.softmax(v, 0) - p0).abs().sum())
             (grad,) = torch.autograd.grad(loss, v)
             v = (v - 0.1 * grad / grad.norm()).detach()
-            if v.argmax() == top and g0 * float(g(v)) <= 0:
+            with torch.no_grad():
+                crossed = g0 * float(g(v)) <= 0
+            if v.argmax() == top and crossed:
                 ok = True
                 break
         if not ok:
@@ -150,8 +153,8 @@ def test_null_a_model_trained_without_the_audited_records(data):
     assert abs(auc - 0.5) < 0.08, auc
 
 
-def test_save_load_answers_identically(model, data, tmp_path, released):
+def test_save_load_answers_identically(model, data, tmp_path):
     _, _, (X, _), _ = data
     save_estimator(model, tmp_path)
     loaded = load_estimator(tmp_path)
-    np.testing.assert_array_equal(loaded.predict_proba(X[:40]), released[1][:40])
+    np.testing.assert_array_equal(loaded.predict_proba(X[:40]), model.predict_proba(X[:40]))

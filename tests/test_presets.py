@@ -8,8 +8,11 @@ from skmia.defenses import (
     DPSGDClassifier,
     DropoutClassifier,
     EarlyStoppingClassifier,
+    HAMPClassifier,
     LabelSmoothingClassifier,
+    MemGuardClassifier,
     RelaxLossClassifier,
+    SELENAClassifier,
     VanillaClassifier,
     paper_defaults,
 )
@@ -24,6 +27,10 @@ CLASSES = {
     "dropout": DropoutClassifier,
     "early_stopping": EarlyStoppingClassifier,
     "label_smoothing": LabelSmoothingClassifier,
+    "hamp": HAMPClassifier,
+    "selena": SELENAClassifier,
+    "memguard": MemGuardClassifier,
+    "dpsgd_hu": DPSGDClassifier,
 }
 
 
@@ -82,6 +89,17 @@ def test_every_method_builds_its_classifier(method):
     clf = CLASSES[method](**params)
     for key, value in params.items():
         assert clf.get_params()[key] == value
+
+
+def test_defenses_after_the_paper_take_their_own_papers_values():
+    # HAMP's and SELENA's code (the HAMP artifact's train-all.sh / train-*.py)
+    hamp = paper_defaults("hamp", "purchase")
+    assert (hamp["entropy_percentile"], hamp["entropy_penalty"], hamp["lr"]) == (0.8, 0.01, 0.5)
+    assert paper_defaults("hamp", "texas")["entropy_percentile"] == 0.6
+    selena = paper_defaults("selena", "texas")
+    assert (selena["n_models"], selena["n_excluded"], selena["max_epochs"]) == (25, 10, 100)
+    # the high-utility DP-SGD is not the paper's sigma = 0.01
+    assert paper_defaults("dpsgd_hu", "purchase")["noise_multiplier"] > 0.01
 
 
 def test_fresh_dict_each_call():

@@ -66,7 +66,8 @@ def test_public_views_keep_their_values():
     assert MODES == ("defense", "shadow", "attack", "defense_attack")
     assert METHODS == tuple(_registry.METHODS) == (
         "vanilla", "relaxloss", "advreg", "dpsgd", "confidence_penalty", "distillation",
-        "dropout", "early_stopping", "label_smoothing",
+        "dropout", "early_stopping", "label_smoothing", "hamp", "selena", "memguard",
+        "dpsgd_hu",
     )
     assert skmia.model_selection.PROTOCOLS == ("relaxloss", "cifar")
     assert skmia.experiment._config.SYNTHETIC_DATA_SEED == _registry.SYNTHETIC_DATA_SEED == 0
@@ -129,9 +130,10 @@ def test_cli_method_options_apply_where_the_registry_says(name, capsys):
     option = _registry.METHOD_OPTIONS[name]
     flag = f"--{name.replace('_', '-')}"
     parser = _build_parser()
-    base = ["run", "--dataset", "location", "--mode", "defense", flag, "0.5"]
+    value = "3" if option.type is int else "0.5"  # SELENA's counts are ints
+    base = ["run", "--dataset", "location", "--mode", "defense", flag, value]
     args = parser.parse_args([*base, "--method", option.methods[0]])
-    assert _run_config(parser, args).overrides == {name: 0.5}
+    assert _run_config(parser, args).overrides == {name: option.type(value)}
     other = next(m for m in _registry.METHODS if m not in option.methods)
     args = parser.parse_args([*base, "--method", other])
     with pytest.raises(SystemExit):

@@ -29,7 +29,10 @@ EPOCHS = 5
 
 
 def _config(out, data_home, method="vanilla", epochs=EPOCHS, **kwargs):
-    overrides = {"noise_multiplier": 1.0} if method == "dpsgd" else {}
+    overrides = {"dpsgd": {"noise_multiplier": 1.0},
+                 # few sub-models and a short Phase I: the resume is what is tested
+                 "selena": {"n_models": 3, "n_excluded": 1},
+                 "memguard": {"max_steps": 5, "defender_epochs": 20}}.get(method, {})
     return RunConfig(dataset="location", method=method, epochs=epochs, out=str(out),
                      data_home=str(data_home), verbose=0, white_box=False,
                      overrides=overrides, **kwargs)
@@ -122,7 +125,7 @@ def test_interrupted_training_is_not_complete_and_continues(
 
 
 @pytest.mark.parametrize("method", ["relaxloss", "dpsgd", "advreg", "early_stopping",
-                                    "distillation"])
+                                    "distillation", "hamp", "selena", "memguard"])
 def test_continued_defense_ends_as_an_uninterrupted_one(
         method, interrupt, uninterrupted, tmp_path, location_data_home):
     # stopped in epochs 4 and then 2 of the continuation: RelaxLoss alternates its

@@ -25,7 +25,9 @@ def data():
 @pytest.fixture(scope="module")
 def models(data):
     (X, y), _, _ = data
-    selena = SELENAClassifier(n_models=K, n_excluded=L, **SMALL).fit(X, y)
+    # the sub-models and the vanilla baseline are one recipe
+    selena = SELENAClassifier(n_models=K, n_excluded=L, estimator=VanillaClassifier(**SMALL),
+                              **SMALL).fit(X, y)
     vanilla = VanillaClassifier(**SMALL).fit(X, y)
     return selena, vanilla
 
@@ -103,6 +105,17 @@ def test_save_load_keeps_the_submodels(models, data, tmp_path):
     np.testing.assert_array_equal(loaded.split_ai_proba(X), selena.split_ai_proba(X))
     np.testing.assert_array_equal(loaded.split_ai_subsets(X_other),
                                   selena.split_ai_subsets(X_other))
+
+
+def test_default_submodels_train_as_vanilla_on_the_networks_settings(data):
+    (X, y), _, _ = data
+    clf = SELENAClassifier(n_models=3, n_excluded=1, lr=1.0, optimizer__momentum=0.99,
+                           module__hidden_sizes=(8,), max_epochs=2, random_state=0)
+    sub = clf.fit(X[:60], y[:60]).submodels_[0]
+    assert type(sub) is VanillaClassifier
+    params = sub.get_params()
+    assert (params["lr"], params["optimizer__momentum"]) == (0.1, 0.9)
+    assert (params["module__hidden_sizes"], params["max_epochs"]) == ((8,), 2)
 
 
 def test_distillation_continues_only_on_its_own_rows(models, data, tmp_path):

@@ -328,6 +328,10 @@ def _query(module, X_t, y_arr, classes, classes_given, white_box, batch_size):
                 with torch.enable_grad():
                     out, loss, norms = white(xb, yb)
                 grad_norms.append(norms.cpu())
+                if hasattr(module, "release"):  # HAMP, MemGuard: outputs as released;
+                    with torch.no_grad():  # gradients are the weights' (skmia.defenses)
+                        out = module(xb)
+                        loss = F.cross_entropy(out, yb, reduction="none")
             logits.append(out.cpu())
             losses.append(loss.cpu())
     finally:

@@ -6,9 +6,9 @@ from numbers import Real
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.utils._param_validation import Interval
 
 from .._rundir import Int
+from .._sklearn_compat import Interval
 from ..nn import MLP
 from ._base import CROSS_ENTROPY, MIADefenseClassifier
 from ._outputs import ReleasedOutputs, ReleasingClassifierMixin, as_logits

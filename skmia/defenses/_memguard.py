@@ -6,10 +6,10 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback
 
+from .._sklearn_compat import Interval
 from ..nn import MLP
 from ._base import MIADefenseClassifier, insert_callback
 from ._outputs import ReleasedOutputs, ReleasingClassifierMixin

@@ -2,11 +2,14 @@
 
 Such a defense trains an ordinary network, then releases, for each query, something
 other than that network's output. Its ``module_`` is a :class:`ReleasedOutputs`: in
-training mode it is the network (``module_.network``); in evaluation mode, the mode in
-which skorch's ``predict_proba``, :func:`skmia.attacks.compute_signals` and every
-other query read a module, it returns the *released* logits, whose softmax is the
-released probability vector. The raw network stays reachable as ``module_.network``
-(``raw_module_`` on the classifier) for a white-box audit.
+training mode it is the network (``module_.network``); in evaluation mode without
+gradients, the mode in which skorch's ``predict_proba`` and the black-box queries of
+:func:`skmia.attacks.compute_signals` read a module, it returns the *released* logits,
+whose softmax is the released probability vector. A query that differentiates through
+the module (``compute_signals(..., white_box=True)``) is a white-box adversary's, who
+holds the weights and whom the released outputs (which have no gradient) do not
+concern: it gets the raw network. The raw network stays reachable as
+``module_.network`` (``raw_module_`` on the classifier).
 
 The randomness of a released output is a function of the query: its seed is a hash of
 the record's bytes and of the model's own seed (:func:`query_seeds`), so that a record
@@ -94,10 +97,11 @@ class ReleasingClassifierMixin:
 class ReleasedOutputs(torch.nn.Module):
     """A trained network plus what the defense releases in its place at inference.
 
-    In training mode (``module.train()``) the forward pass is the network's. In
-    evaluation mode it is :meth:`release`: logits whose softmax is what the defense
-    answers. Subclasses keep what :meth:`release` needs as buffers, so that it is saved
-    and loaded with the weights.
+    In training mode (``module.train()``), and in evaluation mode with gradients
+    enabled (a white-box query), the forward pass is the network's. In evaluation mode
+    under ``torch.no_grad()`` (every black-box query) it is :meth:`release`: logits
+    whose softmax is what the defense answers. Subclasses keep what :meth:`release`
+    needs as buffers, so that it is saved and loaded with the weights.
 
     Parameters
     ----------
@@ -113,9 +117,10 @@ class ReleasedOutputs(torch.nn.Module):
         self.register_buffer("seed", torch.tensor(int(seed), dtype=torch.int64))
 
     def forward(self, X):
-        if self.training:
+        if self.training or torch.is_grad_enabled():
             return self.network(X)
-        return self.release(X)
+        with torch.no_grad():
+            return self.release(X)
 
     def release(self, X):  # pragma: no cover - every subclass defines it
         """The released logits of the queries ``X`` (evaluation mode)."""

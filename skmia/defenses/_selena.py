@@ -5,17 +5,12 @@ from numbers import Integral
 import numpy as np
 import torch
 from sklearn.base import clone
-from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted
 
+from .._sklearn_compat import HasMethods, Interval
 from ..nn import MLP
-from ._base import (
-    CROSS_ENTROPY,
-    MIADefenseClassifier,
-    VanillaClassifier,
-    _ArrayBatches,
-    in_memory_arrays,
-)
+from ._base import CROSS_ENTROPY, MIADefenseClassifier, VanillaClassifier, in_memory_arrays
+from ._batches import _ArrayBatches
 from ._hamp import soft_label_kl
 from ._outputs import query_seeds
 
@@ -63,7 +58,9 @@ class SELENAClassifier(MIADefenseClassifier):
         ``[1, n_models)``.
     estimator : classifier or None, default=None
         The sub-model, cloned ``n_models`` times. None: a :class:`VanillaClassifier` with
-        this classifier's network and training settings.
+        this classifier's network, epochs, batch size and schedule, and vanilla's
+        optimiser (SGD lr 0.1, momentum 0.9, weight decay 1e-4: the distillation's
+        high learning rates diverge on hard labels).
     n_jobs : int or None, default=None
         Sub-models trained at once (joblib; each on one torch thread).
     **kwargs
@@ -154,8 +151,11 @@ class SELENAClassifier(MIADefenseClassifier):
     def _submodel(self):
         if self.estimator is not None:
             return clone(self.estimator)
-        own = {"n_models", "n_excluded", "estimator", "n_jobs", "callbacks"}
-        params = {k: v for k, v in self.get_params(deep=False).items() if k not in own}
+        # the network, schedule and seed settings are shared; the optimiser is vanilla's
+        # (the distillation's lr 0.5-1.0 with momentum 0.99 diverges on hard labels)
+        own = {"n_models", "n_excluded", "estimator", "n_jobs", "callbacks", "lr", "optimizer"}
+        params = {k: v for k, v in self.get_params(deep=False).items()
+                  if k not in own and not k.startswith("optimizer__")}
         return VanillaClassifier(**params)
 
     def _submodel_proba(self, X):
