@@ -294,6 +294,15 @@ def _calibrated_results(model, split, attacks, bank, seed):
                                        population)
 
 
+def _resolved_tpr(tpr_at_fpr, membership, score, max_fpr, n_out):
+    """TPR at ``max_fpr``, NaN where the scores cannot resolve it (too few non-members,
+    ties at the top): an unresolved rate is never printed as a number."""
+    if n_out * max_fpr < 1:
+        return float("nan")
+    result = tpr_at_fpr(membership, score, max_fpr=max_fpr)
+    return result.tpr if result.resolved else float("nan")
+
+
 def _result_row(context, epoch, model, name, row, membership, score):
     """One row of :data:`~skmia._rundir.RESULT_COLUMNS`."""
     from ..metrics import empirical_epsilon, tpr_at_fpr
@@ -308,8 +317,7 @@ def _result_row(context, epoch, model, name, row, membership, score):
         "test_accuracy": row["target_test_accuracy"],
         "accuracy": row["accuracy"],
         "auc": row["auc"],
-        "tpr_at_0.01%fpr": (tpr_at_fpr(membership, score, max_fpr=1e-4).tpr
-                            if n_out >= 10_000 else float("nan")),
+        "tpr_at_0.01%fpr": _resolved_tpr(tpr_at_fpr, membership, score, 1e-4, n_out),
         "tpr_at_0.1%fpr": row["tpr_at_0.1%fpr"],
         "tpr_at_1%fpr": row["tpr_at_1%fpr"],
         "empirical_epsilon": empirical_epsilon(membership, score),
