@@ -146,22 +146,8 @@ def _check_bank_belongs(bank, done, target_settings, X_pool, y_pool, where, dele
 
 
 def _head(bank, k):
-    """The first ``k`` models of a fitted bank, as a bank of its own
-    (``ReferenceModels.head``; a fallback where this skmia's bank lacks it)."""
-    if k == len(bank.estimators_):
-        return bank
-    if hasattr(type(bank), "head"):
-        return bank.head(k)
-    from sklearn.base import clone
-
-    smaller = clone(bank).set_params(n_estimators=k)
-    for name in ("classes_", "n_features_in_", "input_shape_", "pool_digest_",
-                 "base_seed_"):
-        setattr(smaller, name, getattr(bank, name))
-    smaller.estimators_ = bank.estimators_[:k]
-    smaller.in_mask_ = bank.in_mask_[:, :k]
-    smaller.seeds_ = bank.seeds_[:k]
-    return smaller
+    """The first ``k`` models of a fitted bank, as a bank of its own."""
+    return bank if k == len(bank.estimators_) else bank.head(k)
 
 
 def _new_bank(target, n_models, jobs, seed):
