@@ -101,7 +101,8 @@ def _plan(config):
 
 
 def _recipe(config, method):
-    from ._runs import RunConfig, _estimator
+    from ._config import RunConfig
+    from ._config import estimator as _estimator
 
     run_config = RunConfig(dataset=config.dataset, method=method, seed=config.seed,
                            model=config.model, epochs=config.epochs,
