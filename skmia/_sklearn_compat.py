@@ -16,6 +16,7 @@ from sklearn.utils._param_validation import (
     StrOptions,
     _Constraint,
     make_constraint,
+    validate_params,
 )
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "_fit_context",
     "_safe_indexing",
     "make_constraint",
+    "validate_params",
 ]

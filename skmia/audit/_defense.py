@@ -19,12 +19,13 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone, is_classifier
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, validate_params
 from sklearn.utils.validation import check_array, check_consistent_length
 
 from .._parallel import parallel_map
+from .._sklearn_compat import HasMethods, Interval, validate_params
 from ..model_selection import ReferenceModels
-from ..model_selection._reference import _block_size, balanced_masks
+from ..model_selection._reference import _block_size, _model_seed, balanced_masks
+from ..model_selection._vectorized import batching_refusal, fit_batched
 from ._canaries import Canaries, make_canaries
 from ._result import DefenseAudit
 
@@ -68,11 +69,15 @@ class AuditPlan:
         """Rounds of ``n_models`` models."""
         return n_models // self.block
 
+    def round_base_seed(self, r):
+        """The base seed round ``r``'s bank derives its masks and model seeds from."""
+        # ReferenceModels draws its base seed from random_state this way
+        return int(check_random_state(self.round_seed(r)).randint(2**31 - 1))
+
     def round_masks(self, r):
         """The training masks round ``r``'s bank will draw, (pool records, block)."""
-        # ReferenceModels draws its base seed from random_state this way
-        base = int(check_random_state(self.round_seed(r)).randint(2**31 - 1))
-        return balanced_masks(len(self.y_pool), self.block, self.keep, base)
+        return balanced_masks(len(self.y_pool), self.block, self.keep,
+                              self.round_base_seed(r))
 
     def check_rounds(self, n_rounds):
         """Refuse, before any training, masks that would leave a model without a class."""
@@ -262,15 +267,21 @@ def _phi(model, X, y, augment):
     return logit_confidence(np.log(np.maximum(proba, np.finfo(np.float64).tiny)), labels)[:, None]
 
 
-def _train_round(estimator, plan, r, fit_params):
-    """Train round ``r`` and return what the audit reads of its models (arrays only)."""
-    expand = plan.n_copies > 1 or len(plan.y_poison) > 0
-    n = len(plan.y_pool)
-    # joblib hands workers read-only memory maps; torch wants arrays it may write
+def _writable(plan, fit_params):
+    """The pool, the test part and ``fit_params`` as arrays torch may write (joblib
+    hands workers read-only memory maps)."""
     X_pool = plan.X_pool if plan.X_pool.flags.writeable else plan.X_pool.copy()
     X_test = plan.X_test if plan.X_test.flags.writeable else plan.X_test.copy()
     fit_params = {k: v.copy() if isinstance(v, np.ndarray) and not v.flags.writeable else v
                   for k, v in fit_params.items()}
+    return X_pool, X_test, fit_params
+
+
+def _train_round(estimator, plan, r, fit_params):
+    """Train round ``r`` and return what the audit reads of its models (arrays only)."""
+    expand = plan.n_copies > 1 or len(plan.y_poison) > 0
+    n = len(plan.y_pool)
+    X_pool, X_test, fit_params = _writable(plan, fit_params)
     if expand:
         copies = np.where(plan.is_canary, plan.n_copies, 1)
         recipe = _ExpandedFit(estimator, plan.X_pool, plan.y_pool, copies, plan.X_poison,
@@ -281,16 +292,34 @@ def _train_round(estimator, plan, r, fit_params):
     bank = ReferenceModels(recipe, n_estimators=plan.block, keep=plan.keep, n_jobs=1,
                            random_state=plan.round_seed(r)).fit(X_fit, plan.y_pool,
                                                                 **fit_params)
+    models = [m.estimator_ if expand else m for m in bank.estimators_]
+    return _round_result(models, bank.in_mask_.copy(), plan, X_pool, X_test)
+
+
+def _train_batched(estimator, plan, rounds):
+    """Train the models of ``rounds`` as one batched network (``fit_batched``): the same
+    models, masks and seeds as :func:`_train_round` gives round by round, to float32
+    rounding, in one pass over the pool instead of one per round."""
+    X_pool, X_test, _ = _writable(plan, {})
+    masks = [plan.round_masks(r) for r in rounds]
+    seeds = [_model_seed(plan.round_base_seed(r), k) for r in rounds
+             for k in range(plan.block)]
+    models = fit_batched(estimator, X_pool, plan.y_pool, np.concatenate(masks, axis=1), seeds)
+    return [_round_result(models[i * plan.block:(i + 1) * plan.block], mask, plan, X_pool,
+                          X_test) for i, mask in enumerate(masks)]
+
+
+def _round_result(models, in_mask, plan, X_pool, X_test):
+    """What the audit keeps of one round's models: φ on the pool, accuracies, ε."""
     phi, test_acc, train_acc, epsilon = [], [], [], []
-    for k, model in enumerate(bank.estimators_):
-        model = model.estimator_ if expand else model
+    for k, model in enumerate(models):
         phi.append(_phi(model, X_pool, plan.y_pool, plan.augment))
         test_acc.append(float(np.mean(model.predict(X_test) == plan.y_test)))
-        inside = bank.in_mask_[:, k]
+        inside = in_mask[:, k]
         train_acc.append(float(np.mean(model.predict(X_pool[inside])
                                        == plan.y_pool[inside])))
         epsilon.append(float(getattr(model, "epsilon_", np.nan)))
-    return {"phi": np.stack(phi, axis=1), "in_mask": bank.in_mask_.copy(),
+    return {"phi": np.stack(phi, axis=1), "in_mask": in_mask,
             "test_accuracy": np.asarray(test_acc), "train_accuracy": np.asarray(train_acc),
             "epsilon": np.asarray(epsilon)}
 
@@ -314,15 +343,39 @@ def _check_estimator(estimator, plan):
 def train_rounds(estimator, plan, rounds, *, fit_params=None, n_jobs=None, verbose=0):
     """Train the rounds ``rounds`` of an audit (joblib; Dask through its backend).
 
+    A recipe that :class:`~skmia.model_selection.ReferenceModels` can vectorise trains
+    its rounds as batched networks, split into ``n_jobs`` groups of whole rounds (one
+    group per worker); any other recipe trains round by round. Either way a round's
+    models depend on the audit's seed and the round alone.
+
     Returns
     -------
     results : list of dict
         Per round: ``phi`` (n_records, block, n_aug), ``in_mask``, ``test_accuracy``,
         ``train_accuracy``, ``epsilon`` (per model).
     """
-    tasks = [(estimator, plan, r, dict(fit_params or {})) for r in rounds]
+    rounds, fit_params = list(rounds), dict(fit_params or {})
+    expand = plan.n_copies > 1 or len(plan.y_poison) > 0
+    if rounds and not expand and batching_refusal(estimator, plan.X_pool, fit_params) is None:
+        groups = [list(g) for g in np.array_split(rounds, min(_jobs(n_jobs), len(rounds)))]
+        tasks = [(estimator, plan, [int(r) for r in group]) for group in groups]
+        grouped = parallel_map(_train_batched, tasks, n_jobs=n_jobs, verbose=verbose,
+                               desc=f"batched rounds of {plan.block} models")
+        return [result for group in grouped for result in group]
+    tasks = [(estimator, plan, r, fit_params) for r in rounds]
     return parallel_map(_train_round, tasks, n_jobs=n_jobs, verbose=verbose,
                         desc=f"rounds of {plan.block} models")
+
+
+def _jobs(n_jobs):
+    """Workers ``n_jobs`` asks for (joblib's reading: None 1, -1 all cores)."""
+    import os
+
+    if n_jobs is None:
+        from joblib.parallel import get_active_backend
+
+        n_jobs = get_active_backend()[1] or 1
+    return max(1, (os.cpu_count() or 1) + 1 + n_jobs if n_jobs < 0 else n_jobs)
 
 
 def assemble(plan, rounds, settings):
