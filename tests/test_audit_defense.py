@@ -304,7 +304,7 @@ AUDIT_ARGS = ["audit", "--dataset", "location", "--methods", "vanilla,relaxloss"
 
 
 def _audit_table(out):
-    from skmia.experiment._audit_dir import AUDIT_FILES
+    from skmia._rundir import AUDIT_FILES
 
     folders = list(out.rglob(AUDIT_FILES["complete"]))
     root = [f.parent for f in folders if (f.parent / AUDIT_FILES["plan"]).is_file()]
@@ -338,7 +338,6 @@ def test_interrupted_cli_audit_continues_to_the_same_result(cli_audit, tmp_path,
                                                             monkeypatch):
     from skmia.audit import _defense
     from skmia.cli import main
-    from skmia.experiment import _audit_dir
 
     calls = []
     real = _defense.train_rounds
@@ -353,11 +352,26 @@ def test_interrupted_cli_audit_continues_to_the_same_result(cli_audit, tmp_path,
     assert main([*AUDIT_ARGS, "--out", str(tmp_path)]) == 130
     rounds = list(tmp_path.rglob("round_*.safetensors"))
     assert len(rounds) == 1  # the finished round is kept
-    assert not list(tmp_path.rglob(_audit_dir.AUDIT_FILES["complete"]))
+    assert not list(tmp_path.rglob("complete.json"))
     monkeypatch.setattr(_defense, "train_rounds", real)
     assert main([*AUDIT_ARGS, "--out", str(tmp_path)]) == 0
     table, _ = _audit_table(tmp_path)
     pd.testing.assert_frame_equal(table, cli_audit[0])
+
+
+def test_cli_audit_never_follows_a_link_out_of_its_folder(tmp_path, capsys):
+    from skmia.cli import main
+
+    out, victim = tmp_path / "out", tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("mine")
+    method = out / "location" / "audit" / "seed1000" / "vanilla"
+    method.mkdir(parents=True)
+    (method / "rounds").symlink_to(victim, target_is_directory=True)
+    assert main([*AUDIT_ARGS, "--out", str(out)]) == 1
+    assert "symbolic link" in capsys.readouterr().err
+    assert [p.name for p in victim.iterdir()] == ["keep.txt"]
+    assert (victim / "keep.txt").read_text() == "mine"
 
 
 def test_recipe_document_is_the_same_in_another_process():

@@ -75,6 +75,7 @@ __all__ = [
     "MODEL_JSON", "MODEL_WEIGHTS", "COMPLETE", "CHECKPOINT", "ATTACK", "REFERENCE",
     "SHADOW", "AUDIT", "RESULTS_CSV", "RESULTS_JSON", "ROC_PNG", "LOSS_HIST_PNG",
     "COMPARE_JSON", "RUN_FILES", "ATTACK_FILES", "HISTORY_SCHEMA", "ATTACK_TABLE_COLUMNS",
+    "AUDIT_FILES", "AUDIT_RESULT_FILES", "audit_round_file",
 ]
 
 # ---------------------------------------------------------------------- file names
@@ -96,6 +97,25 @@ COMPARE_JSON = "compare.json"
 #: the files of a training, and of an attack (``attack/``), completion marker last
 RUN_FILES = (PARAMS, HISTORY, MODEL_JSON, MODEL_WEIGHTS, COMPLETE)
 ATTACK_FILES = (RESULTS_CSV, RESULTS_JSON, ROC_PNG, LOSS_HIST_PNG, COMPARE_JSON, COMPLETE)
+#: an audit directory (``skmia audit``): the shared plan, per method its recipe, its
+#: finished rounds (``audit_round_file(r)``) and result, the table of every method
+AUDIT_FILES = {
+    "plan": "audit.json",
+    "recipe": "recipe.json",
+    "rounds": "rounds",
+    "result": "result",
+    "table_csv": "summary.csv",
+    "table_json": "summary.json",
+    "complete": COMPLETE,
+}
+#: a saved :class:`skmia.audit.DefenseAudit` (``settings.json`` last)
+AUDIT_RESULT_FILES = {"arrays": "arrays.safetensors", "summary": "summary.csv",
+                      "per_record": "per_record.csv", "settings": "settings.json"}
+
+
+def audit_round_file(r):
+    """The file of round ``r`` of a method in an audit directory."""
+    return f"round_{r:04d}.safetensors"
 
 
 # ------------------------------------------------------------------ the result schema

@@ -8,20 +8,17 @@ arrays and recomputes the tables, so a loaded audit equals the saved one; nothin
 unpickled.
 """
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .._io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from .._rundir import AUDIT_RESULT_FILES as RESULT_FILES
+from .._rundir import RunDirectory
 from ..metrics import attack_auc, empirical_epsilon, tpr_at_fpr
 from ._loo import LOO_ATTACKS, loo_lira_scores
 
 __all__ = ["DefenseAudit", "RESULT_FILES", "SUMMARY_COLUMNS"]
 
-#: The files :meth:`DefenseAudit.save` writes (``settings.json`` last).
-RESULT_FILES = {"arrays": "arrays.safetensors", "summary": "summary.csv",
-                "per_record": "per_record.csv", "settings": "settings.json"}
 #: The false-positive rates of the summary, as fractions.
 MAX_FPRS = {"0.1%": 0.001, "1%": 0.01}
 SUMMARY_COLUMNS = [
@@ -223,15 +220,17 @@ class DefenseAudit:
         """
         from safetensors.numpy import save as save_arrays
 
-        folder = Path(folder)
+        folder = RunDirectory(folder)
         arrays = {name: np.ascontiguousarray(getattr(self, name)) for name in _ARRAYS}
         arrays["in_mask"] = arrays["in_mask"].astype(np.uint8)
         arrays["is_canary"] = arrays["is_canary"].astype(np.uint8)
-        atomic_write_bytes(folder / RESULT_FILES["arrays"], save_arrays(arrays))
-        atomic_write_text(folder / RESULT_FILES["summary"], self.summary_.to_csv(index=False))
-        atomic_write_text(folder / RESULT_FILES["per_record"],
-                          self.per_record_.to_csv(index=False))
-        atomic_write_json(folder / RESULT_FILES["settings"], self.settings)
+        folder.write_bytes(RESULT_FILES["arrays"], data=save_arrays(arrays))
+        folder.write_bytes(RESULT_FILES["summary"],
+                           data=self.summary_.to_csv(index=False).encode())
+        folder.write_bytes(RESULT_FILES["per_record"],
+                           data=self.per_record_.to_csv(index=False).encode())
+        folder.write_json(RESULT_FILES["settings"], document=self.settings)
+        folder = folder.root
         return folder
 
     @classmethod
@@ -249,10 +248,10 @@ class DefenseAudit:
         from safetensors import SafetensorError
         from safetensors.numpy import load as load_arrays
 
-        folder = Path(folder)
-        path = folder / RESULT_FILES["arrays"]
+        folder = RunDirectory(folder)
+        path = folder.path(RESULT_FILES["arrays"])
         try:
-            arrays = load_arrays(path.read_bytes())
+            arrays = load_arrays(folder.read_bytes(RESULT_FILES["arrays"]))
         except FileNotFoundError:
             raise FileNotFoundError(f"{str(path)!r} does not exist: not a saved audit") from None
         except SafetensorError as exc:
@@ -260,7 +259,7 @@ class DefenseAudit:
         missing = [name for name in _ARRAYS if name not in arrays]
         if missing:
             raise ValueError(f"{str(path)!r} lacks the arrays {missing}")
-        settings = read_json(folder / RESULT_FILES["settings"])
+        settings = folder.read_json(RESULT_FILES["settings"], spec=dict)
         return cls(**{name: arrays[name] for name in _ARRAYS}, settings=settings)
 
     def __repr__(self):

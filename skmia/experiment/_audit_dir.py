@@ -6,8 +6,10 @@ one process works in it; each finished round of models is written at once, so a 
 stopped by Ctrl-C keeps what it trained and the next call continues it to the same
 result; a later call with more models grows it. ``complete.json`` is written last.
 
-Every file name of the directory is in :data:`AUDIT_FILES` (and the saved result's in
-:data:`skmia.audit._result.RESULT_FILES`).
+Every file name of the directory is in :data:`skmia._rundir.AUDIT_FILES` (and the saved
+result's in :data:`skmia._rundir.AUDIT_RESULT_FILES`), and every file is read and written
+through :class:`skmia._rundir.RunDirectory`: no link is followed, nothing outside the
+directory is touched, a file that is not a regular file is never read.
 """
 
 import contextlib
@@ -20,23 +22,10 @@ import numpy as np
 import pandas as pd
 
 from .. import _registry
-from .._io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
-from ._lock import run_lock
+from .._rundir import AUDIT_FILES, COMPLETE, RunDirectory, audit_round_file
 
-__all__ = ["AUDIT_COLUMNS", "AUDIT_FILES", "AuditConfig", "audit_directory", "run_audit"]
+__all__ = ["AUDIT_COLUMNS", "AuditConfig", "audit_directory", "run_audit"]
 
-#: The audit directory's files: the shared plan, per method its recipe, rounds, result
-#: and marker, the table of every method, and the directory's marker (written last).
-AUDIT_FILES = {
-    "plan": "audit.json",
-    "recipe": "recipe.json",
-    "rounds": "rounds",
-    "round": "round_{r:04d}.safetensors",
-    "result": "result",
-    "table_csv": "summary.csv",
-    "table_json": "summary.json",
-    "complete": "complete.json",
-}
 #: Columns of the per-method table, in order.
 AUDIT_COLUMNS = [
     "method", "n_models", "attack", "test_accuracy", "test_accuracy_std",
@@ -116,39 +105,50 @@ def _recipe(config, method):
 
 
 def _recipe_document(clf):
-    params = clf.get_params(deep=False)
+    """What defines a method's models (its seed aside: every round draws its own)."""
+    from ._config import settings
+
     return {"class": type(clf).__name__,
-            "params": {k: repr(v) for k, v in sorted(params.items())
-                       if not k.startswith("_")  # skorch's private sets: no fixed order
-                       and k not in ("callbacks", "device", "random_state")}}
+            "params": {k: v for k, v in settings(clf).items() if k != "random_state"}}
 
 
-def _check_same(path, document, what):
-    if path.is_file():
-        saved = read_json(path)
+def _check_same(folder, name, document, what):
+    """Write ``document`` as ``name``, or refuse a folder whose ``name`` differs from it."""
+    if folder.is_file(name):
+        saved = folder.read_json(name, spec=dict)
         changed = sorted(k for k in set(saved) | set(document)
                          if saved.get(k) != document.get(k))
         if changed:
             raise ValueError(
-                f"{path.parent} holds an audit made with other {what} (differing: "
+                f"{folder.root} holds an audit made with other {what} (differing: "
                 f"{', '.join(map(str, changed))}); use another --out or --seed, or remove it."
             )
     else:
-        atomic_write_json(path, document)
+        folder.write_json(name, document=document)
 
 
-def _save_round(path, result):
+def _save_round(folder, r, result):
     from safetensors.numpy import save
 
     arrays = {k: np.ascontiguousarray(result[k]) for k in _ROUND_ARRAYS}
     arrays["in_mask"] = arrays["in_mask"].astype(np.uint8)
-    atomic_write_bytes(path, save(arrays))
+    folder.write_bytes(AUDIT_FILES["rounds"], audit_round_file(r), data=save(arrays))
 
 
-def _load_round(path):
+def _load_round(folder, r):
+    from safetensors import SafetensorError
     from safetensors.numpy import load
 
-    arrays = load(path.read_bytes())
+    name = (AUDIT_FILES["rounds"], audit_round_file(r))
+    try:
+        arrays = load(folder.read_bytes(*name))
+    except SafetensorError as exc:
+        raise ValueError(f"{str(folder.path(*name))!r} is not a round of this audit ({exc}); "
+                         "delete it and run the same command again") from exc
+    missing = sorted(set(_ROUND_ARRAYS) - set(arrays))
+    if missing:
+        raise ValueError(f"{str(folder.path(*name))!r} lacks the arrays {missing}; delete it "
+                         "and run the same command again")
     arrays["in_mask"] = arrays["in_mask"].astype(bool)
     return arrays
 
@@ -167,14 +167,12 @@ def _audit_method(config, plan, folder, method, n_rounds):
 
     clf = _recipe(config, method)
     _check_estimator(clf, plan)
-    folder.mkdir(parents=True, exist_ok=True)
-    _check_same(folder / AUDIT_FILES["recipe"], _recipe_document(clf), "method settings")
-    rounds_dir = folder / AUDIT_FILES["rounds"]
-    rounds_dir.mkdir(exist_ok=True)
-    path = [rounds_dir / AUDIT_FILES["round"].format(r=r) for r in range(n_rounds)]
-    missing = [r for r in range(n_rounds) if not path[r].is_file()]
+    folder.makedirs(AUDIT_FILES["rounds"])
+    _check_same(folder, AUDIT_FILES["recipe"], _recipe_document(clf), "method settings")
+    missing = [r for r in range(n_rounds)
+               if not folder.is_file(AUDIT_FILES["rounds"], audit_round_file(r))]
     if missing:
-        (folder / AUDIT_FILES["complete"]).unlink(missing_ok=True)
+        folder.clear(COMPLETE)
     chunk = _rounds_per_chunk(config)
     n_jobs = -1 if config.scheduler is not None else config.jobs
     # AdvReg's inference network learns non-members from the test part (the classifier
@@ -187,12 +185,12 @@ def _audit_method(config, plan, folder, method, n_rounds):
                                                 n_jobs=n_jobs,
                                                 verbose=int(not config.quiet)),
                              strict=True):
-            _save_round(path[r], result)
-    audit = assemble(plan, [_load_round(p) for p in path],
+            _save_round(folder, r, result)
+    audit = assemble(plan, [_load_round(folder, r) for r in range(n_rounds)],
                      {"estimator": type(clf).__name__, "method": method,
                       "dataset": config.dataset})
-    audit.save(folder / AUDIT_FILES["result"])
-    atomic_write_json(folder / AUDIT_FILES["complete"], {"n_models": audit.n_models})
+    audit.save(folder.path(AUDIT_FILES["result"]))
+    folder.mark_complete(document={"n_models": audit.n_models})
     return audit
 
 
@@ -239,7 +237,8 @@ def run_audit(config):
     """
     from ..audit._defense import _check_n_models
 
-    folder = audit_directory(config.out, config.dataset, config.seed, config.model)
+    folder = RunDirectory(audit_directory(config.out, config.dataset, config.seed,
+                                          config.model))
     plan = _plan(config)
     _check_n_models(config.models, plan.block)
     plan.check_rounds(plan.n_rounds(config.models))
@@ -250,21 +249,21 @@ def run_audit(config):
                        "test_size", "seed")}
     shared["plan"] = plan.settings
     start = time.perf_counter()
-    with run_lock(folder, "audit"), _scheduler(config.scheduler):
-        (folder / AUDIT_FILES["complete"]).unlink(missing_ok=True)
-        _check_same(folder / AUDIT_FILES["plan"], shared, "data or canaries")
+    with folder.lock("audit"), _scheduler(config.scheduler):
+        folder.clear(COMPLETE)
+        _check_same(folder, AUDIT_FILES["plan"], shared, "data or canaries")
         rows = []
         for method in config.methods:
-            audit = _audit_method(config, plan, folder / method, method,
+            audit = _audit_method(config, plan, folder.child(method), method,
                                   plan.n_rounds(config.models))
             rows.append(method_row(method, audit))
         table = pd.DataFrame(rows).reindex(columns=AUDIT_COLUMNS)
-        atomic_write_text(folder / AUDIT_FILES["table_csv"], table.to_csv(index=False))
-        atomic_write_json(folder / AUDIT_FILES["table_json"],
-                          {"rows": table.astype(object).where(table.notna(), None)
-                           .to_dict("records")})
-        atomic_write_json(folder / AUDIT_FILES["complete"],
-                          {"methods": list(config.methods), "n_models": config.models,
-                           "seconds": round(time.perf_counter() - start, 1)})
-    table.attrs["folder"] = str(folder)
+        folder.write_bytes(AUDIT_FILES["table_csv"], data=table.to_csv(index=False).encode())
+        folder.write_json(AUDIT_FILES["table_json"],
+                          document={"rows": table.astype(object).where(table.notna(), None)
+                                    .to_dict("records")})
+        folder.mark_complete(document={"methods": list(config.methods),
+                                       "n_models": config.models,
+                                       "seconds": round(time.perf_counter() - start, 1)})
+    table.attrs["folder"] = str(folder.root)
     return table

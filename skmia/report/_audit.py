@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._io import read_json
+from .._rundir import AUDIT_FILES, RunDirectory, find_folders
 from ._plots import _pyplot, figure_png
 
 __all__ = ["audit_roc_figure", "audit_privacy_utility_figure", "find_audits",
@@ -16,32 +16,25 @@ __all__ = ["audit_roc_figure", "audit_privacy_utility_figure", "find_audits",
 _UNRESOLVED = "unresolved"
 
 
-def _files():
-    from ..experiment._audit_dir import AUDIT_FILES
-
-    return AUDIT_FILES
-
-
 def find_audits(paths):
-    """Finished audit directories below ``paths``: ``[(folder, table, {method: audit})]``."""
+    """Finished audit directories below ``paths``: ``[(folder, table, {method: audit})]``
+    (read through :class:`~skmia._rundir.RunDirectory`: no link is followed)."""
     from ..audit import DefenseAudit
 
-    files = _files()
     found = []
     for root in paths:
         root = Path(root)
         if not root.exists():
             raise FileNotFoundError(f"{str(root)!r} does not exist")
-        markers = [root / files["plan"]] if (root / files["plan"]).is_file() else []
-        markers += sorted(root.rglob(files["plan"]))
-        for plan in dict.fromkeys(markers):
-            folder = plan.parent
-            if not (folder / files["complete"]).is_file():
+        for path in find_folders(root, AUDIT_FILES["plan"]):
+            folder = RunDirectory(path)
+            if not folder.is_complete():
                 continue
-            table = pd.DataFrame(read_json(folder / files["table_json"])["rows"])
-            audits = {m: DefenseAudit.load(folder / m / files["result"])
+            rows = folder.read_json(AUDIT_FILES["table_json"], spec={"rows": list})["rows"]
+            table = pd.DataFrame(rows)
+            audits = {m: DefenseAudit.load(folder.path(str(m), AUDIT_FILES["result"]))
                       for m in table["method"]}
-            found.append((folder, table, audits))
+            found.append((path, table, audits))
     return found
 
 
