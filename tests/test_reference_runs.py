@@ -156,3 +156,14 @@ def test_bank_rounds_are_whole_blocks_of_the_masks(n_models, jobs, keep, expecte
     from skmia.experiment._bank import _bank_round
 
     assert _bank_round(n_models, jobs, keep) == expected
+
+
+@pytest.mark.parametrize(("n_models", "jobs", "expected"), [
+    (4, 1, 2),    # pairs still: an interrupted bank keeps its first pair
+    (16, 1, 4),   # four rounds of a batched network
+    (64, 2, 16),
+])
+def test_batched_bank_rounds_are_at_most_four(n_models, jobs, expected):
+    from skmia.experiment._bank import _bank_round
+
+    assert _bank_round(n_models, jobs, 0.5, batched=True) == expected

@@ -66,7 +66,11 @@ def reference_bank(target_dir, target, split, n_models, *, n_jobs=1, verbose=0):
         fit_params = {"X_reference": split.reference.X, "y_reference": split.reference.y}
     have = len(getattr(bank, "estimators_", ()))
     seconds = folder.read_json(COMPLETE, spec=_COMPLETE_SPEC)["seconds"] if have else 0.0
-    step = _bank_round(n_models, n_jobs, bank.keep)
+    from ..model_selection._vectorized import batching_refusal
+
+    step = _bank_round(n_models, n_jobs, bank.keep,
+                       batched=bank.vectorize is not False
+                       and batching_refusal(bank.estimator, X_pool, fit_params) is None)
     with _models_bar(n_models, have, not verbose) as bar:
         while have < n_models:
             size = min(n_models, have + step)
@@ -159,15 +163,16 @@ def _new_bank(target, n_models, jobs, seed):
     return ReferenceModels(estimator, n_estimators=n_models, n_jobs=jobs, random_state=seed)
 
 
-def _bank_round(n_models, jobs, keep):
-    """Models trained between two saves: ``jobs`` at once, at most eight rounds, whole
-    blocks of the bank's masks (pairs for ``keep=0.5``)."""
+def _bank_round(n_models, jobs, keep, batched=False):
+    """Models trained between two saves: ``jobs`` at once, whole blocks of the bank's
+    masks (pairs for ``keep=0.5``), at most eight rounds — four when the models train as
+    one batched network, where a round of many models costs little more than one."""
     from joblib import effective_n_jobs
 
     from ..model_selection._reference import _block_size
 
     q = _block_size(keep)
-    per_round = max(effective_n_jobs(jobs), -(-n_models // 8))
+    per_round = max(effective_n_jobs(jobs), -(-n_models // (4 if batched else 8)))
     return q * -(-per_round // q)
 
 
