@@ -392,8 +392,8 @@ ATTACK_CASES = [
      "'grad_z'"),
     (NNAttack, {"output": "softmax"}, "output", r"a str among \{('logit'|'proba'|, )+\}",
      "'softmax'"),
-    (NNAttack, {"max_steps": 0}, "max_steps", _INT_1, "0"),
-    (NNAttack, {"max_steps": True}, "max_steps", _INT_1, "True"),  # a bool is no number
+    (NNAttack, {"max_iter": 0}, "max_iter", _INT_1, "0"),
+    (NNAttack, {"max_iter": True}, "max_iter", _INT_1, "True"),  # a bool is no number
     (NNAttack, {"batch_size": -5}, "batch_size", _INT_1, "-5"),
     (NNAttack, {"learning_rate_init": NAN}, "learning_rate_init", _POSITIVE, "nan"),
     (NNAttack, {"hidden_layer_sizes": 0}, "hidden_layer_sizes",
