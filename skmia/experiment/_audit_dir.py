@@ -175,10 +175,11 @@ def _audit_method(config, plan, folder, method, n_rounds):
         folder.clear(COMPLETE)
     chunk = _rounds_per_chunk(config)
     n_jobs = -1 if config.scheduler is not None else config.jobs
-    # AdvReg's inference network learns non-members from the test part (the classifier
-    # never trains on its labels), as the reference code's does from its reference split
+    # AdvReg's inference network and MemGuard's defender learn non-members from the test
+    # part (the classifier never trains on its labels), as the reference code's do from
+    # its reference split
     fit_params = ({"X_reference": plan.X_test, "y_reference": plan.y_test}
-                  if method == "advreg" else {})
+                  if _registry.METHODS[method].needs_reference else {})
     for start in range(0, len(missing), chunk):
         todo = missing[start:start + chunk]
         for r, result in zip(todo, train_rounds(clf, plan, todo, fit_params=fit_params,
