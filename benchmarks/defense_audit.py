@@ -38,7 +38,8 @@ DATASETS = ("location", "purchase-like")
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
-    parser.add_argument("--methods", nargs="+", default=None, help="default: every method but the controls (memguard)")
+    parser.add_argument("--methods", nargs="+", default=None,
+                        help="default: every method but the controls (memguard)")
     parser.add_argument("--models", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--hidden", type=int, nargs="+", default=[256])
