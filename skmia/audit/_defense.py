@@ -25,7 +25,7 @@ from .._parallel import parallel_map
 from .._sklearn_compat import HasMethods, Interval, validate_params
 from ..model_selection import ReferenceModels
 from ..model_selection._reference import _block_size, _model_seed, balanced_masks
-from ..model_selection._vectorized import batching_refusal, fit_batched
+from ..model_selection._vectorized import auto_refusal, batching_refusal, fit_batched
 from ._canaries import Canaries, make_canaries
 from ._result import DefenseAudit
 
@@ -356,7 +356,8 @@ def train_rounds(estimator, plan, rounds, *, fit_params=None, n_jobs=None, verbo
     """
     rounds, fit_params = list(rounds), dict(fit_params or {})
     expand = plan.n_copies > 1 or len(plan.y_poison) > 0
-    if rounds and not expand and batching_refusal(estimator, plan.X_pool, fit_params) is None:
+    if (rounds and not expand and batching_refusal(estimator, plan.X_pool, fit_params) is None
+            and auto_refusal(estimator, plan.X_pool) is None):
         groups = [list(g) for g in np.array_split(rounds, min(_jobs(n_jobs), len(rounds)))]
         tasks = [(estimator, plan, [int(r) for r in group]) for group in groups]
         grouped = parallel_map(_train_batched, tasks, n_jobs=n_jobs, verbose=verbose,

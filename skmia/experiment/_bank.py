@@ -66,11 +66,8 @@ def reference_bank(target_dir, target, split, n_models, *, n_jobs=1, verbose=0):
         fit_params = {"X_reference": split.reference.X, "y_reference": split.reference.y}
     have = len(getattr(bank, "estimators_", ()))
     seconds = folder.read_json(COMPLETE, spec=_COMPLETE_SPEC)["seconds"] if have else 0.0
-    from ..model_selection._vectorized import batching_refusal
-
     step = _bank_round(n_models, n_jobs, bank.keep,
-                       batched=bank.vectorize is not False
-                       and batching_refusal(bank.estimator, X_pool, fit_params) is None)
+                       batched=bank._batching_refusal(X_pool, fit_params) is None)
     with _models_bar(n_models, have, not verbose) as bar:
         while have < n_models:
             size = min(n_models, have + step)
