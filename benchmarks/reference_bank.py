@@ -106,7 +106,17 @@ def load_pool(dataset, rows, data_home=None):
 
         X, y = make_purchase_like(n_samples=max(rows, 2000), random_state=0, return_X_y=True)
         name = "purchase-like (SYNTHETIC)"
-    keep = np.sort(np.random.default_rng(0).permutation(len(y))[:rows])
+    rng = np.random.default_rng(0)
+    shuffled = rng.permutation(len(y))
+    if dataset == "location":
+        keep = np.sort(shuffled[:rows])
+    else:  # classes as even as the data allows (100 classes in 2,004 rows: ~20 each,
+        # so that no model of a 64-model bank misses one)
+        rank = np.empty(len(y), dtype=np.int64)
+        for c in np.unique(y):
+            members = shuffled[y[shuffled] == c]
+            rank[members] = np.arange(len(members))
+        keep = np.sort(shuffled[np.argsort(rank[shuffled], kind="stable")][:rows])
     X, y = X[keep], y[keep]
     return X, y, f"{name}, {len(y):,} rows x {X.shape[1]}, {len(np.unique(y))} classes"
 
