@@ -104,7 +104,8 @@ def load_pool(dataset, rows, data_home=None):
     else:
         from skmia.datasets import make_purchase_like
 
-        X, y = make_purchase_like(n_samples=max(rows, 2000), random_state=0, return_X_y=True)
+        X, y = make_purchase_like(n_samples=max(5 * rows, 10_000), random_state=0,
+                                  return_X_y=True)
         name = "purchase-like (SYNTHETIC)"
     rng = np.random.default_rng(0)
     shuffled = rng.permutation(len(y))
