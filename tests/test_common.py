@@ -213,7 +213,7 @@ class MemGuardWithReference(MemGuardClassifier):
                            **fit_params)
 
     def partial_fit(self, X, y, classes=None, **fit_params):
-        if getattr(self, "_reference", None) is not None:  # called by fit
+        if getattr(self, "_reference_input", None) is not None:  # called by fit
             return super().partial_fit(X, y, classes=classes, **fit_params)
         return super().partial_fit(X, y, classes=classes, X_reference=X,
                                    y_reference=_reference_labels(y), **fit_params)

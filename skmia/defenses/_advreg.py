@@ -14,6 +14,7 @@ from ..nn import MLP
 from ._base import CROSS_ENTROPY, MIADefenseClassifier, in_memory_arrays, insert_callback
 from ._batches import _ClassifierBatches
 from ._callbacks import _AdversarialSchedule
+from ._reference_set import ReferenceSetMixin
 
 __all__ = ["AdvRegClassifier"]
 
@@ -61,7 +62,7 @@ def _frozen(module):
             p.requires_grad_(flag)
 
 
-class AdvRegClassifier(MIADefenseClassifier):
+class AdvRegClassifier(ReferenceSetMixin, MIADefenseClassifier):
     """Adversarial regularization: train against an inference network, min-max.
 
     An inference network ``h`` learns to tell the training rows (members) from a
@@ -164,6 +165,8 @@ class AdvRegClassifier(MIADefenseClassifier):
         "classifier_batches": [Interval(Integral, 1, None, closed="left"), None],
     }
 
+    _reference_role = "trains its inference network"
+
     def __init__(
         self,
         module=MLP,
@@ -212,8 +215,8 @@ class AdvRegClassifier(MIADefenseClassifier):
         self : object
             The fitted classifier.
         """
-        with self._reference_set(X_reference, y_reference):
-            return super().fit(X, y, **fit_params)
+        return super().fit(X, y, X_reference=X_reference, y_reference=y_reference,
+                           **fit_params)
 
     def partial_fit(self, X, y, classes=None, *, X_reference=None, y_reference=None,
                     **fit_params):
@@ -239,27 +242,11 @@ class AdvRegClassifier(MIADefenseClassifier):
         self : object
             The fitted classifier.
         """
-        if getattr(self, "_reference_input", None) is not None and X_reference is None:
-            # skorch's fit calls partial_fit; fit holds the reference set
-            return super().partial_fit(X, y, classes=classes, **fit_params)
-        with self._reference_set(X_reference, y_reference):
-            return super().partial_fit(X, y, classes=classes, **fit_params)
+        return super().partial_fit(X, y, classes=classes, X_reference=X_reference,
+                                   y_reference=y_reference, **fit_params)
 
-    @contextmanager
-    def _reference_set(self, X_reference, y_reference):
-        if X_reference is None or y_reference is None:
-            raise ValueError(
-                "AdvRegClassifier trains its inference network to tell the training rows "
-                "from non-members: pass a reference set, fit(X, y, X_reference=..., "
-                "y_reference=...), for example membership_split(...).reference. The "
-                "training rows are never split to make one."
-            )
-        self._reference_input = (X_reference, y_reference)
-        try:
-            yield
-        finally:
-            self._reference_input = None
-            self._adversary = None
+    def _release_reference(self):
+        self._adversary = None
 
     # ------------------------------------------------------------------ skorch hooks
 

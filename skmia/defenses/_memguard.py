@@ -13,6 +13,7 @@ from .._sklearn_compat import Interval
 from ..nn import MLP
 from ._base import MIADefenseClassifier, insert_callback
 from ._outputs import ReleasedOutputs, ReleasingClassifierMixin
+from ._reference_set import ReferenceSetMixin
 
 __all__ = ["MemGuardClassifier", "memguard_noise"]
 
@@ -141,7 +142,7 @@ class _TrainDefender(Callback):
         net._fit_defender(X)
 
 
-class MemGuardClassifier(ReleasingClassifierMixin, MIADefenseClassifier):
+class MemGuardClassifier(ReleasingClassifierMixin, ReferenceSetMixin, MIADefenseClassifier):
     """MemGuard: noise on each confidence vector that turns an attack into a coin flip.
 
     The network trains as :class:`VanillaClassifier` does. The defender then trains its
@@ -216,6 +217,8 @@ class MemGuardClassifier(ReleasingClassifierMixin, MIADefenseClassifier):
         "defender_epochs": [Interval(Integral, 1, None, closed="left")],
     }
 
+    _reference_role = "trains its defender's attack classifier"
+
     def __init__(self, module=MLP, *, distortion_budget=1.0, max_steps=300,
                  defender_epochs=200, **kwargs):
         super().__init__(module, **kwargs)
@@ -243,8 +246,8 @@ class MemGuardClassifier(ReleasingClassifierMixin, MIADefenseClassifier):
         -------
         self : object
         """
-        with self._reference_set(X_reference, y_reference):
-            return super().fit(X, y, **fit_params)
+        return super().fit(X, y, X_reference=X_reference, y_reference=y_reference,
+                           **fit_params)
 
     def partial_fit(self, X, y, classes=None, *, X_reference=None, y_reference=None,
                     **fit_params):
@@ -259,24 +262,8 @@ class MemGuardClassifier(ReleasingClassifierMixin, MIADefenseClassifier):
         -------
         self : object
         """
-        if getattr(self, "_reference", None) is not None and X_reference is None:
-            return super().partial_fit(X, y, classes=classes, **fit_params)  # from fit
-        with self._reference_set(X_reference, y_reference):
-            return super().partial_fit(X, y, classes=classes, **fit_params)
-
-    @contextmanager
-    def _reference_set(self, X_reference, y_reference):
-        if X_reference is None or y_reference is None:
-            raise ValueError(
-                "MemGuardClassifier trains its defender's attack classifier to tell the "
-                "training rows from non-members: pass fit(X, y, X_reference=..., "
-                "y_reference=...), for example membership_split(...).reference."
-            )
-        self._reference = (X_reference, y_reference)
-        try:
-            yield
-        finally:
-            self._reference = None
+        return super().partial_fit(X, y, classes=classes, X_reference=X_reference,
+                                   y_reference=y_reference, **fit_params)
 
     @property
     def _default_callbacks(self):
@@ -308,9 +295,9 @@ class MemGuardClassifier(ReleasingClassifierMixin, MIADefenseClassifier):
 
     def _fit_defender(self, X_members):
         """Train ``g`` on sorted raw log-probabilities: training rows 1, reference rows 0."""
-        if X_members is None or self._reference is None:
+        if X_members is None or self._reference_input is None:
             return
-        X_ref, _ = self._check_training_data(*self._reference, what="y_reference")
+        X_ref, _ = self._check_training_data(*self._reference_input, what="y_reference")
         X_mem = self._check_X(np.asarray(X_members), reset=False)
         n = min(len(X_mem), len(X_ref))
         inputs = np.concatenate([X_mem[:n], X_ref[:n]])
