@@ -364,3 +364,27 @@ _OPTION_LIST = (
 )
 #: ``name -> MethodOption``: the CLI's method options (``--alpha``, ...), in its order.
 METHOD_OPTIONS = {option.name: option for option in _OPTION_LIST}
+
+#: The attacks (:mod:`skmia.attacks`) that calibrate themselves without a shadow model, by
+#: their CLI names: ``name -> (label in results tables, needs a bank of reference models)``.
+CALIBRATED_ATTACKS = {
+    "lira": ("LiRA online", True),
+    "lira_offline": ("LiRA offline", True),
+    "rmia": ("RMIA online, T=2", True),
+    "rmia_softmax": ("RMIA online, softmax", True),
+    "rmia_offline": ("RMIA offline", True),
+    "attack_r": ("Attack-R", True),
+    "attack_p": ("Attack-P", False),
+    "qmia": ("QMIA", False),
+    "label_only": ("label-only", False),
+}
+
+#: The kinds of canaries :func:`skmia.audit.make_canaries` makes, and what each is.
+CANARY_KINDS = {
+    "mislabel": "a real record whose label is replaced by a random other class",
+    "duplicate_mislabel": "a mislabeled record trained on n_copies times (copies IN or "
+                          "OUT together)",
+    "random": "a synthetic out-of-distribution record (features drawn from X's marginals; "
+              "uniform noise for images) with a random label",
+    "blank": "a constant image with a random label (images only)",
+}

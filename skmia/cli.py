@@ -19,6 +19,16 @@ from ._rundir import escape_text
 
 __all__ = ["main"]
 
+# The parser reads skmia._registry only: `skmia --help` (and a usage error) answers at
+# once, without importing torch, scikit-learn or pandas; each command imports what it runs.
+DATASETS = tuple(_registry.DATASETS)
+METHODS = tuple(_registry.METHODS)
+MODES = _registry.MODES
+PROTOCOLS = _registry.PROTOCOLS
+IMAGE_MODELS = _registry.IMAGE_MODELS
+IMAGE_DATASETS = tuple(n for n, d in _registry.DATASETS.items() if d.kind == "image")
+CALIBRATED_ATTACKS = _registry.CALIBRATED_ATTACKS
+
 class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Say a default only where it is a value: an option left unset takes the paper's
     value (or another one its help names), which "(default: None)" would misstate."""
@@ -31,8 +41,6 @@ class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def _add_training_options(parser):
     """The options ``run`` and ``compare`` share: what a run trains and where it goes."""
-    from .experiment import IMAGE_MODELS
-
     parser.add_argument("--model", choices=IMAGE_MODELS, default=None,
                         help=f"network, CIFAR only (default there: {IMAGE_MODELS[0]})")
     parser.add_argument("--seed", type=int, default=1000,
@@ -69,17 +77,13 @@ def _check_parallel_options(parser, args):
 
 
 def _build_parser():
-    from .datasets import DATASETS
-    from .experiment import MODES, method_classes
-    from .model_selection import PROTOCOLS
-
     parser = argparse.ArgumentParser(
         prog="skmia",
         description="Membership-inference defenses and attacks (scikit-learn style).",
     )
     parser.add_argument("--version", action="version", version=f"skmia {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    methods = tuple(method_classes())
+    methods = METHODS
 
     # ------------------------------------------------------------------ skmia run
     run = sub.add_parser(
@@ -106,10 +110,7 @@ def _build_parser():
                                "depend on N")
     _add_calibrated_options(run)
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    group = run.add_argument_group("method options (default: the paper's value)")
-    for name, option in _registry.METHOD_OPTIONS.items():
-        group.add_argument(f"--{name.replace('_', '-')}", type=option.type, default=None,
-                           help=option.help)
+    _add_method_options(run, "method options (default: the paper's value)")
 
     _add_audit_parser(sub, methods, DATASETS)
 
@@ -156,6 +157,14 @@ def _build_parser():
                                "results do not depend on N")
     _add_calibrated_options(cmp)
     cmp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    group = _add_method_options(cmp, "method options, for every compared method they "
+                                     "apply to (default: the paper's value)")
+    group.add_argument(
+        "--method-option", action="append", type=_method_option, default=[],
+        metavar="METHOD:NAME=VALUE", dest="method_option",
+        help="a constructor argument of one method, e.g. dpsgd:target_epsilon=8 or "
+             "vanilla:module__hidden_sizes=(256,) (a Python literal; repeatable; wins over "
+             "the options above)")
 
     # ---------------------------------------------------------------- skmia report
     rep = sub.add_parser(
@@ -196,9 +205,6 @@ def _build_parser():
 
 def _add_audit_parser(sub, methods, datasets):
     """``skmia audit``: defense audits with canaries (skmia.audit, arXiv:2404.17399)."""
-    from .audit import CANARY_KINDS
-    from .experiment import IMAGE_MODELS
-
     aud = sub.add_parser(
         "audit",
         help="audit defenses with canaries and leave-one-out LiRA over many models",
@@ -219,7 +225,7 @@ def _add_audit_parser(sub, methods, datasets):
     aud.add_argument("--models", type=int, default=64, metavar="K",
                      help="models per method (an even number >= 4)")
     aud.add_argument("--canaries", type=int, default=500, metavar="N", help="canaries")
-    aud.add_argument("--canary-kind", choices=tuple(CANARY_KINDS), default="mislabel",
+    aud.add_argument("--canary-kind", choices=tuple(_registry.CANARY_KINDS), default="mislabel",
                      help="what a canary is")
     aud.add_argument("--poisons", type=int, default=0, metavar="N",
                      help="random records in every model's training set, never audited")
@@ -245,10 +251,37 @@ def _add_audit_parser(sub, methods, datasets):
     aud.add_argument("--scheduler", default=None, metavar="ADDRESS",
                      help="train on the Dask cluster whose scheduler is at ADDRESS")
     aud.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    group = aud.add_argument_group("method options (default: the paper's value)")
+    _add_method_options(aud, "method options (default: the paper's value)")
+
+
+def _add_method_options(parser, title):
+    """``--alpha``, ``--target-epsilon``, ...: :data:`skmia._registry.METHOD_OPTIONS`."""
+    group = parser.add_argument_group(title)
     for name, option in _registry.METHOD_OPTIONS.items():
         group.add_argument(f"--{name.replace('_', '-')}", type=option.type, default=None,
                            help=option.help)
+    return group
+
+
+def _method_option(text):
+    """``METHOD:NAME=VALUE`` as ``(method, name, value)``; the value a Python literal
+    (``8``, ``0.5``, ``(256,)``, ``'adam'``), else the text itself."""
+    import ast
+
+    method, colon, assignment = text.partition(":")
+    name, equals, value = assignment.partition("=")
+    method, name = method.strip(), name.strip()
+    if not (colon and equals and method and name.isidentifier()):
+        raise argparse.ArgumentTypeError(
+            f"expected METHOD:NAME=VALUE such as dpsgd:target_epsilon=8, got {text!r}")
+    if method not in METHODS:
+        raise argparse.ArgumentTypeError(
+            f"unknown method {method!r} in {text!r} (choose from {', '.join(METHODS)})")
+    try:
+        value = ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+        value = value.strip()
+    return method, name, value
 
 
 def _int_list(text):
@@ -263,8 +296,6 @@ def _int_list(text):
 
 
 def _attack_names(text):
-    from .attacks import CALIBRATED_ATTACKS
-
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     if "all" in names:
         return tuple(CALIBRATED_ATTACKS)
@@ -278,9 +309,7 @@ def _attack_names(text):
 
 
 def _method_names(text):
-    from .experiment import method_classes
-
-    valid = tuple(method_classes())
+    valid = METHODS
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in valid]
     if unknown or not names:
@@ -294,8 +323,6 @@ def _method_names(text):
 
 
 def _add_calibrated_options(parser):
-    from .attacks import CALIBRATED_ATTACKS
-
     parser.add_argument(
         "--attacks", type=_attack_names, default=(), metavar="A,B,...",
         help="attacks calibrated without the shadow, run after the reference code's nine: "
@@ -308,8 +335,6 @@ def _add_calibrated_options(parser):
 
 
 def _check_calibrated_options(parser, args):
-    from .attacks import CALIBRATED_ATTACKS
-
     needs = [n for n in args.attacks if CALIBRATED_ATTACKS[n][1]]
     if needs and args.reference_models is None:
         parser.error(f"--attacks {','.join(needs)} needs --reference-models K (the number of "
@@ -321,8 +346,6 @@ def _check_calibrated_options(parser, args):
 
 def _checked_run_options(parser, args):
     """Check the options ``run`` and ``compare`` share; the network (None: the MLP)."""
-    from .experiment import IMAGE_DATASETS
-
     if args.dataset in IMAGE_DATASETS:
         model = args.model or _registry.DATASETS[args.dataset].models[0]
     elif args.model is not None:
@@ -410,6 +433,7 @@ def _cmd_compare(parser, args):
     from .report import format_table
 
     model = _checked_run_options(parser, args)
+    options = _compare_method_options(parser, args)
     config = RunConfig(
         dataset=args.dataset, method=args.methods[0], seed=args.seed, model=model,
         epochs=args.epochs, out=args.out, data_home=args.data_home, device=args.device,
@@ -418,12 +442,35 @@ def _cmd_compare(parser, args):
     )
     start = time.perf_counter()
     table = compare(config, args.methods, attacks=args.attacks,
-                    reference_models=args.reference_models)
+                    reference_models=args.reference_models, method_options=options)
     seconds = time.perf_counter() - start
     print(format_table(table), end="")
     print("\nruns in " + ", ".join(str(table.attrs["folders"][m]) for m in args.methods)
           + f" [{seconds:.0f} s]")
     return 0
+
+
+def _compare_method_options(parser, args):
+    """``method -> {name: value}`` of ``compare``'s method options: ``--alpha`` and the
+    like for each compared method they apply to, then each ``--method-option``."""
+    options = {}
+    for name, option in _registry.METHOD_OPTIONS.items():
+        value = getattr(args, name)
+        if value is None:
+            continue
+        applies = [m for m in args.methods if m in option.methods]
+        if not applies:
+            parser.error(f"--{name.replace('_', '-')} applies to "
+                         f"{', '.join(option.methods)}, none of --methods "
+                         f"{','.join(args.methods)}")
+        for method in applies:
+            options.setdefault(method, {})[name] = value
+    for method, name, value in args.method_option:
+        if method not in args.methods:
+            parser.error(f"--method-option {method}:{name}=... names {method}, which is not "
+                         f"in --methods {','.join(args.methods)}")
+        options.setdefault(method, {})[name] = value
+    return options
 
 
 def _cmd_report(parser, args):
@@ -448,7 +495,6 @@ def _cmd_report(parser, args):
 
 
 def _cmd_audit(parser, args):
-    from .experiment import IMAGE_DATASETS
     from .experiment._audit_dir import AuditConfig, run_audit
     from .report._audit import format_audit_table
 
@@ -541,7 +587,9 @@ def main(argv=None):
         try:
             return _COMMANDS[args.command](args.command_parser, args)
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
-            print(f"skmia {args.command}: error: {escape_text(exc)}", file=sys.stderr)
+            # the library names its parameter; here the user gave an option
+            message = escape_text(exc).replace("`data_home=`", "`--data-home`")
+            print(f"skmia {args.command}: error: {message}", file=sys.stderr)
             return 1
         except KeyboardInterrupt as exc:
             # a run's RunInterrupted says what it kept; a bare Ctrl-C elsewhere does not

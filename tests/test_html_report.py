@@ -137,17 +137,32 @@ def test_results_tables_equal_results_csv(runs, page):
         shown = table["header"]
         assert shown[0] == "attack"
         # every column with a value is shown, but the run's context (in its settings)
+        # and the bounds of the intervals (in their rate's cell)
         expected = [c for c in csv.columns if csv[c].notna().any() and c not in
-                    ("dataset", "model", "method", "seed", "shadow_method")]
+                    ("dataset", "model", "method", "seed", "shadow_method")
+                    and not c.endswith(("_ci_low", "_ci_high"))]
         assert shown == expected
+        assert "tpr_at_1%fpr" in shown
+        n_intervals = 0
         for row, (_, record) in zip(table["rows"], csv.iterrows(), strict=True):
             cells = dict(zip(shown, row, strict=True))
             assert cells["attack"] == record["attack"]
             for column in shown[1:]:
-                value, want = _number(cells[column]), float(record[column])
+                text = cells[column]
+                interval = re.fullmatch(r"(\S+) \[(\S+), (\S+)\]", text)
+                if interval:  # a rate with its 95 % Clopper-Pearson interval
+                    assert column.startswith("tpr_at_")
+                    text = interval[1]
+                    low, high = float(interval[2]), float(interval[3])
+                    assert abs(low - record[column + "_ci_low"]) <= TOLERANCE
+                    assert abs(high - record[column + "_ci_high"]) <= TOLERANCE
+                    assert low <= float(text) <= high
+                    n_intervals += 1
+                value, want = _number(text), float(record[column])
                 assert math.isnan(value) == math.isnan(want), column
                 if not math.isnan(want):
                     assert abs(value - want) <= TOLERANCE, (column, value, want)
+        assert n_intervals > 0
 
 
 def test_images_are_embedded_pngs(page):

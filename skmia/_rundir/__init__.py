@@ -69,8 +69,9 @@ from ._lock import _process_start as _process_start
 
 __all__ = [
     "RunDirectory", "UnsafePathError", "RunLockedError", "Column", "RESULT_COLUMNS",
-    "CONTEXT_COLUMNS", "PARAMS_SCHEMA", "check_json", "escape_text", "atomic_write_bytes",
-    "atomic_write_text", "atomic_write_json", "read_json", "find_folders", "Int", "Opt",
+    "CONTEXT_COLUMNS", "INTERVAL_SUFFIXES", "PARAMS_SCHEMA", "check_json", "escape_text",
+    "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "read_json",
+    "find_folders", "Int", "Opt",
     "ListOf", "MapOf", "OneOf", "hold_locks", "parse_json", "LOCK", "PARAMS", "HISTORY",
     "MODEL_JSON", "MODEL_WEIGHTS", "COMPLETE", "CHECKPOINT", "ATTACK", "REFERENCE",
     "SHADOW", "AUDIT", "RESULTS_CSV", "RESULTS_JSON", "ROC_PNG", "LOSS_HIST_PNG",
@@ -122,16 +123,32 @@ def audit_round_file(r):
 
 
 class Column:
-    """A column of the results: its JSON type (a :func:`check_json` spec) and meaning."""
+    """A column of the results: its JSON type (a :func:`check_json` spec) and meaning.
 
-    def __init__(self, spec, doc, context=False):
-        self.spec, self.doc, self.context = spec, doc, context
+    ``context``: it repeats the run's settings; ``required=False``: results written
+    before the column existed lack it, and read it back as missing (NaN).
+    """
+
+    def __init__(self, spec, doc, context=False, required=True):
+        self.spec, self.doc, self.context, self.required = spec, doc, context, required
 
     def __repr__(self):
         return f"Column({self.doc!r})"
 
 
 _RATE = Opt(float)
+#: suffixes of the bounds of a rate's 95 % Clopper-Pearson interval (``<rate><suffix>``)
+INTERVAL_SUFFIXES = ("_ci_low", "_ci_high")
+
+
+def _interval(rate):
+    """The columns of the 95 % Clopper-Pearson interval of the column ``rate``."""
+    return {rate + suffix: Column(_RATE, f"{bound} of the 95 % Clopper-Pearson interval "
+                                         f"of {rate}", required=False)
+            for suffix, bound in zip(INTERVAL_SUFFIXES, ("lower bound", "upper bound"),
+                                     strict=True)}
+
+
 #: Every column of a run's results, in order: ``name -> Column`` (its type and meaning).
 #: ``attack/results.{csv,json}`` hold these; the report and the CLI read these.
 RESULT_COLUMNS = {
@@ -148,8 +165,11 @@ RESULT_COLUMNS = {
     "accuracy": Column(_RATE, "attack accuracy, (TPR + TNR) / 2"),
     "auc": Column(_RATE, "attack ROC AUC"),
     "tpr_at_0.01%fpr": Column(_RATE, "TPR at 0.01 % FPR (empty below 10,000 non-members)"),
+    **_interval("tpr_at_0.01%fpr"),
     "tpr_at_0.1%fpr": Column(_RATE, "TPR at 0.1 % FPR"),
+    **_interval("tpr_at_0.1%fpr"),
     "tpr_at_1%fpr": Column(_RATE, "TPR at 1 % FPR"),
+    **_interval("tpr_at_1%fpr"),
     "empirical_epsilon": Column(_RATE, "lower bound on epsilon at 95 % confidence"),
     "shadow_method": Column(str, "the shadow's training method", context=True),
 }
@@ -160,7 +180,10 @@ ATTACK_TABLE_COLUMNS = ("accuracy", "auc", "tpr_at_0.1%fpr", "tpr_at_1%fpr",
                         "target_train_accuracy", "target_test_accuracy")
 #: columns that repeat the run's settings (shown once per run, not per row)
 CONTEXT_COLUMNS = tuple(name for name, c in RESULT_COLUMNS.items() if c.context)
-_RESULTS_SPEC = {"rows": ListOf({name: c.spec for name, c in RESULT_COLUMNS.items()})}
+_RESULTS_SPEC = {"rows": ListOf({name: c.spec for name, c in RESULT_COLUMNS.items()
+                                  if c.required})}
+_ALL_RESULTS_SPEC = {"rows": ListOf({name: c.spec for name, c in RESULT_COLUMNS.items()})}
+_OPTIONAL_RESULTS = {name: c.spec for name, c in RESULT_COLUMNS.items() if not c.required}
 
 #: What ``params.json`` of a run must hold (other keys are allowed).
 PARAMS_SCHEMA = {
@@ -248,7 +271,12 @@ class RunDirectory:
     def read_results(self):
         """The attack results (``attack/results.json``) as a DataFrame of
         :data:`RESULT_COLUMNS`, each value checked against its column's type."""
-        return _results_frame(self.read_json(ATTACK, RESULTS_JSON, spec=_RESULTS_SPEC)["rows"])
+        rows = self.read_json(ATTACK, RESULTS_JSON, spec=_RESULTS_SPEC)["rows"]
+        where = self.path(ATTACK, RESULTS_JSON)
+        for i, row in enumerate(rows):  # columns older results lack: checked where present
+            for name, spec in _OPTIONAL_RESULTS.items():
+                check_json(row.get(name), spec, where, f"rows.{i}.{name}")
+        return _results_frame(rows)
 
     # writing -------------------------------------------------------------------
     def _target(self, parts):
@@ -290,7 +318,7 @@ class RunDirectory:
             extra = sorted(set(row) - set(RESULT_COLUMNS))
             if extra:
                 raise ValueError(f"result column(s) {extra} are not in RESULT_COLUMNS")
-        check_json({"rows": clean}, _RESULTS_SPEC, self.path(folder, RESULTS_JSON))
+        check_json({"rows": clean}, _ALL_RESULTS_SPEC, self.path(folder, RESULTS_JSON))
         table = _results_frame(clean)
         self.write_bytes(folder, RESULTS_CSV, data=table.to_csv(index=False).encode())
         self.write_json(folder, RESULTS_JSON, document={"rows": clean})

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
+from .. import _registry
 from .._rundir import ATTACK_TABLE_COLUMNS
 from ._label_only import LabelOnlyAttack
 from ._lira import LiRAAttack
@@ -35,18 +36,9 @@ __all__ = [
 ]
 
 #: The attacks that calibrate themselves without a shadow model, by their CLI names:
-#: ``name -> (label in results tables, needs a bank of reference models)``.
-CALIBRATED_ATTACKS = {
-    "lira": ("LiRA online", True),
-    "lira_offline": ("LiRA offline", True),
-    "rmia": ("RMIA online, T=2", True),
-    "rmia_softmax": ("RMIA online, softmax", True),
-    "rmia_offline": ("RMIA offline", True),
-    "attack_r": ("Attack-R", True),
-    "attack_p": ("Attack-P", False),
-    "qmia": ("QMIA", False),
-    "label_only": ("label-only", False),
-}
+#: ``name -> (label in results tables, needs a bank of reference models)``; written in
+#: :mod:`skmia._registry`, where the ``skmia`` command reads it without importing attacks.
+CALIBRATED_ATTACKS = _registry.CALIBRATED_ATTACKS
 
 #: RMIA online as the CLI's ``rmia`` runs it: the softmax at the authors' temperature 2 and
 #: gamma = 2, the strongest online variant on benchmarks/reference_attacks.py on average

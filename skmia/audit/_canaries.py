@@ -12,19 +12,14 @@ import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_consistent_length
 
+from .. import _registry
 from .._sklearn_compat import Interval, StrOptions, validate_params
 
 __all__ = ["CANARY_KINDS", "Canaries", "make_canaries"]
 
-#: The kinds of canaries :func:`make_canaries` makes, and what each is.
-CANARY_KINDS = {
-    "mislabel": "a real record whose label is replaced by a random other class",
-    "duplicate_mislabel": "a mislabeled record trained on n_copies times (copies IN or "
-                          "OUT together)",
-    "random": "a synthetic out-of-distribution record (features drawn from X's marginals; "
-              "uniform noise for images) with a random label",
-    "blank": "a constant image with a random label (images only)",
-}
+#: The kinds of canaries :func:`make_canaries` makes, and what each is (written in
+#: :mod:`skmia._registry`).
+CANARY_KINDS = _registry.CANARY_KINDS
 
 
 @dataclass(eq=False)

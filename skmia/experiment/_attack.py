@@ -15,6 +15,7 @@ import numpy as np
 from .._parallel import check_threads, torch_threads
 from .._rundir import (
     ATTACK,
+    INTERVAL_SUFFIXES,
     LOSS_HIST_PNG,
     MODEL_JSON,
     PARAMS,
@@ -26,7 +27,7 @@ from ._bank import reference_bank
 from ._checkpoint import RunInterrupted, _Stop, stopping_on_signals
 from ._config import _deprecated, check_calibrated, check_device, check_jobs
 from ._lock import run_lock
-from ._train import load_run
+from ._train import _note, load_run
 
 __all__ = ["attack"]
 
@@ -133,14 +134,45 @@ def _attack(target_dir, shadow_dir, white_box, data_home, device, quiet, shadow_
     }
     rows, figures = _attack_rows(target, shadow, split, white_box, params, context, attacks,
                                  bank, quiet)
-    results = run.write_results(rows, folder=_STAGING)
+    kept = _rows_not_recomputed(run, rows, context)
+    if kept and not quiet:
+        _note(f"{str(run.path(ATTACK))!r}: kept {len(kept)} row(s) of its previous results "
+              "that this call did not recompute ("
+              + "; ".join(dict.fromkeys(row["attack"] for row in kept)) + ")")
+    results = run.write_results(rows + kept, folder=_STAGING)
     for name, fig in figures.items():
         run.write_bytes(_STAGING, name, data=figure_png(fig))
     run.mark_complete(_STAGING, document={"target": str(target_dir),
                                           "shadow": str(shadow_dir)})
     run.replace_folder(_STAGING, ATTACK)
     results.attrs["folder"] = str(run.path(ATTACK))
+    results.attrs["kept"] = len(kept)
     return results
+
+
+def _rows_not_recomputed(run, rows, context):
+    """The rows of the run's previous ``attack/`` results whose attack (on the same
+    model or snapshot) ``rows`` do not hold: a call with fewer attacks (``skmia compare``
+    after ``skmia attack --attacks all``) keeps them instead of dropping them. A training
+    clears ``attack/``, so previous results are of the model attacked now."""
+    if not run.is_complete(ATTACK):
+        return []
+    try:
+        previous = run.read_results()
+    except ValueError as exc:  # written by an older skmia: nothing readable to keep
+        _note(f"the previous results are replaced, they cannot be read: {exc}")
+        return []
+    done = {(row["attack"], _epoch_key(row["snapshot_epoch"])) for row in rows}
+    same_run = np.ones(len(previous), dtype=bool)
+    for key in ("dataset", "method", "seed"):
+        same_run &= previous[key].to_numpy() == context[key]
+    kept = previous[same_run].astype(object).where(previous[same_run].notna(), None)
+    return [row for row in kept.to_dict("records")
+            if (row["attack"], _epoch_key(row["snapshot_epoch"])) not in done]
+
+
+def _epoch_key(epoch):
+    return None if epoch is None or epoch != epoch else int(epoch)
 
 
 def _load_pair(target_dir, shadow_dir, device):
@@ -205,14 +237,16 @@ def _attack_rows(target, shadow, split, white_box, params, context, attacks, ban
     """
     from tqdm.auto import tqdm
 
-    from ..attacks import evaluate_fitted_attacks, membership_signals
+    from ..attacks import default_attacks, evaluate_fitted_attacks, membership_signals
 
     models = {None: target}
     if getattr(target, "snapshots_", None):
         models.update({epoch: target.snapshot(epoch) for epoch in target.snapshots_})
-    progress = tqdm(desc="attack", disable=quiet, leave=False)
-    fitted = _fit_on_shadow(shadow, split, white_box, params["seed"], progress)
-    progress.reset(total=len(models) * (2 if attacks else 1))
+    estimators = default_attacks(white_box=white_box, random_state=params["seed"])
+    # one bar for every step: the shadow's signals, each fit, each model's evaluations
+    steps = 1 + len(estimators) + len(models) * (2 if attacks else 1)
+    progress = tqdm(total=steps, desc="attack", disable=quiet, leave=False)
+    fitted = _fit_on_shadow(shadow, split, white_box, estimators, progress)
     rows, figures = [], {}
     for epoch, model in models.items():
         progress.set_postfix_str("target signals" if epoch is None else f"epoch {epoch}")
@@ -237,12 +271,10 @@ def _attack_rows(target, shadow, split, white_box, params, context, attacks, ban
     return rows, figures
 
 
-def _fit_on_shadow(shadow, split, white_box, seed, progress):
-    """The reference code's attacks, each fitted on the shadow's signals."""
-    from ..attacks import default_attacks, membership_signals
+def _fit_on_shadow(shadow, split, white_box, estimators, progress):
+    """The reference code's attacks (``estimators``), each fitted on the shadow's signals."""
+    from ..attacks import membership_signals
 
-    estimators = default_attacks(white_box=white_box, random_state=seed)
-    progress.reset(total=1 + len(estimators))
     progress.set_postfix_str("shadow signals")
     signals, membership = membership_signals(
         shadow, split.shadow_train, split.shadow_test, white_box=white_box
@@ -294,20 +326,33 @@ def _calibrated_results(model, split, attacks, bank, seed):
                                        population)
 
 
-def _resolved_tpr(tpr_at_fpr, membership, score, max_fpr, n_out):
-    """TPR at ``max_fpr``, NaN where the scores cannot resolve it (too few non-members,
-    ties at the top): an unresolved rate is never printed as a number."""
-    if n_out * max_fpr < 1:
-        return float("nan")
-    result = tpr_at_fpr(membership, score, max_fpr=max_fpr)
-    return result.tpr if result.resolved else float("nan")
+#: the false-positive rates of the results' TPR columns (``tpr_at_<percent>%fpr``)
+_FPRS = {"tpr_at_0.01%fpr": 1e-4, "tpr_at_0.1%fpr": 1e-3, "tpr_at_1%fpr": 1e-2}
+
+
+def _rates(membership, score):
+    """The TPR columns of a result row with their 95 % Clopper-Pearson intervals
+    (``<rate>_ci_low``, ``<rate>_ci_high``); NaN where the scores cannot resolve the
+    rate (too few non-members, ties at the top): an unresolved rate is never printed as a
+    number."""
+    from ..metrics import tpr_at_fpr
+
+    n_out = int(np.sum(membership == 0))
+    columns = {}
+    for name, max_fpr in _FPRS.items():
+        result = tpr_at_fpr(membership, score, max_fpr=max_fpr) if n_out * max_fpr >= 1 \
+            else None
+        values = ((result.tpr, result.ci_low, result.ci_high)
+                  if result is not None and result.resolved else (np.nan,) * 3)
+        columns.update(zip((name, *(name + s for s in INTERVAL_SUFFIXES)), values,
+                           strict=True))
+    return columns
 
 
 def _result_row(context, epoch, model, name, row, membership, score):
     """One row of :data:`~skmia._rundir.RESULT_COLUMNS`."""
-    from ..metrics import empirical_epsilon, tpr_at_fpr
+    from ..metrics import empirical_epsilon
 
-    n_out = int(np.sum(membership == 0))
     return {
         **{k: context[k] for k in ("dataset", "model", "method", "seed")},
         "snapshot_epoch": epoch,
@@ -317,9 +362,7 @@ def _result_row(context, epoch, model, name, row, membership, score):
         "test_accuracy": row["target_test_accuracy"],
         "accuracy": row["accuracy"],
         "auc": row["auc"],
-        "tpr_at_0.01%fpr": _resolved_tpr(tpr_at_fpr, membership, score, 1e-4, n_out),
-        "tpr_at_0.1%fpr": row["tpr_at_0.1%fpr"],
-        "tpr_at_1%fpr": row["tpr_at_1%fpr"],
+        **_rates(membership, score),
         "empirical_epsilon": empirical_epsilon(membership, score),
         "shadow_method": context["shadow_method"],
     }

@@ -14,10 +14,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .._rundir import ATTACK, COMPARE_JSON, MODEL_WEIGHTS, RESULTS_CSV, RunDirectory
-from ._config import check_config, method_classes
+from .._rundir import (
+    ATTACK,
+    COMPARE_JSON,
+    INTERVAL_SUFFIXES,
+    MODEL_WEIGHTS,
+    RESULTS_CSV,
+    RunDirectory,
+)
+from ._config import check_config, check_method_options, method_classes
 from ._modes import run
-from ._train import train
+from ._train import _note, train
 
 __all__ = ["compare", "COMPARE_COLUMNS"]
 
@@ -30,16 +37,22 @@ COMPARE_COLUMNS = (
     "auc",
     "tpr_attack",
     "tpr_at_1%fpr",
+    "tpr_at_1%fpr_ci_low",
+    "tpr_at_1%fpr_ci_high",
     "lira_auc",
     "lira_tpr_at_1%fpr",
+    "lira_tpr_at_1%fpr_ci_low",
+    "lira_tpr_at_1%fpr_ci_high",
     "epsilon",
+    "epsilon_note",
     "empirical_epsilon",
 )
 
 _LIRA = "LiRA online"
 
 
-def compare(config_template, methods, *, attacks=(), reference_models=None):
+def compare(config_template, methods, *, attacks=(), reference_models=None,
+            method_options=None):
     """Train and attack several methods on one split; one row of results per method.
 
     Parameters
@@ -48,7 +61,8 @@ def compare(config_template, methods, *, attacks=(), reference_models=None):
         Everything but the method: dataset, seed, epochs, output root, device,
         ``white_box``, ``shadow_method``, ``n_jobs``, ``threads``, ``verbose``. Its
         ``method`` is ignored; its ``overrides`` must be empty (each method trains with
-        its own defaults, see :func:`~skmia.experiment.run_defaults`).
+        its own defaults, see :func:`~skmia.experiment.run_defaults`, and
+        ``method_options``).
     methods : sequence of str
         Training methods (``vanilla``, ``relaxloss``, ...), each trained once.
     attacks : sequence of str, default=()
@@ -57,6 +71,13 @@ def compare(config_template, methods, *, attacks=(), reference_models=None):
     reference_models : int, default=None
         Size of the bank of reference models those attacks need; replaces
         ``config_template.reference_models`` when given.
+    method_options : dict of str to dict, default=None
+        Per method, constructor arguments that replace its defaults
+        (``{"dpsgd": {"target_epsilon": 8.0}}``): names the method's estimator takes
+        (:meth:`get_params`, or a skorch route such as ``module__hidden_sizes``); an
+        unknown method or name is refused with a ``ValueError`` naming the valid ones.
+        A method's run directory holds one setting: a finished run trained with other
+        settings is refused (choose another ``out``).
 
     Returns
     -------
@@ -65,15 +86,23 @@ def compare(config_template, methods, *, attacks=(), reference_models=None):
         ``train_accuracy`` and ``test_accuracy`` of the target model; ``strongest_attack``
         the attack of highest AUC and ``auc`` its AUC; ``tpr_attack`` the attack of
         highest TPR at 1 % FPR and ``tpr_at_1%fpr`` that TPR (often not the attack of
-        highest AUC); ``lira_auc`` and ``lira_tpr_at_1%fpr`` LiRA online's, where it ran
-        (NaN otherwise); ``epsilon`` the ε that DP-SGD accounted (NaN for the other
-        methods); ``empirical_epsilon`` the strongest attack's empirical ε
+        highest AUC), with its 95 % Clopper-Pearson interval (``_ci_low``,
+        ``_ci_high``; printed in the TPR's cell); ``lira_auc`` and ``lira_tpr_at_1%fpr``
+        (and its interval) LiRA online's, where it ran (NaN otherwise); ``epsilon`` the
+        ε that DP-SGD accounted (NaN for the other methods) and ``epsilon_note``
+        ``"vacuous"`` where that ε exceeds
+        :data:`~skmia.defenses._dpsgd.MEANINGFUL_EPSILON` (10: the guarantee then says
+        nothing useful; the estimator's warning says the same, the table keeps it in
+        view); ``empirical_epsilon`` the strongest attack's empirical ε
         (:func:`skmia.metrics.empirical_epsilon`, a lower bound on ε at 95 % confidence;
         the largest over attacks would hold with less, as one of many bounds). For
         early stopping the final model counts (the row whose ``snapshot_epoch`` is NaN),
         not its snapshots.
         ``table.attrs["folders"]`` maps each method to its run directory and
         ``table.attrs["reused"]`` to whether its attack results were reused.
+        A run attacked before with more attacks (``skmia attack --attacks all``) keeps
+        the rows of the attacks not run again here (see
+        :func:`~skmia.experiment.attack`), so ``lira_*`` come from them.
 
     Notes
     -----
@@ -114,6 +143,8 @@ def compare(config_template, methods, *, attacks=(), reference_models=None):
             f"overrides ({', '.join(sorted(config_template.overrides))}) would apply to "
             "one method only: run that method with skmia run instead"
         )
+    options = check_method_options(method_options, methods, config_template.dataset,
+                                   config_template.model)
     template = replace(
         config_template,
         attacks=tuple(attacks) if attacks else tuple(config_template.attacks),
@@ -123,7 +154,7 @@ def compare(config_template, methods, *, attacks=(), reference_models=None):
     check_config(replace(template, method=methods[0]))
     rows, folders, reused = [], {}, {}
     for method in methods:
-        config = replace(template, method=method)
+        config = replace(template, method=method, overrides=options.get(method, {}))
         results, was_reused = _results(config)
         folder = config.folder
         folders[method], reused[method] = folder, was_reused
@@ -140,10 +171,13 @@ def _results(config):
     if folder.is_complete() and folder.is_complete(ATTACK) and folder.is_file(ATTACK,
                                                                             COMPARE_JSON):
         # finished trainings come back at once, and refuse other settings as skmia run does
-        train(config, "target")
+        train(replace(config, verbose=0), "target")
         if folder.read_json(ATTACK, COMPARE_JSON) == _record(config, _shadow_folder(config)):
             results = folder.read_results()
             results.attrs["folder"] = str(folder.path(ATTACK))
+            if config.verbose:
+                _note(f"{config.method}: reused the finished run and its attack results in "
+                      f"{str(folder.root)!r}")
             return results, True
     results = run(config, "defense_attack")
     folder.write_json(ATTACK, COMPARE_JSON, document=_record(config, _shadow_folder(config)))
@@ -151,8 +185,9 @@ def _results(config):
 
 
 def _shadow_folder(config):
-    """The shadow run that ``run(config, "attack")`` attacks with (trained if missing)."""
-    return Path(train(config, "shadow", config.shadow_training_method))
+    """The finished shadow run that ``run(config, "attack")`` attacked with (looked up
+    quietly: :func:`~skmia.experiment.run` said whether it trained or reused it)."""
+    return Path(train(replace(config, verbose=0), "shadow", config.shadow_training_method))
 
 
 def _record(config, shadow_dir):
@@ -185,6 +220,8 @@ def _summary(method, results, folder):
     final = final.reset_index(drop=True)
     strongest = final.loc[final["auc"].idxmax()]
     best_tpr = final.loc[final["tpr_at_1%fpr"].idxmax()]
+    from ..defenses._dpsgd import MEANINGFUL_EPSILON
+
     lira = final[final["attack"] == _LIRA]
     epsilon = final["epsilon"].dropna()
     return {
@@ -194,9 +231,19 @@ def _summary(method, results, folder):
         "strongest_attack": strongest["attack"],
         "auc": float(strongest["auc"]),
         "tpr_attack": best_tpr["attack"],
-        "tpr_at_1%fpr": float(best_tpr["tpr_at_1%fpr"]),
+        **_tpr(best_tpr, ""),
         "lira_auc": float(lira["auc"].iloc[0]) if len(lira) else np.nan,
-        "lira_tpr_at_1%fpr": float(lira["tpr_at_1%fpr"].iloc[0]) if len(lira) else np.nan,
+        **_tpr(lira.iloc[0] if len(lira) else None, "lira_"),
         "epsilon": float(epsilon.iloc[0]) if len(epsilon) else np.nan,
+        "epsilon_note": ("vacuous" if len(epsilon) and not epsilon.iloc[0] <= MEANINGFUL_EPSILON
+                         else None),
         "empirical_epsilon": float(strongest["empirical_epsilon"]),
     }
+
+
+def _tpr(row, prefix):
+    """The TPR at 1 % FPR of a result row and its interval, as ``<prefix>tpr_at_1%fpr``
+    and the ``_ci_low`` / ``_ci_high`` columns (NaN without a row, or for results written
+    before intervals were)."""
+    names = ["tpr_at_1%fpr", *("tpr_at_1%fpr" + s for s in INTERVAL_SUFFIXES)]
+    return {prefix + n: np.nan if row is None else float(row.get(n, np.nan)) for n in names}

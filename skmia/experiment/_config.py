@@ -12,7 +12,8 @@ from pathlib import Path
 from .. import _registry
 
 __all__ = ["RunConfig", "MODES", "TABULAR_DATASETS", "IMAGE_DATASETS", "IMAGE_MODELS",
-           "method_classes", "run_defaults", "run_directory", "check_config"]
+           "method_classes", "run_defaults", "run_directory", "check_config",
+           "check_method_options"]
 
 # views of skmia._registry, where the datasets, methods and their settings are written
 MODES = _registry.MODES
@@ -220,6 +221,41 @@ def check_calibrated(attacks, reference_models):
             f"record is in half of them), got {reference_models!r}"
         )
     return bool(needs_bank)
+
+
+def check_method_options(method_options, methods, dataset, model=None):
+    """Check per-method constructor arguments (``{"dpsgd": {"target_epsilon": 8.0}}``):
+    each method is one of ``methods`` and each name one its estimator takes; a copy, or
+    a ``ValueError`` naming the unknown method or parameter and the valid ones."""
+    if method_options is None:
+        return {}
+    if not isinstance(method_options, dict):
+        raise TypeError("method_options must be a dict: method -> {parameter: value}, got "
+                        f"{type(method_options).__name__}")
+    checked = {}
+    for method, params in method_options.items():
+        if method not in methods:
+            raise ValueError(f"options given for {method!r}, which is not compared (methods: "
+                             f"{', '.join(methods)})")
+        if not isinstance(params, dict):
+            raise TypeError(f"the options of {method!r} must be a dict, got "
+                            f"{type(params).__name__}")
+        cls = method_classes()[method]
+        valid = sorted(cls(**run_defaults(method, dataset, model)).get_params(deep=False))
+        for name in params:
+            prefix = name.split("__", 1)[0] if "__" in name else None
+            if name not in valid and prefix not in _ROUTES:
+                raise ValueError(
+                    f"{method} ({cls.__name__}) has no parameter {name!r}; choose from "
+                    f"{', '.join(v for v in valid if not v.startswith('_'))}, or a route "
+                    f"such as module__hidden_sizes ({', '.join(p + '__' for p in _ROUTES)})")
+        checked[method] = dict(params)
+    return checked
+
+
+#: skorch's routed parameters (``module__hidden_sizes``, ``optimizer__momentum``, ...)
+_ROUTES = ("module", "optimizer", "criterion", "iterator_train", "iterator_valid",
+           "dataset", "callbacks")
 
 
 def estimator(config, method):

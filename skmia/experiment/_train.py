@@ -177,7 +177,7 @@ def _train_one(config, partition, method, position):
     params = {
         "skmia_version": __version__, "dataset": config.dataset, "method": method,
         "model": config.model, "seed": config.seed, "partition": partition,
-        "data_home": None if config.data_home is None else str(config.data_home),
+        "data_home": _data_home(config),
         "estimator": type(clf).__name__, "estimator_params": current,
     }
     folder.write_json(PARAMS, document=params)
@@ -205,6 +205,16 @@ def _train_one(config, partition, method, position):
             raise RunInterrupted(interrupted_message([path], stop.signum),
                                  stop.signum) from None
     return path
+
+
+def _data_home(config):
+    """The folder the run's data was read from, absolute (``skmia attack`` reads the data
+    there when ``$SKMIA_DATA_HOME`` is no longer set); None for synthetic data."""
+    if _registry.DATASETS[config.dataset].synthetic:
+        return None
+    from ..datasets import get_data_home
+
+    return str(get_data_home(config.data_home).resolve())
 
 
 def _fit_or_resume(clf, folder, params, X, y, fit_kwargs, progress, config):

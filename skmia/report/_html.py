@@ -40,8 +40,14 @@ from .._rundir import (
     find_folders,
 )
 from ._audit import audit_sections, find_audits
-from ._plots import _strongest_attacks, figure_png, privacy_utility_figure, training_curves_figure
-from ._tables import unresolved_note
+from ._plots import (
+    _point_labels,
+    _strongest_attacks,
+    figure_png,
+    privacy_utility_figure,
+    training_curves_figure,
+)
+from ._tables import shown_table, unresolved_note
 
 __all__ = ["html_report", "write_html_report"]
 
@@ -113,7 +119,8 @@ def html_report(paths):
         link to anything outside it): a summary of the runs; the privacy-utility plot of
         each dataset where several methods were attacked (test accuracy against the AUC
         of the strongest attack); then per run its settings (``params.json``), its
-        results (``attack/results.csv``, numbers to 4 decimals, ``—`` where there is
+        results (``attack/results.csv`` as :func:`shown_table` shows it: numbers to 4
+        decimals, each TPR with its 95 % Clopper-Pearson interval, ``—`` where there is
         none), its log-log ROC curves with 95 % Clopper-Pearson bands and its loss
         histograms (``attack/roc.png``, ``attack/loss_hist.png``) and its training
         curves (``history.json``). A run without finished attack results is listed as
@@ -317,31 +324,38 @@ def _summary(runs):
 
 
 def _privacy_utility(runs):
-    attacked = [r.results for r in runs if r.results is not None and not r.results.empty]
+    attacked = [(r, d) for r, d in zip(runs, _differing_settings(runs), strict=True)
+                if r.results is not None and not r.results.empty]
     if not attacked:
         return ""
-    results = pd.concat(attacked, ignore_index=True)
+    # the run directory and its differing settings tell apart runs whose results agree
+    # on dataset, method and seed (two --out roots, two epsilons of DP-SGD)
+    results = pd.concat([r.results.assign(run=str(r.folder), settings=d)
+                         for r, d in attacked], ignore_index=True)
     if "model" not in results:
         results["model"] = None
     out = []
     for (dataset, model), group in results.groupby(["dataset", "model"], dropna=False,
                                                    sort=False):
-        if group["method"].nunique() < 2:
+        if group["run"].nunique() < 2:
             continue
         name = str(dataset) if _missing(model) else f"{dataset} / {model}"
         try:
             points = _strongest_attacks(group)
+            points["label"] = _point_labels(points)
             png = figure_png(privacy_utility_figure(group, title=name))
         except ValueError:
             continue
         out.append(f"<h3>{_e(name)}</h3>\n")
         out.append(_figure(
             png, f"privacy-utility plot of {name}",
-            "Test accuracy against the AUC of the strongest attack on each model (one point "
-            "per run, or per early-stopping snapshot, labelled e<epoch>).",
+            "Test accuracy against the AUC of the strongest attack on each model: one point "
+            "per run (or per early-stopping snapshot, labelled e<epoch>), labelled by what "
+            "differs between the runs of a method.",
             "privacy-utility"))
-        columns = [c for c in ("method", "seed", "snapshot_epoch", "attack", "test_accuracy",
-                               "auc") if c in points and points[c].notna().any()]
+        columns = [c for c in ("method", "label", "seed", "snapshot_epoch", "attack",
+                               "test_accuracy", "auc", "run")
+                   if c in points and points[c].map(lambda v: not _missing(v) and v != "").any()]
         out.append(_table(columns, points[columns].itertuples(index=False),
                           "privacy-utility", f' data-dataset="{_e(name)}"'))
     if not out:
@@ -392,12 +406,10 @@ def _run_section(i, run):
         out.append(f'<p class="not-attacked">{_e(run.status)}: no finished attack results '
                    "(attack/complete.json)</p>\n")
     else:
-        results = run.results
-        columns = [c for c in results.columns
-                   if c not in _CONTEXT_COLUMNS and results[c].notna().any()]
-        out.append(_table(columns, results[columns].itertuples(index=False), "results",
-                          attrs))
-        note = unresolved_note(results[columns])
+        shown = shown_table(run.results, exclude=_CONTEXT_COLUMNS)
+        columns = list(shown.columns)
+        out.append(_table(columns, shown.itertuples(index=False), "results", attrs))
+        note = unresolved_note(shown)
         if note:
             out.append(f'<p class="note">{_e(note)}</p>\n')
         title = run.title

@@ -130,8 +130,11 @@ def privacy_utility_figure(results, *, title=None):
     ----------
     results : pandas.DataFrame
         Rows of attack results, as :func:`collect_results` returns them: columns
-        ``method``, ``test_accuracy`` and ``auc``, and where present ``dataset``,
-        ``model``, ``seed`` and ``snapshot_epoch``, which tell the models apart.
+        ``method``, ``test_accuracy`` and ``auc``, and where present ``run`` (the run
+        directory: two runs are two points even where nothing else tells them apart),
+        ``dataset``, ``model``, ``seed``, ``epsilon``, ``settings`` (the settings of the
+        run that differ from the others', as text) and ``snapshot_epoch``, which tell the
+        models apart.
     title : str, default=None
         Figure title.
 
@@ -139,8 +142,10 @@ def privacy_utility_figure(results, *, title=None):
     -------
     fig : matplotlib.figure.Figure
         One marker per method; each point is one model (a run, or one snapshot of an
-        early-stopping run, labelled with its epoch): x the highest AUC of any attack on
-        it, y its test accuracy. Up and to the left is better.
+        early-stopping run): x the highest AUC of any attack on it, y its test accuracy.
+        Up and to the left is better. Where a method has several points, each is
+        labelled by what differs between them (``ε=8``, the seed, the differing
+        settings, the run directory's differing part, ``e<epoch>`` for a snapshot).
 
     Examples
     --------
@@ -155,15 +160,15 @@ def privacy_utility_figure(results, *, title=None):
     [1, 1]
     """
     points = _strongest_attacks(results)
+    points["label"] = _point_labels(points)
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for method, group in points.groupby("method", sort=False):
         (line,) = ax.plot(group["auc"], group["test_accuracy"], marker="o", linestyle="none",
                           label=str(method))
         for _, point in group.iterrows():
-            epoch = point.get("snapshot_epoch")
-            if epoch is not None and not _isnan(epoch):
-                ax.annotate(f"e{int(epoch)}", (point["auc"], point["test_accuracy"]),
+            if point["label"]:
+                ax.annotate(point["label"], (point["auc"], point["test_accuracy"]),
                             textcoords="offset points", xytext=(4, 4), fontsize=7,
                             color=line.get_color())
     ax.axvline(0.5, color="grey", linestyle=":", linewidth=1, label="chance AUC")
@@ -173,11 +178,17 @@ def privacy_utility_figure(results, *, title=None):
     return fig
 
 
+#: the columns that tell models apart, in the order their labels name them
+_MODEL_KEYS = ("run", "dataset", "model", "method", "seed", "epsilon", "settings",
+               "snapshot_epoch")
+
+
 def _strongest_attacks(results):
     """One row per model: its test accuracy and the highest AUC of any attack on it.
 
-    Models are told apart by ``dataset``, ``model``, ``method``, ``seed`` and
-    ``snapshot_epoch`` (those of the columns present); ``attack`` names the strongest.
+    Models are told apart by the columns of :data:`_MODEL_KEYS` that are present
+    (``run``, ``dataset``, ``model``, ``method``, ``seed``, ``epsilon``, ``settings``,
+    ``snapshot_epoch``); ``attack`` names the strongest.
     """
     missing = [c for c in ("method", "test_accuracy", "auc") if c not in results]
     if missing:
@@ -185,10 +196,57 @@ def _strongest_attacks(results):
     rows = results.dropna(subset=["auc"]).reset_index(drop=True)
     if rows.empty:
         raise ValueError("results hold no attack with an AUC")
-    keys = [c for c in ("dataset", "model", "method", "seed", "snapshot_epoch") if c in rows]
+    keys = [c for c in _MODEL_KEYS if c in rows]
     best = rows.loc[rows.groupby(keys, dropna=False, sort=False)["auc"].idxmax()]
     columns = [*keys, *(["attack"] if "attack" in best else []), "test_accuracy", "auc"]
     return best[columns].reset_index(drop=True)
+
+
+def _point_labels(points):
+    """Per point, what tells it apart from the other points of its method: ``ε=…``, the
+    seed, the differing settings, the differing part of the run directory, ``e<epoch>``
+    (empty where a method has one point)."""
+    labels = [[] for _ in range(len(points))]
+    for _, group in points.groupby("method", sort=False):
+        if len(group) < 2:
+            continue
+        for key in ("epsilon", "seed", "settings", "run", "snapshot_epoch"):
+            if key not in group or group[key].astype(str).nunique(dropna=False) < 2:
+                continue
+            texts = (_distinct_parts(group[key].astype(str).tolist()) if key == "run"
+                     else [_key_text(key, v) for v in group[key]])
+            for i, text in zip(group.index, texts, strict=True):
+                if text:
+                    labels[i].append(text)
+    return [", ".join(parts) for parts in labels]
+
+
+def _key_text(key, value):
+    if value is None or _isnan(value) or value == "":
+        return ""
+    if key == "epsilon":
+        return f"\N{GREEK SMALL LETTER EPSILON}={value:.3g}"
+    if key == "seed":
+        return f"seed {int(value)}"
+    if key == "snapshot_epoch":
+        return f"e{int(value)}"
+    return str(value)
+
+
+def _distinct_parts(paths):
+    """The paths without the folders they all share at the start and at the end
+    (``a/x/location/dpsgd/seed1000`` and ``b/location/dpsgd/seed1000`` -> ``a/x``, ``b``)."""
+    from pathlib import PurePath
+
+    parts = [PurePath(p).parts for p in paths]
+    head = 0
+    while all(len(p) > head + 1 for p in parts) and len({p[head] for p in parts}) == 1:
+        head += 1
+    tail = 0
+    while (all(len(p) > head + tail + 1 for p in parts)
+           and len({p[len(p) - 1 - tail] for p in parts}) == 1):
+        tail += 1
+    return [str(PurePath(*p[head:len(p) - tail])) for p in parts]
 
 
 def _isnan(value):

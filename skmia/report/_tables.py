@@ -5,9 +5,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from .._rundir import ATTACK, COMPLETE, RESULT_COLUMNS, RunDirectory, escape_text, find_folders
+from .._rundir import (
+    ATTACK,
+    COMPLETE,
+    INTERVAL_SUFFIXES,
+    RESULT_COLUMNS,
+    RunDirectory,
+    escape_text,
+    find_folders,
+)
 
-__all__ = ["collect_results", "format_table", "REPORT_COLUMNS"]
+__all__ = ["collect_results", "format_table", "shown_table", "REPORT_COLUMNS"]
 
 #: Columns of :func:`collect_results`' table, in order: the result schema of every run,
 #: :data:`skmia._rundir.RESULT_COLUMNS`.
@@ -74,17 +82,47 @@ def unresolved_note(table):
     return UNRESOLVED_NOTE if any(s.any() and not s.all() for s in shown) else ""
 
 
+def _with_interval(value, low, high):
+    """``"0.0399 [0.0251, 0.0601]"``: a rate and its interval as text (NaN: no rate)."""
+    if _cell(value) == "":
+        return float("nan")
+    if _cell(low) == "" or _cell(high) == "":
+        return _cell(value)
+    return f"{_cell(value)} [{_cell(low)}, {_cell(high)}]"
+
+
+def shown_table(table, exclude=()):
+    """The table as every report shows it (the markdown table, the HTML results tables,
+    ``skmia compare``): each rate with its 95 % Clopper-Pearson interval in one cell
+    (``0.0399 [0.0251, 0.0601]``, from the ``<rate>_ci_low`` / ``<rate>_ci_high``
+    columns of :data:`skmia._rundir.RESULT_COLUMNS`), without the columns ``exclude``
+    and the columns that hold no value in any row. The CSV keeps the bounds as columns.
+    """
+    shown = table.copy()
+    for column in table.columns:
+        bounds = [column + suffix for suffix in INTERVAL_SUFFIXES]
+        if all(b in table for b in bounds):
+            shown[column] = [_with_interval(*v) for v in
+                             zip(table[column], *(table[b] for b in bounds), strict=True)]
+            shown = shown.drop(columns=bounds)
+    columns = [c for c in shown.columns
+               if c not in exclude and shown[c].map(_cell).ne("").any()]
+    return shown[columns]
+
+
 def format_table(table, fmt="markdown"):
     """Render a results table as ``"markdown"`` or ``"csv"`` text; control characters
-    in any value (or column name) are printed as escapes (markdown: with the note of
-    :func:`unresolved_note` below it where a TPR cell is empty)."""
+    in any value (or column name) are printed as escapes. Markdown shows
+    :func:`shown_table` (rates with their intervals, no empty column), with the note of
+    :func:`unresolved_note` below it where a TPR cell is empty; CSV every column."""
     if fmt == "csv":
         safe = table.rename(columns=escape_text).map(
             lambda v: escape_text(v) if isinstance(v, str) else v)
         return safe.to_csv(index=False)
     if fmt != "markdown":
         raise ValueError(f"fmt must be 'markdown' or 'csv', got {fmt!r}")
-    columns = [c for c in table.columns if table[c].map(_cell).ne("").any()]
+    table = shown_table(table)
+    columns = list(table.columns)
     header = "| " + " | ".join(escape_text(c) for c in columns) + " |"
     rule = "|" + "|".join("---" for _ in columns) + "|"
     body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in
