@@ -59,7 +59,10 @@ def test_one_row_per_method_with_the_runs_numbers(compared):
         assert row["strongest_attack"] == strongest["attack"]
         assert row["auc"] == f"{strongest['auc']:.4f}"
         assert row["tpr_attack"] == best_tpr["attack"]
-        assert row["tpr_at_1%fpr"] == f"{best_tpr['tpr_at_1%fpr']:.4f}"
+        # the TPR with its 95 % Clopper-Pearson interval, as results.csv holds them
+        assert row["tpr_at_1%fpr"] == (f"{best_tpr['tpr_at_1%fpr']:.4f} "
+                                       f"[{best_tpr['tpr_at_1%fpr_ci_low']:.4f}, "
+                                       f"{best_tpr['tpr_at_1%fpr_ci_high']:.4f}]")
         assert row["train_accuracy"] == f"{results['train_accuracy'].iloc[0]:.4f}"
         assert row["test_accuracy"] == f"{results['test_accuracy'].iloc[0]:.4f}"
         assert row["empirical_epsilon"] == f"{strongest['empirical_epsilon']:.4f}"
@@ -135,6 +138,8 @@ def test_summary_of_hand_made_results():
     assert row["tpr_attack"] == "NN" and row["tpr_at_1%fpr"] == 0.05
     assert row["lira_auc"] == 0.75 and row["lira_tpr_at_1%fpr"] == 0.04
     assert row["epsilon"] == 8.0 and row["empirical_epsilon"] == 0.3
+    assert row["epsilon_note"] is None  # 8 is a meaningful epsilon
+    assert _summary("dpsgd", results.assign(epsilon=5.3e6), "x")["epsilon_note"] == "vacuous"
     assert (row["train_accuracy"], row["test_accuracy"]) == (0.9, 0.6)
     no_lira = _summary("vanilla", results[results["attack"] != "LiRA online"]
                        .assign(epsilon=nan), "somewhere")

@@ -168,9 +168,10 @@ def privacy_utility_figure(results, *, title=None):
                           label=str(method))
         for _, point in group.iterrows():
             if point["label"]:
-                ax.annotate(point["label"], (point["auc"], point["test_accuracy"]),
-                            textcoords="offset points", xytext=(4, 4), fontsize=7,
-                            color=line.get_color())
+                text = ax.annotate(point["label"], (point["auc"], point["test_accuracy"]),
+                                   textcoords="offset points", xytext=(4, 4), fontsize=7,
+                                   color=line.get_color())
+                text.set_in_layout(False)  # a long label must not squeeze the axes
     ax.axvline(0.5, color="grey", linestyle=":", linewidth=1, label="chance AUC")
     ax.set(xlabel="AUC of the strongest attack", ylabel="test accuracy", title=title)
     ax.legend(fontsize=7, loc="best")
@@ -213,11 +214,14 @@ def _point_labels(points):
         for key in ("epsilon", "seed", "settings", "run", "snapshot_epoch"):
             if key not in group or group[key].astype(str).nunique(dropna=False) < 2:
                 continue
+            if key == "settings" and len({tuple(labels[i]) for i in group.index}) == len(group):
+                continue  # told apart already: the settings' text would only crowd the plot
             texts = (_distinct_parts(group[key].astype(str).tolist()) if key == "run"
                      else [_key_text(key, v) for v in group[key]])
             for i, text in zip(group.index, texts, strict=True):
                 if text:
-                    labels[i].append(text)
+                    short = text if len(text) <= 40 else text[:39] + "\N{HORIZONTAL ELLIPSIS}"
+                    labels[i].append(short)
     return [", ".join(parts) for parts in labels]
 
 
