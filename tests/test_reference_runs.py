@@ -85,9 +85,14 @@ def test_skmia_attack_runs_them_on_an_existing_run(run, capsys):
                    "--reference-models", 4)
     assert status == 0
     printed = capsys.readouterr().out
-    assert "LiRA online" in printed and "Attack-P" in printed and "RMIA" not in printed
+    assert "LiRA online" in printed and "Attack-P" in printed
     results = pd.read_csv(folder / "attack" / "results.csv")
-    assert results["attack"].tolist()[-2:] == ["LiRA online", "Attack-P"]
+    # the two attacks run again, then the rows of the run's --attacks all that this
+    # call did not recompute: kept, never dropped (issue 20)
+    names = results["attack"].tolist()
+    assert names.index("Attack-P") == names.index("LiRA online") + 1
+    assert set(LABELS) <= set(names) and len(names) == len(set(names))
+    assert names.index("Attack-P") < names.index("RMIA offline")
 
 
 @pytest.mark.parametrize(("extra", "message"), [
