@@ -61,8 +61,8 @@ def test_one_row_per_method_with_the_runs_numbers(compared):
         assert row["tpr_attack"] == best_tpr["attack"]
         # the TPR with its 95 % Clopper-Pearson interval, as results.csv holds them
         assert row["tpr_at_1%fpr"] == (f"{best_tpr['tpr_at_1%fpr']:.4f} "
-                                       f"[{best_tpr['tpr_at_1%fpr_ci_low']:.4f}, "
-                                       f"{best_tpr['tpr_at_1%fpr_ci_high']:.4f}]")
+                                       f"[{best_tpr['tpr_at_1%fpr_low']:.4f}, "
+                                       f"{best_tpr['tpr_at_1%fpr_high']:.4f}]")
         assert row["train_accuracy"] == f"{results['train_accuracy'].iloc[0]:.4f}"
         assert row["test_accuracy"] == f"{results['test_accuracy'].iloc[0]:.4f}"
         assert row["empirical_epsilon"] == f"{strongest['empirical_epsilon']:.4f}"

@@ -140,7 +140,7 @@ def test_results_tables_equal_results_csv(runs, page):
         # and the bounds of the intervals (in their rate's cell)
         expected = [c for c in csv.columns if csv[c].notna().any() and c not in
                     ("dataset", "model", "method", "seed", "shadow_method")
-                    and not c.endswith(("_ci_low", "_ci_high"))]
+                    and not c.endswith(("_low", "_high"))]
         assert shown == expected
         assert "tpr_at_1%fpr" in shown
         n_intervals = 0
@@ -154,8 +154,8 @@ def test_results_tables_equal_results_csv(runs, page):
                     assert column.startswith("tpr_at_")
                     text = interval[1]
                     low, high = float(interval[2]), float(interval[3])
-                    assert abs(low - record[column + "_ci_low"]) <= TOLERANCE
-                    assert abs(high - record[column + "_ci_high"]) <= TOLERANCE
+                    assert abs(low - record[column + "_low"]) <= TOLERANCE
+                    assert abs(high - record[column + "_high"]) <= TOLERANCE
                     assert low <= float(text) <= high
                     n_intervals += 1
                 value, want = _number(text), float(record[column])

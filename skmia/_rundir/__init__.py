@@ -138,7 +138,7 @@ class Column:
 
 _RATE = Opt(float)
 #: suffixes of the bounds of a rate's 95 % Clopper-Pearson interval (``<rate><suffix>``)
-INTERVAL_SUFFIXES = ("_ci_low", "_ci_high")
+INTERVAL_SUFFIXES = ("_low", "_high")
 
 
 def _interval(rate):

@@ -332,7 +332,7 @@ _FPRS = {"tpr_at_0.01%fpr": 1e-4, "tpr_at_0.1%fpr": 1e-3, "tpr_at_1%fpr": 1e-2}
 
 def _rates(membership, score):
     """The TPR columns of a result row with their 95 % Clopper-Pearson intervals
-    (``<rate>_ci_low``, ``<rate>_ci_high``); NaN where the scores cannot resolve the
+    (``<rate>_low``, ``<rate>_high``); NaN where the scores cannot resolve the
     rate (too few non-members, ties at the top): an unresolved rate is never printed as a
     number."""
     from ..metrics import tpr_at_fpr

@@ -37,12 +37,12 @@ COMPARE_COLUMNS = (
     "auc",
     "tpr_attack",
     "tpr_at_1%fpr",
-    "tpr_at_1%fpr_ci_low",
-    "tpr_at_1%fpr_ci_high",
+    "tpr_at_1%fpr_low",
+    "tpr_at_1%fpr_high",
     "lira_auc",
     "lira_tpr_at_1%fpr",
-    "lira_tpr_at_1%fpr_ci_low",
-    "lira_tpr_at_1%fpr_ci_high",
+    "lira_tpr_at_1%fpr_low",
+    "lira_tpr_at_1%fpr_high",
     "epsilon",
     "epsilon_note",
     "empirical_epsilon",
@@ -86,8 +86,8 @@ def compare(config_template, methods, *, attacks=(), reference_models=None,
         ``train_accuracy`` and ``test_accuracy`` of the target model; ``strongest_attack``
         the attack of highest AUC and ``auc`` its AUC; ``tpr_attack`` the attack of
         highest TPR at 1 % FPR and ``tpr_at_1%fpr`` that TPR (often not the attack of
-        highest AUC), with its 95 % Clopper-Pearson interval (``_ci_low``,
-        ``_ci_high``; printed in the TPR's cell); ``lira_auc`` and ``lira_tpr_at_1%fpr``
+        highest AUC), with its 95 % Clopper-Pearson interval (``_low``,
+        ``_high``; printed in the TPR's cell); ``lira_auc`` and ``lira_tpr_at_1%fpr``
         (and its interval) LiRA online's, where it ran (NaN otherwise); ``epsilon`` the
         ε that DP-SGD accounted (NaN for the other methods) and ``epsilon_note``
         ``"vacuous"`` where that ε exceeds
@@ -243,7 +243,7 @@ def _summary(method, results, folder):
 
 def _tpr(row, prefix):
     """The TPR at 1 % FPR of a result row and its interval, as ``<prefix>tpr_at_1%fpr``
-    and the ``_ci_low`` / ``_ci_high`` columns (NaN without a row, or for results written
+    and the ``_low`` / ``_high`` columns (NaN without a row, or for results written
     before intervals were)."""
     names = ["tpr_at_1%fpr", *("tpr_at_1%fpr" + s for s in INTERVAL_SUFFIXES)]
     return {prefix + n: np.nan if row is None else float(row.get(n, np.nan)) for n in names}

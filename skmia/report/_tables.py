@@ -94,7 +94,7 @@ def _with_interval(value, low, high):
 def shown_table(table, exclude=()):
     """The table as every report shows it (the markdown table, the HTML results tables,
     ``skmia compare``): each rate with its 95 % Clopper-Pearson interval in one cell
-    (``0.0399 [0.0251, 0.0601]``, from the ``<rate>_ci_low`` / ``<rate>_ci_high``
+    (``0.0399 [0.0251, 0.0601]``, from the ``<rate>_low`` / ``<rate>_high``
     columns of :data:`skmia._rundir.RESULT_COLUMNS`), without the columns ``exclude``
     and the columns that hold no value in any row. The CSV keeps the bounds as columns.
     """
