@@ -163,16 +163,20 @@ def privacy_utility_figure(results, *, title=None):
     points["label"] = _point_labels(points)
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5))
+    colors = {}
     for method, group in points.groupby("method", sort=False):
         (line,) = ax.plot(group["auc"], group["test_accuracy"], marker="o", linestyle="none",
                           label=str(method))
-        for _, point in group.iterrows():
-            if point["label"]:
-                text = ax.annotate(point["label"], (point["auc"], point["test_accuracy"]),
-                                   textcoords="offset points", xytext=(4, 4), fontsize=7,
-                                   color=line.get_color())
-                text.set_in_layout(False)  # a long label must not squeeze the axes
+        colors[method] = line.get_color()
     ax.axvline(0.5, color="grey", linestyle=":", linewidth=1, label="chance AUC")
+    middle = sum(ax.get_xlim()) / 2
+    for _, point in points[points["label"] != ""].iterrows():
+        right = point["auc"] <= middle  # each label points inwards, away from the edges
+        text = ax.annotate(point["label"], (point["auc"], point["test_accuracy"]),
+                           textcoords="offset points", xytext=(4 if right else -4, 4),
+                           ha="left" if right else "right", fontsize=7,
+                           color=colors[point["method"]])
+        text.set_in_layout(False)  # a long label must not squeeze the axes
     ax.set(xlabel="AUC of the strongest attack", ylabel="test accuracy", title=title)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
