@@ -7,34 +7,22 @@ import warnings
 from numbers import Integral
 
 import numpy as np
-import pandas as pd
 from sklearn.base import clone, is_classifier
 from sklearn.utils import check_random_state
 
-from .._rundir import RESULT_COLUMNS, Opt
 from .._sklearn_compat import StrOptions, validate_params
 from ..attacks import CALIBRATED_ATTACKS, calibrated_attacks, compute_signals, default_attacks
-from ..attacks._audit import _accuracy
 from ..attacks._models import DECISION_NOTE, resolve_target
-from ..metrics import attack_accuracy, attack_auc, empirical_epsilon, tpr_at_fpr
 from ..model_selection import ReferenceModels
-from ._model_dir import check_out, write_model_audit
+from ._model_result import MODEL_AUDIT_COLUMNS, check_out, model_audit_table, write_model_audit
 
-__all__ = ["INTERVAL_COLUMNS", "MODEL_AUDIT_COLUMNS", "audit_model"]
+__all__ = ["MODEL_AUDIT_COLUMNS", "audit_model"]
 
-#: The false-positive rates of the results, as fractions (the run's columns).
-_MAX_FPRS = {"0.01%": 1e-4, "0.1%": 1e-3, "1%": 1e-2}
-#: Clopper-Pearson intervals (95 %) of the TPR at 0.1 % and 1 % FPR.
-INTERVAL_COLUMNS = tuple(f"tpr_at_{name}fpr_{end}" for name in ("0.1%", "1%")
-                         for end in ("low", "high"))
-#: The columns of :func:`audit_model`'s table: a run's, its intervals, how each attack
-#: was fitted.
-MODEL_AUDIT_COLUMNS = (*RESULT_COLUMNS, *INTERVAL_COLUMNS, "fitted_on")
-#: The ``dataset`` of a model audit's rows (the records are the caller's).
-DATASET = "custom"
 #: What the attacks calibrated without a shadow model need, beyond the audited records.
 _BANK_ATTACKS = ("lira", "attack_r")
 _POPULATION_ATTACKS = ("attack_p", "qmia", "rmia")
+#: Every attack that calibrates on population records.
+_CALIBRATED_ON_POPULATION = {"attack_p", "qmia", "rmia", "rmia_softmax", "rmia_offline"}
 #: The fewest population records each default attack calibrates on: Attack-P flags
 #: 5 % of them (1 / 0.05), QMIA holds out a quarter to place its 95 % quantile (19 / 0.25).
 _MIN_POPULATION = {"attack_p": 20, "qmia": 76, "rmia": 1}
@@ -226,12 +214,16 @@ def audit_model(model, X_members, y_members, X_nonmembers, y_nonmembers, *, reci
     notes = []
     recipe = _recipe(model, target, recipe, n_reference, population, notes)
     names = _attack_names(attacks, white_box, population, recipe is not None, notes)
+    if target.method == "decision_function" and attacks is None and "rmia" in names:
+        # γ = 2 asks for a likelihood ratio of 2 that decisions (not probabilities) rarely
+        # reach: every record would score 0
+        names[names.index("rmia")] = "rmia_softmax"
+        notes.append("RMIA at γ = 1 (rmia_softmax): γ = 2 assumes probabilities")
     X_audit, y_audit = np.concatenate([X_in, X_out]), np.concatenate([y_in, y_out])
     membership = np.r_[np.ones(len(y_in), np.int64), np.zeros(len(y_out), np.int64)]
     calibrated = [n for n in names if n in CALIBRATED_ATTACKS]
     bank = None
-    if recipe is not None and set(calibrated) & {"lira", "lira_offline", "rmia",
-                                                  "rmia_softmax", "rmia_offline", "attack_r"}:
+    if recipe is not None and any(CALIBRATED_ATTACKS[name][1] for name in calibrated):
         bank = _bank(recipe, X_audit, y_audit, population, n_reference, n_jobs, seed)
     with warnings.catch_warnings():  # said once below, not once per query
         warnings.filterwarnings("ignore", message=".*has no predict_proba", category=UserWarning)
@@ -246,9 +238,9 @@ def audit_model(model, X_members, y_members, X_nonmembers, y_nonmembers, *, reci
                  default_attacks(white_box=white_box, random_state=seed).items()
                  if name in names}
     _cross_fit(threshold, audited, membership, seed, scores, predictions, fitted_on)
-    _calibrate(calibrated, audited, population_signals, scores, predictions, fitted_on,
-               bank is not None)
-    table = _table(model, target, audited, membership, scores, predictions, fitted_on, seed)
+    _calibrate(calibrated, audited, population_signals, scores, predictions, fitted_on)
+    table = model_audit_table(model, target, audited, membership, scores, predictions,
+                              fitted_on, seed)
     table.attrs["notes"] = notes
     if out is not None:
         settings = {"n_members": len(y_in), "n_nonmembers": len(y_out),
@@ -386,8 +378,7 @@ def _attack_names(attacks, white_box, population, has_recipe, notes):
         if needs_bank and not has_recipe:
             raise ValueError(f"{name!r} ({label}) needs reference models: pass recipe= (and "
                              "n_reference > 0).")
-        if name in ("attack_p", "qmia", "rmia", "rmia_softmax", "rmia_offline") and (
-                population is None):
+        if name in _CALIBRATED_ON_POPULATION and population is None:
             raise ValueError(f"{name!r} ({label}) calibrates on population records: pass "
                              "population=(X, y).")
     return names
@@ -416,8 +407,7 @@ def _signals(model, X, y, population, bank, calibrated, white_box, seed):
         label_only_params={"random_state": seed} if label_only else None,
         **({"pool_index": np.arange(len(y))} if bank is not None else {}), **shared)
     pop = None
-    if population is not None and set(calibrated) - {"lira", "lira_offline", "attack_r",
-                                                     "label_only"}:
+    if population is not None and set(calibrated) & _CALIBRATED_ON_POPULATION:
         pop = compute_signals(model, *population, **shared)
     return audited, pop
 
@@ -445,7 +435,7 @@ def _cross_fit(attacks, signals, membership, seed, scores, predictions, fitted_o
         fitted_on[name] = "the other half of the audited records (2-fold)"
 
 
-def _calibrate(names, audited, population, scores, predictions, fitted_on, has_bank):
+def _calibrate(names, audited, population, scores, predictions, fitted_on):
     """Fit the attacks calibrated without a shadow model (no membership labels)."""
     attacks = calibrated_attacks(names)
     for name in names:
@@ -460,57 +450,3 @@ def _calibrate(names, audited, population, scores, predictions, fitted_on, has_b
                                     ("population records", calibration == "population"),
                                     ("perturbed queries", name == "label_only"))
             if used) or "the audited records, without labels"
-
-
-# ---------------------------------------------------------------------------- results
-
-
-def _metrics(membership, score, prediction):
-    """Attack accuracy, AUC, TPR at each FPR (NaN where unresolved) with intervals, ε."""
-    row = {"accuracy": attack_accuracy(membership, prediction), "auc": np.nan,
-           "empirical_epsilon": np.nan}
-    for name in _MAX_FPRS:
-        key = f"tpr_at_{name}fpr"
-        row[key] = row[f"{key}_low"] = row[f"{key}_high"] = np.nan
-    if not np.all(np.isfinite(score)):
-        return row  # an attack that could not score every record: no rate
-    row["auc"] = attack_auc(membership, score)
-    row["empirical_epsilon"] = empirical_epsilon(membership, score)
-    n_out = int(np.sum(membership == 0))
-    for name, fpr in _MAX_FPRS.items():
-        if n_out * fpr * (1 + 1e-9) < 1:
-            continue  # too few non-members to measure that FPR: unresolved
-        rate = tpr_at_fpr(membership, score, max_fpr=fpr)
-        if rate.resolved:
-            key = f"tpr_at_{name}fpr"
-            row[key], row[f"{key}_low"], row[f"{key}_high"] = rate.tpr, rate.ci_low, rate.ci_high
-    return row
-
-
-def _method(model):
-    """How the rows name the model: its class, a pipeline's steps in brackets."""
-    if hasattr(model, "steps"):
-        return f"Pipeline[{', '.join(type(step).__name__ for _, step in model.steps)}]"
-    return type(model).__name__
-
-
-def _table(model, target, audited, membership, scores, predictions, fitted_on, seed):
-    """One row per attack, columns :data:`MODEL_AUDIT_COLUMNS`."""
-    epsilon = getattr(target.net if target.net is not None else target.estimator,
-                      "epsilon_", None)
-    context = {
-        "dataset": DATASET, "model": None, "method": _method(model), "seed": seed,
-        "snapshot_epoch": None, "epsilon": None if epsilon is None else float(epsilon),
-        "train_accuracy": _accuracy(audited[membership == 1]),
-        "test_accuracy": _accuracy(audited[membership == 0]),
-        "shadow_method": "none",
-    }
-    rows = [{**context, "attack": name, **_metrics(membership, score, predictions[name]),
-             "fitted_on": fitted_on[name]} for name, score in scores.items()]
-    table = pd.DataFrame(rows, columns=list(MODEL_AUDIT_COLUMNS))
-    rates = [name for name, column in RESULT_COLUMNS.items()
-             if isinstance(column.spec, Opt) and column.spec.spec is float]
-    for name in (*rates, *INTERVAL_COLUMNS):  # as the run's results are read back
-        table[name] = table[name].astype(float)
-    return table
-
