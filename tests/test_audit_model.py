@@ -190,7 +190,7 @@ def test_a_plain_torch_module_leaks_black_and_white_box(data):
     assert set(GRADIENT_ATTACKS) <= set(rows.index)
     assert (rows["train_accuracy"] == 1.0).all()
     assert rows.loc["loss", "auc"] > 0.8 and rows.loc["grad_wrt_x_l2", "auc"] > 0.8
-    assert rows.loc["LiRA online", "auc"] > 0.8  # with a recipe, reference models too
+    assert rows.loc["LiRA online", "auc"] > 0.75  # with a recipe, reference models too
 
 
 def test_a_torch_module_on_unseen_records_shows_no_leak_and_says_why_no_bank(data):
