@@ -126,8 +126,9 @@ def audit_model(model, X_members, y_members, X_nonmembers, y_nonmembers, *, reci
         ``train_accuracy`` and ``test_accuracy`` of the model on the members and
         non-members, the attack's ``accuracy`` (balanced, of its ``predict``), ``auc``,
         ``tpr_at_0.01%fpr``, ``tpr_at_0.1%fpr``, ``tpr_at_1%fpr``,
-        ``empirical_epsilon``), then the 95 % Clopper-Pearson intervals of the TPR at
-        0.1 % and 1 % FPR and ``fitted_on``, how the attack was fitted.
+        ``empirical_epsilon``), the bounds of the 95 % Clopper-Pearson interval of the
+        TPR at each FPR (``tpr_at_1%fpr_low``, ``tpr_at_1%fpr_high``, ...) and
+        ``fitted_on``, how the attack was fitted.
         ``table.attrs["notes"]`` lists what was left out and why (no bank, too small a
         population, a model read through ``decision_function``);
         ``table.attrs["folder"]`` is the folder written, with ``out``.
@@ -201,22 +202,12 @@ def audit_model(model, X_members, y_members, X_nonmembers, y_nonmembers, *, reci
     start = time.perf_counter()
     if out is not None:
         check_out(out)  # before any work: a folder of other files is refused
-    (X_in, y_in), (X_out, y_out) = (_check_part("members", X_members, y_members),
-                                    _check_part("nonmembers", X_nonmembers, y_nonmembers))
-    if X_in.shape[1:] != X_out.shape[1:]:
-        raise ValueError(f"X_members has records of shape {X_in.shape[1:]} but X_nonmembers "
-                         f"of shape {X_out.shape[1:]}: they must be records of one kind.")
-    if population is not None:
-        population = _check_population(population, X_in.shape[1:])
+    members, nonmembers, population = _check_records(X_members, y_members, X_nonmembers,
+                                                     y_nonmembers, population)
     target = resolve_target(model)
     white_box = _check_white_box(white_box, target)
-    if not isinstance(n_reference, Integral) or n_reference < 0 or (
-            n_reference and (n_reference < 4 or n_reference % 2)):
-        raise ValueError(f"n_reference must be 0 (no bank) or an even number of at least 4 "
-                         f"(LiRA needs 2 models with and 2 without each record), got "
-                         f"{n_reference!r}.")
-    seed = _seed(random_state)
-    notes = []
+    _check_n_reference(n_reference)
+    seed, notes = _seed(random_state), []
     recipe = _recipe(model, target, recipe, n_reference, population, notes)
     names = _attack_names(attacks, white_box, population, recipe is not None, notes)
     if target.method == "decision_function" and attacks is None and "rmia" in names:
@@ -224,20 +215,16 @@ def audit_model(model, X_members, y_members, X_nonmembers, y_nonmembers, *, reci
         # reach: every record would score 0
         names[names.index("rmia")] = "rmia_softmax"
         notes.append("RMIA at γ = 1 (rmia_softmax): γ = 2 assumes probabilities")
-    X_audit, y_audit = np.concatenate([X_in, X_out]), np.concatenate([y_in, y_out])
-    membership = np.r_[np.ones(len(y_in), np.int64), np.zeros(len(y_out), np.int64)]
+    X_audit = np.concatenate([members[0], nonmembers[0]])
+    y_audit = np.concatenate([members[1], nonmembers[1]])
+    membership = np.r_[np.ones(len(members[1]), np.int64),
+                       np.zeros(len(nonmembers[1]), np.int64)]
     calibrated = [n for n in names if n in CALIBRATED_ATTACKS]
     bank = None
     if recipe is not None and any(CALIBRATED_ATTACKS[name][1] for name in calibrated):
         bank = _bank(recipe, X_audit, y_audit, population, n_reference, n_jobs, seed)
-    with warnings.catch_warnings():  # said once below, not once per query
-        warnings.filterwarnings("ignore", message=".*has no predict_proba", category=UserWarning)
-        audited, population_signals = _signals(model, X_audit, y_audit, population, bank,
-                                               calibrated, white_box, seed)
-    if target.method == "decision_function":
-        note = DECISION_NOTE.format(name=target.name)
-        notes.append(note)
-        warnings.warn(note + ".", UserWarning, stacklevel=2)
+    audited, population_signals = _signals(model, target, X_audit, y_audit, population, bank,
+                                           calibrated, white_box, seed, notes)
     scores, predictions, fitted_on = {}, {}, {}
     threshold = {name: attack for name, attack in
                  default_attacks(white_box=white_box, random_state=seed).items()
@@ -248,9 +235,9 @@ def audit_model(model, X_members, y_members, X_nonmembers, y_nonmembers, *, reci
                               fitted_on, seed)
     table.attrs["notes"] = notes
     if out is not None:
-        settings = {"n_members": len(y_in), "n_nonmembers": len(y_out),
+        settings = {"n_members": len(members[1]), "n_nonmembers": len(nonmembers[1]),
                     "n_population": None if population is None else len(population[1]),
-                    "n_reference": len(bank.estimators_) if bank is not None else 0,
+                    "n_reference": 0 if bank is None else len(bank.estimators_),
                     "white_box": white_box, "attacks": list(table["attack"]), "notes": notes}
         table.attrs["folder"] = str(write_model_audit(
             out, table, scores, membership, audited["loss"].to_numpy(), model, settings,
@@ -276,14 +263,29 @@ def _check_part(name, X, y):
     return X, y
 
 
-def _check_population(population, shape):
-    if len(population) != 2:
-        raise ValueError("population must be an (X, y) pair of population records.")
-    X, y = _check_part("population", *population)
-    if X.shape[1:] != shape:
-        raise ValueError(f"population records have shape {X.shape[1:]}, the audited ones "
-                         f"{shape}: they must be records of one kind.")
-    return X, y
+def _check_records(X_members, y_members, X_nonmembers, y_nonmembers, population):
+    """The members, non-members and population as ``(X, y)`` arrays, checked."""
+    members = _check_part("members", X_members, y_members)
+    nonmembers = _check_part("nonmembers", X_nonmembers, y_nonmembers)
+    shape = members[0].shape[1:]
+    if nonmembers[0].shape[1:] != shape:
+        raise ValueError(f"X_members has records of shape {shape} but X_nonmembers of shape "
+                         f"{nonmembers[0].shape[1:]}: they must be records of one kind.")
+    if population is not None:
+        if len(population) != 2:
+            raise ValueError("population must be an (X, y) pair of population records.")
+        population = _check_part("population", *population)
+        if population[0].shape[1:] != shape:
+            raise ValueError(f"population records have shape {population[0].shape[1:]}, the "
+                             f"audited ones {shape}: they must be records of one kind.")
+    return members, nonmembers, population
+
+
+def _check_n_reference(n_reference):
+    if n_reference < 0 or (n_reference and (n_reference < 4 or n_reference % 2)):
+        raise ValueError(f"n_reference must be 0 (no bank) or an even number of at least 4 "
+                         f"(LiRA needs 2 models with and 2 without each record), got "
+                         f"{n_reference!r}.")
 
 
 def _check_white_box(white_box, target):
@@ -401,19 +403,26 @@ def _bank(recipe, X, y, population, n_reference, n_jobs, seed):
     return bank.fit(X, y, **fit_params)
 
 
-def _signals(model, X, y, population, bank, calibrated, white_box, seed):
-    """The model's signals on the audited records and on the population (or None)."""
+def _signals(model, target, X, y, population, bank, calibrated, white_box, seed, notes):
+    """The model's signals on the audited records and on the population (or None); a
+    model read through ``decision_function`` is said once, in a warning and a note."""
     features, label_only = "qmia" in calibrated, "label_only" in calibrated
     shared = {"features": features}
     if bank is not None:
         shared.update(reference=bank, reference_logits="rmia" in calibrated)
-    audited = compute_signals(
-        model, X, y, white_box=white_box, label_only=label_only,
-        label_only_params={"random_state": seed} if label_only else None,
-        **({"pool_index": np.arange(len(y))} if bank is not None else {}), **shared)
-    pop = None
-    if population is not None and set(calibrated) & _CALIBRATED_ON_POPULATION:
-        pop = compute_signals(model, *population, **shared)
+    with warnings.catch_warnings():  # said once below, not once per query
+        warnings.filterwarnings("ignore", message=".*has no predict_proba", category=UserWarning)
+        audited = compute_signals(
+            model, X, y, white_box=white_box, label_only=label_only,
+            label_only_params={"random_state": seed} if label_only else None,
+            **({"pool_index": np.arange(len(y))} if bank is not None else {}), **shared)
+        pop = None
+        if population is not None and set(calibrated) & _CALIBRATED_ON_POPULATION:
+            pop = compute_signals(model, *population, **shared)
+    if target.method == "decision_function":
+        notes.append(DECISION_NOTE.format(name=target.name))
+        # 4: the caller of audit_model (through validate_params' wrapper)
+        warnings.warn(notes[-1] + ".", UserWarning, stacklevel=4)
     return audited, pop
 
 

@@ -36,9 +36,11 @@ __all__ = ["INTERVAL_COLUMNS", "MODEL_AUDIT", "MODEL_AUDIT_COLUMNS", "check_out"
 
 #: The false-positive rates of the results, as fractions (the run's columns).
 _MAX_FPRS = {"0.01%": 1e-4, "0.1%": 1e-3, "1%": 1e-2}
-#: Clopper-Pearson intervals (95 %) of the TPR at 0.1 % and 1 % FPR.
-INTERVAL_COLUMNS = tuple(f"tpr_at_{name}fpr_{end}" for name in ("0.1%", "1%")
-                         for end in ("low", "high"))
+#: The bounds of the 95 % Clopper-Pearson interval of the TPR at each FPR, where the
+#: run's columns do not hold them already.
+INTERVAL_COLUMNS = tuple(column for column in (f"tpr_at_{name}fpr_{end}" for name in _MAX_FPRS
+                                               for end in ("low", "high"))
+                         if column not in RESULT_COLUMNS)
 #: The columns of :func:`~skmia.audit.audit_model`'s table: a run's, the intervals, how
 #: each attack was fitted.
 MODEL_AUDIT_COLUMNS = (*RESULT_COLUMNS, *INTERVAL_COLUMNS, "fitted_on")
