@@ -201,8 +201,9 @@ def membership_signals(model, members, nonmembers, *, white_box=False, batch_siz
 
     Parameters
     ----------
-    model : fitted skorch net or torch.nn.Module
-        The model queried.
+    model : fitted classifier, skorch net or torch.nn.Module
+        The model queried: anything :func:`compute_signals` reads (a skmia defense, a
+        skorch net, a torch module, a Pipeline, a scikit-learn classifier).
     members, nonmembers : (X, y) pairs
         Records the model was and was not trained on (e.g. ``split.target_train`` and
         ``split.target_test``).

@@ -6,6 +6,7 @@ torch is imported inside the functions that need it.
 import numpy as np
 import pandas as pd
 
+from ._models import estimator_logits, output_method
 from ._query import (
     FINGERPRINT,
     LABEL,
@@ -23,7 +24,8 @@ __all__ = ["add_reference_columns"]
 
 
 def _reference_logits(model, X_t, batch_size):
-    """Outputs of one reference model on ``X_t``: logits of a net, else log-probabilities."""
+    """Outputs of one reference model on ``X_t``: logits of a net, else log-probabilities
+    (or decisions, for a classifier without ``predict_proba``)."""
     import torch
 
     try:
@@ -32,9 +34,11 @@ def _reference_logits(model, X_t, batch_size):
         NeuralNet = ()
     if (NeuralNet and isinstance(model, NeuralNet)) or isinstance(model, torch.nn.Module):
         module, _ = _resolve_model(model)
+        first = next((p for p in module.parameters() if p.is_floating_point()), None)
+        if first is not None:  # records given to a pipeline or a classifier: float64
+            X_t = X_t.to(dtype=first.dtype)
         return _forward(module, X_t, batch_size).double().numpy()
-    proba = np.asarray(model.predict_proba(X_t.numpy()), dtype=np.float64)
-    return np.log(np.maximum(proba, np.finfo(np.float64).tiny))
+    return estimator_logits(model, output_method(model), X_t.numpy())
 
 
 def _check_bank(reference, model, model_classes, X_t, n_outputs):

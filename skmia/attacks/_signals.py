@@ -4,10 +4,14 @@ torch is imported inside the functions that need it, so that the threshold attac
 which only read a signals table, stay usable without it.
 """
 
+import warnings
+
 import numpy as np
 import pandas as pd
+from scipy.special import logsumexp
 
 from ._augment import augmented_views
+from ._models import DECISION_NOTE, estimator_logits, resolve_target
 from ._perturb import label_only_signals
 from ._query import (
     FEATURE,
@@ -27,13 +31,17 @@ from ._query import (
     _check_input_shape,
     _check_records,
     _forward,
+    _label_indices,
     _query,
-    _resolve_model,
     count_output_columns,
     logit_confidence,
     output_columns,
 )
 from ._reference_signals import add_reference_columns
+
+#: The key of ``signals.attrs`` that says what the logit columns hold: ``"logits"`` (a
+#: torch model's), ``"predict_proba"`` (log-probabilities) or ``"decision_function"``.
+OUTPUTS_ATTR = "outputs"
 
 __all__ = [
     "FEATURE",
@@ -41,6 +49,7 @@ __all__ = [
     "LABEL",
     "LABEL_ONLY",
     "LOSS",
+    "OUTPUTS_ATTR",
     "REF_IN",
     "REF_LOGIT",
     "REF_SCORE",
@@ -62,20 +71,31 @@ def compute_signals(model, X, y, *, white_box=False, batch_size=256, classes=Non
 
     Parameters
     ----------
-    model : fitted skorch net or torch.nn.Module
-        The model under attack: a fitted skmia defense, any fitted
-        :class:`skorch.NeuralNetClassifier` whose module returns logits (trained with
-        :class:`torch.nn.CrossEntropyLoss`), or a :class:`torch.nn.Module` returning
-        logits. It is queried in eval mode; its mode is restored afterwards and its
-        parameters and ``.grad`` are left untouched.
+    model : fitted classifier, skorch net or torch.nn.Module
+        The model under attack, one of
+
+        - a fitted skmia defense, any fitted :class:`skorch.NeuralNetClassifier` whose
+          module returns logits (trained with :class:`torch.nn.CrossEntropyLoss`), or a
+          :class:`torch.nn.Module` returning logits: queried in eval mode (its mode is
+          restored afterwards, its parameters and ``.grad`` are left untouched);
+        - a fitted :class:`~sklearn.pipeline.Pipeline` whose last step is one of those:
+          the records go through the earlier steps' ``transform`` and the last step is
+          queried on the result (its white-box gradient is then with respect to the
+          *transformed* input, what the network sees);
+        - any other fitted classifier (scikit-learn's, a pipeline ending in one): read
+          through ``predict_proba``, whose log-probabilities stand for the logits; a
+          classifier without ``predict_proba`` through ``decision_function`` (see Notes).
+          Such a model has no gradients: ``white_box=True`` is refused.
     X : array-like of shape (n_samples, ...)
-        Records, in the model's input format (rows of a table, images).
+        Records, in the model's input format (rows of a table, images; for a pipeline,
+        what its first step takes).
     y : array-like of shape (n_samples,)
         Their labels.
     white_box : bool, default=False
         Also compute the norms of the per-record loss gradient with respect to the input
         and to all parameters that require gradients (columns ``grad_x_l1``,
-        ``grad_x_l2``, ``grad_w_l1``, ``grad_w_l2``).
+        ``grad_x_l2``, ``grad_w_l1``, ``grad_w_l2``). Torch models only (a ``ValueError``
+        otherwise).
     batch_size : int, default=256
         Records per forward (and backward) pass. White-box signals of a large
         convolutional network may need a smaller value.
@@ -132,9 +152,18 @@ def compute_signals(model, X, y, *, white_box=False, batch_size=256, classes=Non
         ``ref_score_aug_{a}_{k}`` with ``augment``, ``ref_logit_{k}_{c}`` with
         ``reference_logits``), and ``label_only_*`` last; with ``reference``,
         ``signals.attrs["reference_fingerprint"]`` names the bank
-        (:meth:`ReferenceModels.fingerprint`). Logits, probabilities and losses keep the
-        model's float dtype (float32, as the reference code's); gradient norms and
+        (:meth:`ReferenceModels.fingerprint`); ``signals.attrs["outputs"]`` says what the
+        logit columns hold: ``"logits"`` (a torch model's), ``"predict_proba"`` (the
+        log-probabilities) or ``"decision_function"`` (the decisions). Logits,
+        probabilities and losses keep a torch model's float dtype (float32, as the
+        reference code's) and are float64 for other classifiers; gradient norms and
         scores are float64.
+
+    Warns
+    -----
+    UserWarning
+        When the model is read through ``decision_function``: which signals then are not
+        what they are for a model with probabilities (see Notes).
 
     Notes
     -----
@@ -142,6 +171,17 @@ def compute_signals(model, X, y, *, white_box=False, batch_size=256, classes=Non
     it submits with its label; a white-box adversary also holds the parameters and can
     differentiate the loss. The records' labels are assumed known, as in the reference
     code.
+
+    A classifier without ``predict_proba`` (:class:`~sklearn.svm.LinearSVC`,
+    :class:`~sklearn.linear_model.RidgeClassifier`, ...) is read through its
+    ``decision_function``: the decisions are the logits (for two classes ``(0, d)``,
+    whose softmax is the sigmoid of the decision ``d``). ``proba_*`` are then the
+    softmax of the decisions, ``loss`` its cross-entropy and ``score`` its log-odds:
+    monotone in the decisions, so attacks that rank records by them (AUC, TPR at low
+    FPR) still measure the leak, but they are not calibrated probabilities, ``loss`` is
+    not the model's training loss (a hinge loss for an SVM), and what cannot be computed
+    is said in the warning: the model's own probabilities and cross-entropy, and any
+    white-box signal.
 
     White-box norms are those of the gradient of each record's own loss, as the
     reference code's loop of one-record backward passes computes them, but here a batch
@@ -169,21 +209,38 @@ def compute_signals(model, X, y, *, white_box=False, batch_size=256, classes=Non
      'grad_x_l1', 'grad_x_l2', 'grad_w_l1', 'grad_w_l2', 'score']
     >>> signals["label"].tolist()
     [0, 2, 1, 2]
+
+    Any fitted classifier, read through its probabilities:
+
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> X = np.random.default_rng(1).normal(size=(30, 4))
+    >>> y = (X[:, 0] > 0).astype(int)
+    >>> clf = LogisticRegression().fit(X, y)
+    >>> signals = compute_signals(clf, X, y)
+    >>> signals.attrs["outputs"]
+    'predict_proba'
+    >>> p_y = clf.predict_proba(X)[np.arange(30), y]
+    >>> bool(np.allclose(signals["loss"], -np.log(p_y)))
+    True
     """
-    module, model_classes = _resolve_model(model)
+    target = resolve_target(model)
     _check_flag("white_box", white_box)
     _check_flag("reference_logits", reference_logits)
     _check_flag("features", features)
     _check_batch_size(batch_size)
-    X_t, y_arr = _check_records(module, X, y)
-    _check_input_shape(model, X_t)
+    if white_box and target.module is None:
+        raise ValueError(
+            f"white_box=True needs the gradients of a torch model, but {target.name} is "
+            "not one (a skmia defense, a skorch net, a torch.nn.Module, or a Pipeline "
+            "ending in one): compute its black-box signals (white_box=False)."
+        )
     if reference is None and reference_logits:
         raise ValueError("reference_logits=True is given without reference=: pass the bank.")
+    model_classes = classes if classes is not None else target.classes
+    query = _query_target(target, X, y, model_classes, classes is not None, white_box,
+                          batch_size)
+    logits, proba, labels, losses, grad_norms, X_t, forward = query
     views = _views(X_t, augment)
-    logits, proba, labels, losses, grad_norms = _query(
-        module, X_t, y_arr, classes if classes is not None else model_classes,
-        classes is not None, white_box, batch_size,
-    )
     columns = {}
     for k in range(logits.shape[1]):
         columns[f"logit_{k}"] = logits[:, k]
@@ -196,26 +253,96 @@ def compute_signals(model, X, y, *, white_box=False, batch_size=256, classes=Non
             columns[name] = grad_norms[:, j]
     columns[SCORE] = logit_confidence(logits, labels)
     for a, view in enumerate(views if augment is not None else ()):
-        columns[f"{SCORE_AUG}_{a}"] = (columns[SCORE] if a == 0 else logit_confidence(
-            _forward(module, view, batch_size).double().numpy(), labels))
+        columns[f"{SCORE_AUG}_{a}"] = (columns[SCORE] if a == 0 else
+                                       logit_confidence(forward(view), labels))
     if features:
         flat = X_t.reshape(len(X_t), -1).numpy()
         columns.update({f"{FEATURE}_{j}": flat[:, j] for j in range(flat.shape[1])})
     signals = pd.DataFrame(columns)
     if reference is not None:
         signals = add_reference_columns(
-            signals, reference, model, classes if classes is not None else model_classes,
-            views, pool_index, batch_size, augmented=augment is not None,
-            logits=reference_logits,
+            signals, reference, model, model_classes, views, pool_index, batch_size,
+            augmented=augment is not None, logits=reference_logits,
         )
     elif pool_index is not None:
         raise ValueError("pool_index is given without reference=: pass the bank it indexes.")
     if label_only:
-        signals = _add_label_only_columns(signals, module, X_t, batch_size,
-                                          label_only_params)
+        signals = _add_label_only_columns(signals, forward, X_t, label_only_params)
     elif label_only_params is not None:
         raise ValueError("label_only_params is given but label_only is False.")
+    signals.attrs[OUTPUTS_ATTR] = target.outputs
+    if target.method == "decision_function":
+        warnings.warn(DECISION_NOTE.format(name=target.name) + ".", UserWarning,
+                      stacklevel=2)
     return signals
+
+
+def _query_target(target, X, y, classes, classes_given, white_box, batch_size):
+    """Logits, probabilities, label indices, losses, gradient norms (or None), the records
+    as a CPU tensor (as given: before a pipeline's transform) and ``forward``, the
+    model's logits (float64) on a tensor of such records."""
+    import torch
+
+    if target.module is not None and target.transform is None:
+        X_t, y_arr = _check_records(target.module, X, y)
+        _check_input_shape(target.net, X_t)
+
+        def forward(view):
+            return _forward(target.module, view, batch_size).double().numpy()
+
+        return (*_query(target.module, X_t, y_arr, classes, classes_given, white_box,
+                        batch_size), X_t, forward)
+    X_arr, y_arr = _check_raw_records(X, y)
+    X_t = torch.as_tensor(np.ascontiguousarray(X_arr))
+    if target.module is not None:  # a pipeline ending in a torch model
+        def transformed(records):
+            X_in, _ = _check_records(target.module, target.transform(records),
+                                     np.zeros(len(records)))
+            _check_input_shape(target.net, X_in)
+            return X_in
+
+        def forward(view):
+            return _forward(target.module, transformed(view.numpy()),
+                            batch_size).double().numpy()
+
+        return (*_query(target.module, transformed(X_arr), y_arr, classes, classes_given,
+                        white_box, batch_size), X_t, forward)
+
+    def forward(view):
+        return estimator_logits(target.estimator, target.method, view.numpy())
+
+    logits = forward(X_t)
+    labels = _label_indices(y_arr, classes, logits.shape[1], classes_given)
+    log_norm = logsumexp(logits, axis=1)
+    proba = np.exp(logits - log_norm[:, None])
+    losses = log_norm - logits[np.arange(len(labels)), labels]
+    return logits, proba, labels, losses, None, X_t, forward
+
+
+def _check_raw_records(X, y):
+    """X as a numeric array and y as a 1-D array of as many labels (for a model that is
+    not queried as a torch module: its own checks see the values)."""
+    import torch
+
+    if isinstance(X, torch.Tensor):
+        X = X.detach().cpu().numpy()
+    X_arr = np.asarray(X)
+    if X_arr.dtype.kind not in "biuf":
+        raise TypeError(f"X must be numeric, got dtype {X_arr.dtype}.")
+    y_arr = np.asarray(y)
+    if y_arr.ndim != 1:
+        raise ValueError(f"y must be 1-D with one label per record, got shape {y_arr.shape}.")
+    if X_arr.ndim < 2:
+        raise ValueError(f"X must hold one record per row (2-D or more), got shape "
+                         f"{X_arr.shape}.")
+    if X_arr.shape[0] != len(y_arr):
+        raise ValueError(
+            f"X and y must have the same number of rows, got {X_arr.shape[0]} and "
+            f"{len(y_arr)}."
+        )
+    if len(y_arr) == 0:
+        raise ValueError("X and y are empty: there is nothing to query.")
+    return X_arr, y_arr
 
 
 def _views(X_t, augment):
@@ -228,7 +355,7 @@ def _views(X_t, augment):
     return [X_t] + [torch.as_tensor(np.ascontiguousarray(v)) for v in views[1:]]
 
 
-def _add_label_only_columns(signals, module, X_t, batch_size, params):
+def _add_label_only_columns(signals, forward, X_t, params):
     """``signals`` with ``label_only_q``: is the q-th perturbed copy classified correctly."""
     import torch
 
@@ -236,7 +363,7 @@ def _add_label_only_columns(signals, module, X_t, batch_size, params):
         raise TypeError(f"label_only_params must be a dict, got {type(params).__name__}.")
 
     def predict(X):
-        return _forward(module, torch.as_tensor(X, dtype=X_t.dtype), batch_size).argmax(1).numpy()
+        return forward(torch.as_tensor(X, dtype=X_t.dtype)).argmax(1)
 
     correct = label_only_signals(predict, X_t.numpy(), signals[LABEL].to_numpy(),
                                  **(params or {}))

@@ -1,24 +1,30 @@
-"""Audits: how much a training algorithm (a defense) leaks about the records at risk.
+"""Audits: how much a training algorithm (a defense), or one fitted model, leaks.
 
 :func:`make_canaries` inserts records that are easy to memorise into a pool;
 :func:`audit_defense` trains many models of a defense on balanced halves of it and
 attacks every (record, model) pair with leave-one-out LiRA, reporting TPR at low FPR on
 the canaries beside the other records, at the test accuracy the defense reaches
 (Aerni, Zhang & Tramèr, CCS 2024, arXiv:2404.17399). The result is a
-:class:`DefenseAudit`.
+:class:`DefenseAudit`. :func:`audit_model` audits one fitted model instead (any
+classifier, pipeline or torch module) with the strongest attacks its inputs allow:
+thresholds, population attacks, and LiRA / RMIA against a bank of reference models
+(Carlini et al., arXiv:2112.03570; Zarifzadeh et al., arXiv:2312.03262).
 """
 
 from ._canaries import CANARY_KINDS, Canaries, make_canaries
 from ._defense import audit_defense
 from ._loo import LOO_ATTACKS, loo_lira_scores
+from ._model import MODEL_AUDIT_COLUMNS, audit_model
 from ._result import DefenseAudit
 
 __all__ = [
     "CANARY_KINDS",
     "LOO_ATTACKS",
+    "MODEL_AUDIT_COLUMNS",
     "Canaries",
     "DefenseAudit",
     "audit_defense",
+    "audit_model",
     "loo_lira_scores",
     "make_canaries",
 ]
