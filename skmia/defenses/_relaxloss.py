@@ -13,6 +13,9 @@ from ._losses import FLATTEN_MODES, batched_mean, flattening_loss, per_record, r
 
 __all__ = ["RelaxLossClassifier"]
 
+#: What ``train_loss`` holds on even and on odd epochs (the history's ``train_objective``).
+RELAXLOSS_OBJECTIVES = ("|CE - alpha|", "CE, or flattening below alpha")
+
 
 class RelaxLossClassifier(MIADefenseClassifier):
     """RelaxLoss: train to a target loss level instead of to zero loss.
@@ -53,6 +56,11 @@ class RelaxLossClassifier(MIADefenseClassifier):
     ----------
     flatten_mode_ : str
         The flattening loss used.
+    history : skorch.callbacks.History
+        Per epoch, besides skorch's keys, ``train_objective``: which objective
+        ``train_loss`` holds that epoch, ``"|CE - alpha|"`` (even epochs) or
+        ``"CE, or flattening below alpha"`` (odd epochs); the two are not on one scale,
+        and :func:`skmia.report.training_curves_figure` draws them apart.
 
     Notes
     -----
@@ -100,6 +108,10 @@ class RelaxLossClassifier(MIADefenseClassifier):
         else:
             self.flatten_mode_ = self.flatten_mode
         return X, y
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        super().on_epoch_begin(net, dataset_train, dataset_valid, **kwargs)
+        self.history.record("train_objective", RELAXLOSS_OBJECTIVES[self.current_epoch % 2])
 
     def training_loss(self, logits, targets, X):
         """RelaxLoss's objective on a mini-batch (Chen et al., arXiv:2207.05801, Alg. 1).
