@@ -131,9 +131,10 @@ default="loss"
         :class:`~skmia.attacks.NNAttack` (cloned at each call).
     metric : {"auc", "tpr_at_fpr", "accuracy"}, default="auc"
         The attack's AUC, its true-positive rate at a false-positive rate <= ``max_fpr``
-        (:func:`skmia.metrics.tpr_at_fpr`; the scoring part needs at least
-        ``1 / max_fpr`` non-members, else that split scores NaN with scikit-learn's
-        warning), or its accuracy ``0.5 * (TPR + TNR)`` with the fitted thresholds.
+        (:func:`skmia.metrics.tpr_at_fpr`; NaN where ties leave the rate unresolved;
+        the scoring part needs at least ``1 / max_fpr`` non-members, else the scorer
+        raises and that split scores NaN with scikit-learn's warning), or its accuracy
+        ``0.5 * (TPR + TNR)`` with the fitted thresholds.
     max_fpr : float in (0, 1], default=0.01
         The false-positive rate of ``metric="tpr_at_fpr"``.
     fit_fraction : float in (0, 1), default=0.5
@@ -243,7 +244,8 @@ class _PrivacyScorer:
         score = attack.decision_function(held)
         if self.metric == "auc":
             return attack_auc(truth, score)
-        return tpr_at_fpr(truth, score, max_fpr=self.max_fpr).tpr
+        result = tpr_at_fpr(truth, score, max_fpr=self.max_fpr)
+        return result.tpr if result.resolved else float("nan")
 
     def _attack(self):
         if not isinstance(self.attack, str):
@@ -274,6 +276,8 @@ def _refuse_training_rows(model, X, y):
     """A ValueError when the rows scored are exactly the rows ``model`` trained on."""
     from ..defenses._training_rows import rows_digest
 
+    if len(y) != len(getattr(model, "train_indices_", ())):
+        return
     X, _, y_encoded = model._validated_rows(X, y)
     if rows_digest(X, y_encoded) == getattr(model, "train_digest_", None):
         raise ValueError(
