@@ -17,6 +17,13 @@ __all__ = ["RelaxLossClassifier"]
 RELAXLOSS_OBJECTIVES = ("|CE - alpha|", "CE, or flattening below alpha")
 
 
+def _record_objective(model, epoch):
+    """Write in ``model``'s history which objective its ``train_loss`` holds this epoch.
+    The objective records it itself, so that the vectorised bank (which runs no skorch
+    hook or callback) writes the same history as skorch's loop."""
+    model.history.record("train_objective", RELAXLOSS_OBJECTIVES[epoch % 2])
+
+
 class RelaxLossClassifier(MIADefenseClassifier):
     """RelaxLoss: train to a target loss level instead of to zero loss.
 
@@ -109,10 +116,6 @@ class RelaxLossClassifier(MIADefenseClassifier):
             self.flatten_mode_ = self.flatten_mode
         return X, y
 
-    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        super().on_epoch_begin(net, dataset_train, dataset_valid, **kwargs)
-        self.history.record("train_objective", RELAXLOSS_OBJECTIVES[self.current_epoch % 2])
-
     def training_loss(self, logits, targets, X):
         """RelaxLoss's objective on a mini-batch (Chen et al., arXiv:2207.05801, Alg. 1).
 
@@ -125,6 +128,7 @@ class RelaxLossClassifier(MIADefenseClassifier):
         :func:`skmia.defenses._losses.relaxloss` computes it (``flatten_mode`` picks the
         reference's tabular or CIFAR variant).
         """
+        _record_objective(self, self.current_epoch)
         return relaxloss(
             logits,
             targets,
@@ -137,6 +141,8 @@ class RelaxLossClassifier(MIADefenseClassifier):
     def _batched_loss(self, logits, targets, mask, counts, epoch, context=None):
         """RelaxLoss of K models' batches (the vectorised bank): each model takes the
         branch of its own batch-mean loss, a ``torch.where`` per model."""
+        for model in getattr(context, "models", ()):
+            _record_objective(model, epoch)
         ce = per_record(partial(F.cross_entropy, reduction="none"), logits, targets)
         mean_ce = batched_mean(ce, mask, counts)
         if epoch % 2 == 0:
