@@ -13,6 +13,16 @@ from skmia.metrics import attack_auc, tpr_at_fpr
 from skmia.report import loss_histogram_figure, roc_figure, training_curves_figure
 
 
+@pytest.fixture(autouse=True)
+def close_figures():
+    """Close this test's figures: more than 20 open ones make matplotlib warn, and the
+    warning points at skmia's code (an error in tests)."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
 @pytest.fixture
 def scores():
     rng = np.random.default_rng(0)
