@@ -56,14 +56,23 @@ def test_dpsgd_with_a_target_epsilon():
     assert low.noise_multiplier_ > high.noise_multiplier_
 
 
-def test_choosing_alpha_under_a_privacy_limit(location_data_home):
+def test_choosing_alpha_within_a_privacy_budget(location_data_home, capsys):
     namespace = run_example("relaxloss_alpha_under_privacy_limit")
-    search, limit = namespace["search"], namespace["LIMIT"]
-    auc = np.asarray(search.cv_results_["mean_test_loss_auc"])
+    search, budget = namespace["search"], namespace["BUDGET"]
+    assert "X_members" not in namespace and "loss_attack_auc" not in namespace
+    assert search.n_splits_ == 3  # k-fold, not one predefined split
+    auc = np.asarray(search.cv_results_["mean_test_attack_auc"])
     accuracy = np.asarray(search.cv_results_["mean_test_accuracy"])
     best = search.best_index_
-    assert auc[best] <= limit
-    assert accuracy[best] == accuracy[auc <= limit].max()
-    assert (auc > limit).any()  # the limit rules a candidate out
-    # the chosen alpha is then trained on every audit row
-    assert len(search.best_estimator_.train_indices_) == len(namespace["y_audit"])
+    assert auc[best] <= budget
+    assert accuracy[best] == accuracy[auc <= budget].max()
+    assert (auc > budget).any()  # the budget rules a candidate out
+    # larger alpha, less leakage (the point of RelaxLoss)
+    alphas = np.asarray(search.cv_results_["param_alpha"], dtype=float)
+    assert np.all(np.diff(auc[np.argsort(alphas)]) < 0)
+    # the model deployed is refit on exactly X_train, and audited as such
+    final = namespace["final_model"]
+    members, _ = final.training_rows()
+    np.testing.assert_array_equal(members, namespace["X_train"])
+    assert 0.5 < namespace["audit_auc"] < 1
+    assert "deployed model: test accuracy" in capsys.readouterr().out

@@ -150,7 +150,7 @@ SHARED_CASES = [
      r"an int in the range \[0, 4294967295\], an instance of 'numpy.random.mtrand."
      r"RandomState' or None", "'seed'"),
     ({"train_split": 0.2}, "train_split",
-     r"None, an instance of 'skmia\.defenses\._base\.ValidationData' or a callable",
+     r"None, an instance of 'skmia\.defenses\._data\.ValidationData' or a callable",
      r"0\.2"),
     ({"warm_start": "yes"}, "warm_start",
      r"an instance of 'bool' or an instance of 'numpy.bool'", "'yes'"),

@@ -1,8 +1,6 @@
 """The base class of every defense: a skorch classifier with the reference defaults."""
 
 import inspect
-import math
-import warnings
 from functools import partial
 from numbers import Integral, Real
 
@@ -10,35 +8,33 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.base import clone
-from sklearn.exceptions import DataConversionWarning
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNetClassifier
-from skorch.callbacks import EpochScoring
 from skorch.dataset import Dataset
 from skorch.utils import is_dataset
 
-from .._rundir import Int, ListOf
 from .._sklearn_compat import Interval, InvalidParameterError
 from .._validation import Is, SequenceOf, validate_params
 from ..nn import MLP
 from ._batches import _ArrayBatches
 from ._callbacks import _SeededTraining, _StepDecay
+from ._data import (
+    CheckedInputs,
+    ValidationData,
+    _check_y,
+    _valid_accuracy,
+    check_device,
+    in_memory_arrays,
+)
 from ._losses import batched_mean, per_record
+from ._saving import SavedDefense
+from ._training_rows import RecordsTrainingRows
 
-__all__ = ["MIADefenseClassifier", "VanillaClassifier", "ValidationData", "check_device"]
+__all__ = ["MIADefenseClassifier", "VanillaClassifier", "ValidationData", "check_device",
+           "in_memory_arrays"]
 
-
-def check_device(device):
-    """Refuse a CUDA device on a machine where torch sees none (a ValueError, not
-    torch's driver error)."""
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(
-            f"device {str(device)!r} was asked for, but torch sees no CUDA GPU on this "
-            f"machine (torch {torch.__version__}); use --device cpu"
-        )
 
 #: The ``criterion`` constraint of a defense whose training objective is its own,
 #: built on plain cross-entropy (RelaxLoss, label smoothing, DP-SGD, ...).
@@ -55,34 +51,6 @@ _REFERENCE_KWARGS = {
 }
 
 
-class ValidationData:
-    """An explicit validation set, given to a defense as ``train_split``.
-
-    Defenses train on every row passed to ``fit`` (``train_split=None``), so that rows
-    given as members really are members. To monitor a validation loss (for example for
-    :class:`~skmia.defenses.EarlyStoppingClassifier`), pass the validation rows
-    explicitly: ``VanillaClassifier(train_split=ValidationData(X_val, y_val))``. Labels
-    are encoded with the classifier's own ``classes_``.
-
-    Parameters
-    ----------
-    X : array-like of shape (n_samples, ...)
-        Validation records.
-    y : array-like of shape (n_samples,)
-        Their labels, drawn from the training labels.
-    """
-
-    def __init__(self, X, y):
-        self.X = X
-        self.y = y
-
-    def __call__(self, dataset, y=None, **kwargs):
-        raise RuntimeError("ValidationData is resolved by the defense classifier itself")
-
-    def __repr__(self):
-        return f"ValidationData(n_samples={len(self.y)})"
-
-
 def insert_callback(callbacks, name, callback):
     """``callbacks`` with ``(name, callback)`` added before skorch's ``print_log``, so that
     what it records each epoch is printed with the epoch."""
@@ -91,16 +59,8 @@ def insert_callback(callbacks, name, callback):
     return [*callbacks[:at], (name, callback), *callbacks[at:]]
 
 
-def _encoded_accuracy(net, dataset, y_encoded):
-    """Validation accuracy on skorch's dataset, whose labels are already encoded."""
-    return float(np.mean(net.predict_proba(dataset).argmax(axis=1) == np.asarray(y_encoded)))
-
-
-def _valid_accuracy():
-    return EpochScoring(_encoded_accuracy, name="valid_acc", lower_is_better=False)
-
-
-class MIADefenseClassifier(NeuralNetClassifier):
+class MIADefenseClassifier(SavedDefense, RecordsTrainingRows, CheckedInputs,
+                           NeuralNetClassifier):
     """Base class of skmia's defenses: a skorch classifier trained as the reference does.
 
     A subclass changes the training objective by overriding :meth:`training_loss`, or
@@ -155,6 +115,9 @@ class MIADefenseClassifier(NeuralNetClassifier):
         Shape of one record.
     train_indices_ : ndarray of int64
         Positions, in the ``X`` of the last training call, of the rows trained on.
+    train_digest_ : str
+        BLAKE2b digest of the rows of the last training call (``X`` as float32,
+        the encoded labels), as :meth:`training_rows` checks them; saved with the model.
     module_ : torch.nn.Module
         The trained network.
     history : skorch.callbacks.History
@@ -164,6 +127,11 @@ class MIADefenseClassifier(NeuralNetClassifier):
     -----
     Threat model: these are the models whose training rows an adversary tries to
     recognise from queries. Every row given to ``fit`` is a member.
+
+    A fitted defense keeps weak references to the ``X`` and ``y`` it was trained on
+    (not copies, and nothing that is saved), so that :meth:`training_rows` gives its
+    members back to a privacy scorer
+    (:func:`skmia.model_selection.make_privacy_scorer`) while those arrays are alive.
 
     Parameters are checked at ``fit`` and ``partial_fit`` against the class's
     ``_parameter_constraints`` table (scikit-learn's, extended by each subclass); a bad
@@ -316,49 +284,6 @@ class MIADefenseClassifier(NeuralNetClassifier):
         ce = per_record(partial(F.cross_entropy, reduction="none"), logits, targets)
         return batched_mean(ce, mask, counts)
 
-    # ------------------------------------------------------------------ checkpoints
-
-    def _checkpoint_state(self):
-        """What a run's checkpoint keeps beyond :func:`skmia.experiment.save_estimator`'s
-        files to continue this training: ``(values, tensors)``, JSON data and named
-        tensors, or None when the training cannot be continued from a checkpoint."""
-        return {}, {}
-
-    def _restore_checkpoint_state(self, values, tensors):
-        """Put back what :meth:`_checkpoint_state` gave, on the checkpoint's loaded model;
-        a ValueError or KeyError when it is not what this class writes."""
-
-    # ------------------------------------------------------------------ saving (skmia.io)
-
-    #: The fitted attributes :func:`skmia.io.save_estimator` keeps in ``model.json``,
-    #: each with its JSON type (a :func:`skmia._rundir.check_json` spec); a subclass
-    #: extends its parent's table. A fitted attribute of none of these tables (nor of
-    #: ``_state_attributes``) makes ``save_estimator`` refuse the model.
-    _fitted_attributes = {"input_shape_": ListOf(Int(0)), "n_features_in_": Int(0),
-                          "init_seed_": Int(), "training_seed_": Int()}
-    #: Fitted attributes that :meth:`_saved_state` saves.
-    _state_attributes = ()
-    #: Fitted attributes never written (name -> what it is, ``{}`` the class name);
-    #: :meth:`_draw_unsaved` gives a loaded model new ones.
-    _unsaved_attributes = {}
-    #: Fitted attributes a saved model may lack.
-    _optional_attributes = ()
-
-    def _saved_state(self):
-        """What :func:`skmia.io.save_estimator` keeps beyond the networks, optimizers,
-        history and ``_fitted_attributes``: ``(values, tensors, estimators)``, JSON data,
-        named tensors and fitted skmia defenses (saved whole, without optimizer state)."""
-        return {}, {}, {}
-
-    def _restore_saved_state(self, values, tensors, estimators):
-        """Put back what :meth:`_saved_state` gave, on a loaded model whose networks are
-        built; a ValueError or KeyError naming what does not fit."""
-        if values or tensors or estimators:
-            raise ValueError(f"a {type(self).__name__} saves no state of its own")
-
-    def _draw_unsaved(self):
-        """New values of the ``_unsaved_attributes`` of a loaded model."""
-
     def _training_finished(self, epochs_ended=None):
         """Whether the training from scratch (or its continuation from a checkpoint to
         ``max_epochs``) ran in full. skorch ends ``fit`` quietly when a
@@ -398,8 +323,12 @@ class MIADefenseClassifier(NeuralNetClassifier):
         """
         self._check_params()
         check_device(self.device)
+        given = X, y
+        continuing = self.warm_start and self.initialized_ and len(self.history) > 0
         X, y = self._setup(X, y)
-        return super().fit(X, y, **fit_params)
+        super().fit(X, y, **fit_params)
+        return self._record_training_call(given, X, self.label_encoder_.transform(y),
+                                          continuing)
 
     def partial_fit(self, X, y, classes=None, **fit_params):
         """Continue training for ``max_epochs`` more epochs (initialising if needed).
@@ -422,6 +351,8 @@ class MIADefenseClassifier(NeuralNetClassifier):
         """
         self._check_params()
         check_device(self.device)
+        given = X, y
+        continuing = self.initialized_ and len(self.history) > 0
         if not self.initialized_ or not hasattr(self, "label_encoder_"):
             X, y = self._setup(X, y, classes=classes)
             self.initialize()
@@ -432,7 +363,8 @@ class MIADefenseClassifier(NeuralNetClassifier):
                 f"{refused}. It predicts as saved; fit trains it again from scratch."
             )
         X, y = self._check_training_data(X, y)
-        return super().partial_fit(X, y, **fit_params)
+        super().partial_fit(X, y, **fit_params)
+        return self._record_training_call(given, X, y, continuing)
 
     def _check_params(self):
         """Check the parameters against ``_parameter_constraints``, at fit.
@@ -473,55 +405,6 @@ class MIADefenseClassifier(NeuralNetClassifier):
         seeds = check_random_state(self.random_state).randint(np.iinfo(np.int32).max, size=2)
         self.init_seed_, self.training_seed_ = (int(s) for s in seeds)
         return X, y
-
-    def _check_training_data(self, X, y, what="y"):
-        """Validate ``(X, y)`` against what ``fit`` saw; return float32 X and encoded y."""
-        X = self._check_X(X, reset=False)
-        y = _check_y(y, len(X))
-        known = np.isin(y, self.label_encoder_.classes_)
-        if not known.all():
-            raise ValueError(
-                f"{what} has labels not seen in fit: {np.unique(y[~known]).tolist()}; "
-                f"known classes: {self.label_encoder_.classes_.tolist()}"
-            )
-        return X, self.label_encoder_.transform(y).astype(np.int64)
-
-    def _check_X(self, X, reset):
-        name = type(self).__name__
-        if isinstance(X, torch.Tensor):
-            X = X.detach().cpu().numpy()
-        try:
-            X = check_array(
-                X,
-                dtype=np.float32,
-                allow_nd=True,
-                ensure_all_finite=True,
-                input_name="X",
-                estimator=name,
-            )
-        except ValueError as exc:
-            if "could not convert" in str(exc) or "dtype" in str(exc).lower():
-                raise ValueError(f"{name}: X must be numeric ({exc}).") from exc
-            raise
-        if X.ndim not in (2, 4):
-            raise ValueError(
-                f"{name} expects X as a 2-D table (n_samples, n_features) or 4-D images "
-                f"(n_samples, channels, height, width), got an array of shape {X.shape}."
-            )
-        if reset:
-            self.input_shape_ = tuple(int(d) for d in X.shape[1:])
-            self.n_features_in_ = math.prod(self.input_shape_)
-        elif tuple(X.shape[1:]) != self.input_shape_:
-            if X.ndim == 2 and len(self.input_shape_) == 1:
-                raise ValueError(
-                    f"X has {X.shape[1]} features, but {name} is expecting "
-                    f"{self.n_features_in_} features as input."
-                )
-            raise ValueError(
-                f"X has records of shape {tuple(X.shape[1:])}, but {name} was fitted on "
-                f"records of shape {self.input_shape_}."
-            )
-        return np.ascontiguousarray(X)
 
     # ------------------------------------------------------------------ prediction
 
@@ -573,7 +456,8 @@ class MIADefenseClassifier(NeuralNetClassifier):
         module weights ``state_dict``, sharing nothing mutable with ``self``."""
         other = clone(self)
         for name in ("label_encoder_", "input_shape_", "n_features_in_", "init_seed_",
-                     "training_seed_", "train_indices_"):
+                     "training_seed_", "train_indices_", "train_digest_",
+                     "_training_rows"):
             if hasattr(self, name):
                 setattr(other, name, getattr(self, name))
         other.initialize()
@@ -581,59 +465,11 @@ class MIADefenseClassifier(NeuralNetClassifier):
         return other
 
 
-def in_memory_arrays(dataset, who):
-    """``(X, y)`` of skorch's training dataset (or a subset of it) as arrays.
-
-    For defenses that sample their own batches (DP-SGD's Poisson sampling, AdvReg's
-    rounds); ``who`` names the classifier in the error for any other kind of dataset.
-    """
-    indices = None
-    if isinstance(dataset, torch.utils.data.Subset):
-        dataset, indices = dataset.dataset, np.asarray(dataset.indices)
-    if (
-        type(dataset) is not Dataset
-        or not isinstance(dataset.X, (np.ndarray, torch.Tensor))
-        or not isinstance(dataset.y, (np.ndarray, torch.Tensor))
-    ):
-        raise TypeError(
-            f"{who} samples its batches from in-memory arrays; got a training dataset of "
-            f"type {type(dataset).__name__}. Pass X and y as arrays."
-        )
-    X, y = dataset.X, dataset.y
-    if indices is not None:
-        X, y = X[indices], y[indices]
-    return X, y
-
-
 def _accepted_parameters(factory):
     try:
         return set(inspect.signature(factory).parameters)
     except (TypeError, ValueError):
         return set()
-
-
-def _check_y(y, n_samples):
-    if y is None:
-        raise ValueError(
-            "this classifier requires y to be passed, but the target y is None; "
-            "give one label per record."
-        )
-    if isinstance(y, torch.Tensor):
-        y = y.detach().cpu().numpy()
-    y = np.asarray(y)
-    if y.ndim != 1:
-        if y.ndim == 2 and y.shape[1] == 1:
-            warnings.warn(
-                "A column-vector y was passed when a 1d array was expected; it is raveled.",
-                DataConversionWarning,
-                stacklevel=3,
-            )
-            y = y.ravel()
-        else:
-            raise ValueError(f"y must be 1-D with one label per record, got shape {y.shape}.")
-    check_consistent_length(np.empty(n_samples), y)
-    check_classification_targets(y)
-    return y
 
 
 class VanillaClassifier(MIADefenseClassifier):

@@ -145,7 +145,8 @@ class EarlyStoppingClassifier(MIADefenseClassifier):
 
     _fitted_attributes = {**MIADefenseClassifier._fitted_attributes,
                           "snapshot_epochs_": ListOf(Int(0)), "snapshot_epoch_": Int(0)}
-    _optional_attributes = ("snapshot_epoch_",)  # only a snapshot has it
+    _optional_attributes = (*MIADefenseClassifier._optional_attributes,
+                            "snapshot_epoch_")  # only a snapshot has it
     _state_attributes = ("snapshots_",)
 
     def _saved_state(self):

@@ -13,6 +13,16 @@ from ._losses import FLATTEN_MODES, batched_mean, flattening_loss, per_record, r
 
 __all__ = ["RelaxLossClassifier"]
 
+#: What ``train_loss`` holds on even and on odd epochs (the history's ``train_objective``).
+RELAXLOSS_OBJECTIVES = ("|CE - alpha|", "CE, or flattening below alpha")
+
+
+def _record_objective(model, epoch):
+    """Write in ``model``'s history which objective its ``train_loss`` holds this epoch.
+    The objective records it itself, so that the vectorised bank (which runs no skorch
+    hook or callback) writes the same history as skorch's loop."""
+    model.history.record("train_objective", RELAXLOSS_OBJECTIVES[epoch % 2])
+
 
 class RelaxLossClassifier(MIADefenseClassifier):
     """RelaxLoss: train to a target loss level instead of to zero loss.
@@ -53,6 +63,11 @@ class RelaxLossClassifier(MIADefenseClassifier):
     ----------
     flatten_mode_ : str
         The flattening loss used.
+    history : skorch.callbacks.History
+        Per epoch, besides skorch's keys, ``train_objective``: which objective
+        ``train_loss`` holds that epoch, ``"|CE - alpha|"`` (even epochs) or
+        ``"CE, or flattening below alpha"`` (odd epochs); the two are not on one scale,
+        and :func:`skmia.report.training_curves_figure` draws them apart.
 
     Notes
     -----
@@ -113,6 +128,7 @@ class RelaxLossClassifier(MIADefenseClassifier):
         :func:`skmia.defenses._losses.relaxloss` computes it (``flatten_mode`` picks the
         reference's tabular or CIFAR variant).
         """
+        _record_objective(self, self.current_epoch)
         return relaxloss(
             logits,
             targets,
@@ -125,6 +141,8 @@ class RelaxLossClassifier(MIADefenseClassifier):
     def _batched_loss(self, logits, targets, mask, counts, epoch, context=None):
         """RelaxLoss of K models' batches (the vectorised bank): each model takes the
         branch of its own batch-mean loss, a ``torch.where`` per model."""
+        for model in getattr(context, "models", ()):
+            _record_objective(model, epoch)
         ce = per_record(partial(F.cross_entropy, reduction="none"), logits, targets)
         mean_ce = batched_mean(ce, mask, counts)
         if epoch % 2 == 0:

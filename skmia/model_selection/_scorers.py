@@ -1,10 +1,26 @@
-"""Scorers of membership-inference attacks for GridSearchCV and cross_validate."""
+"""Scorers for GridSearchCV and cross_validate: of membership-inference attacks (fitted
+on signals), and of defenses (how much a fitted model leaks about its training rows)."""
 
+from numbers import Real
+
+import numpy as np
+from sklearn.base import clone
 from sklearn.metrics import make_scorer
+from sklearn.pipeline import Pipeline
+from sklearn.utils import check_random_state
 
+from .._sklearn_compat import HasMethods, Interval, StrOptions, validate_params
 from ..metrics import attack_accuracy, attack_auc, tpr_at_fpr
 
-__all__ = ["attack_accuracy_scorer", "attack_auc_scorer", "make_tpr_at_fpr_scorer"]
+__all__ = [
+    "PRIVACY_ATTACKS",
+    "PRIVACY_METRICS",
+    "attack_accuracy_scorer",
+    "attack_auc_scorer",
+    "make_budget_refit",
+    "make_privacy_scorer",
+    "make_tpr_at_fpr_scorer",
+]
 
 _SCORES = ("decision_function", "predict_proba")
 
@@ -22,6 +38,10 @@ def _tpr_at_fpr_value(y_true, score, *, max_fpr):
 def make_tpr_at_fpr_scorer(max_fpr=0.01):
     """Scorer of an attack's true-positive rate at a false-positive rate <= ``max_fpr``.
 
+    It scores a membership-inference *attack* fitted on signals (membership labels in
+    ``y``); to score how much a *defense* leaks, use
+    ``make_privacy_scorer(metric="tpr_at_fpr")``.
+
     Parameters
     ----------
     max_fpr : float, default=0.01
@@ -38,6 +58,7 @@ def make_tpr_at_fpr_scorer(max_fpr=0.01):
     See Also
     --------
     skmia.metrics.tpr_at_fpr : the metric, with its confidence interval.
+    make_privacy_scorer : the scorer of a defense.
 
     References
     ----------
@@ -62,3 +83,328 @@ def make_tpr_at_fpr_scorer(max_fpr=0.01):
     if not 0.0 < float(max_fpr) <= 1.0:
         raise ValueError(f"max_fpr must be in (0, 1], got {max_fpr!r}.")
     return make_scorer(_tpr_at_fpr_value, response_method=_SCORES, max_fpr=max_fpr)
+
+
+# --------------------------------------------------------------- scorers of defenses
+
+#: The attacks a privacy scorer runs by name: threshold attacks on black-box signals.
+PRIVACY_ATTACKS = ("loss", "confidence", "entropy", "modified_entropy")
+#: What a privacy scorer measures of the attack (attack success: lower is more private).
+PRIVACY_METRICS = ("auc", "tpr_at_fpr", "accuracy")
+
+
+@validate_params(
+    {
+        "attack": [StrOptions(set(PRIVACY_ATTACKS)), HasMethods(["fit", "decision_function"])],
+        "metric": [StrOptions(set(PRIVACY_METRICS))],
+        "max_fpr": [Interval(Real, 0, 1, closed="right")],
+        "fit_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "white_box": ["boolean"],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def make_privacy_scorer(attack="loss", *, metric="auc", max_fpr=0.01, fit_fraction=0.5,
+                        white_box=False, random_state=0):
+    """Scorer of how much a fitted defense leaks about the rows it was fitted on.
+
+    For ``GridSearchCV`` and ``cross_validate`` with any splitter (``KFold``,
+    ``StratifiedKFold``, ...): within each split, the **members** are exactly the rows
+    the estimator was fitted on (:meth:`~skmia.defenses.MIADefenseClassifier.training_rows`,
+    which the defense records at fit) and the **non-members** are the split's held-out
+    rows, the ``X, y`` the scorer is called with. The attack then runs by this rule:
+
+    1. the signals of both (:func:`skmia.attacks.membership_signals`);
+    2. ``fit_fraction`` of the members and the same fraction of the non-members, drawn
+       with ``random_state``, fit the attack (its thresholds);
+    3. the other rows score it: ``metric`` of the attack on them.
+
+    With an int ``random_state`` every candidate of a search is scored on the same
+    halves of a split, so candidates differ by their models only.
+
+    Parameters
+    ----------
+    attack : {"loss", "confidence", "entropy", "modified_entropy"} or estimator, \
+default="loss"
+        The attack: a threshold attack by name (per-class thresholds, as the reference
+        code), or an unfitted membership-inference attack such as
+        :class:`~skmia.attacks.NNAttack` (cloned at each call).
+    metric : {"auc", "tpr_at_fpr", "accuracy"}, default="auc"
+        The attack's AUC, its true-positive rate at a false-positive rate <= ``max_fpr``
+        (:func:`skmia.metrics.tpr_at_fpr`; NaN where ties leave the rate unresolved;
+        the scoring part needs at least ``1 / max_fpr`` non-members, else the scorer
+        raises and that split scores NaN with scikit-learn's warning), or its accuracy
+        ``0.5 * (TPR + TNR)`` with the fitted thresholds.
+    max_fpr : float in (0, 1], default=0.01
+        The false-positive rate of ``metric="tpr_at_fpr"``.
+    fit_fraction : float in (0, 1), default=0.5
+        Share of the members, and of the non-members, that fit the attack.
+    white_box : bool, default=False
+        Compute gradient norms too (for :class:`~skmia.attacks.GradientNormAttack`).
+    random_state : int, RandomState instance or None, default=0
+        Draws the fitting part.
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y) -> float`` for a fitted skmia defense (or a
+        ``Pipeline`` whose earlier steps return their input unchanged: the rows a
+        defense was fitted on are known only while the arrays given to its ``fit`` are
+        alive, and a transformer's output is freed once ``fit`` returns). The value is
+        the attack's success:
+        **lower is more private**, so do not pass it alone as ``refit``; pair it with
+        accuracy and :func:`make_budget_refit`.
+
+    Raises
+    ------
+    TypeError
+        At scoring, for a model that does not record its training rows.
+    ValueError
+        At scoring, when the training rows are no longer available (see
+        ``training_rows``), or when the rows scored are the training rows themselves
+        (``return_train_score=True`` has no meaning here).
+
+    See Also
+    --------
+    make_budget_refit : choose the most accurate candidate within a privacy budget.
+    make_tpr_at_fpr_scorer : a scorer of *attacks* (fitted on signals), not defenses.
+
+    Notes
+    -----
+    Threat model: the auditor's view -- a black-box adversary (white-box with
+    ``white_box=True``) who sees the model's outputs on labelled records and knows the
+    membership of part of them, the fitting part. Members and non-members come from the
+    same distribution because the splitter drew them from the same rows. In k-fold the
+    members outnumber the non-members ``k - 1`` to 1; AUC, TPR at FPR and the attack
+    accuracy ``0.5 * (TPR + TNR)`` do not depend on that ratio.
+
+    References
+    ----------
+    .. [1] D. Chen, N. Yu, M. Fritz. "RelaxLoss: Defending Membership Inference Attacks
+       without Losing Utility". ICLR 2022. arXiv:2207.05801.
+    .. [2] N. Carlini, S. Chien, M. Nasr, S. Song, A. Terzis, F. Tramer. "Membership
+       Inference Attacks From First Principles". IEEE S&P 2022. arXiv:2112.03570.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_classification
+    >>> from sklearn.model_selection import KFold, cross_validate
+    >>> from skmia.defenses import VanillaClassifier
+    >>> from skmia.model_selection import make_privacy_scorer
+    >>> X, y = make_classification(300, n_features=20, n_informative=10, n_classes=3,
+    ...                            random_state=0)
+    >>> clf = VanillaClassifier(max_epochs=3, module__hidden_sizes=(32,), random_state=0)
+    >>> scores = cross_validate(clf, X, y, cv=KFold(3, shuffle=True, random_state=0),
+    ...                         scoring={"accuracy": "accuracy",
+    ...                                  "attack_auc": make_privacy_scorer("loss")})
+    >>> scores["test_attack_auc"].shape
+    (3,)
+    """
+    return _PrivacyScorer(attack, metric, max_fpr, fit_fraction, white_box, random_state)
+
+
+class _PrivacyScorer:
+    """The callable :func:`make_privacy_scorer` returns."""
+
+    def __init__(self, attack, metric, max_fpr, fit_fraction, white_box, random_state):
+        self.attack = attack
+        self.metric = metric
+        self.max_fpr = max_fpr
+        self.fit_fraction = fit_fraction
+        self.white_box = white_box
+        self.random_state = random_state
+
+    def __repr__(self):
+        attack = self.attack if isinstance(self.attack, str) else type(self.attack).__name__
+        fpr = f", max_fpr={self.max_fpr}" if self.metric == "tpr_at_fpr" else ""
+        return f"make_privacy_scorer({attack!r}, metric={self.metric!r}{fpr})"
+
+    def __call__(self, estimator, X, y):
+        from ..attacks import membership_signals
+
+        model, X = _final_defense(estimator, X)
+        try:
+            members = model.training_rows()
+        except ValueError as exc:
+            if model is estimator:
+                raise
+            raise ValueError(
+                f"{exc}. In a Pipeline, the defense was fitted on the rows its earlier "
+                f"steps returned, which nothing keeps once fit returns: preprocess "
+                f"outside the search, or use steps that return their input unchanged"
+            ) from exc
+        _refuse_training_rows(model, X, y)
+        signals, membership = membership_signals(model, members, (X, y),
+                                                 white_box=self.white_box)
+        fit = _fitting_part(membership, self.fit_fraction, self.random_state)
+        attack = clone(self._attack()).fit(signals[fit], membership[fit])
+        held, truth = signals[~fit], membership[~fit]
+        if self.metric == "accuracy":
+            return attack_accuracy(truth, attack.predict(held))
+        score = attack.decision_function(held)
+        if self.metric == "auc":
+            return attack_auc(truth, score)
+        result = tpr_at_fpr(truth, score, max_fpr=self.max_fpr)
+        return result.tpr if result.resolved else float("nan")
+
+    def _attack(self):
+        if not isinstance(self.attack, str):
+            return self.attack
+        from .. import attacks
+
+        return {"loss": attacks.LossAttack, "confidence": attacks.ConfidenceAttack,
+                "entropy": attacks.EntropyAttack,
+                "modified_entropy": attacks.ModifiedEntropyAttack}[self.attack]()
+
+
+def _final_defense(estimator, X):
+    """The fitted defense that ``estimator`` is or ends with, and ``X`` as it sees it."""
+    if isinstance(estimator, Pipeline):
+        if len(estimator) > 1:
+            X = estimator[:-1].transform(X)
+        estimator = estimator[-1]
+    if not callable(getattr(estimator, "training_rows", None)):
+        raise TypeError(
+            f"a privacy scorer scores a fitted skmia defense (or a Pipeline ending in "
+            f"one), which records the rows it was fitted on; got "
+            f"{type(estimator).__name__}"
+        )
+    return estimator, X
+
+
+def _refuse_training_rows(model, X, y):
+    """A ValueError when the rows scored are exactly the rows ``model`` trained on."""
+    from ..defenses._training_rows import rows_digest
+
+    if len(y) != len(getattr(model, "train_indices_", ())):
+        return
+    X, _, y_encoded = model._validated_rows(X, y)
+    if rows_digest(X, y_encoded) == getattr(model, "train_digest_", None):
+        raise ValueError(
+            "a privacy scorer was given the rows the model was trained on as non-members "
+            "(return_train_score=True?): it scores a split's held-out rows"
+        )
+
+
+def _fitting_part(membership, fit_fraction, random_state):
+    """Mask of the rows fitting the attack: ``fit_fraction`` of each membership class
+    (at least one, and one left to score), drawn with ``random_state``."""
+    rng = check_random_state(random_state)
+    fit = np.zeros(len(membership), dtype=bool)
+    for value, name in ((1, "members"), (0, "non-members")):
+        rows = np.flatnonzero(membership == value)
+        if len(rows) < 2:
+            raise ValueError(
+                f"a privacy scorer needs at least 2 {name} (one to fit the attack, one "
+                f"to score it), got {len(rows)}"
+            )
+        n_fit = min(max(int(round(fit_fraction * len(rows))), 1), len(rows) - 1)
+        fit[rng.permutation(rows)[:n_fit]] = True
+    return fit
+
+
+@validate_params(
+    {
+        "budget": [Interval(Real, None, None, closed="neither")],
+        "privacy": [str],
+        "accuracy": [str],
+        "if_none": [StrOptions({"raise", "most_private"})],
+    },
+    prefer_skip_nested_validation=True,
+)
+def make_budget_refit(budget, *, privacy="attack_auc", accuracy="accuracy", if_none="raise"):
+    """A ``refit`` callable for ``GridSearchCV``: the most accurate candidate within a
+    privacy budget.
+
+    A candidate is *within the budget* when the mean over splits of its privacy score
+    (``mean_test_<privacy>``, an attack's success such as
+    :func:`make_privacy_scorer`'s AUC: lower is more private) is at most ``budget``;
+    NaN is never within. Among those, the highest ``mean_test_<accuracy>`` wins; ties
+    go to the lower privacy score, then to the first candidate in ``cv_results_``.
+
+    Parameters
+    ----------
+    budget : float
+        The largest privacy score accepted (for an attack AUC, in ``[0.5, 1]``).
+    privacy : str, default="attack_auc"
+        The key of the privacy scorer in the search's ``scoring`` dict.
+    accuracy : str, default="accuracy"
+        The key of the utility scorer (greater is better).
+    if_none : {"raise", "most_private"}, default="raise"
+        When no candidate is within the budget: ``"raise"`` a ``ValueError`` that lists
+        every candidate's scores (``GridSearchCV.fit`` then stops before it stores
+        ``cv_results_``, hence the list), or refit the ``"most_private"`` candidate,
+        the lowest privacy score (ties: the more accurate, then the first).
+
+    Returns
+    -------
+    refit : callable
+        ``refit(cv_results) -> int``, the index of the chosen candidate (picklable).
+
+    See Also
+    --------
+    make_privacy_scorer : the privacy scorer of a defense.
+
+    References
+    ----------
+    .. [1] D. Chen, N. Yu, M. Fritz. "RelaxLoss: Defending Membership Inference Attacks
+       without Losing Utility". ICLR 2022. arXiv:2207.05801 (a defense's setting chosen
+       for utility at a given attack success).
+
+    Examples
+    --------
+    >>> from skmia.model_selection import make_budget_refit
+    >>> refit = make_budget_refit(0.6)
+    >>> refit({"mean_test_attack_auc": [0.55, 0.58, 0.70],
+    ...        "mean_test_accuracy": [0.60, 0.62, 0.66],
+    ...        "params": [{"alpha": 2}, {"alpha": 1}, {"alpha": 0.5}]})
+    1
+    """
+    return _BudgetRefit(budget, privacy, accuracy, if_none)
+
+
+class _BudgetRefit:
+    """The callable :func:`make_budget_refit` returns."""
+
+    def __init__(self, budget, privacy, accuracy, if_none):
+        self.budget = budget
+        self.privacy = privacy
+        self.accuracy = accuracy
+        self.if_none = if_none
+
+    def __repr__(self):
+        return (f"make_budget_refit({self.budget!r}, privacy={self.privacy!r}, "
+                f"accuracy={self.accuracy!r}, if_none={self.if_none!r})")
+
+    def __call__(self, cv_results):
+        privacy = self._column(cv_results, self.privacy)
+        accuracy = self._column(cv_results, self.accuracy)
+        index = np.arange(len(privacy))
+        within = np.flatnonzero(np.isfinite(privacy) & (privacy <= self.budget))
+        if within.size:
+            accuracy = np.where(np.isfinite(accuracy), accuracy, -np.inf)
+            order = np.lexsort((index[within], privacy[within], -accuracy[within]))
+            return int(within[order[0]])
+        finite = np.flatnonzero(np.isfinite(privacy))
+        if self.if_none == "most_private" and finite.size:
+            accuracy = np.where(np.isfinite(accuracy), accuracy, -np.inf)
+            order = np.lexsort((index[finite], -accuracy[finite], privacy[finite]))
+            return int(finite[order[0]])
+        params = cv_results.get("params", [None] * len(privacy))
+        rows = "; ".join(f"{p}: {self.privacy} {v:.4g}, {self.accuracy} {a:.4g}"
+                         for p, v, a in zip(params, privacy, accuracy, strict=True))
+        raise ValueError(
+            f"no candidate keeps the mean {self.privacy} within the budget "
+            f"{self.budget:g} ({rows}); raise the budget, or pass "
+            f"if_none='most_private' to refit the most private candidate"
+        )
+
+    @staticmethod
+    def _column(cv_results, name):
+        key = f"mean_test_{name}"
+        if key not in cv_results:
+            raise ValueError(
+                f"cv_results has no {key!r}: give the search a scorer named {name!r} "
+                f"(scoring={{{name!r}: ...}}), or name yours in make_budget_refit"
+            )
+        return np.asarray(cv_results[key], dtype=float)

@@ -438,7 +438,8 @@ def _run_section(i, run):
             png = None
     if png is not None:
         out.append(_figure(png, f"training curves of {run.title}",
-                           "Loss per epoch (history.json).", "training-curves"))
+                           "Loss per epoch (history.json), and accuracy where measured.",
+                           "training-curves"))
     else:
         out.append('<p class="missing">no training history with a loss (history.json)</p>\n')
     out.append("</section>\n")

@@ -1,5 +1,6 @@
-"""Plots of runs: ROC curves (log-log), member/non-member loss histograms, the
-privacy-utility trade-off of several methods and training curves."""
+"""Plots of runs: ROC curves (log-log, marked at 1 % and 0.1 % FPR), member/non-member
+loss histograms (log-scaled loss), the privacy-utility trade-off of several methods and
+training curves (losses per objective, accuracies where measured)."""
 
 import io
 
@@ -29,13 +30,16 @@ def _pyplot():
 _LINE_STYLES = ("-", "--", "-.", ":")
 
 
-def roc_figure(scores, membership, *, title=None, confidence_level=None):
+def roc_figure(scores, membership, *, title=None, confidence_level=None, bands="all",
+               fpr_markers=(0.01, 0.001)):
     """Log-log ROC curves of several attacks on the same records.
 
     Each curve's legend label gives its attack's AUC (``"loss (AUC 0.901)"``), and the
     curves cycle through solid, dashed, dash-dot and dotted lines (besides colours), so
     that attacks whose curves coincide (confidence and loss rank records alike) stay
-    visible.
+    visible. Each curve carries a marker at each false-positive rate of
+    ``fpr_markers`` (a circle at 1 %, a square at 0.1 %), at its true-positive rate
+    there, and a faint vertical guide marks those rates.
 
     Parameters
     ----------
@@ -46,10 +50,18 @@ def roc_figure(scores, membership, *, title=None, confidence_level=None):
     title : str, default=None
         Figure title.
     confidence_level : float in (0, 1), default=None
-        When given, each curve is drawn with a shaded band: at every point, the
+        When given, curves are drawn with a shaded band: at every point, the
         Clopper-Pearson interval of its true-positive rate at that coverage (pointwise,
         for the binomial noise of the members given the threshold; not a simultaneous
-        band, and blind to the noise of the false-positive rate).
+        band, and blind to the noise of the false-positive rate). The more bands, the
+        lighter each (opacity ``min(0.2, 0.4 / n_bands)``), so that nine stay readable.
+    bands : "all" or str or list of str, default="all"
+        The curves given a band (by name in ``scores``), when ``confidence_level`` is
+        set: one band on demand keeps a crowded figure clear.
+    fpr_markers : sequence of float in (0, 1), default=(0.01, 0.001)
+        False-positive rates marked on every curve (the TPR at FPR <= that rate, as
+        :func:`skmia.metrics.tpr_at_fpr` reads it). A rate below ``1 / n_nonmembers``,
+        which the records cannot resolve, is not marked.
 
     Returns
     -------
@@ -60,31 +72,44 @@ def roc_figure(scores, membership, *, title=None, confidence_level=None):
     >>> import numpy as np
     >>> from skmia.report import roc_figure
     >>> rng = np.random.default_rng(0)
-    >>> y = np.r_[np.ones(500), np.zeros(500)]
+    >>> y = np.r_[np.ones(1000), np.zeros(1000)]
     >>> fig = roc_figure({"loss": rng.normal(y)}, y, confidence_level=0.95)
     >>> len(fig.axes[0].collections)   # the band
     1
-    >>> fig.axes[0].get_legend().get_texts()[0].get_text()
-    'loss (AUC 0.779)'
+    >>> [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    ['loss (AUC 0.751)', 'TPR at 1 % FPR', 'TPR at 0.1 % FPR', 'chance']
     """
     plt = _pyplot()
     membership = np.asarray(membership)
     if confidence_level is not None and not 0 < confidence_level < 1:
         raise ValueError(f"confidence_level must be in (0, 1), got {confidence_level!r}.")
+    banded = _banded_curves(bands, scores)
+    markers = _check_fpr_markers(fpr_markers)
     floor = 1.0 / max(int(np.sum(membership == 0)), 1)
+    markers = [(rate, shape) for rate, shape in markers if rate >= floor]
     n_pos = int(np.sum(membership == 1))
+    band_alpha = min(0.2, 0.4 / max(len(banded), 1))
     fig, ax = plt.subplots(figsize=(5, 5))
+    curves = []
     for i, (name, score) in enumerate(scores.items()):
         score = np.asarray(score)
         fpr, tpr, _ = attack_roc_curve(membership, score)
         (line,) = ax.plot(np.maximum(fpr, floor), np.maximum(tpr, floor),
                           label=f"{name} (AUC {attack_auc(membership, score):.3f})",
                           linewidth=1.2, linestyle=_LINE_STYLES[i % len(_LINE_STYLES)])
-        if confidence_level is not None:
+        curves.append((fpr, tpr, line.get_color()))
+        if confidence_level is not None and name in banded:
             low, high = _tpr_band(np.rint(tpr * n_pos), n_pos, 1 - confidence_level)
             ax.fill_between(np.maximum(fpr, floor), np.maximum(low, floor),
-                            np.maximum(high, floor), color=line.get_color(), alpha=0.2,
-                            linewidth=0)
+                            np.maximum(high, floor), color=line.get_color(),
+                            alpha=band_alpha, linewidth=0)
+    for rate, shape in markers:
+        ax.axvline(rate, color="grey", linestyle=":", linewidth=0.6, alpha=0.6)
+        for fpr, tpr, color in curves:
+            ax.plot([rate], [max(tpr[fpr <= rate].max(), floor)], marker=shape,
+                    color=color, markersize=5, linestyle="none", gid="fpr_marker")
+        ax.plot([], [], marker=shape, color="grey", linestyle="none",
+                label=f"TPR at {rate * 100:g} % FPR")
     # thin solid black: told apart from every attack's dotted or grey curve
     ax.plot([floor, 1], [floor, 1], color="black", linestyle="-", linewidth=0.6,
             label="chance")
@@ -93,6 +118,30 @@ def roc_figure(scores, membership, *, title=None, confidence_level=None):
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return fig
+
+
+# marker shapes of the marked false-positive rates, in order
+_MARKER_SHAPES = ("o", "s", "^", "D")
+
+
+def _banded_curves(bands, scores):
+    """The names of the curves that get a confidence band."""
+    if isinstance(bands, str):
+        bands = list(scores) if bands == "all" else [bands]
+    bands = list(bands)
+    unknown = [b for b in bands if b not in scores]
+    if unknown:
+        raise ValueError(f"bands names curves that are not in scores: {unknown}; "
+                         f"the curves are {list(scores)} (or bands='all')")
+    return set(bands)
+
+
+def _check_fpr_markers(fpr_markers):
+    rates = [float(r) for r in fpr_markers]
+    if len(rates) > len(_MARKER_SHAPES) or not all(0 < r < 1 for r in rates):
+        raise ValueError(f"fpr_markers must hold at most {len(_MARKER_SHAPES)} rates in "
+                         f"(0, 1), got {list(fpr_markers)!r}")
+    return list(zip(rates, _MARKER_SHAPES[:len(rates)], strict=True))
 
 
 def _tpr_band(k, n, alpha):
@@ -104,20 +153,64 @@ def _tpr_band(k, n, alpha):
     return low, high
 
 
-def loss_histogram_figure(loss, membership, *, title=None, bins=50):
+def loss_histogram_figure(loss, membership, *, title=None, bins=50, log_scale=True,
+                          floor=1e-6):
     """Histograms of the per-record loss of members and non-members.
+
+    Parameters
+    ----------
+    loss : array-like of shape (n_records,)
+        Per-record cross-entropy, >= 0.
+    membership : array-like of {0, 1}
+        1 for members.
+    title : str, default=None
+        Figure title.
+    bins : int, default=50
+        Number of bins.
+    log_scale : bool, default=True
+        A log-scaled loss axis with log-spaced bins, so that the members of an overfit
+        model, whose losses span decades near 0, are not all in one linear bin.
+    floor : float, default=1e-6
+        With ``log_scale``, losses below it (zero included: float32 rounds the loss of
+        a confident prediction to 0) are counted in the first bin, at ``floor``; the
+        axis label then says so. Below about 1e-7, a float32 loss is rounding noise.
 
     Returns
     -------
     fig : matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmia.report import loss_histogram_figure
+    >>> loss = np.r_[np.zeros(10), np.logspace(-5, 1, 90)]
+    >>> ax = loss_histogram_figure(loss, np.r_[np.ones(50), np.zeros(50)]).axes[0]
+    >>> ax.get_xscale(), ax.get_xlabel()
+    ('log', 'cross-entropy loss (log scale; losses below 1e-06 counted at 1e-06)')
     """
     plt = _pyplot()
     loss, membership = np.asarray(loss, dtype=float), np.asarray(membership)
-    edges = np.histogram_bin_edges(loss, bins=bins)
+    if not np.isfinite(loss).all() or (loss < 0).any():
+        raise ValueError("loss must hold finite values >= 0")
+    if not (isinstance(floor, (int, float)) and floor > 0):
+        raise ValueError(f"floor must be a number > 0, got {floor!r}")
+    label = "cross-entropy loss"
+    if log_scale:
+        clipped = loss < floor
+        loss = np.maximum(loss, floor)
+        low = loss.min() if len(loss) else floor
+        high = max(loss.max() if len(loss) else floor, low * 10)
+        edges = np.geomspace(low, high, bins + 1)
+        label += (f" (log scale; losses below {floor:g} counted at {floor:g})"
+                  if clipped.any() else " (log scale)")
+    else:
+        edges = np.histogram_bin_edges(loss, bins=bins)
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.hist(loss[membership == 1], bins=edges, alpha=0.5, label="members")
     ax.hist(loss[membership == 0], bins=edges, alpha=0.5, label="non-members")
-    ax.set(xlabel="cross-entropy loss", ylabel="records", title=title)
+    if log_scale:
+        ax.set_xscale("log")
+    ax.set(xlabel=label, ylabel="records", title=title)
     ax.legend()
     fig.tight_layout()
     return fig
@@ -265,51 +358,109 @@ def _isnan(value):
 
 
 def training_curves_figure(history, *, title=None):
-    """The losses of a training, per epoch, from a skorch history (``history.json``).
+    """The losses of a training per epoch, and its accuracies where they were measured,
+    from a skorch history (``history.json``).
 
     Parameters
     ----------
     history : list of dict
         One dict per epoch, as skorch's ``net.history`` and a run's ``history.json``
-        hold it; every numeric key ending in ``_loss`` (``train_loss``, ``valid_loss``
-        when the net had a validation split, AdvReg's ``inference_loss``) is drawn.
+        hold it. Every numeric key ending in ``_loss`` (``train_loss``, ``valid_loss``
+        when the net had a validation set, AdvReg's ``inference_loss``) is drawn on the
+        left axis. Where an epoch records ``train_objective`` (RelaxLoss alternates
+        ``|CE - alpha|`` and ``CE, or flattening below alpha``, two objectives not on
+        one scale), ``train_loss`` is drawn as one series per objective instead of one
+        sawtooth. Every numeric key ending in ``_acc`` or ``_accuracy`` (``valid_acc``:
+        the accuracy per epoch on the validation rows of
+        :class:`~skmia.defenses.ValidationData`, a test accuracy when those are held-out
+        test rows) is drawn dashed on a right axis from 0 to 1, at the epochs where it
+        was measured.
     title : str, default=None
         Figure title.
 
     Returns
     -------
     fig : matplotlib.figure.Figure
+        ``fig.axes[0]`` the losses; ``fig.axes[1]`` the accuracies, when there are any.
 
     Examples
     --------
     >>> from skmia.report import training_curves_figure
-    >>> history = [{"epoch": 1, "train_loss": 3.4}, {"epoch": 2, "train_loss": 3.1}]
-    >>> [line.get_label() for line in training_curves_figure(history).axes[0].lines]
-    ['train_loss']
+    >>> history = [{"epoch": 1, "train_loss": 0.2, "train_objective": "|CE - alpha|"},
+    ...            {"epoch": 2, "train_loss": 0.9, "train_objective": "CE"},
+    ...            {"epoch": 3, "train_loss": 0.1, "train_objective": "|CE - alpha|",
+    ...             "valid_acc": 0.5}]
+    >>> fig = training_curves_figure(history)
+    >>> [line.get_label() for line in fig.axes[0].lines]
+    ['train_loss (|CE - alpha|)', 'train_loss (CE)']
+    >>> [line.get_label() for line in fig.axes[1].lines]
+    ['valid_acc']
     """
     history = list(history)
-    keys = []
-    for epoch in history:
-        for key, value in epoch.items():
-            if (key.endswith("_loss") and key not in keys and isinstance(value, (int, float))
-                    and not isinstance(value, bool)):
-                keys.append(key)
-    if not keys:
+    losses = _numeric_keys(history, ("_loss",))
+    if not losses:
         raise ValueError("the history holds no loss (no numeric key ending in '_loss')")
-    keys.sort(key=lambda k: (k != "train_loss", k != "valid_loss", k))
+    losses.sort(key=lambda k: (k != "train_loss", k != "valid_loss", k))
+    accuracies = _numeric_keys(history, ("_acc", "_accuracy"))
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for key in keys:
-        epochs = [row.get("epoch", i + 1) for i, row in enumerate(history) if key in row]
-        values = [row[key] for row in history if key in row]
-        ax.plot(epochs, values, marker="." if len(values) < 30 else None, label=key)
+    for label, epochs, values in _loss_series(history, losses):
+        ax.plot(epochs, values, marker="." if len(values) < 30 else None, label=label)
+    handles = ax.get_legend_handles_labels()
+    if accuracies:
+        right = ax.twinx()
+        for key in accuracies:
+            epochs, values = _series(history, key)
+            right.plot(epochs, values, linestyle="--", marker="." if len(values) < 30 else None,
+                       label=key, color=f"C{(len(ax.lines) + accuracies.index(key)) % 10}")
+        right.set(ylabel="accuracy", ylim=(0, 1))
+        more = right.get_legend_handles_labels()
+        handles = (handles[0] + more[0], handles[1] + more[1])
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel="epoch", ylabel="loss", title=title)
-    ax.legend(fontsize=7)
+    ax.legend(*handles, fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def _numeric_keys(history, endings):
+    """The keys, in order of appearance, ending in one of ``endings`` with a number."""
+    keys = []
+    for epoch in history:
+        for key, value in epoch.items():
+            if (key.endswith(endings) and key not in keys and _is_number(value)):
+                keys.append(key)
+    return keys
+
+
+def _is_number(value):
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+
+
+def _series(history, key, objective=None):
+    """The epochs and values of ``key`` (where ``train_objective`` is ``objective``,
+    when given)."""
+    rows = [(row.get("epoch", i + 1), row[key]) for i, row in enumerate(history)
+            if _is_number(row.get(key))
+            and (objective is None or row.get("train_objective") == objective)]
+    return [e for e, _ in rows], [v for _, v in rows]
+
+
+def _loss_series(history, losses):
+    """``(label, epochs, values)`` of each loss; ``train_loss`` split by objective."""
+    objectives = []
+    for row in history:
+        objective = row.get("train_objective")
+        if isinstance(objective, str) and objective not in objectives:
+            objectives.append(objective)
+    for key in losses:
+        if key == "train_loss" and objectives:
+            for objective in objectives:
+                yield (f"train_loss ({objective})", *_series(history, key, objective))
+        else:
+            yield (key, *_series(history, key))
 
 
 def figure_png(fig):
