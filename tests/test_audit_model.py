@@ -2,6 +2,7 @@
 folder it writes reads back as a run, and the README's section runs as written."""
 
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
-from skmia._rundir import RESULT_COLUMNS, RunDirectory
+from skmia._rundir import RESULT_COLUMNS, RunDirectory, read_scores
 from skmia.audit import MODEL_AUDIT_COLUMNS, audit_model
 from skmia.defenses import VanillaClassifier
 from skmia.nn import MLP
@@ -131,6 +132,24 @@ def test_the_folder_reads_back_as_a_run(mlp_audit, capsys):
     for attack in table["attack"]:
         assert f"<td>{attack}</td>" in page
     assert "roc.png is missing" not in page and "loss_hist.png is missing" not in page
+    # the audit keeps scores, the report draws them: the figures match the table's attacks
+    scores, membership, loss = read_scores(RunDirectory(out).read_bytes("attack",
+                                                                        "scores.npz"))
+    assert list(scores) == list(table["attack"])
+    assert membership.sum() == (membership == 0).sum() == len(loss) // 2
+
+
+def test_a_damaged_scores_file_leaves_the_figures_missing(mlp_audit, tmp_path):
+    from skmia.report import html_report
+
+    _, out, _ = mlp_audit
+    copy = tmp_path / "damaged"
+    shutil.copytree(out, copy)
+    (copy / "attack" / "scores.npz").write_bytes(b"PK not a zip")
+    with pytest.raises(ValueError, match="scores.npz is not a scores file"):
+        read_scores((copy / "attack" / "scores.npz").read_bytes())
+    page = html_report([copy])
+    assert "roc.png is missing" in page and "loss_hist.png is missing" in page
 
 
 def test_an_earlier_audit_is_replaced_other_folders_are_refused(data, tmp_path):

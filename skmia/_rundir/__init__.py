@@ -66,6 +66,7 @@ from ._json import (
 )
 from ._lock import LOCK, RunLockedError, hold_locks
 from ._lock import _process_start as _process_start
+from ._scores import read_scores, scores_npz
 
 __all__ = [
     "RunDirectory", "UnsafePathError", "RunLockedError", "Column", "RESULT_COLUMNS",
@@ -75,6 +76,7 @@ __all__ = [
     "ListOf", "MapOf", "OneOf", "hold_locks", "parse_json", "LOCK", "PARAMS", "HISTORY",
     "MODEL_JSON", "MODEL_WEIGHTS", "COMPLETE", "CHECKPOINT", "ATTACK", "REFERENCE",
     "SHADOW", "AUDIT", "RESULTS_CSV", "RESULTS_JSON", "ROC_PNG", "LOSS_HIST_PNG",
+    "SCORES_NPZ", "read_scores", "scores_npz",
     "COMPARE_JSON", "RUN_FILES", "ATTACK_FILES", "HISTORY_SCHEMA", "ATTACK_TABLE_COLUMNS",
     "AUDIT_FILES", "AUDIT_RESULT_FILES", "audit_round_file",
 ]
@@ -94,10 +96,14 @@ RESULTS_CSV = "results.csv"
 RESULTS_JSON = "results.json"
 ROC_PNG = "roc.png"
 LOSS_HIST_PNG = "loss_hist.png"
+# the scores behind the figures, where the writer draws none (a model audit): the report
+# draws roc.png and loss_hist.png from them
+SCORES_NPZ = "scores.npz"
 COMPARE_JSON = "compare.json"
 #: the files of a training, and of an attack (``attack/``), completion marker last
 RUN_FILES = (PARAMS, HISTORY, MODEL_JSON, MODEL_WEIGHTS, COMPLETE)
-ATTACK_FILES = (RESULTS_CSV, RESULTS_JSON, ROC_PNG, LOSS_HIST_PNG, COMPARE_JSON, COMPLETE)
+ATTACK_FILES = (RESULTS_CSV, RESULTS_JSON, ROC_PNG, LOSS_HIST_PNG, SCORES_NPZ, COMPARE_JSON,
+                COMPLETE)
 #: an audit directory (``skmia audit``): the shared plan, per method its recipe, its
 #: finished rounds (``audit_round_file(r)``) and result, the table of every method
 AUDIT_FILES = {

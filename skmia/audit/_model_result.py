@@ -21,12 +21,12 @@ import pandas as pd
 from .. import __version__
 from .._rundir import (
     ATTACK,
-    LOSS_HIST_PNG,
     PARAMS,
     RESULT_COLUMNS,
-    ROC_PNG,
+    SCORES_NPZ,
     Opt,
     RunDirectory,
+    scores_npz,
 )
 from ..attacks._audit import _accuracy
 from ..metrics import attack_accuracy, attack_auc, empirical_epsilon, tpr_at_fpr
@@ -88,8 +88,6 @@ def _estimator_params(model):
 
 def write_model_audit(out, table, scores, membership, loss, model, settings, *, seconds):
     """Write the model audit's folder at ``out`` (see the module); returns its path."""
-    from ..report import figure_png, loss_histogram_figure, roc_figure
-
     path = Path(out)
     parent = RunDirectory(path.parent if str(path.parent) else ".")
     parent.makedirs()
@@ -102,14 +100,11 @@ def write_model_audit(out, table, scores, membership, loss, model, settings, *, 
         "partition": "target", "estimator": type(model).__name__,
         "estimator_params": _estimator_params(model), **settings,
     }
-    title = f"{first['method']} (model audit)"
     try:
         folder.write_json(PARAMS, document=params)
         folder.write_results(table[list(RESULT_COLUMNS)].to_dict("records"), folder=ATTACK)
-        folder.write_bytes(ATTACK, ROC_PNG, data=figure_png(
-            roc_figure(scores, membership, title=title, confidence_level=0.95)))
-        folder.write_bytes(ATTACK, LOSS_HIST_PNG, data=figure_png(
-            loss_histogram_figure(loss, membership, title=title)))
+        # the scores, not figures: the report draws them (data flows audit -> report)
+        folder.write_bytes(ATTACK, SCORES_NPZ, data=scores_npz(scores, membership, loss))
         folder.mark_complete(ATTACK, document={"kind": MODEL_AUDIT})
         # "rows": what the report calls a run's training rows, the members here
         folder.mark_complete(document={"kind": MODEL_AUDIT, "rows": settings["n_members"],

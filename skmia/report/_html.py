@@ -33,18 +33,22 @@ from .._rundir import (
     REFERENCE,
     RESULT_COLUMNS,
     ROC_PNG,
+    SCORES_NPZ,
     Int,
     Opt,
     RunDirectory,
     escape_text,
     find_folders,
+    read_scores,
 )
 from ._audit import audit_sections, find_audits
 from ._plots import (
     _point_labels,
     _strongest_attacks,
     figure_png,
+    loss_histogram_figure,
     privacy_utility_figure,
+    roc_figure,
     training_curves_figure,
 )
 from ._tables import shown_table, unresolved_note
@@ -206,6 +210,19 @@ def _png(run, name):
     except (OSError, ValueError):
         return None
     return data if data.startswith(_PNG_MAGIC) else None
+
+
+def _figures_from_scores(run, title):
+    """``{file name: PNG bytes}`` drawn from the run's ``attack/scores.npz`` (what a model
+    audit writes instead of figures); empty when it has none or it is not readable."""
+    try:
+        data = RunDirectory(run.folder).read_bytes(ATTACK, SCORES_NPZ)
+        scores, membership, loss = read_scores(data)
+    except (OSError, ValueError):
+        return {}
+    return {ROC_PNG: figure_png(roc_figure(scores, membership, title=title,
+                                           confidence_level=0.95)),
+            LOSS_HIST_PNG: figure_png(loss_histogram_figure(loss, membership, title=title))}
 
 
 # ---------------------------------------------------------------------------- writing
@@ -413,8 +430,10 @@ def _run_section(i, run):
         if note:
             out.append(f'<p class="note">{_e(note)}</p>\n')
         title = run.title
-        roc = _png(run, ROC_PNG)
-        hist = _png(run, LOSS_HIST_PNG)
+        roc, hist = _png(run, ROC_PNG), _png(run, LOSS_HIST_PNG)
+        if roc is None or hist is None:
+            drawn = _figures_from_scores(run, title)
+            roc, hist = roc or drawn.get(ROC_PNG), hist or drawn.get(LOSS_HIST_PNG)
         if roc is not None:
             out.append(_figure(roc, f"ROC curves of {title}",
                                "ROC curves of every attack on the target model (log-log), "
