@@ -76,3 +76,14 @@ def test_choosing_alpha_within_a_privacy_budget(location_data_home, capsys):
     np.testing.assert_array_equal(members, namespace["X_train"])
     assert 0.5 < namespace["audit_auc"] < 1
     assert "deployed model: test accuracy" in capsys.readouterr().out
+    # the README's section "Choose a defense's settings for privacy" quotes this run
+    readme = (EXAMPLES.parents[1] / "README.md").read_text()
+    section = readme.split("## Choose a defense's settings for privacy")[1].split("\n## ")[0]
+    search = namespace["search"]
+    best = search.best_index_
+    quoted = (f"α = {search.best_params_['alpha']} (held-out accuracy "
+              f"{search.cv_results_['mean_test_accuracy'][best]:.3f}, loss-attack AUC "
+              f"{search.cv_results_['mean_test_attack_auc'][best]:.3f}")
+    assert quoted in " ".join(section.split())
+    assert (f"test accuracy {namespace['test_accuracy']:.3f} and AUC "
+            f"{namespace['audit_auc']:.3f}") in " ".join(section.split())

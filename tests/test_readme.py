@@ -37,3 +37,16 @@ def test_setup_commands_are_the_ones_ci_runs():
     docs = commands[2].split(" && ")
     assert docs[0].replace("install ", "install -q ") in ci and docs[1] in ci, (
         "CI builds the docs as the README says")
+
+
+def test_the_privacy_search_block_builds_the_search_it_describes():
+    from sklearn.model_selection import GridSearchCV
+
+    text = README.read_text()
+    section = text.split("## Choose a defense's settings for privacy")[1].split("\n## ")[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    namespace = {}
+    exec(compile(blocks[0], str(README), "exec"), namespace)  # noqa: S102 - our own README
+    search = namespace["search"]
+    assert isinstance(search, GridSearchCV) and callable(search.refit)
+    assert search.cv.n_splits == 3 and set(search.scoring) == {"accuracy", "attack_auc"}
