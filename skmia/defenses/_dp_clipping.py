@@ -12,11 +12,48 @@ from contextlib import contextmanager
 import torch
 from opacus.grad_sample import prepare_module
 from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
+from opacus.optimizers.optimizer import _check_processed_flag, _mark_as_processed
 
 __all__ = []
 
 class _IncompleteNorms(RuntimeError):
     """The cheap first ghost-clipping pass did not reach every layer's hooks."""
+
+
+class _InPlaceNoiseOptimizer(DPOptimizerFastGradientClipping):
+    """opacus' ghost-clipping optimizer without its per-step copies.
+
+    opacus copies each clipped gradient into ``summed_grad``, draws the noise into a
+    fresh tensor (after allocating a tensor of zeros it does not use) and adds the two
+    into a third: three allocations of every parameter's size per step, each a pass over
+    memory (and, for large layers, fresh pages from the operating system). Here the
+    clipped gradient *is* ``summed_grad``, the noise is drawn into one buffer per
+    parameter kept for the whole training, and added in place. The draws are opacus'
+    (``torch.normal(0, σ·C, size, generator)``, same order, same generator), so a seeded
+    training gives the same model; secure noise (``secure_mode``) is never used here.
+    """
+
+    def accumulate(self):
+        for p in self.params:
+            if p.summed_grad is not None:
+                p.summed_grad.add_(p.grad.data)
+            else:
+                p.summed_grad = p.grad.data  # the second backward pass's fresh tensor
+
+    def add_noise(self):
+        std = self.noise_multiplier * self.max_grad_norm
+        buffers = self.__dict__.setdefault("_noise_buffers", {})
+        for p in self.params:
+            summed = p.summed_grad
+            _check_processed_flag(summed)
+            if std != 0:
+                noise = buffers.get(id(p))
+                if noise is None or noise.shape != summed.shape:
+                    noise = buffers[id(p)] = torch.empty_like(summed)
+                torch.normal(0.0, std, summed.shape, generator=self.generator, out=noise)
+                summed.add_(noise)
+            p.grad = summed.view_as(p)
+            _mark_as_processed(summed)
 
 
 class _PrivateTraining:
@@ -39,7 +76,7 @@ class _PrivateTraining:
             module, grad_sample_mode=mode, wrap_model=False, batch_first=True,
             loss_reduction="mean", **kwargs,
         )
-        optimizer_class = DPOptimizerFastGradientClipping if ghost else DPOptimizer
+        optimizer_class = _InPlaceNoiseOptimizer if ghost else DPOptimizer
         self.optimizer = optimizer_class(
             optimizer,
             noise_multiplier=noise_multiplier,
