@@ -132,3 +132,26 @@ def test_threat_arrays_come_together(memguard_audit):
     settings = {k: v for k, v in a.settings.items() if k != "label_only_queries"}
     with pytest.raises(ValueError, match="label_only_queries"):
         DefenseAudit(*args, settings, phi_raw=a.phi_raw, label_only=a.label_only)
+
+
+def test_cli_audit_of_hamp_prints_a_row_per_threat_model(tmp_path, capsys,
+                                                           location_data_home):
+    from skmia.cli import main
+    from skmia.report import html_report
+
+    args = ["audit", "--dataset", "location", "--methods", "hamp", "--records",
+            "1500", "--canaries", "40", "--models", "4", "--epochs", "2", "--hidden", "16",
+            "-q", "--out", str(tmp_path)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    for threat in (DEFENDED, LABEL_ONLY, WHITE_BOX):
+        assert f"| hamp | {threat} |" in printed
+    from skmia._rundir import AUDIT_FILES
+
+    (root,) = [p.parent for p in tmp_path.rglob(AUDIT_FILES["plan"])]
+    table_csv = root / AUDIT_FILES["table_csv"]
+    table = pd.read_csv(table_csv)
+    assert table["threat_model"].tolist() == [DEFENDED, LABEL_ONLY, WHITE_BOX]
+    assert (table["method"] == "hamp").all()
+    page = html_report([root])
+    assert "threat model" in page and LABEL_ONLY in page
