@@ -37,7 +37,7 @@ import warnings
 
 import numpy as np
 
-MEANINGFUL_EPSILON = 10.0
+from skmia.defenses._dp_accounting import MEANINGFUL_EPSILON
 
 
 def _fit_and_score(method, params, members, nonmembers):

@@ -51,7 +51,8 @@ Presets (flags given after a preset override it):
 
 Every method of the registry is a row, less the controls (``memguard``: a defense that
 label-only attacks break, whose rows would show only the attacks it fools); ask for one
-with ``--methods``. ``dpsgd_hu`` is DP-SGD at the high-utility setting of
+with ``--methods``, with ``--label-only`` to add the label-only attack (Choquette-Choo et
+al., arXiv:2007.14321) that breaks it. ``dpsgd_hu`` is DP-SGD at the high-utility setting of
 ``benchmarks/dpsgd_grid.py``. For ``hamp`` and ``memguard`` the black-box columns read
 the outputs they release (modified), the gradient columns their raw network (the white
 box); ``summary.md`` says so.
@@ -108,6 +109,8 @@ TPR_COLUMN = "tpr_at_0.1%fpr"
 METRICS = ("accuracy", "auc", "tpr_at_0.1%fpr", "tpr_at_1%fpr", "empirical_epsilon")
 # with --reference-models K: the strongest attacks of today, calibrated on a bank of K
 REFERENCE_ATTACKS = {"lira": "LiRA online", "rmia": "RMIA online"}
+# with --label-only: the attack that output modification (HAMP, MemGuard) keeps working
+LABEL_ONLY_ATTACK = {"label_only": "label-only"}
 
 
 # ---------------------------------------------------------------------------- set-up
@@ -138,6 +141,9 @@ def parse_args(argv=None):
     parser.add_argument("--reference-models", type=int, default=None, metavar="K",
                         help="also run LiRA and RMIA (online) with a bank of K reference "
                              "models per target, trained like it (K even; K trainings each)")
+    parser.add_argument("--label-only", action="store_true",
+                        help="also run the label-only attack (arXiv:2007.14321) on every "
+                             "target: labels only, which HAMP and MemGuard keep")
     parser.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
     parser.add_argument("--data-home", default=None,
                         help="dataset folder (default: $SKMIA_DATA_HOME, else ~/skmia_data)")
@@ -273,15 +279,17 @@ def train_job(config, partition, threads):
 
 
 def attack_job(target_dir, shadow_dir, white_box, data_home, shadow_method, threads,
-               device="cpu", reference_models=None):
+               device="cpu", reference_models=None, label_only=False):
     """Attack one finished target (in a worker process), or reuse its finished attack."""
     from skmia.experiment import attack
 
-    attacks = tuple(REFERENCE_ATTACKS) if reference_models else ()
+    attacks = ((*REFERENCE_ATTACKS,) if reference_models else ()) + (
+        (*LABEL_ONLY_ATTACK,) if label_only else ())
+    names = {**REFERENCE_ATTACKS, **LABEL_ONLY_ATTACK}
     done = Path(target_dir) / "attack" / "complete.json"
     if done.is_file() and json.loads(done.read_text())["shadow"] == str(shadow_dir):
         previous = pd.read_csv(done.parent / "results.csv")
-        if set(REFERENCE_ATTACKS[a] for a in attacks) <= set(previous["attack"]):
+        if set(names[a] for a in attacks) <= set(previous["attack"]):
             return previous, 0.0, [], 0.0
     if threads:
         import torch
@@ -580,7 +588,7 @@ def attack_everything(args, runs, pairs):
     print(f"attacking {len(attacks)} targets", flush=True)
     attack_out = run_parallel(
         [(attack_job, (t, s, args.white_box, args.data_home, args.shadow, args.threads,
-                       args.device, args.reference_models))
+                       args.device, args.reference_models, args.label_only))
          for *_, t, s in attacks],
         args.jobs, [f"attacked {d} {m} seed {s}" for _, d, m, s, *_ in attacks],
     )
@@ -653,7 +661,10 @@ def summary_header(args, argv, skipped, caught, times, load_start):
         "releases), the grad_wrt_* columns white box (gradients of the trained network); "
         "for hamp and memguard the released outputs are their modified ones, so their "
         "black-box columns are the attacks they claim to stop, and their grad_wrt_* "
-        "columns the raw network a white-box adversary holds",
+        "columns the raw network a white-box adversary holds"
+        + ("; the label-only column reads predicted labels only (32 perturbed copies per "
+           "record, no shadow model: AUC is threshold-free), which output modification "
+           "keeps" if args.label_only else ""),
         *(f"- skipped {reason}" for reason in skipped),
         *(f"- warning{' (from skmia)' if in_skmia else ''}: {category}: {message}"
           for (category, message), in_skmia in caught.items()),

@@ -509,3 +509,26 @@ def test_dp_runs_use_secure_noise(tmp_path, location_data_home):
     config = RunConfig(dataset="location", method="dpsgd", out=str(tmp_path))
     assert _estimator(config, "dpsgd").secure_noise is True
     assert "secure_noise" not in _estimator(config, "vanilla").get_params()
+
+
+def test_in_place_noise_gives_opacus_optimizer_model(monkeypatch):
+    # the fast path's optimizer draws the same noise in the same order as opacus' own
+    # (it only drops its copies), so a seeded training gives the same weights exactly
+    from opacus.optimizers import DPOptimizerFastGradientClipping
+
+    from skmia.defenses import _dp_clipping
+
+    X, y = make_classification(300, n_features=10, n_informative=6, n_classes=3,
+                               random_state=0)
+    X = X.astype(np.float32)
+    params = {"noise_multiplier": 1.0, "max_epochs": 2, "random_state": 0,
+              "module__hidden_sizes": (16, 8), "accountant": "rdp", "batch_size": 32}
+    ours = DPSGDClassifier(**params).fit(X, y)
+    monkeypatch.setattr(_dp_clipping, "_InPlaceNoiseOptimizer",
+                        DPOptimizerFastGradientClipping)
+    theirs = DPSGDClassifier(**params).fit(X, y)
+    for a, b in zip(ours.module_.parameters(), theirs.module_.parameters(), strict=True):
+        assert torch.equal(a, b)
+    with pytest.warns(WeakPrivacyWarning, match="epsilon = inf"):  # no noise
+        quiet = DPSGDClassifier(**{**params, "noise_multiplier": 0.0}).fit(X, y)
+    assert not torch.equal(next(quiet.module_.parameters()), next(ours.module_.parameters()))

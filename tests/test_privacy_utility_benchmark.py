@@ -77,6 +77,25 @@ def test_second_call_reuses_every_run_and_attack(bench, tiny, location_data_home
         bench.main(["--tiny", "--epochs", "3", "--out", str(out)])
 
 
+def test_label_only_reruns_the_attacks_only(bench, tiny, location_data_home, tmp_path):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(tiny[0], out)
+    marker = out / "runs" / "location" / "vanilla" / "seed1000" / "complete.json"
+    stamp = marker.stat().st_mtime_ns
+    bench.main(["--tiny", "--methods", "vanilla", "--label-only", "--out", str(out),
+                "--data-home", str(location_data_home)])
+    assert marker.stat().st_mtime_ns == stamp  # the training was reused
+    results = pd.read_csv(out / "results.csv")
+    assert set(results["attack"]) == {*ATTACKS, "label-only"}
+    auc = results.loc[results["attack"] == "label-only", "auc"].item()
+    assert 0 <= auc <= 1
+    markdown = (out / "summary.md").read_text()
+    assert "| method | " + " | ".join(ATTACKS) + " | label-only |" in markdown
+    assert "label-only column reads predicted labels only" in markdown
+
+
 def test_missing_archives_are_reported_not_downloaded(bench, tmp_path):
     assert "dataset_texas.tgz" in bench.missing_data("texas", tmp_path)
     (tmp_path / "dataset_purchase.tgz").write_bytes(b"")

@@ -27,13 +27,17 @@ from ..model_selection import ReferenceModels
 from ..model_selection._reference import _block_size, _model_seed, balanced_masks
 from ..model_selection._vectorized import auto_refusal, batching_refusal, fit_batched
 from ._canaries import Canaries, make_canaries
-from ._result import DefenseAudit
+from ._result import OPTIONAL_ARRAYS, DefenseAudit
 
 __all__ = ["AuditPlan", "audit_defense", "plan_audit", "train_rounds"]
 
-# the streams of the audit's seed: the test part, canaries drawn from an int, round r
-_TEST_STREAM, _CANARY_STREAM, _ROUND_STREAM = 0, 1, 2
+# the streams of the audit's seed: the test part, canaries drawn from an int, round r,
+# the label-only queries' perturbations
+_TEST_STREAM, _CANARY_STREAM, _ROUND_STREAM, _LABEL_ONLY_STREAM = 0, 1, 2, 3
 _MIN_MODELS = 4
+#: perturbed copies per record of the label-only attack (the default of
+#: :func:`skmia.attacks.label_only_signals`)
+LABEL_ONLY_QUERIES = 32
 
 
 @dataclass(eq=False)
@@ -59,6 +63,12 @@ class AuditPlan:
     seed: int
     augment: object = None
     settings: dict = field(default_factory=dict)
+
+    def label_only_seed(self):
+        """The seed of the label-only queries' perturbations: the same copies of each
+        record for every model, so that its IN and OUT models answer the same queries."""
+        sequence = np.random.SeedSequence([self.seed, _LABEL_ONLY_STREAM])
+        return int(sequence.generate_state(1)[0] >> 1)
 
     def round_seed(self, r):
         """The seed of round ``r``'s bank: the audit's seed and ``r`` alone."""
@@ -249,22 +259,46 @@ def _is_net(model):
     return isinstance(model, NeuralNet)
 
 
+def _releases_outputs(model):
+    """Whether ``model`` answers queries with other outputs than its network's (HAMP,
+    MemGuard: the ``raw_module_`` of :class:`skmia.defenses._outputs.ReleasingClassifierMixin`)."""
+    return _is_net(model) and hasattr(type(model), "raw_module_")
+
+
+def _score_views(signals, augment):
+    """(n_records, n_aug) φ of :func:`~skmia.attacks.compute_signals`' table."""
+    if augment is None:
+        return signals["score"].to_numpy(dtype=np.float64)[:, None]
+    views = sorted((c for c in signals.columns if c.startswith("score_aug_")),
+                   key=lambda c: int(c.rsplit("_", 1)[1]))
+    return signals[views].to_numpy(dtype=np.float64)
+
+
 def _phi(model, X, y, augment):
     """(n_records, n_aug) logit-scaled confidence of one fitted model on ``(X, y)``."""
     if _is_net(model):
         from ..attacks import compute_signals
 
-        if augment is None:
-            return compute_signals(model, X, y)["score"].to_numpy()[:, None]
-        signals = compute_signals(model, X, y, augment=augment)
-        views = sorted((c for c in signals.columns if c.startswith("score_aug_")),
-                       key=lambda c: int(c.rsplit("_", 1)[1]))
-        return signals[views].to_numpy(dtype=np.float64)
+        options = {} if augment is None else {"augment": augment}
+        return _score_views(compute_signals(model, X, y, **options), augment)
     from ..attacks._signals import logit_confidence
 
     proba = np.asarray(model.predict_proba(X), dtype=np.float64)
     labels = np.searchsorted(model.classes_, y)
     return logit_confidence(np.log(np.maximum(proba, np.finfo(np.float64).tiny)), labels)[:, None]
+
+
+def _threat_signals(model, X, y, plan):
+    """What a defense that releases modified outputs does not hide: φ of its raw network
+    (white box) and, per record, the fraction of :data:`LABEL_ONLY_QUERIES` perturbed
+    copies still classified correctly (labels only, which it keeps)."""
+    from ..attacks import compute_signals, label_only_signals
+
+    options = {} if plan.augment is None else {"augment": plan.augment}
+    raw = compute_signals(model.raw_module_, X, y, classes=model.classes_, **options)
+    correct = label_only_signals(model.predict, X, y, n_queries=LABEL_ONLY_QUERIES,
+                                 random_state=plan.label_only_seed())
+    return _score_views(raw, plan.augment), correct.mean(axis=1)
 
 
 def _writable(plan, fit_params):
@@ -310,18 +344,28 @@ def _train_batched(estimator, plan, rounds):
 
 
 def _round_result(models, in_mask, plan, X_pool, X_test):
-    """What the audit keeps of one round's models: φ on the pool, accuracies, ε."""
+    """What the audit keeps of one round's models: φ on the pool, accuracies, ε; for a
+    defense that releases modified outputs, also its raw φ and label-only signal."""
     phi, test_acc, train_acc, epsilon = [], [], [], []
+    threats = {name: [] for name in OPTIONAL_ARRAYS}
     for k, model in enumerate(models):
         phi.append(_phi(model, X_pool, plan.y_pool, plan.augment))
+        if _releases_outputs(model):
+            for name, value in zip(OPTIONAL_ARRAYS,
+                                   _threat_signals(model, X_pool, plan.y_pool, plan),
+                                   strict=True):
+                threats[name].append(value)
         test_acc.append(float(np.mean(model.predict(X_test) == plan.y_test)))
         inside = in_mask[:, k]
         train_acc.append(float(np.mean(model.predict(X_pool[inside])
                                        == plan.y_pool[inside])))
         epsilon.append(float(getattr(model, "epsilon_", np.nan)))
-    return {"phi": np.stack(phi, axis=1), "in_mask": in_mask,
-            "test_accuracy": np.asarray(test_acc), "train_accuracy": np.asarray(train_acc),
-            "epsilon": np.asarray(epsilon)}
+    result = {"phi": np.stack(phi, axis=1), "in_mask": in_mask,
+              "test_accuracy": np.asarray(test_acc), "train_accuracy": np.asarray(train_acc),
+              "epsilon": np.asarray(epsilon)}
+    if threats["phi_raw"]:
+        result.update({name: np.stack(values, axis=1) for name, values in threats.items()})
+    return result
 
 
 def _check_estimator(estimator, plan):
@@ -352,7 +396,9 @@ def train_rounds(estimator, plan, rounds, *, fit_params=None, n_jobs=None, verbo
     -------
     results : list of dict
         Per round: ``phi`` (n_records, block, n_aug), ``in_mask``, ``test_accuracy``,
-        ``train_accuracy``, ``epsilon`` (per model).
+        ``train_accuracy``, ``epsilon`` (per model); for a defense that releases modified
+        outputs also ``phi_raw`` (n_records, block, n_aug) and ``label_only``
+        (n_records, block).
     """
     rounds, fit_params = list(rounds), dict(fit_params or {})
     expand = plan.n_copies > 1 or len(plan.y_poison) > 0
@@ -381,6 +427,15 @@ def _jobs(n_jobs):
 
 def assemble(plan, rounds, settings):
     """The :class:`DefenseAudit` of the rounds' results, in round order."""
+    threats = {}
+    if any(name in r for r in rounds for name in OPTIONAL_ARRAYS):
+        if not all(name in r for r in rounds for name in OPTIONAL_ARRAYS):
+            raise ValueError("some rounds have the raw outputs and label-only signal of a "
+                             "defense that releases modified outputs and others do not: "
+                             "they were trained by different code; train them again.")
+        threats = {name: np.concatenate([r[name] for r in rounds], axis=1)
+                   for name in OPTIONAL_ARRAYS}
+        settings = {**settings, "label_only_queries": LABEL_ONLY_QUERIES}
     return DefenseAudit(
         phi=np.concatenate([r["phi"] for r in rounds], axis=1),
         in_mask=np.concatenate([r["in_mask"] for r in rounds], axis=1),
@@ -390,6 +445,7 @@ def assemble(plan, rounds, settings):
         epsilon=np.concatenate([r["epsilon"] for r in rounds]),
         settings={**plan.settings, **settings, "n_models": sum(len(r["epsilon"])
                                                              for r in rounds)},
+        **threats,
     )
 
 
@@ -463,8 +519,8 @@ def audit_defense(estimator, X, y, *, canaries=None, n_models=64, keep=0.5, test
     Returns
     -------
     audit : DefenseAudit
-        ``summary_`` (per subset: AUC, TPR at 0.1 % and 1 % FPR with intervals, pairs,
-        empirical ε, accuracies), ``per_record_`` (records sorted by risk),
+        ``summary_`` (per threat model and subset: AUC, TPR at 0.1 % and 1 % FPR
+        with intervals, pairs, empirical ε, accuracies), ``per_record_`` (records sorted by risk),
         ``settings``, ``save(folder)`` / ``DefenseAudit.load(folder)``.
 
     Raises
@@ -488,6 +544,17 @@ def audit_defense(estimator, X, y, *, canaries=None, n_models=64, keep=0.5, test
     records that need privacy most [1]_. Each (record, model) pair is one trial: a
     canary in ``n_canaries * n_models`` pairs, half of them members.
 
+    A defense that answers queries with other outputs than its network's (HAMP,
+    MemGuard) claims to stop the black-box adversary above; it is also audited under the
+    threat models that output modification does not touch, each a ``threat_model`` of
+    the summary: ``"label-only"`` (the adversary sees predicted labels only, which such
+    a defense keeps: the fraction of 32 perturbed copies of a record still classified
+    correctly [3]_, on a logit scale, calibrated by the same leave-one-out LiRA) and
+    ``"white-box (raw outputs)"`` (φ of the network behind the modification, which an
+    adversary holding the weights reads). The rows of the released outputs are
+    ``"black-box (defended outputs)"``; every other defense has one threat model,
+    ``"black-box"``.
+
     Unlike the authors' code, which keeps every non-canary in every model, every pool
     record here is IN half of the models, so that the same models also measure the
     population. Fixed variance uses, per subset, the standard deviation of all IN (OUT)
@@ -500,6 +567,8 @@ def audit_defense(estimator, X, y, *, canaries=None, n_models=64, keep=0.5, test
        Defenses are Misleading". ACM CCS 2024. arXiv:2404.17399.
     .. [2] N. Carlini et al. "Membership Inference Attacks From First Principles".
        IEEE S&P 2022. arXiv:2112.03570.
+    .. [3] C. A. Choquette-Choo, F. Tramer, N. Carlini, N. Papernot. "Label-Only
+       Membership Inference Attacks". ICML 2021. arXiv:2007.14321.
 
     Examples
     --------

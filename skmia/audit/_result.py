@@ -3,9 +3,10 @@
 Files of a saved audit (``DefenseAudit.save(folder)``), named here and nowhere else:
 ``settings.json`` (how the audit was made), ``summary.csv`` and ``per_record.csv`` (the
 tables, for people) and ``arrays.safetensors`` (φ of every model on every record, the
-training masks, which records are canaries, each model's accuracies). Loading reads the
-arrays and recomputes the tables, so a loaded audit equals the saved one; nothing is
-unpickled.
+training masks, which records are canaries, each model's accuracies; for a defense that
+releases other outputs than its network's, also the raw network's φ and the label-only
+signal). Loading reads the arrays and recomputes the tables, so a loaded audit equals the
+saved one; nothing is unpickled.
 """
 
 
@@ -17,18 +18,54 @@ from .._rundir import RunDirectory
 from ..metrics import attack_auc, empirical_epsilon, tpr_at_fpr
 from ._loo import LOO_ATTACKS, loo_lira_scores
 
-__all__ = ["DefenseAudit", "RESULT_FILES", "SUMMARY_COLUMNS"]
+__all__ = ["BLACK_BOX", "DEFENDED", "DefenseAudit", "LABEL_ONLY", "RESULT_FILES",
+           "SUMMARY_COLUMNS", "WHITE_BOX", "label_only_phi"]
+
+#: The threat model of each summary row. A defense whose outputs are its network's has
+#: one, ``BLACK_BOX``; one that releases other outputs at inference (HAMP, MemGuard) is
+#: audited under three: its released outputs (what it claims to protect), the labels
+#: alone (which output modification keeps), and its raw network (a white-box adversary).
+BLACK_BOX = "black-box"
+DEFENDED = "black-box (defended outputs)"
+LABEL_ONLY = "label-only"
+WHITE_BOX = "white-box (raw outputs)"
 
 #: The false-positive rates of the summary, as fractions.
 MAX_FPRS = {"0.1%": 0.001, "1%": 0.01}
 SUMMARY_COLUMNS = [
-    "subset", "attack", "n_records", "member_pairs", "nonmember_pairs", "auc",
+    "threat_model", "subset", "attack", "n_records", "member_pairs", "nonmember_pairs", "auc",
     *[f"tpr_at_{name}fpr{end}" for name in MAX_FPRS for end in ("", "_low", "_high")],
     "empirical_epsilon", "test_accuracy", "test_accuracy_std", "train_accuracy",
     "train_accuracy_std", "epsilon", "n_models", "note",
 ]
 _ARRAYS = ("phi", "in_mask", "is_canary", "record_index", "test_accuracy",
            "train_accuracy", "epsilon")
+#: arrays of a defense that releases modified outputs (absent for the others)
+OPTIONAL_ARRAYS = ("phi_raw", "label_only")
+
+
+def label_only_phi(correct_fraction, n_queries):
+    """The label-only signal on a logit scale, for leave-one-out LiRA.
+
+    ``log((k + 1/2) / (Q - k + 1/2))`` for ``k`` of ``Q`` perturbed copies classified
+    correctly: monotone in ``k``, finite at ``k = 0`` and ``k = Q`` (the 1/2 is the
+    Jeffreys prior's), so each record's IN and OUT counts can be fitted with Gaussians
+    as LiRA fits φ.
+
+    Parameters
+    ----------
+    correct_fraction : array-like
+        ``k / Q``, the fraction of a record's perturbed copies still classified correctly
+        (:func:`skmia.attacks.label_only_signals` averaged over its queries).
+    n_queries : int
+        ``Q``.
+
+    Returns
+    -------
+    phi : ndarray of float64
+    """
+    k = np.asarray(correct_fraction, dtype=np.float64) * n_queries
+    return np.log(k + 0.5) - np.log(n_queries - k + 0.5)
 
 
 def _rate(member, score, max_fpr):
@@ -84,6 +121,11 @@ def _record_advantage(score, in_mask):
     return out
 
 
+def _three_d(phi):
+    phi = np.asarray(phi, dtype=np.float64)
+    return phi[:, :, None] if phi.ndim == 2 else phi
+
+
 class DefenseAudit:
     """What :func:`audit_defense` measured: tables, and the arrays they are computed from.
 
@@ -91,7 +133,7 @@ class DefenseAudit:
     ----------
     phi : ndarray of shape (n_records, n_models, n_aug)
         Logit-scaled confidence of every model on every audited record (per augmented
-        view; one view without ``augment``).
+        view; one view without ``augment``), from the outputs the model releases.
     in_mask : ndarray of bool of shape (n_records, n_models)
         Whether the record was in the model's training set.
     is_canary : ndarray of bool of shape (n_records,)
@@ -102,22 +144,38 @@ class DefenseAudit:
         Each model's accuracy on the held-out test part and on its own training records
         of the pool, and its accounted ε (DP-SGD; NaN for other methods).
     settings : dict
-        How the audit was made (JSON-serialisable).
+        How the audit was made (JSON-serialisable); ``label_only_queries`` is the number
+        of perturbed copies behind ``label_only``.
+    phi_raw : ndarray of shape (n_records, n_models, n_aug), default=None
+        For a defense that releases other outputs than its network's (HAMP, MemGuard):
+        φ of the raw network, what a white-box adversary reads. None otherwise.
+    label_only : ndarray of shape (n_records, n_models), default=None
+        For such a defense: the fraction of each record's perturbed copies that each
+        model still classifies correctly (:func:`skmia.attacks.label_only_signals`).
 
     Attributes
     ----------
+    threat_models_ : dict of str to ndarray of shape (n_records, n_models, n_aug)
+        The signal each threat model's attacks read: ``{"black-box": phi}`` for a
+        defense whose outputs are its network's; for one that releases others,
+        :data:`DEFENDED` (``phi``), :data:`LABEL_ONLY` (:func:`label_only_phi` of
+        ``label_only``) and :data:`WHITE_BOX` (``phi_raw``). The first is the threat
+        model the defense claims to stop.
+    threat_scores_ : dict of str to dict of str to ndarray of shape (n_records, n_models)
+        Per threat model and attack (:data:`LOO_ATTACKS`), the leave-one-out LiRA score
+        of every (record, model) pair on that threat model's signal.
     scores_ : dict of str to ndarray of shape (n_records, n_models)
-        Leave-one-out LiRA score of every (record, model) pair, per attack
-        (:data:`LOO_ATTACKS`).
+        ``threat_scores_`` of the first threat model.
     summary_ : pandas.DataFrame
-        One row per subset (``canaries``, ``others``, ``all``) and attack: pair counts,
-        AUC, TPR at 0.1 % and 1 % FPR with 95 % Clopper-Pearson intervals (NaN and a
-        ``note`` where the pairs cannot resolve the rate), the empirical ε lower bound
-        (δ = 1e-5), the models' mean and standard deviation of test and train accuracy,
-        the mean accounted ε.
+        One row per threat model, subset (``canaries``, ``others``, ``all``) and attack:
+        pair counts, AUC, TPR at 0.1 % and 1 % FPR with 95 % Clopper-Pearson intervals
+        (NaN and a ``note`` where the pairs cannot resolve the rate), the empirical ε
+        lower bound (δ = 1e-5), the models' mean and standard deviation of test and train
+        accuracy, the mean accounted ε.
     attack_ : str
-        The attack that finds most: the higher TPR at 0.1 % FPR on the canaries (on all
-        records without canaries; the fixed variance on ties).
+        Under the first threat model, the attack that finds most: the higher TPR at 0.1
+        % FPR on the canaries (on all records without canaries; the fixed variance on
+        ties). :meth:`strongest` gives it for any threat model.
     per_record_ : pandas.DataFrame
         Under ``attack_``, one row per record, sorted by risk: ``record``, ``canary``,
         ``advantage`` (P(IN score > OUT score) - P(IN score < OUT score) over the
@@ -125,10 +183,8 @@ class DefenseAudit:
     """
 
     def __init__(self, phi, in_mask, is_canary, record_index, test_accuracy,
-                 train_accuracy, epsilon, settings):
-        self.phi = np.asarray(phi, dtype=np.float64)
-        if self.phi.ndim == 2:
-            self.phi = self.phi[:, :, None]
+                 train_accuracy, epsilon, settings, phi_raw=None, label_only=None):
+        self.phi = _three_d(phi)
         self.in_mask = np.asarray(in_mask, dtype=bool)
         self.is_canary = np.asarray(is_canary, dtype=bool)
         self.record_index = np.asarray(record_index, dtype=np.int64)
@@ -136,11 +192,35 @@ class DefenseAudit:
         self.train_accuracy = np.asarray(train_accuracy, dtype=np.float64)
         self.epsilon = np.asarray(epsilon, dtype=np.float64)
         self.settings = dict(settings)
-        self.scores_ = {name: loo_lira_scores(self.phi, self.in_mask, fix_variance=fixed)
-                        for name, fixed in LOO_ATTACKS.items()}
+        if (phi_raw is None) != (label_only is None):
+            raise ValueError("phi_raw and label_only come together (a defense that "
+                             "releases modified outputs) or not at all.")
+        self.phi_raw = None if phi_raw is None else _three_d(phi_raw)
+        self.label_only = (None if label_only is None
+                           else np.asarray(label_only, dtype=np.float64))
+        self.threat_models_ = self._threat_models()
+        self.threat_scores_ = {
+            name: {attack: loo_lira_scores(signal, self.in_mask, fix_variance=fixed)
+                   for attack, fixed in LOO_ATTACKS.items()}
+            for name, signal in self.threat_models_.items()}
+        self.scores_ = self.threat_scores_[self.primary_threat_model]
         self.summary_ = self._summary()
-        self.attack_ = self._strongest()
+        self.attack_ = self.strongest()
         self.per_record_ = self._per_record()
+
+    def _threat_models(self):
+        if self.phi_raw is None:
+            return {BLACK_BOX: self.phi}
+        if "label_only_queries" not in self.settings:
+            raise ValueError("settings must hold label_only_queries, the number of "
+                             "perturbed copies behind label_only.")
+        signal = label_only_phi(self.label_only, int(self.settings["label_only_queries"]))
+        return {DEFENDED: self.phi, LABEL_ONLY: signal[:, :, None], WHITE_BOX: self.phi_raw}
+
+    @property
+    def primary_threat_model(self):
+        """The threat model the defense claims to stop (the first of ``threat_models_``)."""
+        return next(iter(self.threat_models_))
 
     @property
     def n_models(self):
@@ -166,22 +246,28 @@ class DefenseAudit:
             "n_models": self.n_models,
         }
         rows = []
-        for subset, rows_mask in self.subsets().items():
-            for attack, fixed in LOO_ATTACKS.items():
-                # fixed variance pools the subset's records, as the authors' code does
-                # on the canaries it is given
-                score = (loo_lira_scores(self.phi[rows_mask], self.in_mask[rows_mask],
-                                         fix_variance=True)
-                         if fixed else self.scores_[attack][rows_mask])
-                rows.append({"subset": subset, "attack": attack,
-                             "n_records": int(rows_mask.sum()),
-                             **subset_row(self.in_mask[rows_mask], score), **utility})
+        for threat_model, signal in self.threat_models_.items():
+            for subset, rows_mask in self.subsets().items():
+                for attack, fixed in LOO_ATTACKS.items():
+                    # fixed variance pools the subset's records, as the authors' code
+                    # does on the canaries it is given
+                    score = (loo_lira_scores(signal[rows_mask], self.in_mask[rows_mask],
+                                             fix_variance=True)
+                             if fixed else self.threat_scores_[threat_model][attack][rows_mask])
+                    rows.append({"threat_model": threat_model, "subset": subset,
+                                 "attack": attack, "n_records": int(rows_mask.sum()),
+                                 **subset_row(self.in_mask[rows_mask], score), **utility})
         return pd.DataFrame(rows).reindex(columns=SUMMARY_COLUMNS)
 
-    def _strongest(self):
+    def strongest(self, threat_model=None):
+        """The attack that finds most under ``threat_model`` (default: the first): the
+        higher TPR at 0.1 % FPR on the canaries (all records without canaries; the fixed
+        variance on ties)."""
+        threat_model = threat_model or self.primary_threat_model
         first = "canaries" if self.is_canary.any() else "all"
-        rows = self.summary_[self.summary_["subset"] == first].set_index("attack")
-        tpr = rows["tpr_at_0.1%fpr"].fillna(-1.0)
+        rows = self.summary_[(self.summary_["subset"] == first)
+                             & (self.summary_["threat_model"] == threat_model)]
+        tpr = rows.set_index("attack")["tpr_at_0.1%fpr"].fillna(-1.0)
         fixed, per_record = list(LOO_ATTACKS)
         return per_record if tpr[per_record] > tpr[fixed] else fixed
 
@@ -199,11 +285,15 @@ class DefenseAudit:
         table = table.sort_values(["advantage", "_gap"], ascending=False, kind="stable")
         return table.drop(columns="_gap").reset_index(drop=True)
 
-    def summary_row(self, subset="canaries"):
-        """The summary's row of ``subset`` under :attr:`attack_`, as a dict."""
+    def summary_row(self, subset="canaries", threat_model=None):
+        """The summary's row of ``subset`` under ``threat_model`` (default: the first)
+        and its strongest attack, as a dict."""
+        threat_model = threat_model or self.primary_threat_model
+        attack = self.strongest(threat_model)
         rows = self.summary_[(self.summary_["subset"] == subset)
-                             & (self.summary_["attack"] == self.attack_)]
-        return rows.iloc[0].to_dict() if len(rows) else {}
+                             & (self.summary_["threat_model"] == threat_model)
+                             & (self.summary_["attack"] == attack)]
+        return {**rows.iloc[0].to_dict(), "attack": attack} if len(rows) else {}
 
     # ------------------------------------------------------------------ files
     def save(self, folder):
@@ -221,7 +311,8 @@ class DefenseAudit:
         from safetensors.numpy import save as save_arrays
 
         folder = RunDirectory(folder)
-        arrays = {name: np.ascontiguousarray(getattr(self, name)) for name in _ARRAYS}
+        arrays = {name: np.ascontiguousarray(getattr(self, name))
+                  for name in (*_ARRAYS, *OPTIONAL_ARRAYS) if getattr(self, name) is not None}
         arrays["in_mask"] = arrays["in_mask"].astype(np.uint8)
         arrays["is_canary"] = arrays["is_canary"].astype(np.uint8)
         folder.write_bytes(RESULT_FILES["arrays"], data=save_arrays(arrays))
@@ -260,7 +351,8 @@ class DefenseAudit:
         if missing:
             raise ValueError(f"{str(path)!r} lacks the arrays {missing}")
         settings = folder.read_json(RESULT_FILES["settings"], spec=dict)
-        return cls(**{name: arrays[name] for name in _ARRAYS}, settings=settings)
+        return cls(**{name: arrays[name] for name in (*_ARRAYS, *OPTIONAL_ARRAYS)
+                      if name in arrays}, settings=settings)
 
     def __repr__(self):
         return (f"DefenseAudit(n_records={len(self.is_canary)}, "

@@ -1,21 +1,16 @@
 """DP-SGD (Abadi et al., 2016) through opacus, with privacy accounting."""
 
 import copy
-import functools
 import math
 import secrets
 import warnings
-from contextlib import contextmanager
 from numbers import Real
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from opacus.accountants import PRVAccountant, RDPAccountant, create_accountant
-from opacus.accountants.analysis import rdp as rdp_analysis
+from opacus.accountants import create_accountant
 from opacus.accountants.utils import get_noise_multiplier
-from opacus.grad_sample import prepare_module
-from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
 from opacus.validators import ModuleValidator
 from opacus.validators.errors import UnsupportedModuleError
 from skorch.dataset import unpack_data
@@ -27,164 +22,28 @@ from ..nn import MLP
 from ._base import CROSS_ENTROPY, MIADefenseClassifier, in_memory_arrays, insert_callback
 from ._batches import _PoissonBatches
 from ._callbacks import _PrivacyLog
+from ._dp_accounting import (
+    _ACCOUNTANTS,
+    MEANINGFUL_EPSILON,
+    WeakPrivacyWarning,
+    privacy_epsilon,
+)
+from ._dp_clipping import (
+    _batchnorm1d_to_groupnorm,
+    _IncompleteNorms,
+    _PrivateTraining,
+    _quiet_backward_hooks,
+)
 
 __all__ = ["DPSGDClassifier", "WeakPrivacyWarning"]
 
-#: Above this ε the guarantee ``P[M(D) ∈ S] <= e^ε P[M(D') ∈ S] + δ`` says nothing useful.
-MEANINGFUL_EPSILON = 10.0
-# Beyond this ε the PRV accountant's discretisation grows without bound (the reference's
-# σ = 0.01 asks for terabytes); the RDP bound, itself a valid upper bound, is reported.
-_PRV_MAX_EPSILON = 100.0
-_ACCOUNTANTS = ("prv", "rdp")
 _GRAD_SAMPLE_MODES = ("auto", "ghost", "hooks", "functorch")
-
-
-class WeakPrivacyWarning(UserWarning):
-    """DP-SGD settings whose (ε, δ) guarantee is too weak to mean anything.
-
-    Raised after training when the ε reached exceeds 10 (or is infinite, as with no
-    noise) or when δ is not below ``1 / n`` for the ``n`` training rows. The model is
-    trained as asked; only the privacy claim is void.
-    """
-
-
-class _IncompleteNorms(RuntimeError):
-    """The cheap first ghost-clipping pass did not reach every layer's hooks."""
-
-
-class _PrivateTraining:
-    """What one training call needs and nothing may pickle: opacus hooks, DP optimizer.
-
-    Ghost clipping takes two backward passes: the first gives opacus' hooks each
-    record's gradient norm, the second the gradient of the clipped (re-weighted) loss.
-    The first needs gradients with respect to the layers' outputs only, not their
-    weights: with ``fast_norms`` it asks autograd for exactly those (on an MLP this skips
-    the costliest matrix products, the weight gradients of the first layer).
-    """
-
-    def __init__(self, module, optimizer, *, mode, noise_multiplier, max_grad_norm,
-                 expected_batch_size, n_rows, fast_norms=True):
-        self.mode = mode
-        self.n_rows = n_rows
-        ghost = mode == "ghost"
-        kwargs = {"max_grad_norm": max_grad_norm} if ghost else {}
-        self.hooks = prepare_module(
-            module, grad_sample_mode=mode, wrap_model=False, batch_first=True,
-            loss_reduction="mean", **kwargs,
-        )
-        optimizer_class = DPOptimizerFastGradientClipping if ghost else DPOptimizer
-        self.optimizer = optimizer_class(
-            optimizer,
-            noise_multiplier=noise_multiplier,
-            max_grad_norm=max_grad_norm,
-            expected_batch_size=expected_batch_size,
-            loss_reduction="mean",
-        )
-        self.fast_norms = ghost and fast_norms
-        self.outputs = []
-        self._handles = []
-        if self.fast_norms:
-            self._handles = [
-                layer.register_forward_hook(self._keep_output)
-                for layer in self.hooks.iterate_submodules(module)
-            ]
-
-    def _keep_output(self, layer, args, output):
-        if layer.training and torch.is_grad_enabled():
-            outputs = output if isinstance(output, (tuple, list)) else (output,)
-            self.outputs.extend(
-                t for t in outputs if isinstance(t, torch.Tensor) and t.requires_grad
-            )
-
-    def backward(self, losses):
-        """Leave the clipped, summed per-record gradients in ``.grad`` (before noise)."""
-        if self.mode != "ghost":
-            losses.mean().backward()  # opacus' hooks rescale to per-record gradients
-            return
-        if self.fast_norms:
-            params = self.hooks.trainable_parameters
-            for p in params:
-                if hasattr(p, "_norm_sample"):
-                    del p._norm_sample
-            torch.autograd.grad(losses.mean(), self.outputs, retain_graph=True,
-                                allow_unused=True)
-            if not all(hasattr(p, "_norm_sample") for p in params):
-                raise _IncompleteNorms
-        else:
-            losses.mean().backward(retain_graph=True)
-        coef = self.hooks.get_clipping_coef().to(losses.device)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.hooks.disable_hooks()
-        try:
-            (coef * losses).sum().backward()
-        finally:
-            self.hooks.enable_hooks()
-
-    def close(self):
-        for handle in self._handles:
-            handle.remove()
-        self.outputs = []
-        module = self.hooks._module
-        self.hooks.cleanup()
-        for sub in module.modules():  # per-layer caches opacus leaves on the modules
-            for name in ("activations", "max_batch_len"):
-                if name in vars(sub):
-                    delattr(sub, name)
-        for p in module.parameters():
-            if hasattr(p, "summed_grad"):
-                del p.summed_grad
-            if hasattr(p, "_norm_sample"):
-                del p._norm_sample
 
 
 def fresh_seed():
     """A seed from the operating system's entropy (``secrets``), which nothing saved
     can reproduce."""
     return secrets.randbelow(np.iinfo(np.int32).max)
-
-
-@contextmanager
-def _quiet_backward_hooks():
-    # opacus' per-layer backward hooks fire on the first layer, whose input needs no
-    # gradient; torch notes it on every backward pass. It is expected here.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Full backward hook is firing")
-        yield
-
-
-def privacy_epsilon(history, delta, accountant="prv"):
-    """ε spent by the steps in ``history`` (opacus' ``(noise, sample_rate, steps)`` list).
-
-    The PRV accountant (Gopi et al., 2021) by default, RDP (Mironov, 2017) as an option.
-    Where the RDP bound exceeds 100 the PRV accountant cannot discretise the privacy
-    loss and the RDP bound, also a valid upper bound, is returned.
-    """
-    history = [tuple(h) for h in history]
-    if not history:
-        return 0.0
-    if any(sigma == 0 for sigma, _, _ in history):
-        return math.inf
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        # opacus notes the edge of its alpha grid and numpy overflows for huge ε; the
-        # caller's WeakPrivacyWarning names the ε reached instead
-        warnings.simplefilter("ignore")
-        # RDPAccountant.get_epsilon, with the per-step RDP cached: it is the costly part
-        # and composition multiplies it by the number of steps
-        orders = RDPAccountant.DEFAULT_ALPHAS
-        rdp = sum(_rdp_of_one_step(sigma, q) * steps for sigma, q, steps in history)
-        epsilon, _ = rdp_analysis.get_privacy_spent(orders=orders, rdp=rdp, delta=delta)
-        epsilon = float(epsilon)
-        if accountant == "prv" and epsilon <= _PRV_MAX_EPSILON:
-            prv = PRVAccountant()
-            prv.history = list(history)
-            epsilon = float(prv.get_epsilon(delta))
-    return epsilon
-
-
-@functools.lru_cache(maxsize=128)
-def _rdp_of_one_step(noise_multiplier, sample_rate):
-    return rdp_analysis.compute_rdp(q=sample_rate, noise_multiplier=noise_multiplier, steps=1,
-                                    orders=RDPAccountant.DEFAULT_ALPHAS)
 
 
 class DPSGDClassifier(MIADefenseClassifier):
@@ -627,19 +486,3 @@ class DPSGDClassifier(MIADefenseClassifier):
         # opacus' hooks and DP optimizer exist only during training; never pickled
         state.pop("_private", None)
         return state
-
-
-def _batchnorm1d_to_groupnorm(module):
-    """Replace every ``BatchNorm1d`` by ``GroupNorm(1, C)``, a LayerNorm over the features.
-
-    opacus' fixer gives every BatchNorm ``gcd(32, C)`` groups: right for the channels of
-    an image network, but after a linear layer (activations ``(n, C)``) a group of one
-    feature normalises to zero, and the network cannot learn.
-    """
-    for name, child in module.named_children():
-        if isinstance(child, torch.nn.BatchNorm1d):
-            setattr(module, name, torch.nn.GroupNorm(1, child.num_features, affine=child.affine))
-        else:
-            _batchnorm1d_to_groupnorm(child)
-    return module
-

@@ -23,12 +23,13 @@ import pandas as pd
 
 from .. import _registry
 from .._rundir import AUDIT_FILES, COMPLETE, RunDirectory, audit_round_file
+from ..audit._result import OPTIONAL_ARRAYS
 
 __all__ = ["AUDIT_COLUMNS", "AuditConfig", "audit_directory", "run_audit"]
 
 #: Columns of the per-method table, in order.
 AUDIT_COLUMNS = [
-    "method", "n_models", "attack", "test_accuracy", "test_accuracy_std",
+    "method", "threat_model", "n_models", "attack", "test_accuracy", "test_accuracy_std",
     "canary_tpr_at_0.1%fpr", "canary_tpr_at_0.1%fpr_low", "canary_tpr_at_0.1%fpr_high",
     "canary_tpr_at_1%fpr", "canary_tpr_at_1%fpr_low", "canary_tpr_at_1%fpr_high",
     "population_tpr_at_0.1%fpr", "population_tpr_at_1%fpr", "canary_auc", "population_auc",
@@ -130,7 +131,8 @@ def _check_same(folder, name, document, what):
 def _save_round(folder, r, result):
     from safetensors.numpy import save
 
-    arrays = {k: np.ascontiguousarray(result[k]) for k in _ROUND_ARRAYS}
+    arrays = {k: np.ascontiguousarray(result[k]) for k in (*_ROUND_ARRAYS, *OPTIONAL_ARRAYS)
+              if k in result}
     arrays["in_mask"] = arrays["in_mask"].astype(np.uint8)
     folder.write_bytes(AUDIT_FILES["rounds"], audit_round_file(r), data=save(arrays))
 
@@ -195,10 +197,20 @@ def _audit_method(config, plan, folder, method, n_rounds):
     return audit
 
 
-def method_row(method, audit):
-    """One row of :data:`AUDIT_COLUMNS` from a method's :class:`DefenseAudit`."""
-    canary, others = audit.summary_row("canaries"), audit.summary_row("others")
-    row = {"method": method, "n_models": audit.n_models, "attack": audit.attack_,
+def method_rows(method, audit):
+    """Rows of :data:`AUDIT_COLUMNS` from a method's :class:`DefenseAudit`: one per
+    threat model it was audited under."""
+    return [method_row(method, audit, threat) for threat in audit.threat_models_]
+
+
+def method_row(method, audit, threat_model=None):
+    """One row of :data:`AUDIT_COLUMNS` from a method's :class:`DefenseAudit`, under
+    ``threat_model`` (default: the one the defense claims to stop)."""
+    threat_model = threat_model or audit.primary_threat_model
+    canary = audit.summary_row("canaries", threat_model)
+    others = audit.summary_row("others", threat_model)
+    row = {"method": method, "threat_model": threat_model, "n_models": audit.n_models,
+           "attack": audit.strongest(threat_model),
            "test_accuracy": canary.get("test_accuracy", others.get("test_accuracy")),
            "test_accuracy_std": others.get("test_accuracy_std"),
            "population_tpr_at_0.1%fpr": others.get("tpr_at_0.1%fpr"),
@@ -257,7 +269,7 @@ def run_audit(config):
         for method in config.methods:
             audit = _audit_method(config, plan, folder.child(method), method,
                                   plan.n_rounds(config.models))
-            rows.append(method_row(method, audit))
+            rows.extend(method_rows(method, audit))
         table = pd.DataFrame(rows).reindex(columns=AUDIT_COLUMNS)
         folder.write_bytes(AUDIT_FILES["table_csv"], data=table.to_csv(index=False).encode())
         folder.write_json(AUDIT_FILES["table_json"],

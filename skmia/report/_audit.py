@@ -11,7 +11,7 @@ from .._rundir import AUDIT_FILES, RunDirectory, find_folders
 from ._plots import _pyplot, figure_png
 
 __all__ = ["audit_roc_figure", "audit_privacy_utility_figure", "find_audits",
-           "format_audit_table"]
+           "format_audit_table", "row_label"]
 
 _UNRESOLVED = "unresolved"
 
@@ -46,10 +46,26 @@ def _rate_cell(value, low=None, high=None):
     return f"{value:.3f} [{low:.3f}, {high:.3f}]"
 
 
+def _threat_models(table):
+    """The threat model of each row (tables written before it was a column: black box)."""
+    if "threat_model" not in table:
+        return ["black-box"] * len(table)
+    return [t if isinstance(t, str) else "black-box" for t in table["threat_model"]]
+
+
+def row_label(row):
+    """How a plot names a row: its method, and its threat model unless plain black box."""
+    threat = row.get("threat_model")
+    if not isinstance(threat, str) or threat == "black-box":
+        return str(row["method"])
+    return f"{row['method']}, {threat}"
+
+
 def audit_display_table(table):
     """The per-method table as strings: rates with intervals, "unresolved" for NaN."""
-    shown = pd.DataFrame({"method": table["method"], "models": table["n_models"],
-                          "attack": table["attack"]})
+    shown = pd.DataFrame({"method": table["method"],
+                          "threat model": _threat_models(table),
+                          "models": table["n_models"], "attack": table["attack"]})
     shown["test acc."] = [f"{a:.3f} ± {s:.3f}" for a, s in
                           zip(table["test_accuracy"], table["test_accuracy_std"], strict=True)]
     for name in ("0.1%", "1%"):
@@ -93,7 +109,7 @@ def audit_privacy_utility_figure(table, *, title=None):
                [row["canary_tpr_at_0.1%fpr_high"] - tpr]]
         ax.errorbar([row["test_accuracy"]], [tpr], yerr=err,
                     xerr=[[row["test_accuracy_std"]], [row["test_accuracy_std"]]],
-                    marker="o", capsize=3, linestyle="none", label=str(row["method"]))
+                    marker="o", capsize=3, linestyle="none", label=row_label(row))
     ax.axhline(0.001, color="grey", linestyle=":", linewidth=1, label="chance (FPR)")
     ax.set(xlabel="test accuracy (mean ± std over models)",
            ylabel="canary TPR at 0.1 % FPR (95 % CI)", title=title, yscale="log")
@@ -133,7 +149,9 @@ def audit_sections(audits, *, table_html, figure_html, escape):
         out.append(f"<h2>Defense audit: {escape(folder)}</h2>\n"
                    "<p>Leave-one-out LiRA over every (record, model) pair; TPR at a low FPR "
                    "on the canaries and on the other records (population), 95 % "
-                   "Clopper-Pearson intervals.</p>\n")
+                   "Clopper-Pearson intervals. Each row says the threat model it assumes: "
+                   "a defense that releases modified outputs (HAMP, MemGuard) is audited on "
+                   "what it releases, on its labels alone and on its raw network.</p>\n")
         out.append(table_html(list(shown.columns), shown.itertuples(index=False), "audit"))
         out.append(figure_html(figure_png(audit_privacy_utility_figure(table)),
                                "privacy-utility", "Canary TPR at 0.1 % FPR against test "
