@@ -131,6 +131,19 @@ def test_every_model_must_see_every_class(pool):
         ReferenceModels(LogisticRegression(), n_estimators=2, random_state=0).fit(X, y)
 
 
+def test_a_recipe_told_every_class_may_miss_one_in_its_part(pool):
+    X, y = pool
+    y = y.copy()
+    y[0] = 3
+    X = X.astype(np.float32)
+    recipe = VanillaClassifier(module__hidden_sizes=(8,), max_epochs=1,
+                               classes=np.unique(y), random_state=0)
+    bank = ReferenceModels(recipe, n_estimators=2, random_state=0).fit(X, y)
+    missing = [k for k in range(2) if 3 not in y[bank.in_mask_[:, k]]]
+    assert missing  # one model never saw class 3, and still outputs it
+    assert bank.estimators_[missing[0]].predict_proba(X[:5]).shape == (5, 4)
+
+
 # ------------------------------------------------------------------------- warm start
 def test_warm_start_grows_the_bank_and_equals_a_cold_fit(pool, bank):
     X, y = pool

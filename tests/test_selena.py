@@ -125,3 +125,21 @@ def test_distillation_continues_only_on_its_own_rows(models, data, tmp_path):
     loaded = load_estimator(tmp_path)
     with pytest.raises(ValueError, match="distils on the rows its sub-models were trained on"):
         loaded.partial_fit(X_other, y_other)
+
+
+def test_a_class_missing_from_a_submodels_part_still_gets_an_output(tmp_path):
+    # 3 records of class 3: left out of 3 of 4 sub-models each, some sub-model sees none
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(63, 5)).astype(np.float32)
+    y = np.repeat([0, 1, 2], 20).tolist() + [3, 3, 3]
+    y = np.asarray(y)
+    selena = SELENAClassifier(n_models=4, n_excluded=3, **{**SMALL, "max_epochs": 2})
+    selena.fit(X, y)
+    seen = [set(y[selena.in_mask_[:, k]].tolist()) for k in range(4)]
+    assert any(3 not in classes for classes in seen)  # the case this test is about
+    for model in selena.submodels_:
+        assert model.classes_.tolist() == [0, 1, 2, 3]
+    assert selena.split_ai_proba(X).shape == (63, 4)
+    save_estimator(selena, tmp_path)
+    np.testing.assert_array_equal(load_estimator(tmp_path).predict_proba(X),
+                                  selena.predict_proba(X))

@@ -149,13 +149,20 @@ class SELENAClassifier(MIADefenseClassifier):
         return X, y
 
     def _submodel(self):
+        """The sub-models' recipe, told every class of the training data: a rare class
+        can be missing from a sub-model's part (each leaves ``n_excluded`` of
+        ``n_models`` out per record), and its outputs must still cover every class."""
         if self.estimator is not None:
-            return clone(self.estimator)
+            model = clone(self.estimator)
+            if "classes" in model.get_params(deep=False):
+                model.set_params(classes=self.classes_)
+            return model
         # the network, schedule and seed settings are shared; the optimiser is vanilla's
         # (the distillation's lr 0.5-1.0 with momentum 0.99 diverges on hard labels)
         own = {"n_models", "n_excluded", "estimator", "n_jobs", "callbacks", "lr", "optimizer"}
         params = {k: v for k, v in self.get_params(deep=False).items()
                   if k not in own and not k.startswith("optimizer__")}
+        params["classes"] = self.classes_
         return VanillaClassifier(**params)
 
     def _submodel_proba(self, X):

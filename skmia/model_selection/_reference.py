@@ -377,7 +377,13 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
         return start
 
     def _check_every_class(self, y, masks, start):
-        """Refuse a pool in which some model's subset would miss a class."""
+        """Refuse a pool in which some model's subset would miss a class (unless the
+        estimator is told every class through its ``classes`` parameter, as skmia's
+        defenses are: then each model outputs every class, seen or not)."""
+        declared = (self.estimator.get_params(deep=False).get("classes")
+                    if hasattr(self.estimator, "get_params") else None)
+        if declared is not None and not len(np.setdiff1d(self.classes_, declared)):
+            return
         for k, mask in enumerate(masks.T, start=start):
             missing = np.setdiff1d(self.classes_, y[mask])
             if len(missing):
