@@ -282,9 +282,45 @@ def _epoch_batches(rows, generators, sizes, shuffle):
     return index, counts
 
 
+class _Step:
+    """What one step of the batched network reads, built for a whole epoch before its
+    first step (no work per step beyond the network's): ``rows`` the flat pool rows
+    (K x ``width``, the step's batch trimmed to its longest real batch), ``mask``
+    ``(K, width)`` 1 on real rows, ``counts`` ``(K,)`` real rows (at least 1),
+    ``sizes`` the same as ints, ``active`` None when every model steps, else the index
+    of those that do."""
+
+    __slots__ = ("rows", "width", "mask", "counts", "sizes", "active")
+
+    @classmethod
+    def epoch(cls, index, counts, device):
+        import torch
+
+        steps = []
+        for index_t, counts_t in zip(index, counts, strict=True):
+            step = cls()
+            step.width = int(counts_t.max())
+            step.rows = torch.as_tensor(
+                np.ascontiguousarray(index_t[:, :step.width]).reshape(-1), device=device)
+            step.sizes = counts_t.tolist()
+            columns = np.arange(step.width)
+            step.mask = torch.as_tensor((columns < counts_t[:, None]).astype(np.float32),
+                                        device=device)
+            step.counts = torch.as_tensor(np.maximum(counts_t, 1).astype(np.float32),
+                                          device=device)
+            moving = np.flatnonzero(counts_t)
+            step.active = (None if len(moving) == len(counts_t)
+                           else torch.as_tensor(moving, device=device))
+            steps.append(step)
+        return steps
+
+
 class _SGD:
-    """torch.optim.SGD on stacked parameters, step by step the same arithmetic, with a
-    model axis: models not ``active`` at a step keep their weights and momentum."""
+    """torch.optim.SGD on stacked parameters, with a model axis: the arithmetic of its
+    single-tensor step (the same operations in the same order, as ``_foreach`` calls on
+    the K-stacked tensors); at a step where some models have no batch, only the models
+    that step are updated (gathered, updated, put back), the others keep their weights
+    and momentum."""
 
     def __init__(self, params, group):
         self.params = params
@@ -292,31 +328,47 @@ class _SGD:
         self.dampening = group["dampening"]
         self.weight_decay = group["weight_decay"]
         self.nesterov = group["nesterov"]
-        self.buffers = [None] * len(params)
+        self.buffers = None
 
-    def step(self, grads, lr, active):
+    def step(self, grads, lr, active=None):
+        """One update from this step's ``grads`` (consumed); ``active``: None for every
+        model, else the index of the models that step (never at the first step)."""
         import torch
 
-        everyone = bool(active.all())
+        grads = list(grads)
         with torch.no_grad():
-            for i, (p, g) in enumerate(zip(self.params, grads, strict=True)):
-                keep = active.view(-1, *([1] * (p.dim() - 1)))
-                if self.weight_decay != 0:  # in place: ``g`` is this step's own gradient
-                    g = g.add_(p, alpha=self.weight_decay)
-                if self.momentum != 0:
-                    buf = self.buffers[i]
-                    if buf is None:
-                        buf = self.buffers[i] = g.detach().clone()
-                    elif everyone:
-                        buf.mul_(self.momentum).add_(g, alpha=1 - self.dampening)
-                    else:
-                        moved = buf.mul(self.momentum).add_(g, alpha=1 - self.dampening)
-                        buf = self.buffers[i] = torch.where(keep, moved, buf)
-                    g = g.add(buf, alpha=self.momentum) if self.nesterov else buf
-                if everyone:
-                    p.add_(g, alpha=-lr)
-                else:
-                    p.copy_(torch.where(keep, p.add(g, alpha=-lr), p))
+            if active is None:
+                self.buffers = self._update(self.params, grads, self.buffers, lr)
+                return
+            params = [p.index_select(0, active) for p in self.params]
+            grads = [g.index_select(0, active) for g in grads]
+            buffers = (None if self.buffers is None
+                       else [b.index_select(0, active) for b in self.buffers])
+            buffers = self._update(params, grads, buffers, lr)
+            for full, part in zip(self.params, params, strict=True):
+                full.index_copy_(0, active, part)
+            if buffers is not None:
+                for full, part in zip(self.buffers, buffers, strict=True):
+                    full.index_copy_(0, active, part)
+
+    def _update(self, params, grads, buffers, lr):
+        """``torch.optim.SGD``'s step on lists of tensors; returns the momentum buffers."""
+        import torch
+
+        if self.weight_decay != 0:  # in place: ``grads`` are this step's own
+            torch._foreach_add_(grads, params, alpha=self.weight_decay)
+        if self.momentum != 0:
+            if buffers is None:
+                buffers = [g.detach().clone() for g in grads]
+            else:
+                torch._foreach_mul_(buffers, self.momentum)
+                torch._foreach_add_(buffers, grads, alpha=1 - self.dampening)
+            if self.nesterov:
+                torch._foreach_add_(grads, buffers, alpha=self.momentum)
+            else:
+                grads = buffers
+        torch._foreach_add_(params, grads, alpha=-lr)
+        return buffers
 
 
 def _train(models, rows, X_pool, y_pool):
@@ -381,24 +433,23 @@ class _StepContext:
 
 def _run_epoch(context, net, optimizer, X_pool, y_pool, index, counts, lr, epoch,
                generators):
+    """One epoch of steps; returns the ``(S, K)`` batch losses."""
     import torch
 
-    index = torch.as_tensor(index, device=X_pool.device)
-    count_t = torch.as_tensor(counts, dtype=X_pool.dtype, device=X_pool.device)
-    width = index.shape[2]
-    columns = torch.arange(width, device=X_pool.device)
+    steps = _Step.epoch(index, counts, X_pool.device)
+    n_models = len(context.models)
+    with_dropout = generators if net.dropout else None
     losses = []
     with torch.enable_grad():
-        for t in range(index.shape[0]):
-            rows_t = index[t]
-            mask = (columns < count_t[t, :, None]).to(X_pool.dtype)
-            context.inputs = X_pool[rows_t]
-            logits = net.forward(context.inputs, generators if net.dropout else None,
-                                 counts[t].tolist())
-            loss = context.models[0]._batched_loss(logits, y_pool[rows_t], mask,
-                                           count_t[t].clamp(min=1), epoch, context)
+        for step in steps:
+            inputs = X_pool.index_select(0, step.rows)
+            context.inputs = inputs.view(n_models, step.width, *X_pool.shape[1:])
+            targets = y_pool.index_select(0, step.rows).view(n_models, step.width)
+            logits = net.forward(context.inputs, with_dropout, step.sizes)
+            loss = context.models[0]._batched_loss(logits, targets, step.mask, step.counts,
+                                                   epoch, context)
             grads = torch.autograd.grad(loss.sum(), net.params)
-            optimizer.step(grads, lr, count_t[t] > 0)
+            optimizer.step(grads, lr, step.active)
             losses.append(loss.detach())
     return torch.stack(losses).cpu().numpy()
 
@@ -430,7 +481,7 @@ def _write_back(models, net, optimizer, lr):
         opt = model.optimizer_
         for group in opt.param_groups:
             group["lr"] = lr
-        if optimizer.buffers[0] is None:
+        if optimizer.buffers is None:
             continue
         params = dict(model.module_.named_parameters())
         for name, buf in zip(net.names, optimizer.buffers, strict=True):
