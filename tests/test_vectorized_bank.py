@@ -149,6 +149,45 @@ def test_chunks_give_the_models_of_one_chunk(pool, monkeypatch):
         torch.testing.assert_close(_weights(a), _weights(b), **ROUNDING)
 
 
+@pytest.mark.parametrize("options", [
+    {"momentum": 0.9, "weight_decay": 1e-2, "dampening": 0.25, "nesterov": False},
+    {"momentum": 0.5, "weight_decay": 0.0, "dampening": 0.0, "nesterov": True},
+    {"momentum": 0.0, "weight_decay": 1e-3, "dampening": 0.0, "nesterov": False},
+])
+@pytest.mark.parametrize("block_bytes", [None, 1])  # whole tensors; one model a block
+def test_the_stacked_sgd_is_torchs_sgd_model_by_model(options, block_bytes, monkeypatch):
+    """Three models, four steps, the last two with a model sitting out: each model's
+    weights and momentum are torch.optim.SGD's, bit for bit."""
+    if block_bytes is not None:
+        monkeypatch.setattr(_vectorized, "_SGD_WHOLE_BYTES", 0)
+        monkeypatch.setattr(_vectorized, "_SGD_BLOCK_BYTES", block_bytes)
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(4, 3), (3,)]
+    start = [torch.randn((3, *s), generator=gen) for s in shapes]
+    grads = [[torch.randn((3, *s), generator=gen) for s in shapes] for _ in range(4)]
+    actives = [None, None, torch.tensor([0, 2]), torch.tensor([1])]
+    stacked = [p.clone() for p in start]
+    sgd = _vectorized._SGD(stacked, options)
+    for lr, active, g in zip((0.1, 0.1, 0.05, 0.05), actives, grads, strict=True):
+        sgd.step([x.clone() for x in g], lr, active)
+    for k in range(3):
+        params = [torch.nn.Parameter(p[k].clone()) for p in start]
+        torch_sgd = torch.optim.SGD(params, lr=0.1, **options)
+        for lr, active, g in zip((0.1, 0.1, 0.05, 0.05), actives, grads, strict=True):
+            if active is not None and k not in active.tolist():
+                continue
+            for param, grad in zip(params, g, strict=True):
+                param.grad = grad[k].clone()
+            torch_sgd.param_groups[0]["lr"] = lr
+            torch_sgd.step()
+        for i, param in enumerate(params):
+            torch.testing.assert_close(stacked[i][k], param.detach(), rtol=0, atol=0)
+            if options["momentum"]:
+                torch.testing.assert_close(sgd.buffers[i][k],
+                                           torch_sgd.state[param]["momentum_buffer"],
+                                           rtol=0, atol=0)
+
+
 def test_the_chunk_rule(monkeypatch):
     monkeypatch.setattr(_vectorized, "available_memory", lambda device: 4000)
     assert _vectorized.chunk_size(64, 100, "cpu") == 10  # a quarter of 4,000 B / 100 B
