@@ -90,6 +90,46 @@ def test_each_model_equals_the_model_trained_alone(estimator, pool):
                                        **ROUNDING)
 
 
+@pytest.mark.parametrize("kernel", ["default", "baddbmm"])
+def test_stacked_linear_is_each_models_linear_layer(kernel, monkeypatch):
+    """The batched product (oneDNN per model on a CPU where torch has it, else baddbmm)
+    and its gradients for inputs, weights and biases: each model's ``nn.Linear``."""
+    from skmia.nn import _batched
+
+    if kernel == "baddbmm":
+        monkeypatch.setattr(_batched, "_ONEDNN", None)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 5, 7, generator=gen, requires_grad=True)
+    weight = torch.randn(3, 7, 4, generator=gen, requires_grad=True)  # (K, in, out)
+    bias = torch.randn(3, 4, generator=gen, requires_grad=True)
+    upstream = torch.randn(3, 5, 4, generator=gen)
+    out = _batched.stacked_linear(x, weight, bias)
+    grads = torch.autograd.grad((out * upstream).sum(), (x, weight, bias))
+    for k in range(3):
+        xk, wk, bk = (t[k].detach().clone().requires_grad_() for t in (x, weight, bias))
+        alone = torch.nn.functional.linear(xk, wk.t(), bk)
+        torch.testing.assert_close(out[k], alone)
+        mine = torch.autograd.grad((alone * upstream[k]).sum(), (xk, wk, bk))
+        for got, want in zip(grads, mine, strict=True):
+            torch.testing.assert_close(got[k], want)
+    if kernel == "default" and _batched._onednn() is not None:
+        assert type(out.grad_fn).__name__ == "_StackedLinearBackward"
+    else:
+        assert type(out.grad_fn).__name__ == "BaddbmmBackward0"
+
+
+def test_the_baddbmm_path_gives_the_same_bank(pool, monkeypatch):
+    from skmia.nn import _batched
+
+    X, y = pool
+    default = ReferenceModels(VanillaClassifier(**TINY), n_estimators=4, random_state=2,
+                              vectorize=True).fit(X, y)
+    monkeypatch.setattr(_batched, "_ONEDNN", None)
+    bmm = clone(default).fit(X, y)
+    for a, b in zip(default.estimators_, bmm.estimators_, strict=True):
+        torch.testing.assert_close(_weights(a), _weights(b), **ROUNDING)
+
+
 def test_relaxloss_takes_each_models_own_branch():
     """On odd epochs a model whose batch loss is above alpha descends, one below it
     flattens: both branches in one batched step, each equal to the model's own loss."""
