@@ -302,6 +302,20 @@ def test_auto_falls_back_model_by_model(pool):
         assert torch.equal(_weights(model), _weights(_alone(bank, k, X, y)))
 
 
+def test_auto_batches_large_mlps_only_with_onednn_or_cuda(monkeypatch):
+    from skmia.nn import _batched
+
+    X = np.zeros((4, 600), dtype=np.float32)
+    large = VanillaClassifier(module__hidden_sizes=(1024,))  # 614,400 weights
+    small = VanillaClassifier(module__hidden_sizes=(256,))  # 153,600 weights
+    monkeypatch.setattr(_batched, "_ONEDNN", None)  # a torch without oneDNN
+    assert _vectorized.auto_refusal(small, X) is None
+    assert "614,400 weights, more than the 500,000" in _vectorized.auto_refusal(large, X)
+    assert _vectorized.auto_refusal(clone(large).set_params(device="cuda"), X) is None
+    monkeypatch.setattr(_batched, "_ONEDNN", object())  # oneDNN found
+    assert _vectorized.auto_refusal(large, X) is None
+
+
 # ------------------------------------------------------------------ head, warm start
 def test_head_is_the_bank_of_the_first_models(pool):
     X, y = pool

@@ -151,11 +151,11 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
         momentum and schedule: what a skmia defense whose step is a function of the
         batch (vanilla, RelaxLoss, confidence penalty, label smoothing, dropout, early
         stopping) allows with :class:`skmia.nn.MLP` and SGD. ``"auto"`` does where it
-        can and where it pays (on a CPU, MLPs of at most
-        ``skmia.model_selection._vectorized.AUTO_MAX_WEIGHTS`` = 500,000 weights: larger
-        layers run as fast model by model) and trains model by model otherwise (DP-SGD,
-        AdvReg, distillation with a teacher, other networks, scikit-learn classifiers,
-        the paper's 1024-512-256-128 MLP on a CPU); True refuses what it cannot batch, saying
+        can and where it pays (every MLP on CUDA and on a CPU where torch has oneDNN;
+        on a CPU without it, MLPs of at most
+        ``skmia.model_selection._vectorized.AUTO_MAX_WEIGHTS`` = 500,000 weights) and
+        trains model by model otherwise (DP-SGD, AdvReg, distillation with a teacher,
+        other networks, scikit-learn classifiers); True refuses what it cannot batch, saying
         why; False always trains model by model. Each model equals the same model
         trained alone to float32 rounding, not bit for bit.
 

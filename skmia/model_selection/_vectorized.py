@@ -91,28 +91,34 @@ def batching_refusal(estimator, X, fit_params):
     return f"{name}: {reasons[0]}" if reasons else None
 
 
-#: ``vectorize="auto"`` on a CPU batches networks of at most this many weights: larger
-#: layers already run near the FLOP limit one model at a time, and a batched network of
-#: them was slower (``benchmarks/reference_bank.py``, 2-core AMD EPYC, 2026-12-02: the
-#: paper's MLP on Location30, 1.1 M weights, K = 64: 24.8 s batched against 19.1 s model
-#: by model on one thread; one hidden layer of 256, 0.12 M weights: 1.97 s against 1.93 s,
-#: 4.00 s against 4.49 s on two).
+#: ``vectorize="auto"`` on a CPU whose torch lacks oneDNN's linear product batches
+#: networks of at most this many weights: there the batched network runs
+#: ``baddbmm`` (MKL), and for larger layers it was slower than model by model
+#: (``benchmarks/reference_bank.py``, 2-core AMD EPYC, 2026-12-02: the paper's MLP on
+#: Location30, 1.1 M weights, K = 64: 24.8 s batched against 19.1 s model by model on
+#: one thread). With oneDNN (``skmia.nn._batched``) the batched network was the faster
+#: for both sizes measured, and "auto" batches every size.
 AUTO_MAX_WEIGHTS = 500_000
 
 
 def auto_refusal(estimator, X):
     """Why ``vectorize="auto"`` trains ``estimator`` model by model although it could be
-    batched (its MLP is too large to gain on a CPU), or None."""
+    batched (its MLP is too large to gain on a CPU without oneDNN), or None."""
+    from ..nn._batched import _onednn
+
     params = estimator.get_params(deep=False)
     if str(params.get("device") or "cpu").startswith("cuda"):
         return None  # on a GPU, batching is the lever for every size
+    if _onednn() is not None:
+        return None
     widths = [int(np.prod(np.shape(X)[1:]))]
     widths += list(estimator.get_params_for("module").get("hidden_sizes",
                                                            (1024, 512, 256, 128)))
     weights = sum(a * b for a, b in zip(widths, widths[1:], strict=False))
     if weights > AUTO_MAX_WEIGHTS:
         return (f"its MLP has {weights:,} weights, more than the {AUTO_MAX_WEIGHTS:,} "
-                "below which a batched network pays on a CPU (vectorize=True forces it)")
+                "below which a batched network pays on a CPU without oneDNN "
+                "(vectorize=True forces it)")
     return None
 
 
