@@ -24,6 +24,7 @@ from skmia.defenses import (
     VanillaClassifier,
 )
 from skmia.model_selection import ReferenceModels, _vectorized
+from skmia.nn import _batched
 
 TINY = {"max_epochs": 3, "module__hidden_sizes": (12,), "batch_size": 16}
 #: float32 rounding of a few short trainings: a batched step sums each model's gradient
@@ -94,7 +95,6 @@ def test_each_model_equals_the_model_trained_alone(estimator, pool):
 def test_stacked_linear_is_each_models_linear_layer(kernel, monkeypatch):
     """The batched product (oneDNN per model on a CPU where torch has it, else baddbmm)
     and its gradients for inputs, weights and biases: each model's ``nn.Linear``."""
-    from skmia.nn import _batched
 
     if kernel == "baddbmm":
         monkeypatch.setattr(_batched, "_ONEDNN", None)
@@ -119,7 +119,6 @@ def test_stacked_linear_is_each_models_linear_layer(kernel, monkeypatch):
 
 
 def test_the_baddbmm_path_gives_the_same_bank(pool, monkeypatch):
-    from skmia.nn import _batched
 
     X, y = pool
     default = ReferenceModels(VanillaClassifier(**TINY), n_estimators=4, random_state=2,
@@ -199,15 +198,15 @@ def test_the_stacked_sgd_is_torchs_sgd_model_by_model(options, block_bytes, monk
     """Three models, four steps, the last two with a model sitting out: each model's
     weights and momentum are torch.optim.SGD's, bit for bit."""
     if block_bytes is not None:
-        monkeypatch.setattr(_vectorized, "_SGD_WHOLE_BYTES", 0)
-        monkeypatch.setattr(_vectorized, "_SGD_BLOCK_BYTES", block_bytes)
+        monkeypatch.setattr(_batched, "_SGD_WHOLE_BYTES", 0)
+        monkeypatch.setattr(_batched, "_SGD_BLOCK_BYTES", block_bytes)
     gen = torch.Generator().manual_seed(0)
     shapes = [(4, 3), (3,)]
     start = [torch.randn((3, *s), generator=gen) for s in shapes]
     grads = [[torch.randn((3, *s), generator=gen) for s in shapes] for _ in range(4)]
     actives = [None, None, torch.tensor([0, 2]), torch.tensor([1])]
     stacked = [p.clone() for p in start]
-    sgd = _vectorized._SGD(stacked, options)
+    sgd = _batched.StackedSGD(stacked, options)
     for lr, active, g in zip((0.1, 0.1, 0.05, 0.05), actives, grads, strict=True):
         sgd.step([x.clone() for x in g], lr, active)
     for k in range(3):
@@ -303,7 +302,6 @@ def test_auto_falls_back_model_by_model(pool):
 
 
 def test_auto_batches_large_mlps_only_with_onednn_or_cuda(monkeypatch):
-    from skmia.nn import _batched
 
     X = np.zeros((4, 600), dtype=np.float32)
     large = VanillaClassifier(module__hidden_sizes=(1024,))  # 614,400 weights

@@ -21,7 +21,7 @@ from torch import nn
 
 from ._mlp import MLP
 
-__all__ = ["StackedMLP"]
+__all__ = ["StackedMLP", "StackedSGD"]
 
 
 def _onednn_linear():
@@ -184,3 +184,81 @@ class StackedMLP:
     def n_parameters(self):
         """Parameters of one model."""
         return sum(p[0].numel() for p in self.params)
+
+
+#: the optimizer updates the stacked tensors in blocks of models whose weights, gradients
+#: and momentum take at most this many bytes (at least one model), when all of them take
+#: more than ``_SGD_WHOLE_BYTES``: four passes over a block that stays in the cache
+#: instead of four passes over tensors that do not (64 models of the 256-unit MLP:
+#: 3 x 31 MB; measured on the 2-core AMD EPYC, 1 MiB L2 per core, 32 MiB L3: 18.6 ms
+#: a step whole, 7.0 ms by models)
+_SGD_BLOCK_BYTES = 2 * 2**20
+_SGD_WHOLE_BYTES = 16 * 2**20
+
+
+class StackedSGD:
+    """torch.optim.SGD on stacked parameters, with a model axis: the arithmetic of its
+    single-tensor step (the same operations in the same order, as ``_foreach`` calls on
+    the K-stacked tensors, a block of models at a time); at a step where some models
+    have no batch, only the models that step are updated (gathered, updated, put back),
+    the others keep their weights and momentum."""
+
+    def __init__(self, params, group):
+        self.params = params
+        self.momentum = group["momentum"]
+        self.dampening = group["dampening"]
+        self.weight_decay = group["weight_decay"]
+        self.nesterov = group["nesterov"]
+        self.buffers = None
+
+    def step(self, grads, lr, active=None):
+        """One update from this step's ``grads`` (consumed); ``active``: None for every
+        model, else the index of the models that step (never at the first step)."""
+        grads = list(grads)
+        with torch.no_grad():
+            if active is None:
+                self.buffers = self._update(self.params, grads, self.buffers, lr)
+                return
+            params = [p.index_select(0, active) for p in self.params]
+            grads = [g.index_select(0, active) for g in grads]
+            buffers = (None if self.buffers is None
+                       else [b.index_select(0, active) for b in self.buffers])
+            buffers = self._update(params, grads, buffers, lr)
+            for full, part in zip(self.params, params, strict=True):
+                full.index_copy_(0, active, part)
+            if buffers is not None:
+                for full, part in zip(self.buffers, buffers, strict=True):
+                    full.index_copy_(0, active, part)
+
+    def _update(self, params, grads, buffers, lr):
+        """``torch.optim.SGD``'s step on lists of stacked tensors, block by block of
+        models; returns the momentum buffers (made at the first step)."""
+        first = buffers is None and self.momentum != 0
+        if first:
+            buffers = [torch.empty_like(g) for g in grads]
+        n_models = len(params[0])
+        per_model = 3 * sum(p[0].numel() * p.element_size() for p in params)
+        block = n_models
+        if per_model * n_models > _SGD_WHOLE_BYTES:
+            block = max(1, _SGD_BLOCK_BYTES // per_model)
+        for start in range(0, n_models, block):
+            part = slice(start, start + block)
+            self._update_block([p[part] for p in params], [g[part] for g in grads],
+                               None if buffers is None else [b[part] for b in buffers],
+                               lr, first)
+        return buffers
+
+    def _update_block(self, params, grads, buffers, lr, first):
+        if self.weight_decay != 0:  # in place: ``grads`` are this step's own
+            torch._foreach_add_(grads, params, alpha=self.weight_decay)
+        if self.momentum != 0:
+            if first:  # torch.optim.SGD: the first buffer is a copy of the gradient
+                torch._foreach_copy_(buffers, grads)
+            else:
+                torch._foreach_mul_(buffers, self.momentum)
+                torch._foreach_add_(buffers, grads, alpha=1 - self.dampening)
+            if self.nesterov:
+                torch._foreach_add_(grads, buffers, alpha=self.momentum)
+            else:
+                grads = buffers
+        torch._foreach_add_(params, grads, alpha=-lr)
