@@ -112,7 +112,7 @@ def test_stacked_linear_is_each_models_linear_layer(kernel, monkeypatch):
         mine = torch.autograd.grad((alone * upstream[k]).sum(), (xk, wk, bk))
         for got, want in zip(grads, mine, strict=True):
             torch.testing.assert_close(got[k], want)
-    if kernel == "default" and _batched._onednn() is not None:
+    if kernel == "default" and _batched.uses_onednn():
         assert type(out.grad_fn).__name__ == "_StackedLinearBackward"
     else:
         assert type(out.grad_fn).__name__ == "BaddbmmBackward0"
@@ -310,8 +310,9 @@ def test_auto_batches_large_mlps_only_with_onednn_or_cuda(monkeypatch):
     assert _vectorized.auto_refusal(small, X) is None
     assert "614,400 weights, more than the 500,000" in _vectorized.auto_refusal(large, X)
     assert _vectorized.auto_refusal(clone(large).set_params(device="cuda"), X) is None
-    monkeypatch.setattr(_batched, "_ONEDNN", object())  # oneDNN found
+    monkeypatch.setattr(_batched, "_ONEDNN", object())  # oneDNN found: used on 1 thread
     assert _vectorized.auto_refusal(large, X) is None
+    assert "614,400 weights" in _vectorized.auto_refusal(large, X, threads=2)
 
 
 # ------------------------------------------------------------------ head, warm start

@@ -151,8 +151,8 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
         momentum and schedule: what a skmia defense whose step is a function of the
         batch (vanilla, RelaxLoss, confidence penalty, label smoothing, dropout, early
         stopping) allows with :class:`skmia.nn.MLP` and SGD. ``"auto"`` does where it
-        can and where it pays (every MLP on CUDA and on a CPU where torch has oneDNN;
-        on a CPU without it, MLPs of at most
+        can and where it pays (every MLP on CUDA, and on a CPU on one thread where
+        torch has oneDNN; otherwise on a CPU, MLPs of at most
         ``skmia.model_selection._vectorized.AUTO_MAX_WEIGHTS`` = 500,000 weights) and
         trains model by model otherwise (DP-SGD, AdvReg, distillation with a teacher,
         other networks, scikit-learn classifiers); True refuses what it cannot batch, saying
@@ -312,7 +312,7 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
                 f"vectorize=True, but this recipe cannot be trained as one batched network: "
                 f"{refusal}. Use vectorize='auto' to train such models one by one.")
         if refusal is None and self.vectorize == "auto":
-            refusal = auto_refusal(self.estimator, X)
+            refusal = auto_refusal(self.estimator, X, bank_threads(self.n_jobs, warn=False))
         return refusal
 
     def _check_mask_memory(self, n_samples, start):

@@ -96,20 +96,21 @@ def batching_refusal(estimator, X, fit_params):
 #: ``baddbmm`` (MKL), and for larger layers it was slower than model by model
 #: (``benchmarks/reference_bank.py``, 2-core AMD EPYC, 2026-12-02: the paper's MLP on
 #: Location30, 1.1 M weights, K = 64: 24.8 s batched against 19.1 s model by model on
-#: one thread). With oneDNN (``skmia.nn._batched``) the batched network was the faster
-#: for both sizes measured, and "auto" batches every size.
+#: one thread). With oneDNN (``skmia.nn._batched``, one thread) the batched network was
+#: the faster for both sizes measured, and "auto" batches every size.
 AUTO_MAX_WEIGHTS = 500_000
 
 
-def auto_refusal(estimator, X):
+def auto_refusal(estimator, X, threads=1):
     """Why ``vectorize="auto"`` trains ``estimator`` model by model although it could be
-    batched (its MLP is too large to gain on a CPU without oneDNN), or None."""
+    batched on ``threads`` torch threads (its MLP is too large to gain on a CPU without
+    oneDNN's products, which the batched network uses on one thread), or None."""
     from ..nn._batched import _onednn
 
     params = estimator.get_params(deep=False)
     if str(params.get("device") or "cpu").startswith("cuda"):
         return None  # on a GPU, batching is the lever for every size
-    if _onednn() is not None:
+    if threads == 1 and _onednn() is not None:
         return None
     widths = [int(np.prod(np.shape(X)[1:]))]
     widths += list(estimator.get_params_for("module").get("hidden_sizes",
@@ -117,7 +118,7 @@ def auto_refusal(estimator, X):
     weights = sum(a * b for a, b in zip(widths, widths[1:], strict=False))
     if weights > AUTO_MAX_WEIGHTS:
         return (f"its MLP has {weights:,} weights, more than the {AUTO_MAX_WEIGHTS:,} "
-                "below which a batched network pays on a CPU without oneDNN "
+                "below which a batched network pays on a CPU without oneDNN's products "
                 "(vectorize=True forces it)")
     return None
 

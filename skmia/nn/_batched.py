@@ -7,13 +7,13 @@ written for skmia's MLP rather than through ``torch.func.vmap``: the per-model d
 masks must be drawn from each model's own generator, in the order a model trained alone
 draws them, which ``vmap``'s randomness modes cannot do.
 
-On a CPU, each model's products go to oneDNN (``torch.ops.mkldnn._linear_pointwise``,
-the kernel ``torch.compile`` uses for linear layers) when torch has it, one call per
-model, rather than to ``baddbmm``, which runs MKL's ``sgemm``: MKL takes its AVX2
-path on AMD processors, oneDNN the AVX-512 one where the processor has it. Measured on
-the 2-core AMD EPYC (Zen 5) development machine, one thread, a 128 x 446 by 446 x 256
-product: 185 GFLOP/s against 90 (``benchmarks/reference_bank.py``). Either is float32
-arithmetic; the sums are blocked differently, so results differ by rounding.
+On a CPU, on one torch thread, each model's products go to oneDNN
+(``torch.ops.mkldnn._linear_pointwise``, the kernel ``torch.compile`` uses for linear
+layers) when torch has it, one call per model, rather than to ``baddbmm``, which runs
+MKL's ``sgemm``: MKL takes its AVX2 path on AMD processors, oneDNN the AVX-512 one
+where the processor has it. Measured on the 2-core AMD EPYC (Zen 5) development machine,
+one thread, a 128 x 446 by 446 x 256 product: 185 GFLOP/s against 90. Either is
+float32 arithmetic; the sums are blocked differently, so results differ by rounding.
 """
 
 import torch
@@ -76,10 +76,21 @@ class _StackedLinear(torch.autograd.Function):
         return grad_x, grad_weight, grad.sum(dim=1)
 
 
+def uses_onednn(device="cpu"):
+    """Whether :func:`stacked_linear` runs oneDNN: on a CPU, on one torch thread, where
+    torch has it. On more threads each model's product would be a parallel region of
+    its own, K of them per layer and step; on the shared 2-core development machine
+    (load ~12) two threads made them 2-4x slower than on one, while one ``baddbmm``
+    per layer kept its speed (16 models, 128 x 446 by 446 x 256, forward and weight
+    gradient: 133-219 ms against 50-63 ms; on one thread 31-43 ms against 59-69 ms)."""
+    return (torch.device(device).type == "cpu" and torch.get_num_threads() == 1
+            and _onednn() is not None)
+
+
 def stacked_linear(x, weight, bias):
     """Every model's linear layer: ``x`` ``(K, B, in)``, ``weight`` ``(K, in, out)``,
-    ``bias`` ``(K, out)``; oneDNN on a CPU where torch has it, else ``baddbmm``."""
-    if x.device.type == "cpu" and x.dtype == torch.float32 and _onednn() is not None:
+    ``bias`` ``(K, out)``; oneDNN where :func:`uses_onednn`, else ``baddbmm``."""
+    if x.dtype == torch.float32 and uses_onednn(x.device):
         return _StackedLinear.apply(x, weight, bias)
     return torch.baddbmm(bias.unsqueeze(1), x, weight)
 
