@@ -94,13 +94,11 @@ def _warn_above_cores(n, what):
         )
 
 
-def bank_threads(n_jobs, warn=True):
+def bank_threads(n_jobs):
     """Torch threads of a vectorised bank of reference models asked ``n_jobs`` cores
-    (None: 1; -1: all): that many, capped at the machine's cores (with a warning
-    unless ``warn=False``)."""
+    (None: 1; -1: all): that many, capped at the machine's cores (with a warning)."""
     wanted = effective_n_jobs(n_jobs)
-    if warn:
-        _warn_above_cores(wanted, f"n_jobs={n_jobs} asks for {wanted} cores")
+    _warn_above_cores(wanted, f"n_jobs={n_jobs} asks for {wanted} cores")
     return max(1, min(wanted, n_cores()))
 
 

@@ -310,9 +310,12 @@ def test_auto_batches_large_mlps_only_with_onednn_or_cuda(monkeypatch):
     assert _vectorized.auto_refusal(small, X) is None
     assert "614,400 weights, more than the 500,000" in _vectorized.auto_refusal(large, X)
     assert _vectorized.auto_refusal(clone(large).set_params(device="cuda"), X) is None
-    monkeypatch.setattr(_batched, "_ONEDNN", object())  # oneDNN found: used on 1 thread
+    assert _vectorized.batched_threads(small, 2) == min(2, _parallel.n_cores())
+    monkeypatch.setattr(_batched, "_ONEDNN", object())  # oneDNN found
     assert _vectorized.auto_refusal(large, X) is None
-    assert "614,400 weights" in _vectorized.auto_refusal(large, X, threads=2)
+    assert _vectorized.batched_threads(small, 2) == 1  # one thread, whatever n_jobs
+    cuda = clone(small).set_params(device="cuda")
+    assert _vectorized.batched_threads(cuda, 2) == min(2, _parallel.n_cores())
 
 
 # ------------------------------------------------------------------ head, warm start

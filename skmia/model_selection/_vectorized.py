@@ -101,16 +101,15 @@ def batching_refusal(estimator, X, fit_params):
 AUTO_MAX_WEIGHTS = 500_000
 
 
-def auto_refusal(estimator, X, threads=1):
+def auto_refusal(estimator, X):
     """Why ``vectorize="auto"`` trains ``estimator`` model by model although it could be
-    batched on ``threads`` torch threads (its MLP is too large to gain on a CPU without
-    oneDNN's products, which the batched network uses on one thread), or None."""
+    batched (its MLP is too large to gain on a CPU without oneDNN's products), or None."""
     from ..nn._batched import _onednn
 
     params = estimator.get_params(deep=False)
     if str(params.get("device") or "cpu").startswith("cuda"):
         return None  # on a GPU, batching is the lever for every size
-    if threads == 1 and _onednn() is not None:
+    if _onednn() is not None:
         return None
     widths = [int(np.prod(np.shape(X)[1:]))]
     widths += list(estimator.get_params_for("module").get("hidden_sizes",
@@ -121,6 +120,19 @@ def auto_refusal(estimator, X, threads=1):
                 "below which a batched network pays on a CPU without oneDNN's products "
                 "(vectorize=True forces it)")
     return None
+
+
+def batched_threads(estimator, n_jobs):
+    """Torch threads of a batched bank asked ``n_jobs``: one on a CPU where torch has
+    oneDNN, whatever ``n_jobs`` (its per-model products are fastest there, see
+    ``skmia.nn._batched``, and the models then do not depend on ``n_jobs``), else
+    :func:`skmia._parallel.bank_threads`."""
+    from .._parallel import bank_threads
+    from ..nn._batched import _onednn
+
+    threads = bank_threads(n_jobs)  # warns above the cores, as asked
+    device = str(estimator.get_params(deep=False).get("device") or "cpu")
+    return 1 if device == "cpu" and _onednn() is not None else threads
 
 
 def _declared_reason(cls):

@@ -77,12 +77,13 @@ class _StackedLinear(torch.autograd.Function):
 
 
 def uses_onednn(device="cpu"):
-    """Whether :func:`stacked_linear` runs oneDNN: on a CPU, on one torch thread, where
-    torch has it. On more threads each model's product would be a parallel region of
-    its own, K of them per layer and step; on the shared 2-core development machine
-    (load ~12) two threads made them 2-4x slower than on one, while one ``baddbmm``
-    per layer kept its speed (16 models, 128 x 446 by 446 x 256, forward and weight
-    gradient: 133-219 ms against 50-63 ms; on one thread 31-43 ms against 59-69 ms)."""
+    """Whether :func:`stacked_linear` runs oneDNN: on a CPU, on one torch thread (the
+    batched bank's threads there: ``_vectorized.batched_threads``), where torch has it.
+    On more threads each model's product would be a parallel region of its own, K of
+    them per layer and step; on the shared 2-core development machine (load ~12) two
+    threads made them 2-4x slower than one, while one ``baddbmm`` per layer kept its
+    speed (16 models, 128 x 446 by 446 x 256, forward and weight gradient: 133-219 ms
+    against 50-63 ms; on one thread 31-43 ms against 59-69 ms)."""
     return (torch.device(device).type == "cpu" and torch.get_num_threads() == 1
             and _onednn() is not None)
 
