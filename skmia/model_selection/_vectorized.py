@@ -132,7 +132,7 @@ def batched_threads(estimator, n_jobs):
 
     threads = bank_threads(n_jobs)  # warns above the cores, as asked
     device = str(estimator.get_params(deep=False).get("device") or "cpu")
-    return 1 if device == "cpu" and _onednn() is not None else threads
+    return 1 if device.startswith("cpu") and _onednn() is not None else threads
 
 
 def _declared_reason(cls):
