@@ -17,7 +17,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted
 
-from .._parallel import bank_threads, parallel_map, torch_threads
+from .._parallel import parallel_map, torch_threads
 from .._sklearn_compat import HasMethods, Interval, StrOptions, _fit_context
 
 __all__ = ["ReferenceModels", "balanced_masks"]
@@ -151,11 +151,11 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
         momentum and schedule: what a skmia defense whose step is a function of the
         batch (vanilla, RelaxLoss, confidence penalty, label smoothing, dropout, early
         stopping) allows with :class:`skmia.nn.MLP` and SGD. ``"auto"`` does where it
-        can and where it pays (on a CPU, MLPs of at most
-        ``skmia.model_selection._vectorized.AUTO_MAX_WEIGHTS`` = 500,000 weights: larger
-        layers run as fast model by model) and trains model by model otherwise (DP-SGD,
-        AdvReg, distillation with a teacher, other networks, scikit-learn classifiers,
-        the paper's 1024-512-256-128 MLP on a CPU); True refuses what it cannot batch, saying
+        can and where it pays (every MLP on CUDA, and on a CPU where torch has oneDNN;
+        on a CPU without it, MLPs of at most
+        ``skmia.model_selection._vectorized.AUTO_MAX_WEIGHTS`` = 500,000 weights) and
+        trains model by model otherwise (DP-SGD, AdvReg, distillation with a teacher,
+        other networks, scikit-learn classifiers); True refuses what it cannot batch, saying
         why; False always trains model by model. Each model equals the same model
         trained alone to float32 rounding, not bit for bit.
 
@@ -269,9 +269,9 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
         self._check_every_class(y, masks, start)
         seeds = [_model_seed(self.base_seed_, k) for k in range(start, self.n_estimators)]
         if refusal is None:
-            from ._vectorized import fit_batched
+            from ._vectorized import batched_threads, fit_batched
 
-            with torch_threads(bank_threads(self.n_jobs)):
+            with torch_threads(batched_threads(self.estimator, self.n_jobs)):
                 fitted = fit_batched(self.estimator, X, y, masks, seeds,
                                      verbose=self.verbose)
         else:

@@ -91,29 +91,48 @@ def batching_refusal(estimator, X, fit_params):
     return f"{name}: {reasons[0]}" if reasons else None
 
 
-#: ``vectorize="auto"`` on a CPU batches networks of at most this many weights: larger
-#: layers already run near the FLOP limit one model at a time, and a batched network of
-#: them was slower (``benchmarks/reference_bank.py``, 2-core AMD EPYC, 2026-12-02: the
-#: paper's MLP on Location30, 1.1 M weights, K = 64: 24.8 s batched against 19.1 s model
-#: by model on one thread; one hidden layer of 256, 0.12 M weights: 1.97 s against 1.93 s,
-#: 4.00 s against 4.49 s on two).
+#: ``vectorize="auto"`` on a CPU whose torch lacks oneDNN's linear product batches
+#: networks of at most this many weights: there the batched network runs
+#: ``baddbmm`` (MKL), and for larger layers it was slower than model by model
+#: (``benchmarks/reference_bank.py``, 2-core AMD EPYC, 2026-12-02: the paper's MLP on
+#: Location30, 1.1 M weights, K = 64: 24.8 s batched against 19.1 s model by model on
+#: one thread). With oneDNN (``skmia.nn._batched``, one thread) the batched network was
+#: the faster for both sizes measured, and "auto" batches every size.
 AUTO_MAX_WEIGHTS = 500_000
 
 
 def auto_refusal(estimator, X):
     """Why ``vectorize="auto"`` trains ``estimator`` model by model although it could be
-    batched (its MLP is too large to gain on a CPU), or None."""
+    batched (its MLP is too large to gain on a CPU without oneDNN's products), or None."""
+    from ..nn._batched import _onednn
+
     params = estimator.get_params(deep=False)
     if str(params.get("device") or "cpu").startswith("cuda"):
         return None  # on a GPU, batching is the lever for every size
+    if _onednn() is not None:
+        return None
     widths = [int(np.prod(np.shape(X)[1:]))]
     widths += list(estimator.get_params_for("module").get("hidden_sizes",
                                                            (1024, 512, 256, 128)))
     weights = sum(a * b for a, b in zip(widths, widths[1:], strict=False))
     if weights > AUTO_MAX_WEIGHTS:
         return (f"its MLP has {weights:,} weights, more than the {AUTO_MAX_WEIGHTS:,} "
-                "below which a batched network pays on a CPU (vectorize=True forces it)")
+                "below which a batched network pays on a CPU without oneDNN's products "
+                "(vectorize=True forces it)")
     return None
+
+
+def batched_threads(estimator, n_jobs):
+    """Torch threads of a batched bank asked ``n_jobs``: one on a CPU where torch has
+    oneDNN, whatever ``n_jobs`` (its per-model products are fastest there, see
+    ``skmia.nn._batched``, and the models then do not depend on ``n_jobs``), else
+    :func:`skmia._parallel.bank_threads`."""
+    from .._parallel import bank_threads
+    from ..nn._batched import _onednn
+
+    threads = bank_threads(n_jobs)  # warns above the cores, as asked
+    device = str(estimator.get_params(deep=False).get("device") or "cpu")
+    return 1 if device.startswith("cpu") and _onednn() is not None else threads
 
 
 def _declared_reason(cls):
@@ -282,41 +301,37 @@ def _epoch_batches(rows, generators, sizes, shuffle):
     return index, counts
 
 
-class _SGD:
-    """torch.optim.SGD on stacked parameters, step by step the same arithmetic, with a
-    model axis: models not ``active`` at a step keep their weights and momentum."""
+class _Step:
+    """What one step of the batched network reads, built for a whole epoch before its
+    first step (no work per step beyond the network's): ``rows`` the flat pool rows
+    (K x ``width``, the step's batch trimmed to its longest real batch), ``mask``
+    ``(K, width)`` 1 on real rows, ``counts`` ``(K,)`` real rows (at least 1),
+    ``sizes`` the same as ints, ``active`` None when every model steps, else the index
+    of those that do."""
 
-    def __init__(self, params, group):
-        self.params = params
-        self.momentum = group["momentum"]
-        self.dampening = group["dampening"]
-        self.weight_decay = group["weight_decay"]
-        self.nesterov = group["nesterov"]
-        self.buffers = [None] * len(params)
+    __slots__ = ("rows", "width", "mask", "counts", "sizes", "active")
 
-    def step(self, grads, lr, active):
+    @classmethod
+    def epoch(cls, index, counts, device):
         import torch
 
-        everyone = bool(active.all())
-        with torch.no_grad():
-            for i, (p, g) in enumerate(zip(self.params, grads, strict=True)):
-                keep = active.view(-1, *([1] * (p.dim() - 1)))
-                if self.weight_decay != 0:  # in place: ``g`` is this step's own gradient
-                    g = g.add_(p, alpha=self.weight_decay)
-                if self.momentum != 0:
-                    buf = self.buffers[i]
-                    if buf is None:
-                        buf = self.buffers[i] = g.detach().clone()
-                    elif everyone:
-                        buf.mul_(self.momentum).add_(g, alpha=1 - self.dampening)
-                    else:
-                        moved = buf.mul(self.momentum).add_(g, alpha=1 - self.dampening)
-                        buf = self.buffers[i] = torch.where(keep, moved, buf)
-                    g = g.add(buf, alpha=self.momentum) if self.nesterov else buf
-                if everyone:
-                    p.add_(g, alpha=-lr)
-                else:
-                    p.copy_(torch.where(keep, p.add(g, alpha=-lr), p))
+        steps = []
+        for index_t, counts_t in zip(index, counts, strict=True):
+            step = cls()
+            step.width = int(counts_t.max())
+            step.rows = torch.as_tensor(
+                np.ascontiguousarray(index_t[:, :step.width]).reshape(-1), device=device)
+            step.sizes = counts_t.tolist()
+            columns = np.arange(step.width)
+            step.mask = torch.as_tensor((columns < counts_t[:, None]).astype(np.float32),
+                                        device=device)
+            step.counts = torch.as_tensor(np.maximum(counts_t, 1).astype(np.float32),
+                                          device=device)
+            moving = np.flatnonzero(counts_t)
+            step.active = (None if len(moving) == len(counts_t)
+                           else torch.as_tensor(moving, device=device))
+            steps.append(step)
+        return steps
 
 
 def _train(models, rows, X_pool, y_pool):
@@ -327,7 +342,7 @@ def _train(models, rows, X_pool, y_pool):
     """
     import torch
 
-    from ..nn._batched import StackedMLP
+    from ..nn._batched import StackedMLP, StackedSGD
 
     first = models[0]
     device = X_pool.device
@@ -335,7 +350,7 @@ def _train(models, rows, X_pool, y_pool):
     group = first.optimizer_.param_groups[0]
     if group.get("maximize") or group.get("differentiable"):
         raise ValueError("the batched bank trains with plain SGD (maximize=False)")
-    optimizer = _SGD(net.params, group)
+    optimizer = StackedSGD(net.params, group)
     order_generators = [torch.Generator().manual_seed(m.training_seed_) for m in models]
     if device.type == "cpu":
         dropout_generators = order_generators
@@ -381,24 +396,23 @@ class _StepContext:
 
 def _run_epoch(context, net, optimizer, X_pool, y_pool, index, counts, lr, epoch,
                generators):
+    """One epoch of steps; returns the ``(S, K)`` batch losses."""
     import torch
 
-    index = torch.as_tensor(index, device=X_pool.device)
-    count_t = torch.as_tensor(counts, dtype=X_pool.dtype, device=X_pool.device)
-    width = index.shape[2]
-    columns = torch.arange(width, device=X_pool.device)
+    steps = _Step.epoch(index, counts, X_pool.device)
+    n_models = len(context.models)
+    with_dropout = generators if net.dropout else None
     losses = []
     with torch.enable_grad():
-        for t in range(index.shape[0]):
-            rows_t = index[t]
-            mask = (columns < count_t[t, :, None]).to(X_pool.dtype)
-            context.inputs = X_pool[rows_t]
-            logits = net.forward(context.inputs, generators if net.dropout else None,
-                                 counts[t].tolist())
-            loss = context.models[0]._batched_loss(logits, y_pool[rows_t], mask,
-                                           count_t[t].clamp(min=1), epoch, context)
+        for step in steps:
+            inputs = X_pool.index_select(0, step.rows)
+            context.inputs = inputs.view(n_models, step.width, *X_pool.shape[1:])
+            targets = y_pool.index_select(0, step.rows).view(n_models, step.width)
+            logits = net.forward(context.inputs, with_dropout, step.sizes)
+            loss = context.models[0]._batched_loss(logits, targets, step.mask, step.counts,
+                                                   epoch, context)
             grads = torch.autograd.grad(loss.sum(), net.params)
-            optimizer.step(grads, lr, count_t[t] > 0)
+            optimizer.step(grads, lr, step.active)
             losses.append(loss.detach())
     return torch.stack(losses).cpu().numpy()
 
@@ -430,7 +444,7 @@ def _write_back(models, net, optimizer, lr):
         opt = model.optimizer_
         for group in opt.param_groups:
             group["lr"] = lr
-        if optimizer.buffers[0] is None:
+        if optimizer.buffers is None:
             continue
         params = dict(model.module_.named_parameters())
         for name, buf in zip(net.names, optimizer.buffers, strict=True):
