@@ -247,7 +247,7 @@ def test_help_imports_no_torch():
 
 
 def test_cli_lists_are_the_library_lists():
-    from skmia import cli
+    from skmia import _cli_parser as cli  # the lists the parser offers
     from skmia.attacks import CALIBRATED_ATTACKS
     from skmia.datasets import DATASETS
     from skmia.experiment import IMAGE_DATASETS, method_classes

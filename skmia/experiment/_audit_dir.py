@@ -1,7 +1,7 @@
 """The audit directory of ``skmia audit``: defense audits of several methods, resumable.
 
 Every method is audited on the same pool, canaries, test part and masks (one
-:class:`~skmia.audit._defense.AuditPlan` from the seed). The directory is locked while
+:class:`~skmia.audit._plan.AuditPlan` from the seed). The directory is locked while
 one process works in it; each finished round of models is written at once, so a run
 stopped by Ctrl-C keeps what it trained and the next call continues it to the same
 result; a later call with more models grows it. ``complete.json`` is written last.
@@ -70,7 +70,7 @@ def audit_directory(out, dataset, seed, model=None):
 
 def _plan(config):
     from ..audit import make_canaries
-    from ..audit._defense import plan_audit
+    from ..audit._plan import plan_audit
     from ..datasets import load_dataset
 
     record = _registry.DATASETS[config.dataset]
@@ -248,7 +248,7 @@ def run_audit(config):
         One row per method, columns :data:`AUDIT_COLUMNS`; ``table.attrs["folder"]`` is
         the audit directory.
     """
-    from ..audit._defense import _check_n_models
+    from ..audit._plan import _check_n_models
 
     folder = RunDirectory(audit_directory(config.out, config.dataset, config.seed,
                                           config.model))
