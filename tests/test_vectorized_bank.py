@@ -188,6 +188,50 @@ def test_chunks_give_the_models_of_one_chunk(pool, monkeypatch):
         torch.testing.assert_close(_weights(a), _weights(b), **ROUNDING)
 
 
+def test_groups_in_threads_give_the_models_of_one_thread(pool, monkeypatch):
+    X, y = pool
+    monkeypatch.setattr(_vectorized, "CPU_GROUP", 3)  # 7 models: groups of 3, 3 and 1
+    trained = []
+    train = _vectorized._train
+
+    def recording(models, rows, X_pool, y_pool, stop=None):
+        trained.append(len(models))
+        return train(models, rows, X_pool, y_pool, stop)
+
+    monkeypatch.setattr(_vectorized, "_train", recording)
+    X_pool, y_pool = X, y
+    masks = np.random.default_rng(0).random((len(y), 7)) < 0.5
+    seeds = list(range(7))
+    one = _vectorized.fit_batched(VanillaClassifier(**TINY), X_pool, y_pool, masks, seeds)
+    two = _vectorized.fit_batched(VanillaClassifier(**TINY), X_pool, y_pool, masks, seeds,
+                                  n_threads=2)
+    if _batched._onednn() is not None:  # the CPU groups; else one group of 7
+        assert trained == [3, 3, 1, 3, 3, 1]
+    for a, b in zip(one, two, strict=True):  # bit for bit: the threads change no model
+        assert torch.equal(_weights(a), _weights(b))
+        assert a.history[-1, "train_loss"] == b.history[-1, "train_loss"]
+    assert _vectorized.group_threads(2, torch_threads=1) == min(2, _parallel.n_cores())
+    assert _vectorized.group_threads(2, torch_threads=2) == 1  # torch shares the work
+    assert _vectorized.group_threads(None, torch_threads=1) == 1
+
+
+def test_a_stop_flag_ends_a_group_at_the_start_of_an_epoch(pool):
+    import threading
+
+    X, y = pool
+    masks = np.ones((len(y), 2), dtype=bool)
+    prepared = [_vectorized._prepared(VanillaClassifier(**TINY), X, y, np.arange(len(y)), k)
+                for k in range(2)]
+    before = [_weights(m).clone() for m in prepared]
+    stop = threading.Event()
+    stop.set()
+    X_pool = torch.as_tensor(X)
+    y_pool = torch.as_tensor(prepared[0].label_encoder_.transform(y).astype(np.int64))
+    _vectorized._train(prepared, [np.flatnonzero(m) for m in masks.T], X_pool, y_pool, stop)
+    for model, weights in zip(prepared, before, strict=True):
+        assert len(model.history) == 0 and torch.equal(_weights(model), weights)
+
+
 @pytest.mark.parametrize("options", [
     {"momentum": 0.9, "weight_decay": 1e-2, "dampening": 0.25, "nesterov": False},
     {"momentum": 0.5, "weight_decay": 0.0, "dampening": 0.0, "nesterov": True},

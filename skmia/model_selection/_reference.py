@@ -269,10 +269,12 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
         self._check_every_class(y, masks, start)
         seeds = [_model_seed(self.base_seed_, k) for k in range(start, self.n_estimators)]
         if refusal is None:
-            from ._vectorized import batched_threads, fit_batched
+            from ._vectorized import batched_threads, fit_batched, group_threads
 
-            with torch_threads(batched_threads(self.estimator, self.n_jobs)):
+            threads = batched_threads(self.estimator, self.n_jobs)
+            with torch_threads(threads):  # one on oneDNN: then groups take the threads
                 fitted = fit_batched(self.estimator, X, y, masks, seeds,
+                                     n_threads=group_threads(self.n_jobs, threads),
                                      verbose=self.verbose)
         else:
             tasks = [(self.estimator, X, y, mask, seed, fit_params)
