@@ -127,3 +127,19 @@ def validate_params(estimator):
         raise InvalidParameterError(
             f"The {name!r} parameter of {caller} must be {allowed}. Got {value!r} instead."
         )
+
+
+def check_records(X, y, *, estimator=None):
+    """``(X, y)`` as arrays: ``X`` numeric and finite (any number of dimensions), ``y``
+    1-D with one label per record; a clear error otherwise."""
+    from sklearn.utils.validation import check_array, check_consistent_length
+
+    X = check_array(X, allow_nd=True, ensure_all_finite=True, dtype=None, input_name="X",
+                    estimator=estimator)
+    if X.dtype.kind not in "biuf":
+        raise TypeError(f"X must be numeric, got dtype {X.dtype}.")
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D with one label per record, got shape {y.shape}.")
+    check_consistent_length(X, y)
+    return X, y

@@ -10,10 +10,10 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_array, check_consistent_length
 
 from .. import _registry
 from .._sklearn_compat import Interval, StrOptions, validate_params
+from .._validation import check_records
 
 __all__ = ["CANARY_KINDS", "Canaries", "make_canaries"]
 
@@ -169,13 +169,7 @@ def make_canaries(X, y, n_canaries, *, kind="mislabel", n_copies=4, n_poisons=0,
     ...                                         != canaries.original_y))
     (10, True)
     """
-    X = check_array(X, allow_nd=True, dtype=None, input_name="X")
-    if X.dtype.kind not in "biuf":
-        raise TypeError(f"X must be numeric, got dtype {X.dtype}.")
-    y = np.asarray(y)
-    if y.ndim != 1:
-        raise ValueError(f"y must be 1-D with one label per record, got shape {y.shape}.")
-    check_consistent_length(X, y)
+    X, y = check_records(X, y)
     classes = np.unique(y)
     if len(classes) < 2:
         raise ValueError(

@@ -15,10 +15,11 @@ import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from .._parallel import parallel_map, torch_threads
 from .._sklearn_compat import HasMethods, Interval, StrOptions, _fit_context
+from .._validation import check_records
 
 __all__ = ["ReferenceModels", "balanced_masks"]
 
@@ -330,14 +331,7 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
                 f"x {self.n_estimators:,} models)", need, available))
 
     def _check_pool(self, X, y):
-        X = check_array(X, allow_nd=True, ensure_all_finite=True, dtype=None,
-                        input_name="X", estimator=self)
-        if X.dtype.kind not in "biuf":
-            raise TypeError(f"X must be numeric, got dtype {X.dtype}.")
-        y = np.asarray(y)
-        if y.ndim != 1:
-            raise ValueError(f"y must be 1-D with one label per record, got shape {y.shape}.")
-        check_consistent_length(X, y)
+        X, y = check_records(X, y, estimator=self)
         check_classification_targets(y)
         return X, y
 
