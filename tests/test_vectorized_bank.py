@@ -23,7 +23,7 @@ from skmia.defenses import (
     RelaxLossClassifier,
     VanillaClassifier,
 )
-from skmia.model_selection import ReferenceModels, _vectorized
+from skmia.model_selection import ReferenceModels, _batching, _vectorized
 from skmia.nn import _batched
 
 TINY = {"max_epochs": 3, "module__hidden_sizes": (12,), "batch_size": 16}
@@ -91,19 +91,23 @@ def test_each_model_equals_the_model_trained_alone(estimator, pool):
                                        **ROUNDING)
 
 
-@pytest.mark.parametrize("kernel", ["default", "baddbmm"])
+@pytest.mark.parametrize("kernel", ["onednn", "baddbmm"])
 def test_stacked_linear_is_each_models_linear_layer(kernel, monkeypatch):
-    """The batched product (oneDNN per model on a CPU where torch has it, else baddbmm)
-    and its gradients for inputs, weights and biases: each model's ``nn.Linear``."""
+    """The batched product (oneDNN per model where :func:`cpu_kernel` says so and torch
+    has it, else baddbmm) and its gradients for inputs, weights and biases: each
+    model's ``nn.Linear``."""
+    from skmia._parallel import torch_threads
 
-    if kernel == "baddbmm":
-        monkeypatch.setattr(_batched, "_ONEDNN", None)
+    if kernel == "onednn" and _batched._onednn() is None:
+        kernel = "baddbmm"  # a torch without oneDNN: the choice falls back
+    monkeypatch.setattr(_batched, "_CPU_KERNEL", kernel)
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(3, 5, 7, generator=gen, requires_grad=True)
     weight = torch.randn(3, 7, 4, generator=gen, requires_grad=True)  # (K, in, out)
     bias = torch.randn(3, 4, generator=gen, requires_grad=True)
     upstream = torch.randn(3, 5, 4, generator=gen)
-    out = _batched.stacked_linear(x, weight, bias)
+    with torch_threads(1):
+        out = _batched.stacked_linear(x, weight, bias)
     grads = torch.autograd.grad((out * upstream).sum(), (x, weight, bias))
     for k in range(3):
         xk, wk, bk = (t[k].detach().clone().requires_grad_() for t in (x, weight, bias))
@@ -112,21 +116,61 @@ def test_stacked_linear_is_each_models_linear_layer(kernel, monkeypatch):
         mine = torch.autograd.grad((alone * upstream[k]).sum(), (xk, wk, bk))
         for got, want in zip(grads, mine, strict=True):
             torch.testing.assert_close(got[k], want)
-    if kernel == "default" and _batched.uses_onednn():
-        assert type(out.grad_fn).__name__ == "_StackedLinearBackward"
-    else:
-        assert type(out.grad_fn).__name__ == "BaddbmmBackward0"
+    expected = {"onednn": "_StackedLinearBackward", "baddbmm": "BaddbmmBackward0"}
+    assert type(out.grad_fn).__name__ == expected[kernel]
 
 
-def test_the_baddbmm_path_gives_the_same_bank(pool, monkeypatch):
+@pytest.mark.parametrize(("vendor", "avx512", "onednn", "kernel"), [
+    ("AuthenticAMD", True, True, "onednn"),  # MKL keeps to AVX2 on AMD
+    ("AuthenticAMD", False, True, "baddbmm"),  # AVX2 both: one call per layer wins
+    ("GenuineIntel", True, True, "baddbmm"),  # MKL runs AVX-512 there
+    ("AuthenticAMD", True, False, "baddbmm"),  # a torch without oneDNN
+    ("", True, True, "baddbmm"),  # vendor unknown
+])
+def test_the_cpu_kernel_follows_the_processor(vendor, avx512, onednn, kernel, monkeypatch):
+    monkeypatch.setattr(_batched, "_processor", lambda: (vendor, avx512))
+    monkeypatch.setattr(_batched, "_ONEDNN", object() if onednn else None)
+    monkeypatch.setattr(_batched, "_CPU_KERNEL", None)
+    assert _batched.cpu_kernel() == kernel
+    assert _batched.cpu_kernel() == kernel  # chosen once, then kept
+
+
+def test_the_processor_is_read_from_this_machine():
+    import os
+
+    vendor, avx512 = _batched._processor()
+    assert isinstance(vendor, str) and isinstance(avx512, bool)
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as cpuinfo:
+            text = cpuinfo.read()
+        assert vendor and f": {vendor}\n" in text
+        if avx512:  # torch runs AVX-512 code only where the processor has it
+            assert " avx512f " in text
+
+
+def test_the_other_kernel_gives_the_same_bank(pool, monkeypatch):
 
     X, y = pool
     default = ReferenceModels(VanillaClassifier(**TINY), n_estimators=4, random_state=2,
                               vectorize=True).fit(X, y)
-    monkeypatch.setattr(_batched, "_ONEDNN", None)
-    bmm = clone(default).fit(X, y)
-    for a, b in zip(default.estimators_, bmm.estimators_, strict=True):
+    other = "baddbmm" if _batched.cpu_kernel() == "onednn" else "onednn"
+    if _batched._onednn() is None:
+        other = "baddbmm"
+    monkeypatch.setattr(_batched, "_CPU_KERNEL", other)
+    calls = []
+    monkeypatch.setattr(_batched._StackedLinear, "forward", _counting(
+        _batched._StackedLinear.forward, calls))
+    again = clone(default).fit(X, y)
+    for a, b in zip(default.estimators_, again.estimators_, strict=True):
         torch.testing.assert_close(_weights(a), _weights(b), **ROUNDING)
+    assert bool(calls) == (other == "onednn")  # the bank's one thread ran that kernel
+
+
+def _counting(function, calls):
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return function(*args, **kwargs)
+    return staticmethod(counted)
 
 
 def test_relaxloss_takes_each_models_own_branch():
@@ -205,14 +249,13 @@ def test_groups_in_threads_give_the_models_of_one_thread(pool, monkeypatch):
     one = _vectorized.fit_batched(VanillaClassifier(**TINY), X_pool, y_pool, masks, seeds)
     two = _vectorized.fit_batched(VanillaClassifier(**TINY), X_pool, y_pool, masks, seeds,
                                   n_threads=2)
-    if _batched._onednn() is not None:  # the CPU groups; else one group of 7
-        assert trained == [3, 3, 1, 3, 3, 1]
+    assert trained == [3, 3, 1, 3, 3, 1]  # the CPU groups, serially then in threads
     for a, b in zip(one, two, strict=True):  # bit for bit: the threads change no model
         assert torch.equal(_weights(a), _weights(b))
         assert a.history[-1, "train_loss"] == b.history[-1, "train_loss"]
-    assert _vectorized.group_threads(2, torch_threads=1) == min(2, _parallel.n_cores())
-    assert _vectorized.group_threads(2, torch_threads=2) == 1  # torch shares the work
-    assert _vectorized.group_threads(None, torch_threads=1) == 1
+    assert _batching.group_threads(2, torch_threads=1) == min(2, _parallel.n_cores())
+    assert _batching.group_threads(2, torch_threads=2) == 1  # torch shares the work
+    assert _batching.group_threads(None, torch_threads=1) == 1
 
 
 def test_a_stop_flag_ends_a_group_at_the_start_of_an_epoch(pool):
@@ -227,7 +270,8 @@ def test_a_stop_flag_ends_a_group_at_the_start_of_an_epoch(pool):
     stop.set()
     X_pool = torch.as_tensor(X)
     y_pool = torch.as_tensor(prepared[0].label_encoder_.transform(y).astype(np.int64))
-    _vectorized._train(prepared, [np.flatnonzero(m) for m in masks.T], X_pool, y_pool, stop)
+    assert _vectorized._train(prepared, [np.flatnonzero(m) for m in masks.T], X_pool,
+                              y_pool, stop) is True  # ended short of its epochs
     for model, weights in zip(prepared, before, strict=True):
         assert len(model.history) == 0 and torch.equal(_weights(model), weights)
 
@@ -272,10 +316,10 @@ def test_the_stacked_sgd_is_torchs_sgd_model_by_model(options, block_bytes, monk
 
 
 def test_the_chunk_rule(monkeypatch):
-    monkeypatch.setattr(_vectorized, "available_memory", lambda device: 4000)
-    assert _vectorized.chunk_size(64, 100, "cpu") == 10  # a quarter of 4,000 B / 100 B
-    assert _vectorized.chunk_size(8, 100, "cpu") == 8
-    assert _vectorized.chunk_size(64, 10**6, "cpu") == 1
+    monkeypatch.setattr(_batching, "available_memory", lambda device: 4000)
+    assert _batching.chunk_size(64, 100, "cpu") == 10  # a quarter of 4,000 B / 100 B
+    assert _batching.chunk_size(8, 100, "cpu") == 8
+    assert _batching.chunk_size(64, 10**6, "cpu") == 1
 
 
 def test_vectorised_and_per_model_banks_agree_to_rounding(pool):
@@ -307,6 +351,91 @@ def test_a_keyboard_interrupt_ends_the_models_quietly_as_skorch_does(pool, monke
     for model in bank.estimators_:
         assert len(model.history) == 2 and "train_loss" not in model.history[-1]
         assert not model._training_finished()
+
+
+def test_a_keyboard_interrupt_in_one_thread_starts_no_other_group(pool, monkeypatch):
+    X, y = pool
+    monkeypatch.setattr(_vectorized, "CPU_GROUP", 2)  # 4 models: two groups
+    run_epoch = _vectorized._run_epoch
+    calls = []
+
+    def interrupted(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return run_epoch(*args)
+
+    monkeypatch.setattr(_vectorized, "_run_epoch", interrupted)
+    bank = ReferenceModels(VanillaClassifier(**TINY), n_estimators=4, random_state=0)
+    bank.fit(X, y)
+    assert [len(m.history) for m in bank.estimators_] == [2, 2, 0, 0]
+    assert len(calls) == 2
+
+
+def test_an_error_in_one_thread_ends_the_other_groups_early(pool, monkeypatch):
+    X, y = pool
+    monkeypatch.setattr(_vectorized, "CPU_GROUP", 2)
+    run_epoch = _vectorized._run_epoch
+    epochs = []
+
+    def failing(context, *args):
+        epochs.append(id(context))
+        if context.models[0].random_state == 0 and len(epochs) > 1:
+            raise ValueError("a part failed")
+        return run_epoch(context, *args)
+
+    monkeypatch.setattr(_vectorized, "_run_epoch", failing)
+    masks = np.ones((len(y), 4), dtype=bool)
+    long = VanillaClassifier(**{**TINY, "max_epochs": 2000})
+    with pytest.raises(ValueError, match="a part failed"):
+        _vectorized.fit_batched(long, X, y, masks, [0, 1, 2, 3], n_threads=2)
+    assert len(epochs) < 200  # the other group stopped at its epoch's end, not its last
+
+
+_SIGINT_CHILD = """
+import json, os, signal, sys, threading, time
+import numpy as np
+from sklearn.datasets import make_classification
+from skmia.defenses import VanillaClassifier
+from skmia.model_selection import ReferenceModels, _batching, _vectorized
+
+X, y = make_classification(400, n_features=20, n_informative=8, n_classes=3,
+                           random_state=0)
+run_epoch, sent = _vectorized._run_epoch, threading.Event()
+
+def signalling(*args):  # a real Ctrl-C once the first epoch of a group has run
+    losses = run_epoch(*args)
+    if not sent.is_set():
+        sent.set()
+        os.kill(os.getpid(), signal.SIGINT)
+    return losses
+
+_vectorized._run_epoch = signalling
+_vectorized.CPU_GROUP = 2
+bank = ReferenceModels(VanillaClassifier(max_epochs=3000, module__hidden_sizes=(16,),
+                                         batch_size=32),
+                       n_estimators=4, n_jobs=2, random_state=0, vectorize=True)
+began = time.perf_counter()
+bank.fit(X.astype(np.float32), y)
+print(json.dumps({"epochs": [len(m.history) for m in bank.estimators_],
+                  "seconds": time.perf_counter() - began}))
+"""
+
+
+def test_a_real_ctrl_c_ends_a_bank_trained_in_threads():
+    """SIGINT reaches the main thread only; the groups in the other threads end at
+    their epoch's end and ``fit`` returns, as skorch's does."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _SIGINT_CHILD], capture_output=True,
+                         text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(result["epochs"]) == 4
+    assert all(epochs < 3000 for epochs in result["epochs"])
+    assert max(result["epochs"]) >= 1
 
 
 # ------------------------------------------------------------------ what falls back
@@ -350,16 +479,16 @@ def test_auto_batches_large_mlps_only_with_onednn_or_cuda(monkeypatch):
     X = np.zeros((4, 600), dtype=np.float32)
     large = VanillaClassifier(module__hidden_sizes=(1024,))  # 614,400 weights
     small = VanillaClassifier(module__hidden_sizes=(256,))  # 153,600 weights
-    monkeypatch.setattr(_batched, "_ONEDNN", None)  # a torch without oneDNN
-    assert _vectorized.auto_refusal(small, X) is None
-    assert "614,400 weights, more than the 500,000" in _vectorized.auto_refusal(large, X)
-    assert _vectorized.auto_refusal(clone(large).set_params(device="cuda"), X) is None
-    assert _vectorized.batched_threads(small, 2) == min(2, _parallel.n_cores())
-    monkeypatch.setattr(_batched, "_ONEDNN", object())  # oneDNN found
-    assert _vectorized.auto_refusal(large, X) is None
-    assert _vectorized.batched_threads(small, 2) == 1  # one thread, whatever n_jobs
+    monkeypatch.setattr(_batched, "_CPU_KERNEL", "baddbmm")
+    assert _batching.auto_refusal(small, X) is None
+    assert "614,400 weights, more than the 500,000" in _batching.auto_refusal(large, X)
+    assert _batching.auto_refusal(clone(large).set_params(device="cuda"), X) is None
+    assert _batching.batched_threads(small, 2) == 1  # one thread, whatever n_jobs
+    monkeypatch.setattr(_batched, "_CPU_KERNEL", "onednn")
+    assert _batching.auto_refusal(large, X) is None
+    assert _batching.batched_threads(small, 2) == 1
     cuda = clone(small).set_params(device="cuda")
-    assert _vectorized.batched_threads(cuda, 2) == min(2, _parallel.n_cores())
+    assert _batching.batched_threads(cuda, 2) == min(2, _parallel.n_cores())
 
 
 # ------------------------------------------------------------------ head, warm start
@@ -397,7 +526,7 @@ def test_warm_start_refuses_a_changed_recipe(pool):
 
 def test_a_huge_bank_is_refused_before_any_allocation(pool, monkeypatch):
     X, y = pool
-    monkeypatch.setattr(_vectorized, "available_memory", lambda device: 8 * 2**30)
+    monkeypatch.setattr(_batching, "available_memory", lambda device: 8 * 2**30)
     bank = ReferenceModels(VanillaClassifier(**TINY), n_estimators=10**9)
     with pytest.raises(ValueError, match=r"masks alone \(121 records x 1,000,000,000 models\) "
                                          r"would need 225.4 GiB, more than the 8.0 GiB"):

@@ -21,8 +21,9 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone, is_classifier
 from .._parallel import parallel_map
 from .._sklearn_compat import HasMethods, Interval, validate_params
 from ..model_selection import ReferenceModels
+from ..model_selection._batching import auto_refusal, batching_refusal
 from ..model_selection._reference import _model_seed
-from ..model_selection._vectorized import auto_refusal, batching_refusal, fit_batched
+from ..model_selection._vectorized import fit_batched
 from ._canaries import Canaries
 from ._plan import (
     LABEL_ONLY_QUERIES,

@@ -154,7 +154,7 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
         stopping) allows with :class:`skmia.nn.MLP` and SGD. ``"auto"`` does where it
         can and where it pays (every MLP on CUDA, and on a CPU where torch has oneDNN;
         on a CPU without it, MLPs of at most
-        ``skmia.model_selection._vectorized.AUTO_MAX_WEIGHTS`` = 500,000 weights) and
+        ``skmia.model_selection._batching.AUTO_MAX_WEIGHTS`` = 500,000 weights) and
         trains model by model otherwise (DP-SGD, AdvReg, distillation with a teacher,
         other networks, scikit-learn classifiers); True refuses what it cannot batch, saying
         why; False always trains model by model. Each model equals the same model
@@ -270,10 +270,11 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
         self._check_every_class(y, masks, start)
         seeds = [_model_seed(self.base_seed_, k) for k in range(start, self.n_estimators)]
         if refusal is None:
-            from ._vectorized import batched_threads, fit_batched, group_threads
+            from ._batching import batched_threads, group_threads
+            from ._vectorized import fit_batched
 
             threads = batched_threads(self.estimator, self.n_jobs)
-            with torch_threads(threads):  # one on oneDNN: then groups take the threads
+            with torch_threads(threads):  # one on a CPU: there groups take the threads
                 fitted = fit_batched(self.estimator, X, y, masks, seeds,
                                      n_threads=group_threads(self.n_jobs, threads),
                                      verbose=self.verbose)
@@ -307,7 +308,7 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
         (a ValueError with it when ``vectorize=True``)."""
         if self.vectorize is False:
             return "vectorize=False"
-        from ._vectorized import auto_refusal, batching_refusal
+        from ._batching import auto_refusal, batching_refusal
 
         refusal = batching_refusal(self.estimator, X, fit_params)
         if refusal is not None and self.vectorize is True:
@@ -321,7 +322,7 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
     def _check_mask_memory(self, n_samples, start):
         """Refuse a bank whose masks alone would not fit in memory (drawn, then joined to
         the fitted ones: two bytes per record and model)."""
-        from ._vectorized import available_memory, memory_refusal
+        from ._batching import available_memory, memory_refusal
 
         need = 2 * n_samples * self.n_estimators
         available = available_memory("cpu")

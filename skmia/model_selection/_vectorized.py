@@ -7,8 +7,8 @@ momentum and its learning-rate schedule. A step runs the forward and backward of
 models at once (``skmia.nn._batched.StackedMLP``); a model whose epoch has fewer batches
 than another's sits the extra steps out (no update, no momentum, no weight decay).
 The result is K ordinary fitted estimators, so saving, loading and signals see no
-difference. The defenses are reached only through what they declare (their
-``_batched_loss``), so this module imports none.
+difference. What is batched, on how many threads and in what memory:
+:mod:`skmia.model_selection._batching`.
 """
 
 import math
@@ -16,198 +16,19 @@ import time
 
 import numpy as np
 
-__all__ = ["batching_refusal", "fit_batched", "chunk_size", "available_memory",
-           "memory_refusal"]
+from ._batching import available_memory, chunk_size, memory_refusal, training_bytes
 
-#: the skorch / skmia methods a defense must leave as the base class has them for its
-#: training to be the batched one (the objective is ``training_loss`` / ``_batched_loss``)
-_TRAINING_HOOKS = (
-    "fit", "partial_fit", "fit_loop", "run_single_epoch", "train_step", "train_step_single",
-    "get_loss", "infer", "get_iterator", "get_split_datasets", "initialize_module",
-    "initialize_optimizer", "initialize_criterion", "on_batch_begin", "on_epoch_begin",
-)
-_MODULE_OPTIONS = {"n_features", "n_classes", "hidden_sizes", "activation", "dropout"}
-_SGD_OPTIONS = {"momentum", "weight_decay", "dampening", "nesterov"}
-
-
-def _owner(cls, name):
-    return next(c for c in cls.__mro__ if name in vars(c))
-
-
-def batching_refusal(estimator, X, fit_params):
-    """Why ``estimator`` cannot be trained in a batched bank on ``X``, or None if it can.
-
-    Batched: a skmia defense whose training step is a function of the batch (it
-    declares ``_batched_loss`` beside its ``training_loss`` and keeps skorch's training
-    loop), an :class:`skmia.nn.MLP` given as a class, plain SGD, the default
-    cross-entropy criterion and iterator, no callbacks, no validation split, a 2-D table.
-    """
-    import torch
-    from skorch.dataset import Dataset
-
-    from ..nn import MLP
-
-    cls, name = type(estimator), type(estimator).__name__
-    if not callable(getattr(estimator, "_batched_loss", None)):
-        if "_batched_loss" not in dir(cls):
-            return f"{name} is not a skmia defense (a skorch network trained as one batch)"
-        return f"{name} trains with a step of its own ({_declared_reason(cls)})"
-    root = next(c for c in reversed(cls.__mro__) if "_batched_loss" in vars(c))
-    loss_owner = _owner(cls, "_batched_loss")
-    if cls.__mro__.index(_owner(cls, "training_loss")) < cls.__mro__.index(loss_owner):
-        return (f"{_owner(cls, 'training_loss').__name__}.training_loss has no batched "
-                "form (_batched_loss)")
-    changed = [h for h in _TRAINING_HOOKS if getattr(cls, h, None) is not getattr(root, h, None)]
-    if changed:
-        return f"{name} changes skorch's training loop ({', '.join(changed)})"
-    params = estimator.get_params(deep=False)
-    checks = [
-        (params.get("module") is MLP, "its module is not the class skmia.nn.MLP"),
-        (set(estimator.get_params_for("module")) <= _MODULE_OPTIONS,
-         "it sets module options other than " + ", ".join(sorted(_MODULE_OPTIONS))),
-        (params.get("optimizer") is torch.optim.SGD, "its optimizer is not torch.optim.SGD"),
-        (set(estimator.get_params_for("optimizer")) <= _SGD_OPTIONS,
-         "it sets optimizer options other than " + ", ".join(sorted(_SGD_OPTIONS))),
-        (params.get("criterion") is torch.nn.CrossEntropyLoss
-         and not estimator.get_params_for("criterion"),
-         "its criterion is not plain torch.nn.CrossEntropyLoss"),
-        (not params.get("callbacks"), "it has callbacks"),
-        (params.get("train_split") is None, "it has a validation split (train_split)"),
-        (params.get("iterator_train") is torch.utils.data.DataLoader
-         and params.get("dataset") is Dataset
-         and set(estimator.get_params_for("iterator_train")) <= {"shuffle", "batch_size"},
-         "it has its own dataset or iterator"),
-        (not params.get("compile", False), "it compiles its module"),
-        (not fit_params, f"fit parameters are passed ({', '.join(sorted(fit_params))})"),
-        (np.ndim(X) == 2, "the records are not rows of a 2-D table"),
-    ]
-    reasons = [reason for ok, reason in checks if not ok]
-    declared = getattr(estimator, "_batched_refusal", None)
-    reasons += [r for r in ([declared()] if declared else []) if r]
-    teacher = getattr(estimator, "_batched_teacher", None)
-    teacher = teacher() if teacher else None
-    if not reasons and teacher is not None:
-        reasons += [f"its teacher: {r}" for r in [batching_refusal(teacher, X, {})] if r]
-    return f"{name}: {reasons[0]}" if reasons else None
-
-
-#: ``vectorize="auto"`` on a CPU whose torch lacks oneDNN's linear product batches
-#: networks of at most this many weights: there the batched network runs
-#: ``baddbmm`` (MKL), and for larger layers it was slower than model by model
-#: (``benchmarks/reference_bank.py``, 2-core AMD EPYC, 2026-12-02: the paper's MLP on
-#: Location30, 1.1 M weights, K = 64: 24.8 s batched against 19.1 s model by model on
-#: one thread). With oneDNN (``skmia.nn._batched``, one thread) the batched network was
-#: the faster for both sizes measured, and "auto" batches every size.
-AUTO_MAX_WEIGHTS = 500_000
-
-
-def auto_refusal(estimator, X):
-    """Why ``vectorize="auto"`` trains ``estimator`` model by model although it could be
-    batched (its MLP is too large to gain on a CPU without oneDNN's products), or None."""
-    from ..nn._batched import _onednn
-
-    params = estimator.get_params(deep=False)
-    if str(params.get("device") or "cpu").startswith("cuda"):
-        return None  # on a GPU, batching is the lever for every size
-    if _onednn() is not None:
-        return None
-    widths = [int(np.prod(np.shape(X)[1:]))]
-    widths += list(estimator.get_params_for("module").get("hidden_sizes",
-                                                           (1024, 512, 256, 128)))
-    weights = sum(a * b for a, b in zip(widths, widths[1:], strict=False))
-    if weights > AUTO_MAX_WEIGHTS:
-        return (f"its MLP has {weights:,} weights, more than the {AUTO_MAX_WEIGHTS:,} "
-                "below which a batched network pays on a CPU without oneDNN's products "
-                "(vectorize=True forces it)")
-    return None
-
-
-def batched_threads(estimator, n_jobs):
-    """Torch threads of a batched bank asked ``n_jobs``: one on a CPU where torch has
-    oneDNN, whatever ``n_jobs`` (its per-model products are fastest there, see
-    ``skmia.nn._batched``, and the models then do not depend on ``n_jobs``), else
-    :func:`skmia._parallel.bank_threads`."""
-    from .._parallel import bank_threads
-    from ..nn._batched import _onednn
-
-    threads = bank_threads(n_jobs)  # warns above the cores, as asked
-    device = str(estimator.get_params(deep=False).get("device") or "cpu")
-    return 1 if device.startswith("cpu") and _onednn() is not None else threads
-
-
-def group_threads(n_jobs, torch_threads):
-    """Threads that train groups of a batched bank at once (see :func:`fit_batched`):
-    the cores ``n_jobs`` asks for, capped at the machine's, where each group runs on one
-    torch thread (a CPU with oneDNN); else 1 (torch's own threads share the work)."""
-    from joblib import effective_n_jobs
-
-    from .._parallel import n_cores
-
-    if torch_threads != 1:
-        return 1
-    return max(1, min(effective_n_jobs(n_jobs), n_cores()))
-
-
-def _declared_reason(cls):
-    for klass in cls.__mro__:
-        if vars(klass).get("_batched_loss", 0) is None:
-            changed = [h for h in ("train_step", "training_loss") if h in vars(klass)]
-            return f"{klass.__name__} overrides {', '.join(changed) or '_batched_loss'}"
-    return "no _batched_loss"
-
-
-# ---------------------------------------------------------------------- memory
-
-
-def available_memory(device):
-    """Bytes free for training on ``device``: free CUDA memory, else MemAvailable."""
-    if str(device or "cpu") != "cpu":
-        import torch
-
-        device = torch.device(device)
-        if device.type == "cuda":
-            return int(torch.cuda.mem_get_info(device)[0])
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    import os
-
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-
-
-def memory_refusal(what, need, available):
-    """The message refusing a bank that would not fit in memory."""
-    return (f"{what} would need {need / 2**30:.1f} GiB, more than the "
-            f"{available / 2**30:.1f} GiB of memory available: ask for fewer models, or "
-            f"use a machine with more memory.")
-
-
-def training_bytes(n_parameters, batch_size, widths):
-    """Bytes one model of a batched step holds: its weights, gradients, momentum and the
-    update's temporaries (4 copies of the parameters), and the batch with the activations
-    of every layer kept for the backward pass and their gradients (4 per value)."""
-    return 4 * (4 * n_parameters + 4 * batch_size * sum(widths))
-
-
-def chunk_size(n_models, per_model_bytes, device):
-    """Models trained at once: all of them when their training state fits in a quarter
-    of the free memory of ``device`` (CPU: MemAvailable; CUDA: free device memory), else
-    as many as do (at least one)."""
-    budget = available_memory(device) // 4
-    return int(min(n_models, max(1, budget // max(per_model_bytes, 1))))
+__all__ = ["fit_batched"]
 
 
 # ---------------------------------------------------------------------- training
 
 
-# On a CPU with oneDNN the products run once per model anyway: models train in groups of
-# at most this many (faster in cache: 16 Location30 MLP-256 models took 1.07-1.12 s as two
-# groups of 8, 1.23-1.38 s as one, on the development machine), fixed whatever the number
-# of threads, so that the threads only run the groups at once and change no model.
+# On a CPU models train in groups of at most this many, fixed whatever the number of
+# threads, so that the threads only run the groups at once and change no model. Faster in
+# cache with oneDNN's product per model (Zen 5 development machine: 16 Location30 MLP-256
+# models took 1.07-1.12 s as two groups of 8, 1.23-1.38 s as one); with baddbmm on the
+# Zen 3 machine the same on one thread (2.6 s) and a core's work for each of two threads.
 CPU_GROUP = 8
 
 
@@ -225,9 +46,9 @@ def fit_batched(estimator, X, y, masks, seeds, *, n_threads=1, verbose=0):
     seeds : sequence of int
         Each model's ``random_state``.
     n_threads : int, default=1
-        Groups of models trained at once, each in its own thread (on a CPU with
-        oneDNN, where the models train in groups of :data:`CPU_GROUP`; the groups and
-        so the models are the same whatever ``n_threads``). With more than one, a
+        Groups of models trained at once, each in its own thread (on a CPU, where the
+        models train in groups of :data:`CPU_GROUP`; the groups and so the models are
+        the same whatever ``n_threads``). With more than one, a
         Ctrl-C ends every group at the end of its current epoch.
     verbose : int, default=0
         A progress bar over models when > 0.
@@ -258,11 +79,7 @@ def fit_batched(estimator, X, y, masks, seeds, *, n_threads=1, verbose=0):
             f"{len(rows):,} models of {kept // 8:,} parameters (weights and momentum)",
             kept * len(rows), available_memory("cpu")))
     chunk = chunk_size(len(rows), _model_bytes(first, len(rows[0])), device)
-    group = chunk
-    if device.type == "cpu":
-        from ..nn._batched import _onednn
-
-        group = min(chunk, CPU_GROUP) if _onednn() is not None else chunk
+    group = min(chunk, CPU_GROUP) if device.type == "cpu" else chunk
     models = []
     with tqdm(total=len(rows), desc="reference models (batched)", disable=not verbose,
               leave=True) as bar:
@@ -280,11 +97,14 @@ def fit_batched(estimator, X, y, masks, seeds, *, n_threads=1, verbose=0):
 
 def _train_parts(parts, X_pool, y_pool, n_threads, bar):
     """Train each ``(models, rows)`` part, ``n_threads`` parts at once (in threads: torch
-    releases the GIL in its kernels). A Ctrl-C sets a flag that ends every part at the
-    end of its epoch, as one thread's Ctrl-C ends its part quietly."""
+    releases the GIL in its kernels). A Ctrl-C ends the training quietly, as skorch's
+    ``fit`` ends: in one thread it ends the part in training and no other part starts;
+    in threads it sets a flag that ends every part at the end of its epoch (a part not
+    started yet then trains no epoch)."""
     if n_threads <= 1 or len(parts) == 1:
         for models, rows in parts:
-            _train(models, rows, X_pool, y_pool)
+            if _train(models, rows, X_pool, y_pool):
+                return  # a Ctrl-C: the parts not started stay untrained
             bar.update(len(models))
         return
     import threading
@@ -294,15 +114,17 @@ def _train_parts(parts, X_pool, y_pool, n_threads, bar):
     with ThreadPoolExecutor(min(n_threads, len(parts))) as pool:
         pending = {pool.submit(_train, models, rows, X_pool, y_pool, stop): len(models)
                    for models, rows in parts}
-        while pending:
-            try:
-                done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            except KeyboardInterrupt:
-                stop.set()
-                continue
-            for future in done:
-                future.result()  # a part's error propagates
-                bar.update(pending.pop(future))
+        try:
+            while pending:
+                try:  # a Ctrl-C reaches this thread only: it tells the parts to end
+                    done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        future.result()  # a part's error propagates
+                        bar.update(pending.pop(future))
+                except KeyboardInterrupt:
+                    stop.set()
+        finally:  # an error: the other parts end at their epoch's end, not their last
+            stop.set()
 
 
 def _model_bytes(model, n_rows):
@@ -398,7 +220,7 @@ def _train(models, rows, X_pool, y_pool, stop=None):
     A KeyboardInterrupt ends the training of these models quietly, the interrupted
     epoch in their history, as skorch's ``fit`` ends; so does ``stop`` (a
     ``threading.Event``) once set, at the start of an epoch. Every other exception
-    propagates.
+    propagates. Returns whether the training ended so, short of its epochs.
     """
     import torch
 
@@ -422,9 +244,11 @@ def _train(models, rows, X_pool, y_pool, stop=None):
     extras = _extra_callbacks(first)
     context = _StepContext(models)
     lr = first.lr
+    interrupted = False
     try:
         for epoch in range(first.max_epochs):
             if stop is not None and stop.is_set():
+                interrupted = True
                 break
             began = time.time()
             lr = first.lr * first.gamma ** sum(epoch >= m for m in (first.milestones or ()))
@@ -442,8 +266,9 @@ def _train(models, rows, X_pool, y_pool, stop=None):
                     for callback in _extra_callbacks(model):
                         callback.on_epoch_end(model)
     except KeyboardInterrupt:
-        pass
+        interrupted = True
     _write_back(models, net, optimizer, lr)
+    return interrupted
 
 
 class _StepContext:

@@ -7,13 +7,16 @@ written for skmia's MLP rather than through ``torch.func.vmap``: the per-model d
 masks must be drawn from each model's own generator, in the order a model trained alone
 draws them, which ``vmap``'s randomness modes cannot do.
 
-On a CPU, on one torch thread, each model's products go to oneDNN
-(``torch.ops.mkldnn._linear_pointwise``, the kernel ``torch.compile`` uses for linear
-layers) when torch has it, one call per model, rather than to ``baddbmm``, which runs
-MKL's ``sgemm``: MKL takes its AVX2 path on AMD processors, oneDNN the AVX-512 one
-where the processor has it. Measured on the 2-core AMD EPYC (Zen 5) development machine,
-one thread, a 128 x 446 by 446 x 256 product: 185 GFLOP/s against 90. Either is
-float32 arithmetic; the sums are blocked differently, so results differ by rounding.
+On a CPU the bank trains on one torch thread per group of models, and each model's
+products go either to one ``baddbmm`` per layer (MKL's ``sgemm``) or, where that runs
+below the processor's width, to oneDNN (``torch.ops.mkldnn._linear_pointwise``, the
+kernel ``torch.compile`` uses for linear layers), one call per model
+(:func:`cpu_kernel`). MKL takes its AVX2 path on AMD processors; oneDNN takes AVX-512
+where the processor has it. Measured on two 2-core AMD EPYC development machines, one
+thread: on Zen 5 (AVX-512) a 128 x 446 by 446 x 256 product ran at 185 GFLOP/s by oneDNN
+against 90 by MKL; on Zen 3 (AVX2 only) a whole step of 8 Location30 MLP-256 models took
+19-24 ms by oneDNN against 12-13 ms by ``baddbmm``. Either is float32 arithmetic; the
+sums are blocked differently, so results differ by rounding.
 """
 
 import torch
@@ -21,7 +24,7 @@ from torch import nn
 
 from ._mlp import MLP
 
-__all__ = ["StackedMLP", "StackedSGD"]
+__all__ = ["StackedMLP", "StackedSGD", "cpu_kernel"]
 
 
 def _onednn_linear():
@@ -79,16 +82,46 @@ class _StackedLinear(torch.autograd.Function):
         return grad_x, grad_weight, grad.sum(dim=1)
 
 
+def _processor():
+    """``(vendor, AVX-512 used by torch)`` of this CPU (vendor "" where unknown)."""
+    vendor = ""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            vendor = next((line.split(":", 1)[1].strip() for line in cpuinfo
+                           if line.startswith("vendor_id")), "")
+    except OSError:
+        pass
+    return vendor, torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+
+
+#: the batched product on a CPU, chosen on first use (None: not chosen yet)
+_CPU_KERNEL = None
+
+
+def cpu_kernel():
+    """The batched bank's product on a CPU: ``"onednn"`` where torch has oneDNN's linear
+    product and MKL would run below the processor's width (an AMD processor with
+    AVX-512: MKL keeps to AVX2 there, half oneDNN's speed), else ``"baddbmm"`` (one
+    MKL call per layer for all the models; faster than oneDNN's call per model on an
+    AVX2 processor, see the module's docstring). Fixed by the machine, not by timing,
+    so a bank is reproducible on it; not measured on an Intel processor with AVX-512,
+    where MKL runs AVX-512 and ``baddbmm`` is used."""
+    global _CPU_KERNEL
+    if _CPU_KERNEL is None:
+        vendor, avx512 = _processor()
+        amd_avx512 = vendor == "AuthenticAMD" and avx512
+        _CPU_KERNEL = "onednn" if amd_avx512 and _onednn() is not None else "baddbmm"
+    return _CPU_KERNEL
+
+
 def uses_onednn(device="cpu"):
-    """Whether :func:`stacked_linear` runs oneDNN: on a CPU, on one torch thread (the
-    batched bank's threads there: ``_vectorized.batched_threads``), where torch has it.
-    On more threads each model's product would be a parallel region of its own, K of
-    them per layer and step; on the shared 2-core development machine (load ~12) two
-    threads made them 2-4x slower than one, while one ``baddbmm`` per layer kept its
-    speed (16 models, 128 x 446 by 446 x 256, forward and weight gradient: 133-219 ms
-    against 50-63 ms; on one thread 31-43 ms against 59-69 ms)."""
+    """Whether :func:`stacked_linear` runs oneDNN: on a CPU whose :func:`cpu_kernel` is
+    oneDNN, on one torch thread (the batched bank's threads on a CPU:
+    ``_batching.batched_threads``). On more threads each model's product would be a
+    parallel region of its own, K of them per layer and step; on the shared 2-core
+    development machine (load ~12) two threads made them 2-4x slower than one."""
     return (torch.device(device).type == "cpu" and torch.get_num_threads() == 1
-            and _onednn() is not None)
+            and cpu_kernel() == "onednn")
 
 
 def stacked_linear(x, weight, bias):

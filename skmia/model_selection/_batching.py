@@ -1,0 +1,193 @@
+"""Whether and how a bank is batched (DESIGN §10): what the vectorised bank refuses, what
+``vectorize="auto"`` trains model by model, its threads and its memory.
+
+The defenses are reached only through what they declare (their ``_batched_loss``,
+``_batched_refusal`` and ``_batched_teacher``), so this module imports none.
+"""
+
+import numpy as np
+
+__all__ = ["batching_refusal", "auto_refusal", "batched_threads", "group_threads",
+           "available_memory", "memory_refusal", "training_bytes", "chunk_size"]
+
+
+#: the skorch / skmia methods a defense must leave as the base class has them for its
+#: training to be the batched one (the objective is ``training_loss`` / ``_batched_loss``)
+_TRAINING_HOOKS = (
+    "fit", "partial_fit", "fit_loop", "run_single_epoch", "train_step", "train_step_single",
+    "get_loss", "infer", "get_iterator", "get_split_datasets", "initialize_module",
+    "initialize_optimizer", "initialize_criterion", "on_batch_begin", "on_epoch_begin",
+)
+_MODULE_OPTIONS = {"n_features", "n_classes", "hidden_sizes", "activation", "dropout"}
+_SGD_OPTIONS = {"momentum", "weight_decay", "dampening", "nesterov"}
+
+
+def _owner(cls, name):
+    return next(c for c in cls.__mro__ if name in vars(c))
+
+
+def batching_refusal(estimator, X, fit_params):
+    """Why ``estimator`` cannot be trained in a batched bank on ``X``, or None if it can.
+
+    Batched: a skmia defense whose training step is a function of the batch (it
+    declares ``_batched_loss`` beside its ``training_loss`` and keeps skorch's training
+    loop), an :class:`skmia.nn.MLP` given as a class, plain SGD, the default
+    cross-entropy criterion and iterator, no callbacks, no validation split, a 2-D table.
+    """
+    import torch
+    from skorch.dataset import Dataset
+
+    from ..nn import MLP
+
+    cls, name = type(estimator), type(estimator).__name__
+    if not callable(getattr(estimator, "_batched_loss", None)):
+        if "_batched_loss" not in dir(cls):
+            return f"{name} is not a skmia defense (a skorch network trained as one batch)"
+        return f"{name} trains with a step of its own ({_declared_reason(cls)})"
+    root = next(c for c in reversed(cls.__mro__) if "_batched_loss" in vars(c))
+    loss_owner = _owner(cls, "_batched_loss")
+    if cls.__mro__.index(_owner(cls, "training_loss")) < cls.__mro__.index(loss_owner):
+        return (f"{_owner(cls, 'training_loss').__name__}.training_loss has no batched "
+                "form (_batched_loss)")
+    changed = [h for h in _TRAINING_HOOKS if getattr(cls, h, None) is not getattr(root, h, None)]
+    if changed:
+        return f"{name} changes skorch's training loop ({', '.join(changed)})"
+    params = estimator.get_params(deep=False)
+    checks = [
+        (params.get("module") is MLP, "its module is not the class skmia.nn.MLP"),
+        (set(estimator.get_params_for("module")) <= _MODULE_OPTIONS,
+         "it sets module options other than " + ", ".join(sorted(_MODULE_OPTIONS))),
+        (params.get("optimizer") is torch.optim.SGD, "its optimizer is not torch.optim.SGD"),
+        (set(estimator.get_params_for("optimizer")) <= _SGD_OPTIONS,
+         "it sets optimizer options other than " + ", ".join(sorted(_SGD_OPTIONS))),
+        (params.get("criterion") is torch.nn.CrossEntropyLoss
+         and not estimator.get_params_for("criterion"),
+         "its criterion is not plain torch.nn.CrossEntropyLoss"),
+        (not params.get("callbacks"), "it has callbacks"),
+        (params.get("train_split") is None, "it has a validation split (train_split)"),
+        (params.get("iterator_train") is torch.utils.data.DataLoader
+         and params.get("dataset") is Dataset
+         and set(estimator.get_params_for("iterator_train")) <= {"shuffle", "batch_size"},
+         "it has its own dataset or iterator"),
+        (not params.get("compile", False), "it compiles its module"),
+        (not fit_params, f"fit parameters are passed ({', '.join(sorted(fit_params))})"),
+        (np.ndim(X) == 2, "the records are not rows of a 2-D table"),
+    ]
+    reasons = [reason for ok, reason in checks if not ok]
+    declared = getattr(estimator, "_batched_refusal", None)
+    reasons += [r for r in ([declared()] if declared else []) if r]
+    teacher = getattr(estimator, "_batched_teacher", None)
+    teacher = teacher() if teacher else None
+    if not reasons and teacher is not None:
+        reasons += [f"its teacher: {r}" for r in [batching_refusal(teacher, X, {})] if r]
+    return f"{name}: {reasons[0]}" if reasons else None
+
+
+#: ``vectorize="auto"`` on a CPU whose batched product is ``baddbmm``
+#: (``skmia.nn._batched.cpu_kernel``) batches networks of at most this many weights: for
+#: larger layers ``baddbmm`` was slower than model by model
+#: (``benchmarks/reference_bank.py``, 2-core AMD EPYC, 2026-12-02: the paper's MLP on
+#: Location30, 1.1 M weights, K = 64: 24.8 s batched against 19.1 s model by model on
+#: one thread). With oneDNN's products the batched network was the faster for both
+#: sizes measured, and "auto" batches every size.
+AUTO_MAX_WEIGHTS = 500_000
+
+
+def auto_refusal(estimator, X):
+    """Why ``vectorize="auto"`` trains ``estimator`` model by model although it could be
+    batched (its MLP is too large to gain on a CPU whose product is ``baddbmm``), or
+    None."""
+    from ..nn._batched import cpu_kernel
+
+    params = estimator.get_params(deep=False)
+    if str(params.get("device") or "cpu").startswith("cuda"):
+        return None  # on a GPU, batching is the lever for every size
+    if cpu_kernel() == "onednn":
+        return None
+    widths = [int(np.prod(np.shape(X)[1:]))]
+    widths += list(estimator.get_params_for("module").get("hidden_sizes",
+                                                           (1024, 512, 256, 128)))
+    weights = sum(a * b for a, b in zip(widths, widths[1:], strict=False))
+    if weights > AUTO_MAX_WEIGHTS:
+        return (f"its MLP has {weights:,} weights, more than the {AUTO_MAX_WEIGHTS:,} "
+                "below which a batched network pays on a CPU without oneDNN's products "
+                "(vectorize=True forces it)")
+    return None
+
+
+def batched_threads(estimator, n_jobs):
+    """Torch threads of a batched bank asked ``n_jobs``: one on a CPU, whatever
+    ``n_jobs`` (the other cores train groups of models at once: :func:`group_threads`;
+    so the models do not depend on ``n_jobs``), else
+    :func:`skmia._parallel.bank_threads`."""
+    from .._parallel import bank_threads
+
+    threads = bank_threads(n_jobs)  # warns above the cores, as asked
+    device = str(estimator.get_params(deep=False).get("device") or "cpu")
+    return 1 if device.startswith("cpu") else threads
+
+
+def group_threads(n_jobs, torch_threads):
+    """Threads that train groups of a batched bank at once (see :func:`fit_batched`):
+    the cores ``n_jobs`` asks for, capped at the machine's, where each group runs on one
+    torch thread (a CPU); else 1 (torch's own threads share the work)."""
+    from joblib import effective_n_jobs
+
+    from .._parallel import n_cores
+
+    if torch_threads != 1:
+        return 1
+    return max(1, min(effective_n_jobs(n_jobs), n_cores()))
+
+
+def _declared_reason(cls):
+    for klass in cls.__mro__:
+        if vars(klass).get("_batched_loss", 0) is None:
+            changed = [h for h in ("train_step", "training_loss") if h in vars(klass)]
+            return f"{klass.__name__} overrides {', '.join(changed) or '_batched_loss'}"
+    return "no _batched_loss"
+
+
+# ---------------------------------------------------------------------- memory
+
+
+def available_memory(device):
+    """Bytes free for training on ``device``: free CUDA memory, else MemAvailable."""
+    if str(device or "cpu") != "cpu":
+        import torch
+
+        device = torch.device(device)
+        if device.type == "cuda":
+            return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import os
+
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def memory_refusal(what, need, available):
+    """The message refusing a bank that would not fit in memory."""
+    return (f"{what} would need {need / 2**30:.1f} GiB, more than the "
+            f"{available / 2**30:.1f} GiB of memory available: ask for fewer models, or "
+            f"use a machine with more memory.")
+
+
+def training_bytes(n_parameters, batch_size, widths):
+    """Bytes one model of a batched step holds: its weights, gradients, momentum and the
+    update's temporaries (4 copies of the parameters), and the batch with the activations
+    of every layer kept for the backward pass and their gradients (4 per value)."""
+    return 4 * (4 * n_parameters + 4 * batch_size * sum(widths))
+
+
+def chunk_size(n_models, per_model_bytes, device):
+    """Models trained at once: all of them when their training state fits in a quarter
+    of the free memory of ``device`` (CPU: MemAvailable; CUDA: free device memory), else
+    as many as do (at least one)."""
+    budget = available_memory(device) // 4
+    return int(min(n_models, max(1, budget // max(per_model_bytes, 1))))
