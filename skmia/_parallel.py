@@ -11,15 +11,17 @@ or on the backend (with two threads, matrix products may add in another order).
 
 No cold start: with ``only_if_it_pays=True`` (a bank's models), worker processes (each
 importing torch, seconds apiece) are started only where the work pays for them. With
-joblib's default backend and no workers started yet, the first call runs here and is
-timed; the rest go to workers only when the time they save is more than starting the
-workers costs (:data:`WORKER_START_SECONDS` each).
+joblib's default backend and no workers started yet, the first two calls run here and
+the second is timed (the first of a process pays one-time costs, such as the import of
+``torch._dynamo`` by its first optimizer); the rest go to workers only when the time
+they save is more than starting the workers costs (:data:`WORKER_START_SECONDS`).
 Workers are capped at the number of calls, and loky keeps them for the next
 :func:`parallel_map` of the same size in the process (the rounds of one command). Asking
 for more workers or threads than the machine has cores gets a warning.
 """
 
 import contextlib
+import math
 import os
 import threading
 import time
@@ -30,8 +32,10 @@ from joblib import Parallel, delayed, effective_n_jobs
 __all__ = ["check_threads", "torch_threads", "parallel_map", "bank_threads", "n_cores",
            "WORKER_START_SECONDS"]
 
-#: what starting one worker process costs (it imports torch), measured on a 2-core machine
-WORKER_START_SECONDS = 2.5
+#: what starting worker processes costs, one per core at once: each imports torch and
+#: skmia and makes a first fit. Measured on the 2-core AMD EPYC (Zen 3) development
+#: machine, 2026-12-02: two workers, 9.2 s (about 4-5 s on the Zen 5 one)
+WORKER_START_SECONDS = 9.0
 _STARTED = set()  # worker counts of loky pools started by parallel_map in this process
 
 _LOCK = threading.Lock()
@@ -163,10 +167,11 @@ def parallel_map(function, tasks, *, n_jobs=None, threads=1, verbose=0, desc=Non
     desc : str, default=None
         The progress bar's label.
     only_if_it_pays : bool, default=False
-        With joblib's default backend and no worker started yet, run the first call
-        here, timed, and start workers for the others only when they save more time
-        than starting them costs (for many calls of unknown length, such as a bank's
-        models). False starts the workers asked, for calls that must run at once.
+        With joblib's default backend and no worker started yet, run the first two
+        calls here, the second timed, and start workers for the others only when they
+        save more time than starting them costs (for many calls of unknown length, such
+        as a bank's models). False starts the workers asked, for calls that must run at
+        once.
 
     Returns
     -------
@@ -182,10 +187,11 @@ def parallel_map(function, tasks, *, n_jobs=None, threads=1, verbose=0, desc=Non
     results = []
     with tqdm(total=len(tasks), desc=desc, disable=not verbose, leave=True) as bar:
         if only_if_it_pays and workers > 1 and _cold(workers):
-            began = time.perf_counter()
-            results.append(_call_with_threads(function, tuple(tasks[0]), threads))
-            bar.update(1)
-            if not _pays(time.perf_counter() - began, len(tasks) - 1, workers):
+            for args in tasks[:2]:  # the second call's time: the first pays first uses
+                began = time.perf_counter()
+                results.append(_call_with_threads(function, tuple(args), threads))
+                bar.update(1)
+            if not _pays(time.perf_counter() - began, len(tasks) - 2, workers):
                 workers = 1
             else:
                 _STARTED.add(workers)
@@ -216,6 +222,6 @@ def _cold(workers):
 
 def _pays(seconds, n_left, workers):
     """Whether ``n_left`` calls of ``seconds`` each finish sooner on ``workers`` new
-    processes than here, one after the other."""
-    saved = seconds * n_left * (1 - 1 / workers)
-    return saved > WORKER_START_SECONDS * workers
+    processes (started one per core at once) than here, one after the other."""
+    saved = seconds * (n_left - math.ceil(n_left / workers))
+    return saved > WORKER_START_SECONDS * math.ceil(workers / n_cores())

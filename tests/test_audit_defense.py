@@ -251,6 +251,34 @@ def test_same_seed_same_tables_with_two_jobs(blobs, small_net_audit):
                         test_size=100, n_jobs=2, random_state=3), small_net_audit)
 
 
+@pytest.mark.parametrize("vectorize", [True, False])
+def test_a_ctrl_c_swallowed_by_a_fit_ends_the_audit(blobs, vectorize, monkeypatch):
+    """skorch's fit (and the batched bank) end quietly on a KeyboardInterrupt; the audit
+    must not go on with models that stopped short of their epochs."""
+    from skmia.audit import _defense
+    from skmia.defenses import _base
+    from skmia.model_selection import _batching, _vectorized
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    def interrupted_loop(self, *args, **kwargs):
+        self.history.new_epoch()  # an epoch begun, then the Ctrl-C
+        raise KeyboardInterrupt
+
+    X, y = blobs
+    if vectorize:
+        monkeypatch.setattr(_vectorized, "_run_epoch", interrupted)
+    else:  # model by model: skorch's own fit swallows the Ctrl-C
+        for module in (_defense, _batching):
+            monkeypatch.setattr(module, "batching_refusal", lambda *a: "per model here")
+        monkeypatch.setattr(_base.MIADefenseClassifier, "fit_loop", interrupted_loop,
+                            raising=False)
+    with pytest.raises(KeyboardInterrupt, match=r"stopped short of their epochs"):
+        audit_defense(VanillaClassifier(**TINY), X, y, canaries=20, n_models=4,
+                      test_size=100, n_jobs=1, random_state=3)
+
+
 # ------------------------------------------------------------ bad input
 @pytest.mark.parametrize(("kwargs", "match"), [
     ({"n_models": 2}, "at least 4"),

@@ -21,9 +21,12 @@ def test_tiny_run_prints_the_table(bench, capsys):
     assert min(row["plain"], row["per_model"], row["vectorised"], row["flop_limit"]) > 0
     out = capsys.readouterr().out
     assert "| dataset | network | K | threads | (a) plain loop | (b) model by model | " in out
-    assert "| (c)/(a) | (b)/(c) | (d)/limit |" in out
+    assert "| (c)/(a) | (b)/(c) | (b, 1 thread)/(c) | (c)/limit | (d)/limit |" in out
     assert f"| purchase-like | MLP 256 | 2 | 1 | {row['plain']:.2f} |" in out
     assert f"{row['vectorised'] / row['plain']:.2f}x" in out
+    ratio = f"{row['per_model'] / row['vectorised']:.2f}x"
+    assert f"| {ratio} | {ratio} |" in out  # (b)/(c), and its one-thread (b) the same
+    assert out.rstrip().endswith("| - |")  # no fresh timing: no (d)/limit
     assert "purchase-like (SYNTHETIC), 2,000 rows x 600, 100 classes" in out
     assert "--ks 2" in out and "load average" in out and "MLP 256 1;" in out
 
@@ -32,7 +35,8 @@ def test_the_fresh_process_child_times_one_fit(bench, capsys):
     spec = {"dataset": "purchase-like", "rows": 2000, "data_home": None, "hidden": [8],
             "K": 2, "epochs": 1, "threads": 1, "vectorize": "auto"}
     bench.main(["--child", json.dumps(spec)])
-    assert float(capsys.readouterr().out.strip()) > 0
+    timed = json.loads(capsys.readouterr().out.strip())
+    assert timed["seconds"] >= timed["dynamo"] >= 0 and timed["seconds"] > 0
 
 
 def test_flops_by_hand(bench):

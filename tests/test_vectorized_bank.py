@@ -474,20 +474,15 @@ def test_auto_falls_back_model_by_model(pool):
         assert torch.equal(_weights(model), _weights(_alone(bank, k, X, y)))
 
 
-def test_auto_batches_large_mlps_only_with_onednn_or_cuda(monkeypatch):
-
-    X = np.zeros((4, 600), dtype=np.float32)
-    large = VanillaClassifier(module__hidden_sizes=(1024,))  # 614,400 weights
-    small = VanillaClassifier(module__hidden_sizes=(256,))  # 153,600 weights
-    monkeypatch.setattr(_batched, "_CPU_KERNEL", "baddbmm")
-    assert _batching.auto_refusal(small, X) is None
-    assert "614,400 weights, more than the 500,000" in _batching.auto_refusal(large, X)
-    assert _batching.auto_refusal(clone(large).set_params(device="cuda"), X) is None
-    assert _batching.batched_threads(small, 2) == 1  # one thread, whatever n_jobs
-    monkeypatch.setattr(_batched, "_CPU_KERNEL", "onednn")
-    assert _batching.auto_refusal(large, X) is None
-    assert _batching.batched_threads(small, 2) == 1
-    cuda = clone(small).set_params(device="cuda")
+def test_auto_batches_every_mlp_on_one_thread_per_group(pool, monkeypatch):
+    X, y = pool
+    large = VanillaClassifier(module__hidden_sizes=(1024, 512), max_epochs=1)
+    for kernel in ("baddbmm", "onednn"):
+        monkeypatch.setattr(_batched, "_CPU_KERNEL", kernel)
+        bank = ReferenceModels(large, n_estimators=2, random_state=0)
+        assert bank._batching_refusal(X, {}) is None  # batched, whatever its size
+        assert _batching.batched_threads(large, 2) == 1  # one thread, whatever n_jobs
+    cuda = clone(large).set_params(device="cuda")
     assert _batching.batched_threads(cuda, 2) == min(2, _parallel.n_cores())
 
 
@@ -575,8 +570,8 @@ def test_workers_are_capped_at_the_tasks_and_warned_above_the_cores(workers_aske
 
 
 def test_short_work_stays_in_this_process(workers_asked, monkeypatch):
-    """With no worker started yet, the first call is timed here; calls that would not
-    pay for starting workers run here too, and give the same results."""
+    """With no worker started yet, the first two calls run here, the second timed;
+    calls that would not pay for starting workers run here too, with the same results."""
     monkeypatch.setattr(_parallel, "_cold", lambda workers: True)
     tasks = [(k,) for k in range(4)]
     assert _parallel.parallel_map(_square, tasks, n_jobs=2, only_if_it_pays=True) == [
@@ -585,4 +580,12 @@ def test_short_work_stays_in_this_process(workers_asked, monkeypatch):
     # calls that must run at once (a run's target and shadow) get the workers asked
     assert _parallel.parallel_map(_square, tasks[:2], n_jobs=2) == [0, 1]
     assert workers_asked == [1, 2]
-    assert _parallel._pays(10.0, 3, 2) and not _parallel._pays(0.1, 3, 2)
+    monkeypatch.setattr(_parallel, "n_cores", lambda: 2)
+    start = _parallel.WORKER_START_SECONDS
+    # 3 calls left on 2 workers take 2 calls' time: 1 saved, against one start per core
+    assert _parallel._pays(start + 0.5, 3, 2) and not _parallel._pays(start - 0.5, 3, 2)
+    assert not _parallel._pays(100 * start, 1, 2)  # one call: workers save nothing
+    # 4 workers on 2 cores start two at a time: twice the cost
+    call = 1.9 * start / 3
+    assert _parallel._pays(call, 4, 4) is False  # saves 3 calls (1.9 starts), pays 2
+    assert _parallel._pays(call, 4, 2) is True  # saves 2 calls (1.27 starts), pays 1

@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone, is_classifier
 from .._parallel import parallel_map
 from .._sklearn_compat import HasMethods, Interval, validate_params
 from ..model_selection import ReferenceModels
-from ..model_selection._batching import auto_refusal, batching_refusal
+from ..model_selection._batching import batching_refusal
 from ..model_selection._reference import _model_seed
 from ..model_selection._vectorized import fit_batched
 from ._canaries import Canaries
@@ -160,7 +160,14 @@ def _train_batched(estimator, plan, rounds):
 
 def _round_result(models, in_mask, plan, X_pool, X_test):
     """What the audit keeps of one round's models: φ on the pool, accuracies, ε; for a
-    defense that releases modified outputs, also its raw φ and label-only signal."""
+    defense that releases modified outputs, also its raw φ and label-only signal. A
+    model whose fit a Ctrl-C ended (skorch's ``fit`` swallows it) ends the audit."""
+    short = [k for k, model in enumerate(models)
+             if not getattr(model, "_training_finished", lambda: True)()]
+    if short:
+        raise KeyboardInterrupt(
+            f"model(s) {short[:5]} of an audit round stopped short of their epochs (a "
+            "Ctrl-C reached their training): the round is not kept")
     phi, test_acc, train_acc, epsilon = [], [], [], []
     threats = {name: [] for name in OPTIONAL_ARRAYS}
     for k, model in enumerate(models):
@@ -217,8 +224,7 @@ def train_rounds(estimator, plan, rounds, *, fit_params=None, n_jobs=None, verbo
     """
     rounds, fit_params = list(rounds), dict(fit_params or {})
     expand = plan.n_copies > 1 or len(plan.y_poison) > 0
-    if (rounds and not expand and batching_refusal(estimator, plan.X_pool, fit_params) is None
-            and auto_refusal(estimator, plan.X_pool) is None):
+    if rounds and not expand and batching_refusal(estimator, plan.X_pool, fit_params) is None:
         groups = [list(g) for g in np.array_split(rounds, min(_jobs(n_jobs), len(rounds)))]
         tasks = [(estimator, plan, [int(r) for r in group]) for group in groups]
         grouped = parallel_map(_train_batched, tasks, n_jobs=n_jobs, verbose=verbose,

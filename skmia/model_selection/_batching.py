@@ -7,7 +7,7 @@ The defenses are reached only through what they declare (their ``_batched_loss``
 
 import numpy as np
 
-__all__ = ["batching_refusal", "auto_refusal", "batched_threads", "group_threads",
+__all__ = ["batching_refusal", "batched_threads", "group_threads",
            "available_memory", "memory_refusal", "training_bytes", "chunk_size"]
 
 
@@ -81,38 +81,6 @@ def batching_refusal(estimator, X, fit_params):
     if not reasons and teacher is not None:
         reasons += [f"its teacher: {r}" for r in [batching_refusal(teacher, X, {})] if r]
     return f"{name}: {reasons[0]}" if reasons else None
-
-
-#: ``vectorize="auto"`` on a CPU whose batched product is ``baddbmm``
-#: (``skmia.nn._batched.cpu_kernel``) batches networks of at most this many weights: for
-#: larger layers ``baddbmm`` was slower than model by model
-#: (``benchmarks/reference_bank.py``, 2-core AMD EPYC, 2026-12-02: the paper's MLP on
-#: Location30, 1.1 M weights, K = 64: 24.8 s batched against 19.1 s model by model on
-#: one thread). With oneDNN's products the batched network was the faster for both
-#: sizes measured, and "auto" batches every size.
-AUTO_MAX_WEIGHTS = 500_000
-
-
-def auto_refusal(estimator, X):
-    """Why ``vectorize="auto"`` trains ``estimator`` model by model although it could be
-    batched (its MLP is too large to gain on a CPU whose product is ``baddbmm``), or
-    None."""
-    from ..nn._batched import cpu_kernel
-
-    params = estimator.get_params(deep=False)
-    if str(params.get("device") or "cpu").startswith("cuda"):
-        return None  # on a GPU, batching is the lever for every size
-    if cpu_kernel() == "onednn":
-        return None
-    widths = [int(np.prod(np.shape(X)[1:]))]
-    widths += list(estimator.get_params_for("module").get("hidden_sizes",
-                                                           (1024, 512, 256, 128)))
-    weights = sum(a * b for a, b in zip(widths, widths[1:], strict=False))
-    if weights > AUTO_MAX_WEIGHTS:
-        return (f"its MLP has {weights:,} weights, more than the {AUTO_MAX_WEIGHTS:,} "
-                "below which a batched network pays on a CPU without oneDNN's products "
-                "(vectorize=True forces it)")
-    return None
 
 
 def batched_threads(estimator, n_jobs):
