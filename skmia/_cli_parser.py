@@ -123,8 +123,8 @@ def _build_parser():
     att.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
     # --------------------------------------------------------------- skmia compare
-    cmp = sub.add_parser(
-        "compare",
+    cmp = _add_methods_command(
+        sub, "compare", DATASETS, methods, "compare",
         help="train several methods on one split, attack them alike, print them side by side",
         description=(
             "Run defense_attack for each method (reusing finished runs and their attack "
@@ -134,11 +134,7 @@ def _build_parser():
             "directory, OUT/<dataset>[/<model>]/<method>/seed<seed>/, with the paper's "
             "settings."
         ),
-        formatter_class=_DefaultsFormatter,
     )
-    cmp.add_argument("--dataset", required=True, choices=DATASETS, help="dataset")
-    cmp.add_argument("--methods", required=True, type=_method_names, metavar="M,N,...",
-                     help=f"training methods to compare: {', '.join(methods)}")
     _add_training_options(cmp)
     _add_parallel_options(cmp, "models trained at the same time (each run's target and "
                                "shadow, the reference models), -1 for all cores; the "
@@ -191,10 +187,21 @@ def _build_parser():
     return parser
 
 
+def _add_methods_command(sub, name, datasets, methods, verb, *, help, description):
+    """A subcommand over several methods of one dataset: its ``--dataset`` and
+    ``--methods`` options, defaults shown in its help."""
+    parser = sub.add_parser(name, help=help, description=description,
+                            formatter_class=_DefaultsFormatter)
+    parser.add_argument("--dataset", required=True, choices=datasets, help="dataset")
+    parser.add_argument("--methods", required=True, type=_method_names, metavar="M,N,...",
+                        help=f"training methods to {verb}: {', '.join(methods)}")
+    return parser
+
+
 def _add_audit_parser(sub, methods, datasets):
     """``skmia audit``: defense audits with canaries (skmia.audit, arXiv:2404.17399)."""
-    aud = sub.add_parser(
-        "audit",
+    aud = _add_methods_command(
+        sub, "audit", datasets, methods, "audit",
         help="audit defenses with canaries and leave-one-out LiRA over many models",
         description=(
             "Train --models models of each method on random halves of one pool with "
@@ -205,11 +212,7 @@ def _add_audit_parser(sub, methods, datasets):
             "go to OUT/<dataset>[/<model>]/audit/seed<seed>/, which a later call continues "
             "(after Ctrl-C) or grows (more --models)."
         ),
-        formatter_class=_DefaultsFormatter,
     )
-    aud.add_argument("--dataset", required=True, choices=datasets, help="dataset")
-    aud.add_argument("--methods", required=True, type=_method_names, metavar="M,N,...",
-                     help=f"training methods to audit: {', '.join(methods)}")
     aud.add_argument("--models", type=int, default=64, metavar="K",
                      help="models per method (an even number >= 4)")
     aud.add_argument("--canaries", type=int, default=500, metavar="N", help="canaries")

@@ -334,18 +334,23 @@ def test_vectorised_and_per_model_banks_agree_to_rounding(pool):
         torch.testing.assert_close(_weights(a), _weights(b), **ROUNDING)
 
 
-def test_a_keyboard_interrupt_ends_the_models_quietly_as_skorch_does(pool, monkeypatch):
-    X, y = pool
-    run_epoch = _vectorized._run_epoch
-    calls = []
+def _interrupt_at_epoch(monkeypatch, n):
+    """A Ctrl-C at the ``n``-th epoch the batched bank runs; returns the epochs begun."""
+    run_epoch, calls = _vectorized._run_epoch, []
 
     def interrupted(*args):
         calls.append(1)
-        if len(calls) == 2:
+        if len(calls) == n:
             raise KeyboardInterrupt
         return run_epoch(*args)
 
     monkeypatch.setattr(_vectorized, "_run_epoch", interrupted)
+    return calls
+
+
+def test_a_keyboard_interrupt_ends_the_models_quietly_as_skorch_does(pool, monkeypatch):
+    X, y = pool
+    _interrupt_at_epoch(monkeypatch, 2)
     bank = ReferenceModels(VanillaClassifier(**TINY), n_estimators=2, random_state=0)
     bank.fit(X, y)
     for model in bank.estimators_:
@@ -356,16 +361,7 @@ def test_a_keyboard_interrupt_ends_the_models_quietly_as_skorch_does(pool, monke
 def test_a_keyboard_interrupt_in_one_thread_starts_no_other_group(pool, monkeypatch):
     X, y = pool
     monkeypatch.setattr(_vectorized, "CPU_GROUP", 2)  # 4 models: two groups
-    run_epoch = _vectorized._run_epoch
-    calls = []
-
-    def interrupted(*args):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return run_epoch(*args)
-
-    monkeypatch.setattr(_vectorized, "_run_epoch", interrupted)
+    calls = _interrupt_at_epoch(monkeypatch, 2)
     bank = ReferenceModels(VanillaClassifier(**TINY), n_estimators=4, random_state=0)
     bank.fit(X, y)
     assert [len(m.history) for m in bank.estimators_] == [2, 2, 0, 0]

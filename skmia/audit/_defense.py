@@ -22,7 +22,7 @@ from .._parallel import parallel_map
 from .._sklearn_compat import HasMethods, Interval, validate_params
 from ..model_selection import ReferenceModels
 from ..model_selection._batching import batching_refusal
-from ..model_selection._reference import _model_seed
+from ..model_selection._reference import _model_seed, unfinished_models
 from ..model_selection._vectorized import fit_batched
 from ._canaries import Canaries
 from ._plan import (
@@ -162,8 +162,7 @@ def _round_result(models, in_mask, plan, X_pool, X_test):
     """What the audit keeps of one round's models: φ on the pool, accuracies, ε; for a
     defense that releases modified outputs, also its raw φ and label-only signal. A
     model whose fit a Ctrl-C ended (skorch's ``fit`` swallows it) ends the audit."""
-    short = [k for k, model in enumerate(models)
-             if not getattr(model, "_training_finished", lambda: True)()]
+    short = unfinished_models(models)
     if short:
         raise KeyboardInterrupt(
             f"model(s) {short[:5]} of an audit round stopped short of their epochs (a "

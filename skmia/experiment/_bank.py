@@ -181,7 +181,9 @@ def _models_bar(n_models, have, quiet):
 
 
 def _check_bank_finished(bank, folder, saved, n_models):
-    short = [k for k, model in enumerate(bank.estimators_) if not model._training_finished()]
+    from ..model_selection._reference import unfinished_models
+
+    short = unfinished_models(bank.estimators_)
     if short:  # skorch swallows a Ctrl-C that reaches a worker: nothing saved then
         raise RunInterrupted(
             f"reference model(s) {short[:5]} of {str(folder)!r} stopped short of their "

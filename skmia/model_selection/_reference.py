@@ -112,6 +112,14 @@ def _pool_digest(X, y):
     return digest.hexdigest()
 
 
+def unfinished_models(models):
+    """Indices of the ``models`` whose training ended short of its epochs (skorch's
+    ``fit`` and the batched bank end quietly on a Ctrl-C); models that cannot say
+    (scikit-learn classifiers) count as finished."""
+    return [k for k, model in enumerate(models)
+            if not getattr(model, "_training_finished", lambda: True)()]
+
+
 class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
     """A bank of reference models: clones of a classifier, each trained on part of a pool.
 

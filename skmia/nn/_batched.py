@@ -35,9 +35,9 @@ def _onednn_linear():
     if linear is None:
         return None
     # a private op: probe it once on a product known by hand. Where it is missing, has
-    # another signature (TypeError) or is not built for this CPU (RuntimeError,
-    # NotImplementedError), the bank uses torch.baddbmm instead: the same arithmetic,
-    # tested on its own, only slower on AMD processors.
+    # another signature or is not built for this CPU (the three errors caught below),
+    # the bank runs torch.baddbmm, a supported path: the same arithmetic, tested on
+    # its own, only slower on AMD processors with AVX-512.
     x, w = torch.ones(2, 3), torch.ones(4, 3)
     try:
         product = linear(x, w, None, "none", [], "")
