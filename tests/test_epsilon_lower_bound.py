@@ -101,11 +101,11 @@ def test_clopper_pearson_by_hand():
     assert bound.epsilon == pytest.approx(expected, rel=1e-9)
     assert bound.counts == {"n_members": 20, "n_nonmembers": 20, "tp": 17, "fp": 1, "fn": 3,
                             "tn": 19, "n_hypotheses": 1}
-    # a perfect attack under Bonferroni: 8 FP rules (0, 1, 2, 3, 4, 5, 7, 9 false
-    # positives) and 8 FN rules, each rate at 0.05 / 32; the best has no error at all
+    # a perfect attack under Bonferroni: 5 FP rules (0, 1, 2, 4, 8 false positives) and
+    # 5 FN rules, each rate at 0.05 / 20; the best has no error at all
     perfect = epsilon_lower_bound(y, y, method="clopper_pearson")
-    u = 1 - (0.05 / 32) ** (1 / 20)
-    assert perfect.counts["n_hypotheses"] == 16
+    u = 1 - (0.05 / 20) ** (1 / 20)
+    assert perfect.counts["n_hypotheses"] == 10
     assert perfect.epsilon == pytest.approx(np.log((1 - DELTA - u) / u), rel=1e-9)
     assert perfect.max_epsilon == perfect.epsilon and perfect.limited_by_counts
 
@@ -274,9 +274,9 @@ def test_max_epsilon_is_the_perfect_attack():
                 assert perfect.epsilon == pytest.approx(expected, rel=1e-6)
         more = max_epsilon_lower_bound(3000, 3000, method=method, delta=1e-9)
         assert more > max_epsilon_lower_bound(300, 300, method=method, delta=1e-9)
-    # one_run's δ term grows as 2 m δ: at δ = 1e-5, 6,000 canaries show less than 600
-    assert max_epsilon_lower_bound(3000, 3000, method="one_run") < max_epsilon_lower_bound(
-        300, 300, method="one_run")
+    # one_run's δ term grows as 2 m δ: at δ = 1e-5, 20,000 canaries show less than 2,000
+    assert max_epsilon_lower_bound(10000, 10000, method="one_run") < max_epsilon_lower_bound(
+        1000, 1000, method="one_run")
     weak = epsilon_lower_bound(member, np.random.default_rng(0).normal(0.3 * member),
                                method="clopper_pearson")
     assert not weak.limited_by_counts and weak.epsilon < 0.9 * weak.max_epsilon

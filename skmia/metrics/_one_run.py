@@ -19,12 +19,11 @@ _GRID = 65  # mu values per refinement pass of the f-DP bound
 def guess_grid(m):
     """The guess counts ``(k_plus, k_minus)`` the Bonferroni rule tries, for ``m`` canaries.
 
-    ``k`` runs over 1, 2, 4, 5, 8, 11, 16, ... (ratio sqrt(2), rounded down) up to
-    ``m // 2``, each as ``k`` top guesses alone and as ``k`` top plus ``k`` bottom guesses.
+    ``k`` runs over the powers of 2 up to ``m // 2``, each as ``k`` top guesses alone and
+    as ``k`` top plus ``k`` bottom guesses (a coarse grid: fewer hypotheses, a smaller
+    correction, and tighter bounds on Gaussian scores than ratios 1.2 or 1.4).
     """
-    top = max(m // 2, 1)
-    ks = np.unique(np.floor(np.sqrt(2.0) ** np.arange(0, 2 * np.log2(top) + 1)).astype(int))
-    ks = ks[(ks >= 1) & (ks <= top)]
+    ks = 2 ** np.arange(0, int(np.log2(max(m // 2, 1))) + 1)
     k_plus = np.r_[ks, ks]
     k_minus = np.r_[np.zeros_like(ks), ks]
     keep = k_plus + k_minus <= m
