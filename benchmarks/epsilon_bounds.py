@@ -10,11 +10,13 @@ and :func:`skmia.metrics.max_epsilon_lower_bound` (δ = 1e-5, 95 % confidence):
    rule (a fixed threshold at μ/2, Bonferroni, split).
 2. **Safety**: how often each bound exceeds the true ε over 200 draws of the 1-GDP
    mechanism above (jax_privacy's GDP estimate did in 24 of 200, issue 28); a valid
-   95 % bound may in about 10 (5 %), at most 22 (the 99.9 % binomial quantile).
+   95 % bound may in about 10 (5 %), at most 21 (the 99.9 % binomial quantile).
 3. **Counts**: the largest bound a number of records (or canaries) can show at all,
-   a perfect attack (``max_epsilon_lower_bound``), Bonferroni rule.
+   a perfect attack (``max_epsilon_lower_bound``), Bonferroni rule; and, the other way
+   round, the fewest records (of 20, 50, 100, 200, 500, 1,000, ..., 50,000) whose
+   perfect attack shows ε = 1, 2, 4, 8.
 
-Usage (about 4 minutes on 2 shared CPU cores)::
+Usage (about 3 minutes on 2 shared CPU cores)::
 
     python benchmarks/epsilon_bounds.py            # --draws 50 (table 1), 200 (table 2)
     python benchmarks/epsilon_bounds.py --quick    # 10 / 40 draws, seconds
@@ -88,6 +90,19 @@ def counts():
     rows = [[method, *[f"{max_epsilon_lower_bound(n // 2, n - n // 2, method=method):.2f}"
                        for n in sizes]] for method in METHODS]
     table(["method", *[f"n = {n:,}" for n in sizes]], rows)
+    grid = (20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000)
+    targets = (1.0, 2.0, 4.0, 8.0)
+    print("\nFewest records or canaries (half members) whose perfect attack shows ε, "
+          "Bonferroni, δ = 1e-5, 95 %\n")
+    rows = []
+    for method in METHODS:
+        shown = [max_epsilon_lower_bound(n // 2, n - n // 2, method=method) for n in grid]
+        cells = []
+        for target in targets:
+            enough = [n for n, value in zip(grid, shown, strict=True) if value >= target]
+            cells.append(f"{enough[0]:,}" if enough else f"> {grid[-1]:,}")
+        rows.append([method, *cells])
+    table(["method", *[f"ε = {t:g}" for t in targets]], rows)
 
 
 def table(header, rows):

@@ -236,7 +236,7 @@ def test_coverage_on_mechanisms_of_known_privacy(method, kind, rule):
 def test_gdp_holds_where_jax_privacy_did_not():
     # the issue: jax_privacy's GDP estimate on 1,000 + 1,000 scores of an exactly 1-GDP
     # mechanism exceeded the true ε (4.38) in 24 of 200 draws at 95 %; a valid bound may
-    # do so in at most 5 % plus slack (the 99.9 % quantile of Bin(200, 0.05): 22)
+    # do so in at most 5 % plus slack (the 99.9 % quantile of Bin(200, 0.05): 21)
     draws, confidence = 200, 0.95
     rng = np.random.default_rng(2302)
     y, scores = two_group_draws("gaussian", 1.0, 1000, draws, rng)
