@@ -12,7 +12,7 @@ import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 from scipy.optimize import brentq
 from sklearn.utils import check_random_state
 
@@ -275,77 +275,6 @@ def _two_group_max(method, n_pos, n_neg, delta, alpha, threshold):
     return float(_rule_value(method, 0, n_neg, 0, n_pos, delta, a))
 
 
-# ------------------------------------------------------------------------ one run
-def _one_run_value(method, k_plus, k_minus, v, m, delta, a):
-    """``(value, best)``: the ε (one_run) or μ (one_run_fdp) bound over these hypotheses."""
-    r = k_plus + k_minus
-    if len(r) == 0:
-        return 0.0, 0
-    if method == "one_run":
-        return _one_run.one_run_bound(r, v, m, a, delta)
-    return _one_run.one_run_fdp_mu(r, v, m, a)
-
-
-def _one_run_counts(method, member, score, delta, alpha, threshold, rng):
-    """``(value, counts)`` of a one-run method under a threshold rule."""
-    m = len(member)
-    n_selection = None
-    if threshold == "split":
-        selection = np.zeros(m, dtype=bool)
-        selection[rng.permutation(m)[: m // 2]] = True  # by canary, blind to the coins
-        k_plus, k_minus = _one_run.guess_grid(int(selection.sum()))
-        v = _one_run.correct_guesses(_by_score(member, score, selection, rng), k_plus, k_minus)
-        _, best = _one_run_value(method, k_plus, k_minus, v, int(selection.sum()), delta, alpha)
-        scale = (m - selection.sum()) / selection.sum()  # the chosen counts, as fractions
-        k_plus = np.array([int(np.floor(k_plus[best] * scale))])
-        k_minus = np.array([int(np.floor(k_minus[best] * scale))])
-        n_selection, rows, a = int(selection.sum()), ~selection, alpha
-    elif threshold == "bonferroni":
-        k_plus, k_minus = _one_run.guess_grid(m)
-        rows, a = np.ones(m, dtype=bool), alpha / len(k_plus)
-    else:  # a fixed threshold: every canary is guessed, member iff score >= threshold
-        k_plus = np.array([int(np.sum(score >= threshold))])
-        k_minus = np.array([m - int(k_plus[0])])
-        rows, a = np.ones(m, dtype=bool), alpha
-    v = _one_run.correct_guesses(_by_score(member, score, rows, rng), k_plus, k_minus)
-    value, best = _one_run_value(method, k_plus, k_minus, v, int(rows.sum()), delta, a)
-    counts = {"n_canaries": int(rows.sum()), "n_members": int(member[rows].sum()),
-              "n_nonmembers": int((~member[rows]).sum()), "k_plus": int(k_plus[best]),
-              "k_minus": int(k_minus[best]), "n_guesses": int(k_plus[best] + k_minus[best]),
-              "n_correct": int(v[best]), "n_hypotheses": len(k_plus)}
-    if n_selection is not None:
-        counts["n_selection"] = n_selection
-    return value, counts
-
-
-def _by_score(member, score, rows, rng):
-    """Membership of ``rows`` ordered by decreasing score, ties broken at random."""
-    score, member = score[rows], member[rows]
-    order = np.lexsort((rng.random(len(score)), score))[::-1]
-    return member[order].astype(np.int64)
-
-
-def _one_run_max(method, n_pos, n_neg, delta, alpha, threshold):
-    """The value (ε or μ) of a perfect guesser on these counts under the threshold rule."""
-    m = n_pos + n_neg
-    if threshold == "split":
-        m_sel = m // 2
-        m, a = m - m_sel, alpha
-        k_plus, k_minus = _one_run.guess_grid(m_sel)
-        scale = m / m_sel if m_sel else 0.0
-        k_plus = np.floor(k_plus * scale).astype(int)
-        k_minus = np.floor(k_minus * scale).astype(int)
-        n_pos = int(np.ceil(n_pos * m / (m + m_sel)))
-        n_neg = int(np.ceil(n_neg * m / (m + m_sel)))
-    elif threshold == "bonferroni":
-        k_plus, k_minus = _one_run.guess_grid(m)
-        a = alpha / len(k_plus)
-    else:
-        k_plus, k_minus, a = np.array([n_pos]), np.array([n_neg]), alpha
-    v = np.minimum(k_plus, n_pos) + np.minimum(k_minus, n_neg)
-    return _one_run_value(method, k_plus, k_minus, v, m, delta, a)[0]
-
-
 # ------------------------------------------------------------------- validation
 def _check_options(method, delta, confidence, threshold):
     if method not in METHODS:
@@ -365,18 +294,6 @@ def _check_options(method, delta, confidence, threshold):
         raise ValueError(f"confidence must be in (0.5, 1), got {confidence!r}.")
     return float(threshold) if not isinstance(threshold, str) else threshold
 
-
-def _check_fair_coins(member):
-    """Refuse membership no fair coins would give (one-run methods assume them)."""
-    m, n_pos = len(member), int(member.sum())
-    p = 2 * stats.binom.cdf(min(n_pos, m - n_pos), m, 0.5)
-    if p < 1e-6:
-        raise ValueError(
-            f"one-run bounds assume each canary was included by an independent fair coin, "
-            f"but {n_pos} of {m} canaries are members (two-sided p = {p:.1e} under fair "
-            "coins). Use method='clopper_pearson' or 'gdp' for separately drawn members "
-            "and non-members."
-        )
 
 
 _THEOREMS = """
@@ -519,7 +436,7 @@ def epsilon_lower_bound(membership, score, *, method, delta=1e-5, confidence=0.9
     n_pos = int(member.sum())
     n_neg = len(member) - n_pos
     if method.startswith("one_run"):
-        _check_fair_coins(member)
+        _one_run.check_fair_coins(member)
     alpha = 1.0 - float(confidence)
     max_value = _max_value(method, n_pos, n_neg, delta, alpha, threshold)
     if not max_value > 0:
@@ -529,7 +446,7 @@ def epsilon_lower_bound(membership, score, *, method, delta=1e-5, confidence=0.9
             f"{confidence} (threshold={threshold!r}); see max_epsilon_lower_bound."
         )
     rng = check_random_state(random_state)
-    counting = _one_run_counts if method.startswith("one_run") else _two_group_counts
+    counting = _one_run.counts if method.startswith("one_run") else _two_group_counts
     value, counts = counting(method, member, score, delta, alpha, threshold, rng)
     return _result(method, value, max_value, counts, threshold, confidence, delta)
 
@@ -541,7 +458,7 @@ epsilon_lower_bound.__doc__ = epsilon_lower_bound.__doc__.replace("{theorems}", 
 def _max_value(method, n_pos, n_neg, delta, alpha, threshold):
     """The value (ε, or μ for the Gaussian methods) of a perfect attack; cached."""
     if method.startswith("one_run"):
-        return _one_run_max(method, n_pos, n_neg, delta, alpha, threshold)
+        return _one_run.max_value(method, n_pos, n_neg, delta, alpha, threshold)
     return _two_group_max(method, n_pos, n_neg, delta, alpha, threshold)
 
 

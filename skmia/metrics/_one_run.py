@@ -3,13 +3,16 @@
 Both audit one training run in which each of ``m`` canaries was included by its own fair
 coin. The auditor guesses "member" for the ``k_plus`` highest scores, "non-member" for the
 ``k_minus`` lowest and abstains on the rest; the number of correct guesses among the
-``r = k_plus + k_minus`` made is the statistic. The functions here take those counts (as
-arrays, one entry per hypothesis) and return the bound at a given significance ``a``.
+``r = k_plus + k_minus`` made is the statistic. The first functions take those counts (as
+arrays, one entry per hypothesis) and return the bound at a given significance ``a``;
+:func:`counts` and :func:`max_value` play the game under a threshold rule for
+:func:`skmia.metrics.epsilon_lower_bound`.
 """
 
 import numpy as np
 from scipy import special
 from scipy.optimize import brentq
+from scipy.stats import binom
 
 _EPS_MAX = 60.0  # expit(60) rounds to 1: no count of guesses can show more
 _MU_MAX = 30.0  # a Gaussian trade-off with mu = 30 is indistinguishable from no privacy
@@ -164,3 +167,87 @@ def one_run_fdp_mu(k, v, m, a):
         if mus.max() <= best_mu:
             return best_mu, best
         best, best_mu = int(candidates[np.argmax(mus)]), float(mus.max())
+
+
+# ------------------------------------------------- the guessing game, rule by rule
+def _value(method, k_plus, k_minus, v, m, delta, a):
+    """``(value, best)``: the ε (one_run) or μ (one_run_fdp) bound over these hypotheses."""
+    r = k_plus + k_minus
+    if len(r) == 0:
+        return 0.0, 0
+    if method == "one_run":
+        return one_run_bound(r, v, m, a, delta)
+    return one_run_fdp_mu(r, v, m, a)
+
+
+def counts(method, member, score, delta, alpha, threshold, rng):
+    """``(value, counts)`` of a one-run method under a threshold rule."""
+    m = len(member)
+    n_selection = None
+    if threshold == "split":
+        selection = np.zeros(m, dtype=bool)
+        selection[rng.permutation(m)[: m // 2]] = True  # by canary, blind to the coins
+        k_plus, k_minus = guess_grid(int(selection.sum()))
+        v = correct_guesses(_by_score(member, score, selection, rng), k_plus, k_minus)
+        _, best = _value(method, k_plus, k_minus, v, int(selection.sum()), delta, alpha)
+        scale = (m - selection.sum()) / selection.sum()  # the chosen counts, as fractions
+        k_plus = np.array([int(np.floor(k_plus[best] * scale))])
+        k_minus = np.array([int(np.floor(k_minus[best] * scale))])
+        n_selection, rows, a = int(selection.sum()), ~selection, alpha
+    elif threshold == "bonferroni":
+        k_plus, k_minus = guess_grid(m)
+        rows, a = np.ones(m, dtype=bool), alpha / len(k_plus)
+    else:  # a fixed threshold: every canary is guessed, member iff score >= threshold
+        k_plus = np.array([int(np.sum(score >= threshold))])
+        k_minus = np.array([m - int(k_plus[0])])
+        rows, a = np.ones(m, dtype=bool), alpha
+    v = correct_guesses(_by_score(member, score, rows, rng), k_plus, k_minus)
+    value, best = _value(method, k_plus, k_minus, v, int(rows.sum()), delta, a)
+    counts = {"n_canaries": int(rows.sum()), "n_members": int(member[rows].sum()),
+              "n_nonmembers": int((~member[rows]).sum()), "k_plus": int(k_plus[best]),
+              "k_minus": int(k_minus[best]), "n_guesses": int(k_plus[best] + k_minus[best]),
+              "n_correct": int(v[best]), "n_hypotheses": len(k_plus)}
+    if n_selection is not None:
+        counts["n_selection"] = n_selection
+    return value, counts
+
+
+def _by_score(member, score, rows, rng):
+    """Membership of ``rows`` ordered by decreasing score, ties broken at random."""
+    score, member = score[rows], member[rows]
+    order = np.lexsort((rng.random(len(score)), score))[::-1]
+    return member[order].astype(np.int64)
+
+
+def max_value(method, n_pos, n_neg, delta, alpha, threshold):
+    """The value (ε or μ) of a perfect guesser on these counts under the threshold rule."""
+    m = n_pos + n_neg
+    if threshold == "split":
+        m_sel = m // 2
+        m, a = m - m_sel, alpha
+        k_plus, k_minus = guess_grid(m_sel)
+        scale = m / m_sel if m_sel else 0.0
+        k_plus = np.floor(k_plus * scale).astype(int)
+        k_minus = np.floor(k_minus * scale).astype(int)
+        n_pos = int(np.ceil(n_pos * m / (m + m_sel)))
+        n_neg = int(np.ceil(n_neg * m / (m + m_sel)))
+    elif threshold == "bonferroni":
+        k_plus, k_minus = guess_grid(m)
+        a = alpha / len(k_plus)
+    else:
+        k_plus, k_minus, a = np.array([n_pos]), np.array([n_neg]), alpha
+    v = np.minimum(k_plus, n_pos) + np.minimum(k_minus, n_neg)
+    return _value(method, k_plus, k_minus, v, m, delta, a)[0]
+
+
+def check_fair_coins(member):
+    """Refuse membership no fair coins would give (one-run methods assume them)."""
+    m, n_pos = len(member), int(member.sum())
+    p = 2 * binom.cdf(min(n_pos, m - n_pos), m, 0.5)
+    if p < 1e-6:
+        raise ValueError(
+            f"one-run bounds assume each canary was included by an independent fair coin, "
+            f"but {n_pos} of {m} canaries are members (two-sided p = {p:.1e} under fair "
+            "coins). Use method='clopper_pearson' or 'gdp' for separately drawn members "
+            "and non-members."
+        )
