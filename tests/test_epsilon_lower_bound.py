@@ -175,6 +175,25 @@ def test_one_run_fdp_by_hand():
     assert bound.epsilon == pytest.approx(gdp_epsilon(bound.mu), rel=1e-7)
 
 
+def test_the_searches_rest_on_monotone_tests():
+    # the bound is the largest ε (μ) a test rejects; reporting it is valid because a test
+    # that rejects a claim also rejects every more private claim
+    from skmia.metrics import _one_run
+
+    rng = np.random.default_rng(6)
+    for _ in range(25):
+        m = int(rng.choice([50, 400, 2000]))
+        r = int(rng.integers(1, m + 1))
+        v = int(rng.integers(0, r + 1))
+        delta = float(rng.choice([1e-5, 1e-2]))
+        p = [_one_run.p_value(e, r, v, m, delta) for e in np.linspace(0, 8, 120)]
+        assert np.all(np.diff(p) >= -1e-12)
+        k = int(rng.integers(1, m // 2 + 1))
+        falsified = _one_run._fdp_falsified(np.array([[k]]), np.array([[rng.integers(k + 1)]]),
+                                            m, 0.01, np.linspace(0, 8, 400)[None, :])[0]
+        assert np.all(np.diff(falsified.astype(int)) <= 0)
+
+
 # ---------------------------------------------------------------------- coverage
 def two_group_draws(kind, strength, n, draws, rng):
     """n members and n non-members per draw, scores of a mechanism of known privacy."""

@@ -150,7 +150,7 @@ def _rule_value(method, fp, n_neg, fn, n_pos, delta, a):
     fpr = _cp_upper(fp, n_neg, a)
     fnr = _cp_upper(fn, n_pos, a)
     if method == "gdp":
-        return np.maximum(special.ndtri(1 - fpr) + special.ndtri(1 - fnr), 0.0)
+        return np.maximum(-special.ndtri(fpr) - special.ndtri(fnr), 0.0)  # Φ⁻¹(1-x) = -Φ⁻¹(x)
     with np.errstate(divide="ignore"):
         by_fnr = np.log(np.maximum(1 - delta - fpr, 0.0)) - np.log(fnr)
         by_fpr = np.log(np.maximum(1 - delta - fnr, 0.0)) - np.log(fpr)
