@@ -16,7 +16,7 @@ and :func:`skmia.metrics.max_epsilon_lower_bound` (δ = 1e-5, 95 % confidence):
    round, the fewest records (of 20, 50, 100, 200, 500, 1,000, ..., 50,000) whose
    perfect attack shows ε = 1, 2, 4, 8.
 
-Usage (about 3 minutes on 2 shared CPU cores)::
+Usage (under 2 minutes on 2 shared CPU cores, even at load 20)::
 
     python benchmarks/epsilon_bounds.py            # --draws 50 (table 1), 200 (table 2)
     python benchmarks/epsilon_bounds.py --quick    # 10 / 40 draws, seconds

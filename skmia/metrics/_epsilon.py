@@ -361,10 +361,9 @@ def epsilon_lower_bound(membership, score, *, method, delta=1e-5, confidence=0.9
         ``(1 - confidence) / n_hypotheses``. For two-group methods, the rules with 0, 1,
         2, 4, 8, 16, … false positives, and those with as many false negatives, up to
         half of each group; for one-run methods, ``k_plus`` in 1, 2, 4, 8, 16, … up to
-        half the canaries,
-        with ``k_minus`` 0 or equal to ``k_plus``. ``"split"``: the rule is chosen on a
-        seeded half (of each group; of the canaries, blind to their coins, for one-run
-        methods) and tested on the other half only.
+        half the canaries, with ``k_minus`` 0 or equal to ``k_plus``. ``"split"``: the
+        rule is chosen on a seeded half (of each group; of the canaries, blind to their
+        coins, for one-run methods) and tested on the other half only.
     random_state : int, RandomState instance or None, default=0
         Seeds the split and the breaking of ties (tied scores are ordered at random, a
         randomised test that DP bounds as well). An int by default, so that the same
@@ -393,6 +392,7 @@ def epsilon_lower_bound(membership, score, *, method, delta=1e-5, confidence=0.9
     Notes
     -----
     {theorems}
+
     Two-group Bonferroni rules sit at the order statistics of one group (above the
     (j+1)-th highest non-member, or from the (i+1)-th lowest member up), where the
     true error rate has exactly the law the Clopper-Pearson bound assumes; each rate is
