@@ -163,8 +163,6 @@ def one_run_fdp_mu(k, v, m, a):
     best_mu = float(_fdp_mu(k[[best]], v[[best]], m, a)[0])
     while True:
         beats = _fdp_falsified(k[:, None], v[:, None], m, a, np.full((1, 1), best_mu + 1e-9))[:, 0]
-        if best_mu == 0.0:
-            beats &= _fdp_falsified(k[:, None], v[:, None], m, a, np.zeros((1, 1)))[:, 0]
         beats[best] = False
         if not beats.any():
             return best_mu, best
@@ -209,13 +207,13 @@ def counts(method, member, score, delta, alpha, threshold, rng):
         rows, a = np.ones(m, dtype=bool), alpha
     v = correct_guesses(_by_score(member, score, rows, rng), k_plus, k_minus)
     value, best = _value(method, k_plus, k_minus, v, int(rows.sum()), delta, a)
-    counts = {"n_canaries": int(rows.sum()), "n_members": int(member[rows].sum()),
-              "n_nonmembers": int((~member[rows]).sum()), "k_plus": int(k_plus[best]),
-              "k_minus": int(k_minus[best]), "n_guesses": int(k_plus[best] + k_minus[best]),
-              "n_correct": int(v[best]), "n_hypotheses": len(k_plus)}
+    tally = {"n_canaries": int(rows.sum()), "n_members": int(member[rows].sum()),
+             "n_nonmembers": int((~member[rows]).sum()), "k_plus": int(k_plus[best]),
+             "k_minus": int(k_minus[best]), "n_guesses": int(k_plus[best] + k_minus[best]),
+             "n_correct": int(v[best]), "n_hypotheses": len(k_plus)}
     if n_selection is not None:
-        counts["n_selection"] = n_selection
-    return value, counts
+        tally["n_selection"] = n_selection
+    return value, tally
 
 
 def _by_score(member, score, rows, rng):
