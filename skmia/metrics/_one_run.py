@@ -44,7 +44,7 @@ def p_value(eps, r, v, m, delta):
     """Steinke et al.'s p-value of ``v`` or more correct guesses out of ``r`` under (ε, δ)-DP.
 
     ``P[Binomial(r, q) >= v] + 2 m δ max_{1 <= i <= v} P[v - i <= Binomial(r, q) < v] / i``
-    with ``q = e^ε / (1 + e^ε)`` (arXiv:2305.08846, Theorem 5.2 and its Algorithm).
+    with ``q = e^ε / (1 + e^ε)``: the (ε, δ) form of their main theorem (arXiv:2305.08846).
     """
     if v <= 0:
         return 1.0
@@ -104,9 +104,9 @@ def one_run_bound(r, v, m, a, delta):
 def _fdp_falsified(k, v, m, a, mu):
     """Whether ``v`` correct of ``k`` guesses falsify μ-GDP at level ``a`` (arrays broadcast).
 
-    Mahloujifar et al.'s recursion (arXiv:2410.22235, Algorithm "audit with
-    reconstruction"/its capped form), for the Gaussian trade-off curve, whose inverse
-    blow-up is ``x -> Φ(Φ⁻¹(x) - μ)``: start from ``r = a v / m`` and ``h = a (k - v) / m``;
+    Mahloujifar et al.'s recursion (arXiv:2410.22235, ``audit_rh_with_cap``) for the
+    Gaussian trade-off curve, whose inverse blow-up is ``x -> Φ(Φ⁻¹(x) - μ)``: start
+    from ``r = a v / m`` and ``h = a (k - v) / m``;
     for ``i = v - 1, ..., 0`` set ``h' = max(h, Φ(Φ⁻¹(r) - μ))`` and
     ``r = min(r + i / (k - i) (h' - h), 1)``. The claim is falsified when ``r + h > k / m``.
     """
