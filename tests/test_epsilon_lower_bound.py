@@ -194,6 +194,22 @@ def test_the_searches_rest_on_monotone_tests():
         assert np.all(np.diff(falsified.astype(int)) <= 0)
 
 
+def test_one_run_bounds_match_the_issues_idealised_dpsgd_audit():
+    # issue 28 computed, without skmia, 1.50 (one-run) and 2.02 (f-DP) for an idealised
+    # white-box audit of DP-SGD at ε = 8: q = 128/5,010, 1,174 steps, σ = 0.844, 1,000
+    # canaries scored by their sampled count plus the summed noise
+    medians = {"one_run": [], "one_run_fdp": []}
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        coin = rng.random(1000) < 0.5
+        score = coin * rng.binomial(1174, 128 / 5010, 1000) + rng.normal(0, 0.844 * 1174**0.5,
+                                                                        1000)
+        for method, values in medians.items():
+            values.append(epsilon_lower_bound(coin, score, method=method).epsilon)
+    assert np.median(medians["one_run"]) == pytest.approx(1.50, abs=0.1)
+    assert np.median(medians["one_run_fdp"]) == pytest.approx(2.02, abs=0.1)
+
+
 # ---------------------------------------------------------------------- coverage
 def two_group_draws(kind, strength, n, draws, rng):
     """n members and n non-members per draw, scores of a mechanism of known privacy."""
