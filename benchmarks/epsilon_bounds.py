@@ -18,7 +18,7 @@ and :func:`skmia.metrics.max_epsilon_lower_bound` (δ = 1e-5, 95 % confidence):
 4. **Cross-check**: the one-run bounds on issue 28's idealised white-box DP-SGD audit
    (its own computation gave 1.50 and 2.02).
 
-Usage (under 2 minutes on 2 shared CPU cores, even at load 20)::
+Usage (under 2 minutes on 2 shared CPU cores, even at load 24)::
 
     python benchmarks/epsilon_bounds.py            # --draws 50 (table 1), 200 (table 2)
     python benchmarks/epsilon_bounds.py --quick    # 10 / 40 draws, seconds
