@@ -62,7 +62,7 @@ def _pure_bound(r, v, a):
     """Largest ε with ``P[Binomial(r, e^ε/(1+e^ε)) >= v] <= a`` (the δ = 0 bound), vectorised."""
     r, v = np.asarray(r, np.int64), np.asarray(v, np.int64)
     lo, hi = np.zeros(r.shape), np.full(r.shape, _EPS_MAX)
-    for _ in range(64):
+    for _ in range(48):  # 60 / 2**48: far below any reported digit
         mid = 0.5 * (lo + hi)
         rejected = (v > 0) & (special.bdtrc(v - 1, r, special.expit(mid)) <= a)
         lo, hi = np.where(rejected, mid, lo), np.where(rejected, hi, mid)
@@ -136,12 +136,13 @@ def _fdp_mu(k, v, m, a):
     k, v = np.asarray(k, float)[:, None], np.asarray(v, float)[:, None]
     lo = np.zeros((k.shape[0], 1))
     step = np.full((k.shape[0], 1), _MU_MAX / (_GRID - 1))
-    found = _fdp_falsified(k, v, m, a, np.zeros((1, 1)))[:, 0]
+    found = None
     for _ in range(2):  # each pass narrows the bracket by (_GRID - 1)
-        mus = lo + step * np.arange(_GRID)[None, :]
+        mus = lo + step * np.arange(_GRID)[None, :]  # the first is known falsified, or 0
         falsified = _fdp_falsified(k, v, m, a, mus)
-        last = np.where(falsified.any(axis=1), _GRID - 1 - np.argmax(falsified[:, ::-1], axis=1), 0)
-        lo = np.take_along_axis(mus, last[:, None], axis=1)
+        found = falsified[:, 0] if found is None else found
+        first_kept = np.where(falsified.all(axis=1), _GRID, np.argmin(falsified, axis=1))
+        lo = np.take_along_axis(mus, np.maximum(first_kept - 1, 0)[:, None], axis=1)
         step = step / (_GRID - 1)
     return np.where(found, lo[:, 0], 0.0)
 
