@@ -25,6 +25,28 @@ if not os.environ.get("SKMIA_DATA_HOME") and (_SHARED_DATA / LOCATION_ARCHIVE).i
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
+# Modules whose tests train banks, CIFAR networks or whole runs, start subprocesses or run
+# benchmark scripts: marked ``slow`` so that ``pytest -m "not slow"`` is the fast loop a
+# developer lives in (the README says how long it takes). The README's test command, and
+# CI, still run everything. One list, here, rather than a mark in each file.
+SLOW_MODULES = frozenset({
+    "test_audit_defense", "test_audit_model", "test_audit_threat_models",
+    "test_benchmarks_reference_bank", "test_cifar", "test_cifar_runs", "test_common",
+    "test_compare", "test_conv_nets", "test_cross_checks", "test_docs_examples",
+    "test_experiment", "test_html_report", "test_location_grid_benchmark", "test_lock",
+    "test_privacy_utility_benchmark", "test_readme", "test_reference_attacks_benchmark",
+    "test_reference_leak", "test_reference_models", "test_reference_runs",
+    "test_report_rows", "test_resume", "test_rundir", "test_speed_benchmarks",
+    "test_vectorized_bank",
+})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.stem in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 
 @pytest.fixture(scope="session")
 def benchmark_script():
