@@ -168,3 +168,15 @@ def test_an_audit_folder_saved_with_the_old_columns_reports_without_them(tmp_pat
     assert "ε |" not in text.replace("DP ε |", "") and "4.91" not in text
     assert INTERVAL_PROCEDURE in text and "0.490" not in text
     assert table.loc[0, "canary_auc"] == audit.summary_row("canaries")["auc"]
+
+
+def test_run_results_written_with_an_empirical_epsilon_still_read(tmp_path):
+    from skmia._rundir import ATTACK, RESULT_COLUMNS, RESULTS_JSON
+
+    row = {name: None for name, column in RESULT_COLUMNS.items() if column.required}
+    row.update(dataset="location", method="vanilla", seed=1000, attack="loss",
+               shadow_method="vanilla", auc=0.7, empirical_epsilon=1.2)
+    folder = RunDirectory(tmp_path)
+    folder.write_json(ATTACK, RESULTS_JSON, document={"rows": [row]})
+    read = folder.read_results()
+    assert read.loc[0, "auc"] == 0.7 and "empirical_epsilon" not in read
