@@ -60,6 +60,15 @@ def test_a_resample_equals_the_metrics_on_its_duplicated_pairs():
             assert tpr[0] == pytest.approx(tpr_at_fpr(member, flat, max_fpr=max_fpr).tpr)
 
 
+def test_a_tpr_of_one_gets_an_interval_not_a_point():
+    score, mask = _scores(n=100, k=8)
+    score = np.where(mask, score + 100, score)  # every member pair above every other
+    rates = pair_rates(score, mask, FPRS[1:])
+    assert rates["tpr"] == [1.0] and rates["tpr_high"] == [1.0]
+    # the resamples never vary: the Clopper-Pearson bound of 400 of 400 member pairs
+    assert rates["tpr_low"][0] == pytest.approx(0.025 ** (1 / 400))
+
+
 def test_intervals_are_reproducible_and_the_seed_matters():
     score, mask = _scores()
     assert pair_rates(score, mask, FPRS) == pair_rates(score, mask, FPRS)

@@ -143,10 +143,13 @@ def pair_rates(score, in_mask, max_fprs, *, n_resamples=N_RESAMPLES, confidence=
     clusters. It assumes the models are independent draws of the training algorithm and
     the records exchangeable draws from the pool, and covers the mean of the pooled
     rate over reruns of the audit that draw both afresh (see the module's text). It does
-    not assume that pairs are independent. The t quantile and the factor make up for
-    what the resamples miss with 8 to 32 models: few models to resample, and each
-    score's leave-one-out calibration on the other models, which is not redone per
-    resample.
+    not assume that pairs are independent. A TPR's interval is never narrower than the
+    Clopper-Pearson interval of its member pairs (what independent pairs would give):
+    at a TPR of 0 or 1 the resamples do not vary, and the bootstrap alone would give a
+    point. An AUC of exactly 0 or 1 keeps that point for an interval. The t quantile
+    and the factor make up for what the resamples miss with 8 to 32 models: few models
+    to resample, and each score's leave-one-out calibration on the other models, which
+    is not redone per resample.
 
     References
     ----------
@@ -176,8 +179,22 @@ def pair_rates(score, in_mask, max_fprs, *, n_resamples=N_RESAMPLES, confidence=
     half = [scale * np.nanstd(np.concatenate(v), ddof=1) for v in draws]
     low = [float(np.clip(p - h, 0.0, 1.0)) for p, h in zip(point, half, strict=True)]
     high = [float(np.clip(p + h, 0.0, 1.0)) for p, h in zip(point, half, strict=True)]
+    n_in = int(member[np.isfinite(score)].sum())
+    for i, tpr in enumerate(point[1:], start=1):  # never narrower than independent pairs'
+        cp_low, cp_high = _clopper_pearson(round(tpr * n_in), n_in, confidence)
+        low[i], high[i] = min(low[i], cp_low), max(high[i], cp_high)
     return {"auc": float(point[0]), "auc_low": low[0], "auc_high": high[0],
             "tpr": [float(p) for p in point[1:]], "tpr_low": low[1:], "tpr_high": high[1:]}
+
+
+def _clopper_pearson(k, n, confidence):
+    """The two-sided Clopper-Pearson interval of ``k`` successes in ``n`` trials."""
+    from scipy.stats import beta
+
+    alpha = 1.0 - confidence
+    low = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
+    high = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
+    return low, high
 
 
 def record_tpr_at_fpr(score, in_mask, max_fpr):
