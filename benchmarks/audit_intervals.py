@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from skmia.audit import DefenseAudit, audit_defense, make_canaries
+from skmia.audit import DefenseAudit, audit_defense, loo_lira_scores, make_canaries
 from skmia.datasets import fetch_location30
 from skmia.defenses import VanillaClassifier
 from skmia.metrics import tpr_at_fpr
@@ -70,7 +70,9 @@ def estimates(audit):
         row = table.loc[(audit.primary_threat_model, subset, ATTACK)]
         rows_mask = audit.subsets()[subset]
         member = audit.in_mask[rows_mask].ravel()
-        score = audit.scores_[ATTACK][rows_mask].ravel()
+        # the summary's scores: fixed variance pools the subset's records
+        signal = audit.threat_models_[audit.primary_threat_model][rows_mask]
+        score = loo_lira_scores(signal, audit.in_mask[rows_mask], fix_variance=True).ravel()
         for rate, max_fpr in RATES.items():
             cp = ((np.nan, np.nan) if max_fpr is None
                   else tpr_at_fpr(member, score, max_fpr=max_fpr)[1:3])
