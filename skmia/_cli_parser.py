@@ -129,8 +129,9 @@ def _build_parser():
         description=(
             "Run defense_attack for each method (reusing finished runs and their attack "
             "results) and print one row per method: train and test accuracy, the strongest "
-            "attack's AUC, the best TPR at 1 % FPR, LiRA's where it ran, DP-SGD's epsilon "
-            "and the strongest attack's empirical epsilon. Each method keeps its own run "
+            "attack's AUC, the best TPR at 1 % FPR, LiRA's where it ran, and DP-SGD's "
+            "accounted epsilon (no empirical epsilon: one model's records prove none). "
+            "Each method keeps its own run "
             "directory, OUT/<dataset>[/<model>]/<method>/seed<seed>/, with the paper's "
             "settings."
         ),

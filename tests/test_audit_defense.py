@@ -186,7 +186,7 @@ def test_null_audit_finds_nothing(blobs):
         assert abs(row["auc"] - 0.5) < 0.05
         # TPR at 1 % FPR is not above the FPR: its interval reaches down to it
         assert row["tpr_at_1%fpr_low"] <= 0.01 and row["tpr_at_1%fpr"] < 0.02
-        assert row["empirical_epsilon"] < 0.5
+        assert "empirical_epsilon" not in row.index  # no theorem for pooled pairs
     canaries = table.loc[("canaries", "lira_fixed_variance")]
     assert np.isnan(canaries["tpr_at_0.1%fpr"])  # 320 non-member pairs cannot resolve it
     assert "unresolved" in canaries["note"]
@@ -208,11 +208,13 @@ def test_vanilla_leaks_canaries_far_more_than_other_records(location_audit):
     table = location_audit.summary_.set_index(["subset", "attack"])
     attack = "lira_fixed_variance"
     canaries, others = table.loc[("canaries", attack)], table.loc[("others", attack)]
-    # measured (2026-12-02): TPR at 0.1 % FPR 0.96 [0.95, 0.97] on canaries, 0.18 on
-    # the others; test accuracy 0.55, train accuracy 0.98; 74 % of the 130 riskiest
-    # records are canaries
+    # measured (2026-12-02): TPR at 0.1 % FPR 0.96 on canaries, 0.18 on the others;
+    # test accuracy 0.55, train accuracy 0.98; 74 % of the 130 riskiest records are
+    # canaries. The intervals over models and records (2026-12-07): the canaries' lower
+    # end 0.75, the others' upper end 0.33
     assert canaries["tpr_at_0.1%fpr"] > 0.85
-    assert canaries["tpr_at_0.1%fpr_low"] > 3 * others["tpr_at_0.1%fpr_high"]
+    assert canaries["tpr_at_0.1%fpr"] > 3 * others["tpr_at_0.1%fpr"]
+    assert canaries["tpr_at_0.1%fpr_low"] > others["tpr_at_0.1%fpr_high"]
     assert others["tpr_at_0.1%fpr"] > 0.05
     assert 0.4 < canaries["test_accuracy"] < 0.7 and canaries["train_accuracy"] > 0.9
     top = location_audit.per_record_.head(130)

@@ -95,7 +95,7 @@ def test_an_overfit_scikit_learn_model_leaks(mlp_audit):
     assert rows.loc["loss", "auc"] > 0.8
     assert rows.loc["LiRA online", "auc"] > 0.85
     assert rows.loc["LiRA online", "tpr_at_1%fpr_low"] > 0.05  # far above the 1 % FPR
-    assert rows["empirical_epsilon"].max() > 0.5
+    assert "empirical_epsilon" not in rows  # one model's records prove no ε
     # 150 non-members measure 1 % FPR, not 0.1 %: unresolved, not 0
     assert rows["tpr_at_0.1%fpr"].isna().all() and rows["tpr_at_1%fpr"].notna().all()
     low, high = rows["tpr_at_1%fpr_low"], rows["tpr_at_1%fpr_high"]

@@ -48,11 +48,11 @@ def test_results_hold_every_calibrated_attack(run):
     folder, _ = run
     results = pd.read_csv(folder / "attack" / "results.csv")
     assert results["attack"].tolist()[-len(LABELS):] == LABELS
-    for column in ("tpr_at_0.01%fpr", "tpr_at_0.1%fpr", "tpr_at_1%fpr", "empirical_epsilon"):
+    for column in ("tpr_at_0.01%fpr", "tpr_at_0.1%fpr", "tpr_at_1%fpr"):
         assert column in results
+    assert "empirical_epsilon" not in results  # one model's records prove no ε
     new = results.set_index("attack").loc[LABELS]
     assert new["auc"].between(0, 1).all() and new["accuracy"].between(0, 1).all()
-    assert (new["empirical_epsilon"] >= 0).all()
     # 1,002 non-members cannot measure an FPR of 0.01 %: NaN, not a made-up number
     assert new["tpr_at_0.01%fpr"].isna().all()
     rows = json.loads((folder / "attack" / "results.json").read_text())["rows"]

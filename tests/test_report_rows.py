@@ -108,8 +108,9 @@ def test_report_markdown_csv_and_html_show_the_same_columns(attacked, tmp_path):
     status, csv, _ = _call(["report", str(run), "--format", "csv"])
     assert status == 0
     assert list(pd.read_csv(io.StringIO(csv)).columns) == list(RESULT_COLUMNS)
-    for column in ("empirical_epsilon", "tpr_at_0.1%fpr", "tpr_at_1%fpr"):
+    for column in ("auc", "tpr_at_0.1%fpr", "tpr_at_1%fpr"):
         assert column in _header(markdown)
+    assert "empirical_epsilon" not in _header(markdown)
     html = tmp_path / "report.html"
     assert main(["report", str(run), "--html", str(html)]) == 0
     page = _parse(html.read_text(encoding="utf-8"))

@@ -176,7 +176,9 @@ RESULT_COLUMNS = {
     **_interval("tpr_at_0.1%fpr"),
     "tpr_at_1%fpr": Column(_RATE, "TPR at 1 % FPR"),
     **_interval("tpr_at_1%fpr"),
-    "empirical_epsilon": Column(_RATE, "lower bound on epsilon at 95 % confidence"),
+    # no "empirical_epsilon": no theorem turns one model's member / non-member errors into
+    # a bound on epsilon (docs/auditing.rst); results that hold it still read (other keys
+    # of a row are ignored)
     "shadow_method": Column(str, "the shadow's training method", context=True),
 }
 #: Columns of :func:`skmia.attacks.run_attacks`' table: one row per attack evaluated on

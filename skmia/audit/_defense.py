@@ -340,7 +340,8 @@ def audit_defense(estimator, X, y, *, canaries=None, n_models=64, keep=0.5, test
     -------
     audit : DefenseAudit
         ``summary_`` (per threat model and subset: AUC, TPR at 0.1 % and 1 % FPR
-        with intervals, pairs, empirical ε, accuracies), ``per_record_`` (records sorted by risk),
+        with intervals over models and records, the per-record-calibrated TPR, pairs,
+        accuracies), ``per_record_`` (records sorted by risk),
         ``settings``, ``save(folder)`` / ``DefenseAudit.load(folder)``.
 
     Raises

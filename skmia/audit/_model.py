@@ -53,8 +53,9 @@ def audit_model(model, X_members, y_members, X_nonmembers, y_nonmembers, *, reci
     """Audit one fitted model: how well its members can be told from its non-members.
 
     Runs the strongest membership-inference attacks that the inputs allow on the
-    records given, and reports each one's AUC, TPR at low FPR (with intervals) and the
-    empirical ε it proves:
+    records given, and reports each one's AUC and TPR at low FPR (with Clopper-Pearson
+    intervals: one model's records; no empirical ε, as no theorem bounds ε from one
+    model's records, see the auditing guide):
 
     - always, the reference code's attacks (NN, confidence, entropy, modified entropy,
       loss; with ``white_box`` the four gradient norms), each fitted on one half of the
@@ -125,10 +126,9 @@ def audit_model(model, X_members, y_members, X_nonmembers, y_nonmembers, *, reci
         (``dataset`` is ``"custom"``, ``method`` the model's class, ``attack``,
         ``train_accuracy`` and ``test_accuracy`` of the model on the members and
         non-members, the attack's ``accuracy`` (balanced, of its ``predict``), ``auc``,
-        ``tpr_at_0.01%fpr``, ``tpr_at_0.1%fpr``, ``tpr_at_1%fpr``,
-        ``empirical_epsilon``), the bounds of the 95 % Clopper-Pearson interval of the
-        TPR at each FPR (``tpr_at_1%fpr_low``, ``tpr_at_1%fpr_high``, ...) and
-        ``fitted_on``, how the attack was fitted.
+        ``tpr_at_0.01%fpr``, ``tpr_at_0.1%fpr``, ``tpr_at_1%fpr``), the bounds of the 95 %
+        Clopper-Pearson interval of the TPR at each FPR (``tpr_at_1%fpr_low``,
+        ``tpr_at_1%fpr_high``, ...) and ``fitted_on``, how the attack was fitted.
         ``table.attrs["notes"]`` lists what was left out and why (no bank, too small a
         population, a model read through ``decision_function``);
         ``table.attrs["folder"]`` is the folder written, with ``out``.

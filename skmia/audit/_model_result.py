@@ -29,7 +29,7 @@ from .._rundir import (
     scores_npz,
 )
 from ..attacks._audit import _accuracy
-from ..metrics import attack_accuracy, attack_auc, empirical_epsilon, tpr_at_fpr
+from ..metrics import attack_accuracy, attack_auc, tpr_at_fpr
 
 __all__ = ["INTERVAL_COLUMNS", "MODEL_AUDIT", "MODEL_AUDIT_COLUMNS", "check_out",
            "model_audit_table", "write_model_audit"]
@@ -120,16 +120,15 @@ def write_model_audit(out, table, scores, membership, loss, model, settings, *, 
 
 
 def _metrics(membership, score, prediction):
-    """Attack accuracy, AUC, TPR at each FPR (NaN where unresolved) with intervals, ε."""
-    row = {"accuracy": attack_accuracy(membership, prediction), "auc": np.nan,
-           "empirical_epsilon": np.nan}
+    """Attack accuracy, AUC, TPR at each FPR (NaN where unresolved) with intervals. No
+    empirical ε: one model's records are no DP audit (see docs/auditing.rst)."""
+    row = {"accuracy": attack_accuracy(membership, prediction), "auc": np.nan}
     for name in _MAX_FPRS:
         key = f"tpr_at_{name}fpr"
         row[key] = row[f"{key}_low"] = row[f"{key}_high"] = np.nan
     if not np.all(np.isfinite(score)):
         return row  # an attack that could not score every record: no rate
     row["auc"] = attack_auc(membership, score)
-    row["empirical_epsilon"] = empirical_epsilon(membership, score)
     n_out = int(np.sum(membership == 0))
     for name, fpr in _MAX_FPRS.items():
         if n_out * fpr * (1 + 1e-9) < 1:

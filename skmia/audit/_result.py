@@ -15,11 +15,13 @@ import pandas as pd
 
 from .._rundir import AUDIT_RESULT_FILES as RESULT_FILES
 from .._rundir import RunDirectory
-from ..metrics import attack_auc, empirical_epsilon, tpr_at_fpr
+from ..metrics import tpr_at_fpr
+from ._intervals import INTERVAL_PROCEDURE, pair_rates, record_tpr_at_fpr
 from ._loo import LOO_ATTACKS, loo_lira_scores
 
-__all__ = ["BLACK_BOX", "DEFENDED", "DefenseAudit", "LABEL_ONLY", "RESULT_FILES",
-           "SUMMARY_COLUMNS", "WHITE_BOX", "label_only_phi"]
+__all__ = ["AUDIT_COLUMNS", "BLACK_BOX", "DEFENDED", "DefenseAudit", "INTERVAL_PROCEDURE",
+           "LABEL_ONLY", "RESULT_FILES", "SUMMARY_COLUMNS", "WHITE_BOX", "label_only_phi",
+           "method_rows"]
 
 #: The threat model of each summary row. A defense whose outputs are its network's has
 #: one, ``BLACK_BOX``; one that releases other outputs at inference (HAMP, MemGuard) is
@@ -32,11 +34,28 @@ WHITE_BOX = "white-box (raw outputs)"
 
 #: The false-positive rates of the summary, as fractions.
 MAX_FPRS = {"0.1%": 0.001, "1%": 0.01}
+_BOUNDS = ("", "_low", "_high")
+#: The rates of a summary row: AUC and TPR at each FPR with their intervals, and the
+#: per-record-calibrated TPR at each FPR (no interval).
+RATE_COLUMNS = [
+    *[f"auc{end}" for end in _BOUNDS],
+    *[f"tpr_at_{name}fpr{end}" for name in MAX_FPRS for end in _BOUNDS],
+    *[f"record_tpr_at_{name}fpr" for name in MAX_FPRS],
+]
+# the empirical epsilon of the pooled pairs is no column: no theorem bounds epsilon from
+# leave-one-out scores of dependent (record, model) pairs (docs/auditing.rst)
 SUMMARY_COLUMNS = [
-    "threat_model", "subset", "attack", "n_records", "member_pairs", "nonmember_pairs", "auc",
-    *[f"tpr_at_{name}fpr{end}" for name in MAX_FPRS for end in ("", "_low", "_high")],
-    "empirical_epsilon", "test_accuracy", "test_accuracy_std", "train_accuracy",
+    "threat_model", "subset", "attack", "n_records", "member_pairs", "nonmember_pairs",
+    *RATE_COLUMNS, "interval", "test_accuracy", "test_accuracy_std", "train_accuracy",
     "train_accuracy_std", "epsilon", "n_models", "note",
+]
+#: Columns of the per-method table of a defense audit (``skmia audit``), in order: the
+#: rates of the canaries and of the other records (the population) under the strongest
+#: attack, per threat model.
+AUDIT_COLUMNS = [
+    "method", "threat_model", "n_models", "attack", "test_accuracy", "test_accuracy_std",
+    *[f"{part}_{rate}" for part in ("canary", "population") for rate in RATE_COLUMNS],
+    "epsilon", "interval", "note",
 ]
 _ARRAYS = ("phi", "in_mask", "is_canary", "record_index", "test_accuracy",
            "train_accuracy", "epsilon")
@@ -68,40 +87,42 @@ def label_only_phi(correct_fraction, n_queries):
     return np.log(k + 0.5) - np.log(n_queries - k + 0.5)
 
 
-def _rate(member, score, max_fpr):
-    """(tpr, low, high, note) at ``max_fpr``; NaNs and a note when it cannot be resolved."""
+def _unresolved(member, score, max_fpr):
+    """Why the pooled pairs cannot resolve the TPR at ``max_fpr`` (empty if they can)."""
     n_neg = int(np.sum(~member))
     if n_neg * max_fpr * (1 + 1e-9) < 1:
-        return np.nan, np.nan, np.nan, (
-            f"TPR at {max_fpr:g} FPR unresolved: {n_neg} non-member pairs, fewer than "
-            f"1/FPR = {round(1 / max_fpr)}")
-    result = tpr_at_fpr(member, score, max_fpr=max_fpr)
-    if not np.isfinite(result.threshold):
-        return np.nan, np.nan, np.nan, (
-            f"TPR at {max_fpr:g} FPR unresolved: more than {max_fpr:g} of the non-member "
-            "pairs tie at the top score")
-    return result.tpr, result.ci_low, result.ci_high, ""
+        return (f"TPR at {max_fpr:g} FPR unresolved: {n_neg} non-member pairs, fewer than "
+                f"1/FPR = {round(1 / max_fpr)}")
+    if not tpr_at_fpr(member, score, max_fpr=max_fpr).resolved:
+        return (f"TPR at {max_fpr:g} FPR unresolved: more than {max_fpr:g} of the non-member "
+                "pairs tie at the top score")
+    return ""
 
 
-def subset_row(member, score):
-    """AUC, TPR at each FPR of :data:`MAX_FPRS` with intervals, ε, pair counts, note."""
-    member, score = member.ravel(), score.ravel()
+def subset_row(in_mask, score):
+    """Pair counts, AUC and TPR at each FPR of :data:`MAX_FPRS` over the pooled pairs
+    with their two-way bootstrap intervals (:func:`~skmia.audit._intervals.pair_rates`),
+    the per-record-calibrated TPR at each FPR, the interval's procedure and a note."""
+    member, flat = in_mask.ravel(), score.ravel()
     row = {"member_pairs": int(member.sum()), "nonmember_pairs": int((~member).sum())}
     notes = []
-    if not np.all(np.isfinite(score)):
+    if not np.all(np.isfinite(flat)):
         notes.append("scores undefined: per-record variance needs at least 2 IN and 2 OUT "
                      "reference models per record (at keep=0.5, 6 models or more)")
     elif row["member_pairs"] == 0 or row["nonmember_pairs"] == 0:
         notes.append("no member or no non-member pair")
     else:
-        row["auc"] = attack_auc(member, score)
-        for name, max_fpr in MAX_FPRS.items():
-            tpr, low, high, note = _rate(member, score, max_fpr)
-            row.update({f"tpr_at_{name}fpr": tpr, f"tpr_at_{name}fpr_low": low,
-                        f"tpr_at_{name}fpr_high": high})
-            notes.append(note)
-        if min(row["member_pairs"], row["nonmember_pairs"]) >= 2:
-            row["empirical_epsilon"] = empirical_epsilon(member, score)
+        rates = pair_rates(score, in_mask, list(MAX_FPRS.values()))
+        row.update({f"auc{end}": rates[f"auc{end}"] for end in _BOUNDS})
+        row["interval"] = INTERVAL_PROCEDURE
+        for i, (name, max_fpr) in enumerate(MAX_FPRS.items()):
+            note = _unresolved(member, flat, max_fpr)
+            if not note:
+                row.update({f"tpr_at_{name}fpr{end}": rates[f"tpr{end}"][i]
+                            for end in _BOUNDS})
+            per_record, _, record_note = record_tpr_at_fpr(score, in_mask, max_fpr)
+            row[f"record_tpr_at_{name}fpr"] = per_record
+            notes += [note, record_note]
     row["note"] = "; ".join(n for n in notes if n)
     return row
 
@@ -168,10 +189,17 @@ class DefenseAudit:
         ``threat_scores_`` of the first threat model.
     summary_ : pandas.DataFrame
         One row per threat model, subset (``canaries``, ``others``, ``all``) and attack:
-        pair counts, AUC, TPR at 0.1 % and 1 % FPR with 95 % Clopper-Pearson intervals
-        (NaN and a ``note`` where the pairs cannot resolve the rate), the empirical ε
-        lower bound (δ = 1e-5), the models' mean and standard deviation of test and train
-        accuracy, the mean accounted ε.
+        pair counts; AUC and TPR at 0.1 % and 1 % FPR over the pooled pairs, each with
+        its 95 % interval (``_low``, ``_high``) from a two-way bootstrap over models and
+        records (``interval`` names it; see :func:`~skmia.audit._intervals.pair_rates`:
+        it assumes models drawn independently from the training algorithm and records
+        drawn from the pool, and covers the mean of the rate over reruns of the audit;
+        pairs are not taken as independent); the per-record-calibrated TPR at each FPR
+        (``record_tpr_at_*``: each record's threshold on its own OUT scores, Jälkö et
+        al., arXiv:2605.25819); NaN and a ``note`` where the pairs (or the records' OUT
+        scores) cannot resolve a rate; the models' mean and standard deviation of test
+        and train accuracy, the mean accounted ε. No empirical ε: no theorem bounds ε
+        from pooled leave-one-out pairs.
     attack_ : str
         Under the first threat model, the attack that finds most: the higher TPR at 0.1
         % FPR on the canaries (on all records without canaries; the fixed variance on
@@ -358,3 +386,28 @@ class DefenseAudit:
         return (f"DefenseAudit(n_records={len(self.is_canary)}, "
                 f"n_canaries={int(self.is_canary.sum())}, n_models={self.n_models}, "
                 f"attack_={self.attack_!r})")
+
+
+def method_rows(method, audit):
+    """Rows of :data:`AUDIT_COLUMNS` from a method's :class:`DefenseAudit`: one per
+    threat model it was audited under."""
+    return [method_row(method, audit, threat) for threat in audit.threat_models_]
+
+
+def method_row(method, audit, threat_model=None):
+    """One row of :data:`AUDIT_COLUMNS` from a method's :class:`DefenseAudit`, under
+    ``threat_model`` (default: the one the defense claims to stop)."""
+    threat_model = threat_model or audit.primary_threat_model
+    canary = audit.summary_row("canaries", threat_model)
+    others = audit.summary_row("others", threat_model)
+    row = {"method": method, "threat_model": threat_model, "n_models": audit.n_models,
+           "attack": audit.strongest(threat_model),
+           "test_accuracy": canary.get("test_accuracy", others.get("test_accuracy")),
+           "test_accuracy_std": others.get("test_accuracy_std"),
+           "epsilon": others.get("epsilon"),
+           "interval": others.get("interval", canary.get("interval")),
+           "note": "; ".join(dict.fromkeys(n for n in (canary.get("note"), others.get("note"))
+                                           if isinstance(n, str) and n))}
+    for part, values in (("canary", canary), ("population", others)):
+        row.update({f"{part}_{rate}": values.get(rate) for rate in RATE_COLUMNS})
+    return row

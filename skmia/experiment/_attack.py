@@ -351,8 +351,6 @@ def _rates(membership, score):
 
 def _result_row(context, epoch, model, name, row, membership, score):
     """One row of :data:`~skmia._rundir.RESULT_COLUMNS`."""
-    from ..metrics import empirical_epsilon
-
     return {
         **{k: context[k] for k in ("dataset", "model", "method", "seed")},
         "snapshot_epoch": epoch,
@@ -363,6 +361,5 @@ def _result_row(context, epoch, model, name, row, membership, score):
         "accuracy": row["accuracy"],
         "auc": row["auc"],
         **_rates(membership, score),
-        "empirical_epsilon": empirical_epsilon(membership, score),
         "shadow_method": context["shadow_method"],
     }

@@ -23,18 +23,12 @@ import pandas as pd
 
 from .. import _registry
 from .._rundir import AUDIT_FILES, COMPLETE, RunDirectory, audit_round_file
-from ..audit._result import OPTIONAL_ARRAYS
+from ..audit._result import AUDIT_COLUMNS, OPTIONAL_ARRAYS, method_row, method_rows
 
-__all__ = ["AUDIT_COLUMNS", "AuditConfig", "audit_directory", "run_audit"]
+# AUDIT_COLUMNS and the rows of a method (method_row, method_rows) are the audit's
+__all__ = ["AUDIT_COLUMNS", "AuditConfig", "audit_directory", "method_row", "method_rows",
+           "run_audit"]
 
-#: Columns of the per-method table, in order.
-AUDIT_COLUMNS = [
-    "method", "threat_model", "n_models", "attack", "test_accuracy", "test_accuracy_std",
-    "canary_tpr_at_0.1%fpr", "canary_tpr_at_0.1%fpr_low", "canary_tpr_at_0.1%fpr_high",
-    "canary_tpr_at_1%fpr", "canary_tpr_at_1%fpr_low", "canary_tpr_at_1%fpr_high",
-    "population_tpr_at_0.1%fpr", "population_tpr_at_1%fpr", "canary_auc", "population_auc",
-    "empirical_epsilon", "epsilon", "note",
-]
 _ROUND_ARRAYS = ("phi", "in_mask", "test_accuracy", "train_accuracy", "epsilon")
 
 
@@ -195,35 +189,6 @@ def _audit_method(config, plan, folder, method, n_rounds):
     audit.save(folder.path(AUDIT_FILES["result"]))
     folder.mark_complete(document={"n_models": audit.n_models})
     return audit
-
-
-def method_rows(method, audit):
-    """Rows of :data:`AUDIT_COLUMNS` from a method's :class:`DefenseAudit`: one per
-    threat model it was audited under."""
-    return [method_row(method, audit, threat) for threat in audit.threat_models_]
-
-
-def method_row(method, audit, threat_model=None):
-    """One row of :data:`AUDIT_COLUMNS` from a method's :class:`DefenseAudit`, under
-    ``threat_model`` (default: the one the defense claims to stop)."""
-    threat_model = threat_model or audit.primary_threat_model
-    canary = audit.summary_row("canaries", threat_model)
-    others = audit.summary_row("others", threat_model)
-    row = {"method": method, "threat_model": threat_model, "n_models": audit.n_models,
-           "attack": audit.strongest(threat_model),
-           "test_accuracy": canary.get("test_accuracy", others.get("test_accuracy")),
-           "test_accuracy_std": others.get("test_accuracy_std"),
-           "population_tpr_at_0.1%fpr": others.get("tpr_at_0.1%fpr"),
-           "population_tpr_at_1%fpr": others.get("tpr_at_1%fpr"),
-           "canary_auc": canary.get("auc"), "population_auc": others.get("auc"),
-           "empirical_epsilon": canary.get("empirical_epsilon"),
-           "epsilon": others.get("epsilon"),
-           "note": "; ".join(n for n in (canary.get("note"), others.get("note"))
-                             if isinstance(n, str) and n)}
-    for name in ("0.1%", "1%"):
-        for end in ("", "_low", "_high"):
-            row[f"canary_tpr_at_{name}fpr{end}"] = canary.get(f"tpr_at_{name}fpr{end}")
-    return row
 
 
 def _scheduler(address):

@@ -45,7 +45,6 @@ COMPARE_COLUMNS = (
     "lira_tpr_at_1%fpr_high",
     "epsilon",
     "epsilon_note",
-    "empirical_epsilon",
 )
 
 _LIRA = "LiRA online"
@@ -93,9 +92,9 @@ def compare(config_template, methods, *, attacks=(), reference_models=None,
         ``"vacuous"`` where that ε exceeds
         :data:`~skmia.defenses._dpsgd.MEANINGFUL_EPSILON` (10: the guarantee then says
         nothing useful; the estimator's warning says the same, the table keeps it in
-        view); ``empirical_epsilon`` the strongest attack's empirical ε
-        (:func:`skmia.metrics.empirical_epsilon`, a lower bound on ε at 95 % confidence;
-        the largest over attacks would hold with less, as one of many bounds). For
+        view). No empirical ε: the attacks test one target model's records, whose
+        membership comes from one random split, and no theorem turns those errors into a
+        bound on ε (see the auditing guide). For
         early stopping the final model counts (the row whose ``snapshot_epoch`` is NaN),
         not its snapshots.
         ``table.attrs["folders"]`` maps each method to its run directory and
@@ -237,7 +236,6 @@ def _summary(method, results, folder):
         "epsilon": float(epsilon.iloc[0]) if len(epsilon) else np.nan,
         "epsilon_note": ("vacuous" if len(epsilon) and not epsilon.iloc[0] <= MEANINGFUL_EPSILON
                          else None),
-        "empirical_epsilon": float(strongest["empirical_epsilon"]),
     }
 
 

@@ -11,15 +11,19 @@ from .._rundir import AUDIT_FILES, RunDirectory, find_folders
 from ._plots import _pyplot, figure_png
 
 __all__ = ["audit_roc_figure", "audit_privacy_utility_figure", "find_audits",
-           "format_audit_table", "row_label"]
+           "format_audit_table", "interval_note", "row_label"]
 
 _UNRESOLVED = "unresolved"
 
 
 def find_audits(paths):
     """Finished audit directories below ``paths``: ``[(folder, table, {method: audit})]``
-    (read through :class:`~skmia._rundir.RunDirectory`: no link is followed)."""
+    (read through :class:`~skmia._rundir.RunDirectory`: no link is followed). The table
+    is made again from each method's saved audit (:func:`skmia.audit._result.method_rows`),
+    so that an audit saved before a change of the tables (an older interval, a column
+    since removed) is reported as a new one would be."""
     from ..audit import DefenseAudit
+    from ..audit._result import AUDIT_COLUMNS, method_rows
 
     found = []
     for root in paths:
@@ -31,10 +35,11 @@ def find_audits(paths):
             if not folder.is_complete():
                 continue
             rows = folder.read_json(AUDIT_FILES["table_json"], spec={"rows": list})["rows"]
-            table = pd.DataFrame(rows)
+            methods = list(dict.fromkeys(pd.DataFrame(rows)["method"]))
             audits = {m: DefenseAudit.load(folder.path(str(m), AUDIT_FILES["result"]))
-                      for m in table["method"]}
-            found.append((path, table, audits))
+                      for m in methods}
+            table = pd.DataFrame([row for m in methods for row in method_rows(m, audits[m])])
+            found.append((path, table.reindex(columns=AUDIT_COLUMNS), audits))
     return found
 
 
@@ -61,39 +66,59 @@ def row_label(row):
     return f"{row['method']}, {threat}"
 
 
+def _column(table, name):
+    """A column of the table, all NaN where it lacks it (a table of an older skmia)."""
+    return table[name] if name in table else pd.Series(np.nan, index=table.index)
+
+
+def _with_interval(table, key):
+    return [_rate_cell(v, lo, hi) for v, lo, hi in
+            zip(_column(table, key), _column(table, f"{key}_low"), _column(table, f"{key}_high"),
+                strict=True)]
+
+
 def audit_display_table(table):
-    """The per-method table as strings: rates with intervals, "unresolved" for NaN."""
+    """The per-method table as strings: rates with their intervals, the
+    per-record-calibrated TPR, "unresolved" for NaN. No empirical ε: none with a theorem
+    applies to pooled leave-one-out pairs (a table saved with one is shown without)."""
     shown = pd.DataFrame({"method": table["method"],
                           "threat model": _threat_models(table),
                           "models": table["n_models"], "attack": table["attack"]})
     shown["test acc."] = [f"{a:.3f} ± {s:.3f}" for a, s in
                           zip(table["test_accuracy"], table["test_accuracy_std"], strict=True)]
-    for name in ("0.1%", "1%"):
-        key = f"canary_tpr_at_{name}fpr"
-        shown[f"canary TPR@{name}"] = [
-            _rate_cell(v, lo, hi) for v, lo, hi in
-            zip(table[key], table[f"{key}_low"], table[f"{key}_high"], strict=True)]
-    for name in ("0.1%", "1%"):
-        shown[f"population TPR@{name}"] = [_rate_cell(v) for v in
-                                           table[f"population_tpr_at_{name}fpr"]]
-    shown["canary AUC"] = [_rate_cell(v) for v in table["canary_auc"]]
-    shown["population AUC"] = [_rate_cell(v) for v in table["population_auc"]]
-    shown["emp. ε"] = [_rate_cell(v) for v in table["empirical_epsilon"]]
+    for part in ("canary", "population"):
+        for name in ("0.1%", "1%"):
+            shown[f"{part} TPR@{name}"] = _with_interval(table, f"{part}_tpr_at_{name}fpr")
+        for name in ("0.1%", "1%"):
+            shown[f"{part} per-record TPR@{name}"] = [
+                _rate_cell(v) for v in _column(table, f"{part}_record_tpr_at_{name}fpr")]
+    for part in ("canary", "population"):
+        shown[f"{part} AUC"] = _with_interval(table, f"{part}_auc")
     shown["DP ε"] = ["" if v is None or (isinstance(v, float) and math.isnan(v))
                      else f"{v:.2f}" for v in table["epsilon"]]
     return shown
 
 
+def interval_note(table):
+    """The line that says which procedure gave the table's intervals."""
+    named = sorted({v for v in _column(table, "interval") if isinstance(v, str) and v})
+    return "; ".join(named) or ("95 % Clopper-Pearson interval over pairs taken as "
+                                "independent (a table of an older skmia: too narrow)")
+
+
 def format_audit_table(table):
-    """The per-method table as markdown, with a footnote for unresolved rates."""
+    """The per-method table as markdown, with the intervals' procedure and a footnote
+    for unresolved rates."""
     shown = audit_display_table(table)
     lines = ["| " + " | ".join(shown.columns) + " |",
              "|" + "|".join("---" for _ in shown.columns) + "|"]
     lines += ["| " + " | ".join(map(str, row)) + " |"
               for row in shown.itertuples(index=False)]
-    notes = sorted({n for n in table["note"] if isinstance(n, str) and n})
-    if notes:
-        lines += ["", *(f"note: {n}" for n in notes)]
+    lines += ["", f"intervals: {interval_note(table)}; per-record TPR: each record's "
+                  "threshold on its own OUT scores (arXiv:2605.25819)"]
+    notes = sorted({n for part in _column(table, "note") if isinstance(part, str)
+                    for n in part.split("; ") if n})
+    lines += [f"note: {n}" for n in notes]
     return "\n".join(lines) + "\n"
 
 
@@ -112,7 +137,7 @@ def audit_privacy_utility_figure(table, *, title=None):
                     marker="o", capsize=3, linestyle="none", label=row_label(row))
     ax.axhline(0.001, color="grey", linestyle=":", linewidth=1, label="chance (FPR)")
     ax.set(xlabel="test accuracy (mean ± std over models)",
-           ylabel="canary TPR at 0.1 % FPR (95 % CI)", title=title, yscale="log")
+           ylabel="canary TPR at 0.1 % FPR (95 % interval)", title=title, yscale="log")
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
@@ -148,10 +173,16 @@ def audit_sections(audits, *, table_html, figure_html, escape):
         shown = audit_display_table(table)
         out.append(f"<h2>Defense audit: {escape(folder)}</h2>\n"
                    "<p>Leave-one-out LiRA over every (record, model) pair; TPR at a low FPR "
-                   "on the canaries and on the other records (population), 95 % "
-                   "Clopper-Pearson intervals. Each row says the threat model it assumes: "
-                   "a defense that releases modified outputs (HAMP, MemGuard) is audited on "
-                   "what it releases, on its labels alone and on its raw network.</p>\n")
+                   "and AUC over the pooled pairs of the canaries and of the other records "
+                   f"(population). Intervals: {escape(interval_note(table))} (they assume "
+                   "models drawn independently from the training algorithm and records from "
+                   "the pool, not independent pairs). Per-record TPR: each record's "
+                   "threshold at the FPR on its own OUT scores, averaged over records; "
+                   "unresolved with fewer than 1/FPR OUT models per record. No empirical "
+                   "ε is shown: no theorem bounds ε from pooled leave-one-out pairs. Each "
+                   "row says the threat model it assumes: a defense that releases modified "
+                   "outputs (HAMP, MemGuard) is audited on what it releases, on its labels "
+                   "alone and on its raw network.</p>\n")
         out.append(table_html(list(shown.columns), shown.itertuples(index=False), "audit"))
         out.append(figure_html(figure_png(audit_privacy_utility_figure(table)),
                                "privacy-utility", "Canary TPR at 0.1 % FPR against test "
