@@ -3,11 +3,14 @@
 :func:`attack_accuracy` (the mean of TPR and TNR, as the RelaxLoss reference code
 reports it), :func:`attack_auc` (threshold-free), :func:`tpr_at_fpr` (the true-positive
 rate at a low false-positive rate, with a Clopper-Pearson interval),
-:func:`attack_roc_curve` and :func:`empirical_epsilon` (the lower bound on the ε of
-differential privacy that an attack's error rates imply). Everything here is numpy /
-scikit-learn only: importing it does not import torch.
+:func:`attack_roc_curve`, :func:`epsilon_lower_bound` (a lower bound on the ε of
+differential privacy with a theorem behind it, four methods, returned as an
+:class:`EpsilonBound`), :func:`max_epsilon_lower_bound` (the most a number of records
+can show) and :func:`empirical_epsilon` (the clopper_pearson bound as a float).
+Everything here is numpy / scipy / scikit-learn only: importing it does not import torch.
 """
 
+from ._epsilon import EpsilonBound, epsilon_lower_bound, max_epsilon_lower_bound
 from ._membership import (
     TPRAtFPR,
     attack_accuracy,
@@ -18,10 +21,13 @@ from ._membership import (
 )
 
 __all__ = [
+    "EpsilonBound",
     "TPRAtFPR",
     "attack_accuracy",
     "attack_auc",
     "attack_roc_curve",
     "empirical_epsilon",
+    "epsilon_lower_bound",
+    "max_epsilon_lower_bound",
     "tpr_at_fpr",
 ]

@@ -339,34 +339,6 @@ def tpr_at_fpr(y_true, score, *, max_fpr, confidence_level=0.95):
     )
 
 
-def _clopper_pearson_upper(k, n, alpha):
-    """Upper end of the two-sided ``1 - alpha`` Clopper-Pearson interval of ``k / n``."""
-    from scipy.stats import beta
-
-    k = np.asarray(k, dtype=np.float64)
-    full = k >= n
-    upper = beta.ppf(1 - alpha / 2, k + 1, np.where(full, 1.0, n - k))
-    return np.where(full, 1.0, upper)
-
-
-def _epsilon_lower_bound(fp, n_neg, fn, n_pos, delta, alpha):
-    """The ε lower bound of rules with ``fp`` false positives and ``fn`` false negatives."""
-    fpr = _clopper_pearson_upper(fp, n_neg, alpha)
-    fnr = _clopper_pearson_upper(fn, n_pos, alpha)
-    with np.errstate(divide="ignore"):
-        by_fnr = np.log(np.maximum(1 - delta - fpr, 0.0)) - np.log(fnr)
-        by_fpr = np.log(np.maximum(1 - delta - fnr, 0.0)) - np.log(fpr)
-    return np.maximum(np.maximum(by_fnr, by_fpr), 0.0)
-
-
-def _errors_at(score, member, thresholds):
-    """False positives and false negatives of ``score >= t`` for each ``t`` in thresholds."""
-    neg, pos = np.sort(score[~member]), np.sort(score[member])
-    fp = len(neg) - np.searchsorted(neg, thresholds, side="left")  # non-members >= t
-    fn = np.searchsorted(pos, thresholds, side="left")  # members < t
-    return fp, fn
-
-
 def empirical_epsilon(membership, score, *, delta=1e-5, confidence=0.95, threshold=None,
                       random_state=0):
     """Lower bound on the ε of (ε, δ)-differential privacy that an attack's errors imply.
@@ -415,6 +387,9 @@ def empirical_epsilon(membership, score, *, delta=1e-5, confidence=0.95, thresho
 
     See Also
     --------
+    epsilon_lower_bound : this bound is its ``method="clopper_pearson"`` with
+        ``threshold="split"`` (or the given float), as a float; it offers three more
+        methods, the Bonferroni rule, and says what the bound assumes.
     tpr_at_fpr : the true-positive rate at a low false-positive rate.
 
     Notes
@@ -455,6 +430,8 @@ def empirical_epsilon(membership, score, *, delta=1e-5, confidence=0.95, thresho
     """
     from sklearn.utils import check_random_state
 
+    from ._epsilon import _two_group_counts, _two_group_split
+
     y = _check_membership(membership, name="membership")
     score = _check_scores(score, len(y)).astype(np.float64)
     if not (isinstance(delta, numbers.Real) and 0.0 <= delta < 1.0):
@@ -466,32 +443,9 @@ def empirical_epsilon(membership, score, *, delta=1e-5, confidence=0.95, thresho
     if threshold is not None:
         if not (isinstance(threshold, numbers.Real) and not np.isnan(threshold)):
             raise ValueError(f"threshold must be a number, got {threshold!r}.")
-        fp, fn = _errors_at(score, member, np.array([float(threshold)]))
-        n_pos = int(member.sum())
-        bound = _epsilon_lower_bound(fp, len(y) - n_pos, fn, n_pos, delta, alpha)
-        return float(bound[0])
-    rng = check_random_state(random_state)
-    selection = np.zeros(len(y), dtype=bool)
-    for is_member in (True, False):
-        rows = np.flatnonzero(member == is_member)
-        if len(rows) < 2:
-            kind = "members" if is_member else "non-members"
-            raise ValueError(
-                f"empirical_epsilon splits the records to choose the threshold on one half "
-                f"and bound on the other, but there are {len(rows)} {kind}: at least 2 are "
-                "needed (or pass threshold=)."
-            )
-        selection[rng.permutation(rows)[: len(rows) // 2]] = True
-    evaluation = ~selection
-    candidates = np.unique(score[selection])[::-1]  # decreasing: argmax keeps the largest t
-    sel_member = member[selection]
-    fp, fn = _errors_at(score[selection], sel_member, candidates)
-    n_pos = int(sel_member.sum())
-    bounds = _epsilon_lower_bound(fp, len(sel_member) - n_pos, fn, n_pos, delta, alpha)
-    chosen = candidates[np.argmax(bounds)]
-    eval_member = member[evaluation]
-    fp, fn = _errors_at(score[evaluation], eval_member, np.array([chosen]))
-    n_pos = int(eval_member.sum())
-    return float(
-        _epsilon_lower_bound(fp, len(eval_member) - n_pos, fn, n_pos, delta, alpha)[0]
-    )
+        value, _ = _two_group_counts("clopper_pearson", member, score, delta, alpha,
+                                     float(threshold), None)
+        return float(value)
+    value, _ = _two_group_split("clopper_pearson", member, score, delta, alpha,
+                                check_random_state(random_state), who="empirical_epsilon")
+    return float(value)
