@@ -13,6 +13,8 @@ thresholds, population attacks, and LiRA / RMIA against a bank of reference mode
 
 from ._canaries import CANARY_KINDS, Canaries, make_canaries
 from ._defense import audit_defense
+from ._dp import ONE_RUN_METHODS, UnreachableClaimWarning, audit_dp
+from ._dp_result import DPAudit
 from ._loo import LOO_ATTACKS, loo_lira_scores
 from ._model import MODEL_AUDIT_COLUMNS, audit_model
 from ._result import DefenseAudit
@@ -21,9 +23,13 @@ __all__ = [
     "CANARY_KINDS",
     "LOO_ATTACKS",
     "MODEL_AUDIT_COLUMNS",
+    "ONE_RUN_METHODS",
     "Canaries",
+    "DPAudit",
     "DefenseAudit",
+    "UnreachableClaimWarning",
     "audit_defense",
+    "audit_dp",
     "audit_model",
     "loo_lira_scores",
     "make_canaries",

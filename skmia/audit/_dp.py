@@ -9,6 +9,7 @@ inverts. Mahloujifar et al. (ICML 2025, arXiv:2410.22235) get a tighter bound fr
 same guesses through f-DP. Both come from :func:`skmia.metrics.epsilon_lower_bound`.
 """
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -24,7 +25,7 @@ from ._canaries import CANARY_KINDS, make_canaries
 from ._defense import _phi
 from ._dp_result import DPAudit
 
-__all__ = ["ONE_RUN_METHODS", "audit_dp"]
+__all__ = ["ONE_RUN_METHODS", "UnreachableClaimWarning", "audit_dp"]
 
 #: The bounds of a one-run audit (:func:`skmia.metrics.epsilon_lower_bound` methods whose
 #: theorem covers the canaries of a single training).
@@ -48,13 +49,14 @@ _INPUT_KINDS = tuple(k for k in CANARY_KINDS if k != "duplicate_mislabel")
         "threshold": [StrOptions({"bonferroni", "split"}), Interval(Real, None, None,
                                                                     closed="neither")],
         "white_box_score": [StrOptions(set(GRADIENT_CANARY_SCORES))],
+        "methods": ["array-like", None],
         "random_state": ["random_state"],
     },
     prefer_skip_nested_validation=True,
 )
 def audit_dp(estimator, X, y, *, canaries=1000, canary_kind="mislabel", white_box=False,
              claimed_epsilon=None, delta=1e-5, confidence=0.95, threshold="bonferroni",
-             white_box_score="step", random_state=None):
+             white_box_score="step", methods=None, random_state=None):
     """Audit a DP claim in one training: a lower bound on ε from canaries, against the claim.
 
     Trains ``estimator`` once. Each of ``canaries`` canaries is included by an
@@ -102,14 +104,19 @@ def audit_dp(estimator, X, y, *, canaries=1000, canary_kind="mislabel", white_bo
     delta : float, default=1e-5
         The δ of the claim; in (0, 1).
     confidence : float, default=0.95
-        The confidence of the verdict; in (0.5, 1). Each of the two bounds is computed
-        at ``1 - (1 - confidence) / 2`` so that "some bound exceeds the claim" errs
+        The confidence of the verdict; in (0.5, 1). Each of the ``k`` bounds is computed
+        at ``1 - (1 - confidence) / k`` so that "some bound exceeds the claim" errs
         with probability at most ``1 - confidence`` (Bonferroni over the methods).
     threshold : {"bonferroni", "split"} or float, default="bonferroni"
         How the number of guesses is chosen (see
         :func:`~skmia.metrics.epsilon_lower_bound`).
     white_box_score : {"step", "update", "weights"}, default="step"
         The score of a gradient canary.
+    methods : sequence of {"one_run", "one_run_fdp"} or None, default=None
+        The bounds computed. None: both for DP-SGD; ``"one_run"`` alone for any other
+        estimator, since ``"one_run_fdp"`` turns μ into ε through a Gaussian trade-off
+        curve, which DP-SGD's subsampled Gaussian steps approach and other mechanisms
+        need not have.
     random_state : int, RandomState instance or None, default=None
         Draws the canaries, their coins and Poisson draws, and the model's seed.
 
@@ -162,8 +169,11 @@ def audit_dp(estimator, X, y, *, canaries=1000, canary_kind="mislabel", white_bo
     """
     X, y = check_records(X, y)
     _check_audit(estimator, X, y, canaries, white_box, claimed_epsilon)
-    per_method = 1 - (1 - confidence) / len(ONE_RUN_METHODS)
-    _check_enough_canaries(canaries, delta, per_method, threshold, claimed_epsilon)
+    methods = _check_methods(methods, estimator)
+    per_method = 1 - (1 - confidence) / len(methods)
+    largest = _check_enough_canaries(canaries, delta, per_method, threshold, methods)
+    if claimed_epsilon is not None:
+        _warn_if_unreachable(claimed_epsilon, largest)
     rng = np.random.default_rng(check_random_state(random_state).randint(2**31 - 1))
     member = rng.random(canaries) < 0.5
     model = clone(estimator)
@@ -177,11 +187,13 @@ def audit_dp(estimator, X, y, *, canaries=1000, canary_kind="mislabel", white_bo
     else:
         score, scores = _black_box_scores(model, X, y, member, canaries, canary_kind, rng)
     claimed, source = _claim(model, claimed_epsilon)
+    if claimed_epsilon is None:
+        _warn_if_unreachable(claimed, largest)
     seed = int(rng.integers(2**31 - 1))
     bounds = {method: epsilon_lower_bound(member, score, method=method, delta=delta,
                                           confidence=per_method, threshold=threshold,
                                           random_state=seed)
-              for method in ONE_RUN_METHODS}
+              for method in methods}
     settings = {"canaries": int(canaries), "canary_kind": "gradient" if white_box
                 else canary_kind, "white_box": bool(white_box), "delta": float(delta),
                 "confidence": float(confidence), "threshold": threshold,
@@ -214,13 +226,27 @@ def _check_audit(estimator, X, y, canaries, white_box, claimed_epsilon):
         )
 
 
-def _check_enough_canaries(canaries, delta, confidence, threshold, claimed_epsilon):
-    """Refuse a number of canaries that no bound can use; warn when none can reach the
-    claim."""
+def _check_methods(methods, estimator):
+    if methods is None:
+        return ONE_RUN_METHODS if isinstance(estimator, DPSGDClassifier) else ("one_run",)
+    methods = tuple(methods)
+    unknown = [m for m in methods if m not in ONE_RUN_METHODS]
+    if unknown or not methods or len(set(methods)) != len(methods):
+        raise ValueError(f"methods must be distinct names among {ONE_RUN_METHODS}; got "
+                         f"{list(methods)}.")
+    return methods
+
+
+def _check_enough_canaries(canaries, delta, confidence, threshold, methods):
+    """Refuse a number of canaries that no bound can use; return each method's largest
+    bound."""
     n_in = canaries // 2
+    if n_in < 1:
+        raise ValueError(f"canaries={canaries} is too few for any one-run bound: the coins "
+                         "need members and non-members.")
     largest = {m: float(max_epsilon_lower_bound(n_in, canaries - n_in, method=m, delta=delta,
                                                 confidence=confidence, threshold=threshold))
-               for m in ONE_RUN_METHODS}
+               for m in methods}
     if max(largest.values()) <= 0:
         raise ValueError(
             f"canaries={canaries} is too few for any one-run bound at confidence "
@@ -228,6 +254,21 @@ def _check_enough_canaries(canaries, delta, confidence, threshold, claimed_epsil
             "canaries (see skmia.metrics.max_epsilon_lower_bound)."
         )
     return largest
+
+
+class UnreachableClaimWarning(UserWarning):
+    """A DP audit whose canaries are too few to show the claim violated: even perfect
+    guesses give a lower bound below the claimed ε."""
+
+
+def _warn_if_unreachable(claimed, largest):
+    best = max(largest.values())
+    if best < claimed:
+        warnings.warn(
+            f"no bound on these canaries can exceed {best:.3g} (a perfect attack's), below "
+            f"the claimed epsilon {claimed:.3g}: this audit cannot find the claim violated. "
+            "More canaries raise the ceiling (skmia.metrics.max_epsilon_lower_bound).",
+            UnreachableClaimWarning, stacklevel=4)  # the caller of audit_dp's wrapper
 
 
 def _white_box_scores(model, X, y, member, rng):

@@ -113,7 +113,7 @@ class GradientCanaries:
 
     def _gather(self, tensors):
         out = np.zeros(len(self.membership))
-        for t, (rows, index) in zip(tensors, self._layout):
+        for t, (rows, index) in zip(tensors, self._layout, strict=True):
             if len(rows):
                 out[rows] = t.detach().reshape(-1)[index].double().cpu().numpy()
         return out
@@ -129,7 +129,7 @@ class GradientCanaries:
         self.draws_ += inserted
         summed = [p.summed_grad for p in params]
         real = self._gather(summed)
-        for s, (rows, index) in zip(summed, self._layout):
+        for s, (rows, index) in zip(summed, self._layout, strict=True):
             if len(rows):
                 add = torch.as_tensor(inserted[rows] * self._clip, dtype=s.dtype,
                                       device=s.device)
