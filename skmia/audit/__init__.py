@@ -15,6 +15,7 @@ from ._canaries import CANARY_KINDS, Canaries, make_canaries
 from ._defense import audit_defense
 from ._dp import ONE_RUN_METHODS, UnreachableClaimWarning, audit_dp
 from ._dp_result import DPAudit
+from ._dp_runs import MANY_RUN_METHODS, audit_dp_runs
 from ._loo import LOO_ATTACKS, loo_lira_scores
 from ._model import MODEL_AUDIT_COLUMNS, audit_model
 from ._result import DefenseAudit
@@ -22,6 +23,7 @@ from ._result import DefenseAudit
 __all__ = [
     "CANARY_KINDS",
     "LOO_ATTACKS",
+    "MANY_RUN_METHODS",
     "MODEL_AUDIT_COLUMNS",
     "ONE_RUN_METHODS",
     "Canaries",
@@ -30,6 +32,7 @@ __all__ = [
     "UnreachableClaimWarning",
     "audit_defense",
     "audit_dp",
+    "audit_dp_runs",
     "audit_model",
     "loo_lira_scores",
     "make_canaries",
