@@ -14,6 +14,7 @@ import threading
 import time
 
 from . import _registry
+from ._cli_dp import cmd_audit_dp
 from ._rundir import escape_text
 
 __all__ = ["main"]
@@ -232,7 +233,8 @@ def _cmd_split(parser, args):
 
 
 _COMMANDS = {"run": _cmd_run, "attack": _cmd_attack, "compare": _cmd_compare,
-             "report": _cmd_report, "split": _cmd_split, "audit": _cmd_audit}
+             "report": _cmd_report, "split": _cmd_split, "audit": _cmd_audit,
+             "audit-dp": cmd_audit_dp}
 
 
 def main(argv=None):

@@ -171,7 +171,7 @@ def audit_dp_runs(estimator, X, y, *, canaries=250, canary_kind="mislabel", n_ru
     return DPAudit.from_bounds(
         bounds, claimed_epsilon=claimed, membership=member.ravel(), score=llr.ravel(),
         scores={"canary": canary.ravel(), "run": run.ravel(),
-                "raw": scores[:, audited].ravel()}, settings=settings)
+                "raw": scores[:, audited].ravel()}, settings=settings, estimator=models[-1])
 
 
 def _possible(methods, canaries, n_runs, delta, confidence, threshold):

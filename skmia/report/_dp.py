@@ -1,0 +1,65 @@
+"""The report of a DP audit: claimed ε against each lower bound, the verdict, a plot."""
+
+from ._plots import _LINE_STYLES, _pyplot, figure_png
+
+__all__ = ["dp_audit_figure", "format_dp_audit_table", "plot_dp_audit"]
+
+_SHOWN = ("setting", "noise_multiplier", "claimed_epsilon", "method", "epsilon",
+          "confidence", "max_epsilon", "verdict")
+
+
+def format_dp_audit_table(table):
+    """The table of :func:`skmia.experiment._dp_audit.run_dp_audit` as Markdown: per
+    setting and method, the claimed ε, the lower bound (with its confidence), the largest
+    bound the counts allow and the verdict; a footnote where the counts limit a bound."""
+    lines = ["| " + " | ".join(_SHOWN) + " |", "|" + "|".join("---" for _ in _SHOWN) + "|"]
+    limited = False
+    for row in table.to_dict("records"):
+        cells = []
+        for name in _SHOWN:
+            value = row[name]
+            if name == "epsilon" and row["limited_by_counts"]:
+                limited = True
+                cells.append(f"{value:.3g}*")
+            elif name == "verdict":
+                cells.append("**violated**" if row["violated"] else "holds")
+            elif isinstance(value, float):
+                cells.append(f"{value:.3g}")
+            else:
+                cells.append(str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    if limited:
+        lines += ["", "\\* limited by the number of canaries (at least 90 % of max_epsilon, "
+                      "the bound of a perfect attack): more canaries could show more."]
+    return "\n".join(lines) + "\n"
+
+
+def dp_audit_figure(table, *, title=None):
+    """Claimed ε and each method's lower bound against the noise multiplier (ε on a
+    log scale above 0.1, linear below, so that a bound of 0 shows);
+    filled markers where the claim is violated."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    claims = table.drop_duplicates("setting").sort_values("noise_multiplier")
+    ax.plot(claims["noise_multiplier"], claims["claimed_epsilon"], color="black",
+            marker="s", label="claimed ε (accountant)")
+    for i, (method, rows) in enumerate(table.groupby("method", sort=False)):
+        rows = rows.sort_values("noise_multiplier")
+        line, = ax.plot(rows["noise_multiplier"], rows["epsilon"],
+                        linestyle=_LINE_STYLES[i % len(_LINE_STYLES)], marker="o",
+                        markerfacecolor="none", label=f"lower bound: {method}")
+        bad = rows[rows["violated"].astype(bool)]
+        if len(bad):
+            ax.plot(bad["noise_multiplier"], bad["epsilon"], linestyle="none", marker="o",
+                    color=line.get_color())
+    ax.set(xlabel="noise multiplier σ", ylabel="ε at δ (lower bounds at their confidence)",
+           title=title)
+    ax.set_yscale("symlog", linthresh=0.1)  # a bound of 0 (no evidence) stays visible
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def plot_dp_audit(table, *, title=None):
+    """:func:`dp_audit_figure` as PNG bytes."""
+    return figure_png(dp_audit_figure(table, title=title))
