@@ -87,10 +87,11 @@ def tightness(args):
     rows.append({"run": "idealised, issue's (q=128/5010, T=1174, σ=0.844)", "canaries": 1000,
                  "steps": 1174, "sigma": 0.844, "claimed": 8.0, **issue})
     X, y = location()
-    for epochs, canaries in args.settings:
-        net = dpsgd(epochs=epochs, target_epsilon=args.epsilon, random_state=0)
+    for (epochs, canaries), seed in ((s, seed) for s in args.settings
+                                     for seed in args.audit_seeds):
+        net = dpsgd(epochs=epochs, target_epsilon=args.epsilon)
         start = time.perf_counter()
-        audit = audit_dp(net, X, y, canaries=canaries, white_box=True, random_state=0)
+        audit = audit_dp(net, X, y, canaries=canaries, white_box=True, random_state=seed)
         seconds = time.perf_counter() - start
         model = audit.estimator_
         ideal = idealised(model.sample_rate_, model.n_steps_, model.noise_multiplier_,
@@ -100,17 +101,19 @@ def tightness(args):
                      "canaries": canaries, "steps": model.n_steps_,
                      "sigma": model.noise_multiplier_, "claimed": audit.claimed_epsilon_,
                      **ideal})
-        rows.append({"run": f"real white-box audit, one run ({epochs} epochs)",
+        rows.append({"run": f"real white-box audit, one run ({epochs} epochs, seed {seed})",
                      "canaries": canaries, "steps": model.n_steps_,
                      "sigma": model.noise_multiplier_, "claimed": audit.claimed_epsilon_,
                      **real, "verdict (both, 95 %)": "violated" if audit.violated_ else "holds",
                      "seconds": round(seconds)})
         for score in ("update", "weights"):
-            rows.append({"run": f"real, score={score!r} ({epochs} epochs)",
+            rows.append({"run": f"real, score={score!r} ({epochs} epochs, seed {seed})",
                          "canaries": canaries, "steps": model.n_steps_,
                          "sigma": model.noise_multiplier_, "claimed": audit.claimed_epsilon_,
                          **single_method_bounds(audit, score)})
         print(pd.DataFrame(rows).tail(4).to_string(), flush=True)
+    if args.skip_growth:
+        return pd.DataFrame(rows)
     # growth, idealised: canaries at this σ and q, and steps at the same σ and q
     q, sigma = 128 / 5010, 0.844
     for m in (250, 500, 1000, 2000, 5000, 10000):
@@ -122,6 +125,76 @@ def tightness(args):
                      "canaries": 1000, "steps": steps, "sigma": sigma,
                      "claimed": _claim(sigma, q, steps), **idealised(q, steps, sigma, 1000,
                                                                      seeds=args.seeds)})
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------ grid and time
+
+
+DATASETS = {"location": location, "purchase-like": purchase_like}
+
+
+def _bound_row(dataset, sigma, kind, runs, audit, seconds):
+    row = {"dataset": dataset, "sigma": sigma, "canaries": kind, "runs": runs,
+           "claimed": audit.claimed_epsilon_, "verdict": "violated" if audit.violated_
+           else "holds", "seconds": round(seconds)}
+    for method, bound in audit.bounds_.iterrows():
+        row[method] = bound["epsilon"]
+        row[f"{method} max"] = bound["max_epsilon"]
+    return row
+
+
+def grid(args):
+    from skmia.audit import audit_dp_runs
+
+    rows = []
+    for dataset in args.datasets:
+        X, y = DATASETS[dataset]()
+        for sigma in args.sigmas:
+            for white_box in (True, False):
+                kind = "gradient" if white_box else "mislabel"
+                net = dpsgd(epochs=args.epochs, noise_multiplier=sigma)
+                start = time.perf_counter()
+                audit = audit_dp(net, X, y, canaries=args.canaries, white_box=white_box,
+                                 random_state=0)
+                rows.append(_bound_row(dataset, sigma, kind, 1, audit,
+                                       time.perf_counter() - start))
+                print(rows[-1], flush=True)
+                if sigma in args.many_run_sigmas:
+                    start = time.perf_counter()
+                    audit = audit_dp_runs(net, X, y, canaries=args.canaries,
+                                          n_runs=args.runs, n_reference=args.reference,
+                                          white_box=white_box, random_state=0)
+                    rows.append(_bound_row(dataset, sigma, kind, args.runs, audit,
+                                           time.perf_counter() - start))
+                    print(rows[-1], flush=True)
+    return pd.DataFrame(rows)
+
+
+def timing(args):
+    """Best of ``--repeats`` interleaved calls: one plain fit, one black-box and one
+    white-box one-run audit of the same estimator on the same records."""
+    rows = []
+    for dataset in args.datasets:
+        X, y = DATASETS[dataset]()
+        net = dpsgd(epochs=args.epochs, noise_multiplier=1.0, random_state=0)
+        times = {"plain fit": [], "one-run audit, black box": [],
+                 "one-run audit, white box": []}
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            net.fit(X, y)
+            times["plain fit"].append(time.perf_counter() - start)
+            for white_box in (False, True):
+                start = time.perf_counter()
+                audit_dp(net, X, y, canaries=args.canaries, white_box=white_box,
+                         random_state=0)
+                name = f"one-run audit, {'white' if white_box else 'black'} box"
+                times[name].append(time.perf_counter() - start)
+        fit = min(times["plain fit"])
+        for name, values in times.items():
+            rows.append({"dataset": dataset, "task": name, "seconds": min(values),
+                         "ratio to a plain fit": min(values) / fit})
+        print(pd.DataFrame(rows).tail(3).to_string(), flush=True)
     return pd.DataFrame(rows)
 
 
@@ -143,6 +216,20 @@ def parse_args(argv=None):
     parser.add_argument("--settings", type=lambda s: tuple(map(int, s.split(":"))),
                         nargs="+", default=[(30, 1000)],
                         help="EPOCHS:CANARIES of each real white-box run (tightness)")
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    parser.add_argument("--sigmas", type=float, nargs="+", default=[0.7, 1.0, 2.0],
+                        help="grid: noise multipliers")
+    parser.add_argument("--many-run-sigmas", type=float, nargs="*", default=[1.0],
+                        help="grid: noise multipliers also audited over many runs")
+    parser.add_argument("--epochs", type=int, default=30, help="grid, time: epochs")
+    parser.add_argument("--canaries", type=int, default=1000, help="grid, time: canaries")
+    parser.add_argument("--runs", type=int, default=8, help="grid: audited runs")
+    parser.add_argument("--reference", type=int, default=8, help="grid: reference runs")
+    parser.add_argument("--repeats", type=int, default=2, help="time: interleaved repeats")
+    parser.add_argument("--audit-seeds", type=int, nargs="+", default=[0],
+                        help="random_state of each real audit (canaries, coins, model)")
+    parser.add_argument("--skip-growth", action="store_true",
+                        help="tightness: leave out the idealised growth tables")
     parser.add_argument("--out", default="benchmarks/results/dp_audit")
     return parser.parse_args(argv)
 
@@ -152,7 +239,7 @@ def main(argv=None):
     warnings.simplefilter("ignore")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    table = {"tightness": tightness}[args.part](args)
+    table = {"tightness": tightness, "grid": grid, "time": timing}[args.part](args)
     header = (f"Date {date.today()}, {platform.processor() or platform.machine()}, "
               f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
     text = header + "\n\n" + table.to_markdown(index=False, floatfmt=".3g")
