@@ -7,6 +7,7 @@ two for one run with canaries included by fair coins (``one_run``, ``one_run_fdp
 :mod:`._one_run`).
 """
 
+import functools
 import numbers
 from dataclasses import dataclass, field
 
@@ -22,7 +23,7 @@ __all__ = ["EpsilonBound", "epsilon_lower_bound", "max_epsilon_lower_bound"]
 
 METHODS = ("clopper_pearson", "gdp", "one_run", "one_run_fdp")
 THRESHOLD_RULES = ("bonferroni", "split")
-_GRID_RATIO = 1.25  # ratio of successive error counts the Bonferroni rule tries
+_GRID_RATIO = 2.0  # ratio of successive error counts the Bonferroni rule tries
 _NEAR_MAX = 0.9  # a bound at 90 % or more of max_epsilon is limited by the counts
 
 ASSUMPTIONS = {
@@ -135,7 +136,7 @@ def _cp_upper(k, n, a):
     """One-sided upper Clopper-Pearson bound at level ``1 - a`` of ``k`` successes in ``n``."""
     k = np.asarray(k, dtype=np.float64)
     full = k >= n
-    return np.where(full, 1.0, stats.beta.ppf(1 - a, k + 1, np.where(full, 1.0, n - k)))
+    return np.where(full, 1.0, special.betaincinv(k + 1, np.where(full, 1.0, n - k), 1 - a))
 
 
 def _rule_value(method, fp, n_neg, fn, n_pos, delta, a):
@@ -169,7 +170,7 @@ def _errors_at(score, member, thresholds):
 
 
 def _count_grid(n):
-    """0, 1, 2, 3, 4, 5, 6, 7, 9, 11, 14, ... (ratio 1.25, rounded down) up to ``n // 2``."""
+    """0, 1, 2, 4, 8, 16, ... (powers of 2) up to ``n // 2``."""
     top = n // 2
     steps = np.arange(0, np.log(max(top, 1)) / np.log(_GRID_RATIO) + 1)
     grid = np.unique(np.floor(_GRID_RATIO ** steps).astype(np.int64))
@@ -440,12 +441,13 @@ def epsilon_lower_bound(membership, score, *, method, delta=1e-5, confidence=0.9
         How the rule is chosen. A float: the rule "member iff ``score >= threshold``",
         fixed beforehand, tested on every record (for one-run methods every canary is
         then guessed). ``"bonferroni"``: the best of a fixed set of rules, each tested at
-        ``(1 - confidence) / n_hypotheses`` — for two-group methods the rules with 0, 1,
-        2, …, 7, 9, 11, 14, … (ratio 1.25) false positives and false negatives up to half of
-        each group; for one-run methods ``k_plus`` in 1, 2, 4, 5, 8, 11, … (ratio √2) up
-        to half the canaries, with ``k_minus`` 0 or equal. ``"split"``: the rule is chosen
-        on a seeded half (of each group; of the canaries for one-run methods) and
-        tested on the other half only.
+        ``(1 - confidence) / n_hypotheses``. For two-group methods, the rules with 0, 1,
+        2, 4, 8, 16, … false positives, and those with as many false negatives, up to
+        half of each group; for one-run methods, ``k_plus`` in 1, 2, 4, 8, 16, … up to
+        half the canaries,
+        with ``k_minus`` 0 or equal to ``k_plus``. ``"split"``: the rule is chosen on a
+        seeded half (of each group; of the canaries, blind to their coins, for one-run
+        methods) and tested on the other half only.
     random_state : int, RandomState instance or None, default=0
         Seeds the split and the breaking of ties (tied scores are ordered at random, a
         randomised test that DP bounds as well). An int by default, so that the same
@@ -506,7 +508,7 @@ def epsilon_lower_bound(membership, score, *, method, delta=1e-5, confidence=0.9
     >>> score = rng.normal(2.0 * member)                     # a 2-GDP mechanism
     >>> bound = epsilon_lower_bound(member, score, method="one_run")
     >>> round(bound.epsilon, 2), bound.counts["n_guesses"], bound.limited_by_counts
-    (3.18, 724, False)
+    (3.52, 512, False)
     >>> float(bound) == bound.epsilon
     True
     """
@@ -535,7 +537,9 @@ def epsilon_lower_bound(membership, score, *, method, delta=1e-5, confidence=0.9
 epsilon_lower_bound.__doc__ = epsilon_lower_bound.__doc__.replace("{theorems}", _THEOREMS.strip())
 
 
+@functools.lru_cache(maxsize=256)
 def _max_value(method, n_pos, n_neg, delta, alpha, threshold):
+    """The value (ε, or μ for the Gaussian methods) of a perfect attack; cached."""
     if method.startswith("one_run"):
         return _one_run_max(method, n_pos, n_neg, delta, alpha, threshold)
     return _two_group_max(method, n_pos, n_neg, delta, alpha, threshold)

@@ -8,23 +8,22 @@ arrays, one entry per hypothesis) and return the bound at a given significance `
 """
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 from scipy.optimize import brentq
 
 _EPS_MAX = 60.0  # expit(60) rounds to 1: no count of guesses can show more
 _MU_MAX = 30.0  # a Gaussian trade-off with mu = 30 is indistinguishable from no privacy
-_GRID = 33  # mu values per refinement pass of the f-DP bound
+_GRID = 65  # mu values per refinement pass of the f-DP bound
 
 
 def guess_grid(m):
     """The guess counts ``(k_plus, k_minus)`` the Bonferroni rule tries, for ``m`` canaries.
 
-    ``k`` runs over 1, 2, 4, 5, 8, 11, 16, ... (ratio sqrt(2), rounded down) up to
-    ``m // 2``, each as ``k`` top guesses alone and as ``k`` top plus ``k`` bottom guesses.
+    ``k`` runs over the powers of 2 up to ``m // 2``, each as ``k`` top guesses alone and
+    as ``k`` top plus ``k`` bottom guesses (a coarse grid: fewer hypotheses, a smaller
+    correction, and tighter bounds on Gaussian scores than ratios 1.2 or 1.4).
     """
-    top = max(m // 2, 1)
-    ks = np.unique(np.floor(np.sqrt(2.0) ** np.arange(0, 2 * np.log2(top) + 1)).astype(int))
-    ks = ks[(ks >= 1) & (ks <= top)]
+    ks = 2 ** np.arange(0, int(np.log2(max(m // 2, 1))) + 1)
     k_plus = np.r_[ks, ks]
     k_minus = np.r_[np.zeros_like(ks), ks]
     keep = k_plus + k_minus <= m
@@ -48,7 +47,10 @@ def p_value(eps, r, v, m, delta):
         return 1.0
     q = special.expit(eps)
     tail = float(special.bdtrc(v - 1, r, q))  # P[Binomial(r, q) >= v]
-    pmf = stats.binom.pmf(np.arange(v - 1, -1, -1), r, q)  # at v-1, v-2, ..., 0
+    j = np.arange(v - 1, -1, -1)  # v-1, v-2, ..., 0
+    log_pmf = (special.gammaln(r + 1) - special.gammaln(j + 1) - special.gammaln(r - j + 1)
+               + special.xlogy(j, q) + special.xlog1py(r - j, -q))
+    pmf = np.exp(log_pmf)
     slack = np.max(np.cumsum(pmf) / np.arange(1, v + 1))
     return min(tail + 2.0 * m * delta * slack, 1.0)
 
@@ -106,16 +108,17 @@ def _fdp_falsified(k, v, m, a, mu):
     k, v, mu = np.broadcast_arrays(np.asarray(k, float), np.asarray(v, float), mu)
     r = a * v / m
     h = a * (k - v) / m
-    v_min = int(v.min()) if v.size else 0
-    for i in range(int(v.max()) - 1, -1, -1):
-        active = i < v
-        with np.errstate(divide="ignore", invalid="ignore"):
-            grown = np.maximum(h, special.ndtr(special.ndtri(r) - mu))
-        h_new = np.where(active, grown, h)
-        if i < v_min and np.array_equal(h_new, h):
-            break  # no entry changes any more: neither h nor r can move afterwards
-        r = np.where(active, np.minimum(r + i / np.maximum(k - i, 1.0) * (h_new - h), 1.0), r)
-        h = h_new
+    done = v <= 0
+    for t in range(int(v.max()) if v.size else 0):  # entry by entry, i = v - 1 - t
+        i = v - 1 - t
+        grown = np.maximum(h, special.ndtr(special.ndtri(r) - mu))
+        moved = ~done & (grown > h)  # an h that stops moving never moves again, nor r
+        step = np.minimum(r + i / np.maximum(k - i, 1.0) * (grown - h), 1.0)
+        r = np.where(moved, step, r)
+        h = np.where(moved, grown, h)
+        done = ~moved | (t + 1 >= v)
+        if done.all():
+            break
     return r + h > k / m
 
 
@@ -125,7 +128,7 @@ def _fdp_mu(k, v, m, a):
     lo = np.zeros((k.shape[0], 1))
     step = np.full((k.shape[0], 1), _MU_MAX / (_GRID - 1))
     found = _fdp_falsified(k, v, m, a, np.zeros((1, 1)))[:, 0]
-    for _ in range(3):  # each pass narrows the bracket by (_GRID - 1)
+    for _ in range(2):  # each pass narrows the bracket by (_GRID - 1)
         mus = lo + step * np.arange(_GRID)[None, :]
         falsified = _fdp_falsified(k, v, m, a, mus)
         last = np.where(falsified.any(axis=1), _GRID - 1 - np.argmax(falsified[:, ::-1], axis=1), 0)
