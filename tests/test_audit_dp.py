@@ -10,7 +10,7 @@ from opacus.accountants.utils import get_noise_multiplier
 from scipy import stats
 from sklearn.datasets import make_classification
 
-from skmia.audit import DPAudit, UnreachableClaimWarning, audit_dp
+from skmia.audit import DPAudit, UnreachableClaimWarning, audit_dp, last_iterate_epsilon
 from skmia.defenses import DPSGDClassifier, VanillaClassifier, WeakPrivacyWarning
 from skmia.defenses._dp_canaries import GradientCanaries, inserted_canaries
 
@@ -208,3 +208,29 @@ def test_unreachable_claim_warns(data):
     with pytest.warns(UnreachableClaimWarning, match="cannot find the claim violated"), \
             pytest.raises(AssertionError, match="trained despite bad input"):
         audit_dp(NeverTrained(), X, y, canaries=20, claimed_epsilon=50.0)
+
+
+# ------------------------------------------------------------------ heuristic ε
+
+
+def test_last_iterate_epsilon_of_the_gaussian_mechanism():
+    """q = 1, one step: N(1, σ²) vs N(0, σ²), μ = 1/σ-GDP, whose exact δ(ε) is
+    Φ(−ε/μ + μ/2) − e^ε Φ(−ε/μ − μ/2) (Balle & Wang 2018)."""
+    for sigma in (0.5, 1.0, 2.0):
+        mu = 1 / sigma
+        epsilon = last_iterate_epsilon(sigma, 1.0, 1, delta=1e-5)
+        exact = (stats.norm.cdf(-epsilon / mu + mu / 2)
+                 - np.exp(epsilon) * stats.norm.cdf(-epsilon / mu - mu / 2))
+        assert exact == pytest.approx(1e-5, rel=1e-3)
+    assert last_iterate_epsilon(1.0, 1.0, 1) == pytest.approx(4.38, abs=0.005)
+
+
+def test_last_iterate_epsilon_is_below_the_accountant():
+    from skmia.defenses._dp_accounting import privacy_epsilon
+
+    for sigma, q, steps in ((1.0, 0.05, 100), (0.7, 0.1, 40)):
+        heuristic = last_iterate_epsilon(sigma, q, steps)
+        assert 0 < heuristic < privacy_epsilon([(sigma, q, steps)], 1e-5)
+    assert last_iterate_epsilon(1.0, 0.05, 200) > last_iterate_epsilon(1.0, 0.05, 100)
+    with pytest.raises(ValueError, match="sample_rate must be in"):
+        last_iterate_epsilon(1.0, 0.0, 10)

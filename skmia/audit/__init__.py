@@ -14,6 +14,7 @@ thresholds, population attacks, and LiRA / RMIA against a bank of reference mode
 from ._canaries import CANARY_KINDS, Canaries, make_canaries
 from ._defense import audit_defense
 from ._dp import ONE_RUN_METHODS, UnreachableClaimWarning, audit_dp
+from ._dp_heuristic import last_iterate_epsilon
 from ._dp_result import DPAudit
 from ._dp_runs import MANY_RUN_METHODS, audit_dp_runs
 from ._loo import LOO_ATTACKS, loo_lira_scores
@@ -35,5 +36,6 @@ __all__ = [
     "audit_dp_runs",
     "audit_model",
     "loo_lira_scores",
+    "last_iterate_epsilon",
     "make_canaries",
 ]

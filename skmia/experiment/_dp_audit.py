@@ -1,7 +1,8 @@
 """The DP audit directory of ``skmia audit-dp``: DP-SGD's claim against lower bounds.
 
 One audit directory, ``<out>/<dataset>/audit_dp/seed<seed>/``, holds one subfolder per
-audited setting (a noise multiplier, or a target ε), each with the audit's result and
+audited setting (a noise multiplier, or a target ε), each with the audit's result (the heuristic
+last-iterate ε of :func:`skmia.audit.last_iterate_epsilon` beside the claim) and
 per-canary scores and its own ``complete.json``; a later call with the same settings
 keeps every finished setting and audits the others. The directory is locked while one
 process works in it, the table and the plot of every setting are written next, and
@@ -22,11 +23,13 @@ from .._rundir import COMPLETE, DP_AUDIT_FILES, ListOf, MapOf, RunDirectory
 __all__ = ["DP_AUDIT_COLUMNS", "DPAuditConfig", "dp_audit_directory", "run_dp_audit"]
 
 #: Columns of the table of a DP audit directory: one row per (setting, method).
-DP_AUDIT_COLUMNS = ["setting", "noise_multiplier", "claimed_epsilon", "method", "epsilon",
+DP_AUDIT_COLUMNS = ["setting", "noise_multiplier", "claimed_epsilon", "heuristic_epsilon",
+                    "method", "epsilon",
                     "confidence", "max_epsilon", "limited_by_counts", "violated", "verdict",
                     "canaries", "runs", "white_box", "seconds"]
 _RESULT_SPEC = {"settings": MapOf(object), "claimed_epsilon": float,
-                "noise_multiplier": float, "seconds": float, "bounds": ListOf(MapOf(object))}
+                "heuristic_epsilon": float, "noise_multiplier": float, "seconds": float,
+                "bounds": ListOf(MapOf(object))}
 
 
 @dataclass
@@ -113,13 +116,20 @@ def _audit_one(config, clf, X, y):
     return audit_dp(clf, X, y, **common)
 
 
-def _save_setting(folder, audit, noise, seconds):
+def _save_setting(folder, audit, seconds):
+    from ..audit import last_iterate_epsilon
+
+    model = audit.estimator_
+    noise = model.noise_multiplier_
+    heuristic = last_iterate_epsilon(noise, model.sample_rate_, model.n_steps_,
+                                     model.delta_)
     bounds = audit.bounds_.reset_index().astype(object)
     folder.write_bytes(DP_AUDIT_FILES["scores"], data=audit.scores_.to_csv(index=False)
                        .encode())
     folder.write_json(DP_AUDIT_FILES["result"], document={
         "settings": {k: v for k, v in audit.settings_.items()},
-        "claimed_epsilon": audit.claimed_epsilon_, "noise_multiplier": float(noise),
+        "claimed_epsilon": audit.claimed_epsilon_, "heuristic_epsilon": heuristic,
+        "noise_multiplier": float(noise),
         "seconds": round(seconds, 1), "bounds": bounds.to_dict("records")})
     folder.mark_complete()
 
@@ -129,7 +139,8 @@ def _rows(name, result, config):
     for bound in result["bounds"]:
         rows.append({
             "setting": name, "noise_multiplier": result["noise_multiplier"],
-            "claimed_epsilon": result["claimed_epsilon"], "method": bound["method"],
+            "claimed_epsilon": result["claimed_epsilon"],
+            "heuristic_epsilon": result["heuristic_epsilon"], "method": bound["method"],
             "epsilon": bound["epsilon"], "confidence": bound["confidence"],
             "max_epsilon": bound["max_epsilon"],
             "limited_by_counts": bound["limited_by_counts"], "violated": bound["violated"],
@@ -170,8 +181,7 @@ def run_dp_audit(config):
                 child.makedirs()
                 start = time.perf_counter()
                 audit = _audit_one(config, clf, X, y)
-                noise = audit.estimator_.noise_multiplier_
-                _save_setting(child, audit, noise, time.perf_counter() - start)
+                _save_setting(child, audit, time.perf_counter() - start)
             rows += _rows(name, child.read_json(DP_AUDIT_FILES["result"], spec=_RESULT_SPEC),
                           config)
         table = pd.DataFrame(rows).reindex(columns=DP_AUDIT_COLUMNS)

@@ -4,13 +4,15 @@ from ._plots import _LINE_STYLES, _pyplot, figure_png
 
 __all__ = ["dp_audit_figure", "format_dp_audit_table", "plot_dp_audit"]
 
-_SHOWN = ("setting", "noise_multiplier", "claimed_epsilon", "method", "epsilon",
+_SHOWN = ("setting", "noise_multiplier", "claimed_epsilon", "heuristic_epsilon", "method",
+          "epsilon",
           "confidence", "max_epsilon", "verdict")
 
 
 def format_dp_audit_table(table):
     """The table of :func:`skmia.experiment._dp_audit.run_dp_audit` as Markdown: per
-    setting and method, the claimed ε, the lower bound (with its confidence), the largest
+    setting and method, the claimed ε, the heuristic last-iterate ε (what a strong audit
+    of the last model can hope to reach), the lower bound (with its confidence), the largest
     bound the counts allow and the verdict; a footnote where the counts limit a bound."""
     lines = ["| " + " | ".join(_SHOWN) + " |", "|" + "|".join("---" for _ in _SHOWN) + "|"]
     limited = False
@@ -43,6 +45,8 @@ def dp_audit_figure(table, *, title=None):
     claims = table.drop_duplicates("setting").sort_values("noise_multiplier")
     ax.plot(claims["noise_multiplier"], claims["claimed_epsilon"], color="black",
             marker="s", label="claimed ε (accountant)")
+    ax.plot(claims["noise_multiplier"], claims["heuristic_epsilon"], color="grey",
+            linestyle=":", marker="^", label="heuristic last-iterate ε")
     for i, (method, rows) in enumerate(table.groupby("method", sort=False)):
         rows = rows.sort_values("noise_multiplier")
         line, = ax.plot(rows["noise_multiplier"], rows["epsilon"],
