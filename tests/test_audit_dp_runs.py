@@ -32,10 +32,27 @@ def test_calibration_uses_reference_runs_only():
     ref_scores = np.array([[3.0, 1.0, 5.0, -1.0], [0.0, 0.0, 2.0, 2.0]])
     ref_coins = np.array([[True, False, True, False], [False, True, False, True]])
     llr, separation = _calibrated(ref_scores, ref_coins, np.array([[4.0], [1.0]]))
-    # canary 0: IN mean 4, OUT mean 0; canary 1: IN mean 1, OUT mean 1; residuals
-    # (-1, 1, 1, -1) and (-1, -1, 1, 1): pooled spread 1
-    np.testing.assert_allclose(llr[:, 0], [4 * (4 - 2), 0.0])
-    np.testing.assert_allclose(separation, [4.0, 0.0])
+    # own means IN (4, 1), OUT (0, 1); residuals ±1: variance 8 / (8 - 4) = 2. IN means
+    # vary between canaries by 4.5 - 2/2 = 3.5 beyond noise: weight 3.5 / 4.5 toward
+    # the common 2.5 -> (11/3, 4/3); OUT means (0, 1) vary less than noise: common 0.5
+    mu_in, mu_out = np.array([11 / 3, 4 / 3]), 0.5
+    gap = mu_in - mu_out
+    expected = gap * (np.array([4.0, 1.0]) - (mu_in + mu_out) / 2) / 2
+    np.testing.assert_allclose(llr[:, 0], expected)
+    np.testing.assert_allclose(llr[:, 0], [437 / 144, 5 / 144])
+    np.testing.assert_allclose(separation, gap / np.sqrt(2))
+
+
+def test_canaries_alike_share_their_means():
+    """Canaries with one distribution (gradient canaries) get the common means: the
+    calibrated score is then increasing in the raw score, the same for every canary."""
+    rng = np.random.default_rng(0)
+    coins = rng.random((500, 2)) < 0.5
+    ref = rng.normal(3.0 * coins, 1.0)
+    llr, _ = _calibrated(ref, coins, np.array([[0.0], [1.0], [2.0]]).repeat(167, axis=0)[:500])
+    order = np.argsort(np.array([0.0, 1.0, 2.0]).repeat(167)[:500], kind="stable")
+    assert np.all(np.diff(llr[order, 0]) >= -1e-12)
+    assert len(np.unique(np.round(llr[:, 0], 9))) == 3
 
 
 def test_broken_dpsgd_caught_over_runs_with_every_method(data):

@@ -192,19 +192,39 @@ def _possible(methods, canaries, n_runs, delta, confidence, threshold):
 
 def _calibrated(ref_scores, ref_coins, scores):
     """Each audited score as a log-likelihood ratio of the canary's reference IN and
-    OUT Gaussians (one pooled spread); also each canary's separation in spreads."""
-    def mean(where):
-        total = np.where(where, ref_scores, 0.0).sum(axis=1)
-        count = where.sum(axis=1)
-        fallback = total.sum() / max(count.sum(), 1)  # a canary never IN (or OUT)
-        return np.where(count > 0, total / np.maximum(count, 1), fallback)
+    OUT Gaussians (one pooled spread); also each canary's separation in spreads.
 
-    mu_in, mu_out = mean(ref_coins), mean(~ref_coins)
-    centred = ref_scores - np.where(ref_coins, mu_in[:, None], mu_out[:, None])
-    spread = max(float(np.sqrt(np.mean(centred**2))), 1e-12)
+    With few reference runs a canary's own means are noisy: each is shrunk toward the
+    mean over all canaries by the share of the spread between canaries that its noise
+    leaves (an empirical-Bayes estimate; canaries that all behave alike, as gradient
+    canaries do, get the common means).
+    """
+    groups = [ref_coins, ~ref_coins]
+    counts = [g.sum(axis=1) for g in groups]
+    raw = [np.where(g, ref_scores, 0.0).sum(axis=1) / np.maximum(n, 1)
+           for g, n in zip(groups, counts, strict=True)]
+    centred = ref_scores - np.where(ref_coins, raw[0][:, None], raw[1][:, None])
+    dof = max(ref_scores.size - sum(int((n > 0).sum()) for n in counts), 1)
+    variance = max(float(np.sum(centred**2)) / dof, 1e-24)
+    mu_in, mu_out = (_shrunk(m, n, g, ref_scores, variance)
+                     for m, n, g in zip(raw, counts, groups, strict=True))
+    spread = np.sqrt(variance)
     gap = (mu_in - mu_out)[:, None]
-    llr = gap * (scores - (mu_in + mu_out)[:, None] / 2) / spread**2
+    llr = gap * (scores - (mu_in + mu_out)[:, None] / 2) / variance
     return llr, np.abs(gap[:, 0]) / spread
+
+
+def _shrunk(means, counts, where, ref_scores, variance):
+    """Per-canary means shrunk toward the common mean (weight ``between / (between +
+    variance / count)``; 0 for a canary never seen in this group)."""
+    common = float(np.where(where, ref_scores, 0.0).sum() / max(counts.sum(), 1))
+    seen = counts > 0
+    if seen.sum() < 2:
+        return np.full(len(means), common)
+    between = max(float(np.var(means[seen], ddof=1) - np.mean(variance / counts[seen])),
+                  0.0)
+    weight = np.where(seen, between / (between + variance / np.maximum(counts, 1)), 0.0)
+    return common + weight * (means - common)
 
 
 def _fit_runs(estimator, X, y, masks, seeds, n_jobs):
