@@ -9,6 +9,12 @@ the canaries beside the other records, at the test accuracy the defense reaches
 classifier, pipeline or torch module) with the strongest attacks its inputs allow:
 thresholds, population attacks, and LiRA / RMIA against a bank of reference models
 (Carlini et al., arXiv:2112.03570; Zarifzadeh et al., arXiv:2312.03262).
+
+:func:`audit_dp` checks a DP claim in one training (canaries in by fair coins, one-run
+ε lower bounds of Steinke et al., arXiv:2305.08846, and Mahloujifar et al.,
+arXiv:2410.22235; white-box gradient canaries for DP-SGD), :func:`audit_dp_runs` over
+many trainings calibrated on disjoint reference runs; both return a :class:`DPAudit`.
+:func:`last_iterate_epsilon` is the heuristic ε of DP-SGD's last model (arXiv:2410.06186).
 """
 
 from ._canaries import CANARY_KINDS, Canaries, make_canaries
