@@ -41,7 +41,7 @@ __all__ = [
     "audit_dp",
     "audit_dp_runs",
     "audit_model",
-    "loo_lira_scores",
     "last_iterate_epsilon",
+    "loo_lira_scores",
     "make_canaries",
 ]
