@@ -56,15 +56,15 @@ def test_canaries_alike_share_their_means():
 
 
 def test_broken_dpsgd_caught_over_runs_with_every_method(data):
-    """32 audited runs (16 steps each): the pair bounds exceed the claim of ε ≈ 1.1; the
+    """32 audited runs (32 steps each): the pair bounds exceed the claim of ε ≈ 1.6; the
     two-group bounds, on the one canary the reference runs find most exposed, see the
-    leak too (above 0) though 32 runs cap them (clopper_pearson at 0.49, gdp at 2.3)."""
+    leak too (above 0) though 32 runs cap them (clopper_pearson near 0.57, gdp 2.8)."""
     X, y = data
-    broken = TooLittleNoiseDPSGD(noise_multiplier=4.0, **{**TINY, "max_epochs": 4})
+    broken = TooLittleNoiseDPSGD(noise_multiplier=4.0, **{**TINY, "max_epochs": 8})
     audit = audit_dp_runs(broken, X, y, canaries=100, n_runs=32, n_reference=2,
                           white_box=True, random_state=0)
     assert set(audit.bounds_.index) == {"one_run", "one_run_fdp", "clopper_pearson", "gdp"}
-    assert audit.claimed_epsilon_ < 1.2
+    assert audit.claimed_epsilon_ < 1.7
     assert audit.violated_
     assert audit.bounds_.loc["one_run_fdp", "epsilon"] > 2 * audit.claimed_epsilon_
     assert (audit.bounds_["confidence"] == 1 - 0.05 / 4).all()
