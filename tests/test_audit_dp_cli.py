@@ -67,6 +67,15 @@ def test_second_call_keeps_finished_settings(audited, monkeypatch, capsys):
     assert "sigma4" in capsys.readouterr().out
 
 
+def test_report_shows_the_dp_audit(audited, capsys):
+    _, out, folder = audited
+    assert main(["report", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"DP audit {folder}" in text
+    assert "| setting | noise_multiplier | claimed_epsilon | heuristic_epsilon |" in text
+    assert text.count("| sigma2 |") == 2 and text.count("| sigma4 |") == 2
+
+
 def test_other_settings_are_refused(audited, capsys):
     home, out, _ = audited
     other = [*FAST[:-2], "--batch-size", "40"]

@@ -1,8 +1,30 @@
 """The report of a DP audit: claimed ε against each lower bound, the verdict, a plot."""
 
+from pathlib import Path
+
+import pandas as pd
+
+from .._rundir import DP_AUDIT_FILES, RunDirectory, find_folders
 from ._plots import _LINE_STYLES, _pyplot, figure_png
 
-__all__ = ["dp_audit_figure", "format_dp_audit_table", "plot_dp_audit"]
+__all__ = ["dp_audit_figure", "find_dp_audits", "format_dp_audit_table", "plot_dp_audit"]
+
+
+def find_dp_audits(paths):
+    """Finished DP audit directories (``skmia audit-dp``) below ``paths``:
+    ``[(folder, table)]``, read through :class:`~skmia._rundir.RunDirectory`."""
+    found = []
+    for root in paths:
+        root = Path(root)
+        if not root.exists():
+            raise FileNotFoundError(f"{str(root)!r} does not exist")
+        for path in find_folders(root, DP_AUDIT_FILES["settings"]):
+            folder = RunDirectory(path)
+            if folder.is_complete():
+                rows = folder.read_json(DP_AUDIT_FILES["table_json"],
+                                        spec={"rows": list})["rows"]
+                found.append((path, pd.DataFrame(rows)))
+    return found
 
 _SHOWN = ("setting", "noise_multiplier", "claimed_epsilon", "heuristic_epsilon", "method",
           "epsilon",
