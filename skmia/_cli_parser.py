@@ -6,6 +6,7 @@ It imports :mod:`skmia._registry` only, so that ``skmia --help`` answers at once
 import argparse
 
 from . import __version__, _registry
+from ._cli_dp import add_audit_dp_parser
 
 # The parser reads skmia._registry only: `skmia --help` (and a usage error) answers at
 # once, without importing torch, scikit-learn or pandas; each command imports what it runs.
@@ -183,6 +184,7 @@ def _build_parser():
                        help="dataset folder (default: $SKMIA_DATA_HOME, else ~/skmia_data)")
     split.add_argument("--no-download", action="store_true",
                        help="fail instead of downloading a missing file")
+    add_audit_dp_parser(sub, _DefaultsFormatter, _int_list)  # skmia audit-dp (_cli_dp)
     for subparser in sub.choices.values():  # errors in a command's options: its parser
         subparser.set_defaults(command_parser=subparser)
     return parser

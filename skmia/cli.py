@@ -14,6 +14,7 @@ import threading
 import time
 
 from . import _registry
+from ._cli_dp import cmd_audit_dp
 from ._rundir import escape_text
 
 __all__ = ["main"]
@@ -141,6 +142,7 @@ def _compare_method_options(parser, args):
 def _cmd_report(parser, args):
     from .report import collect_results, format_table, write_html_report
     from .report._audit import find_audits, format_audit_table
+    from .report._dp import find_dp_audits, format_dp_audit_table
 
     if args.html is not None:
         out = write_html_report(args.paths, args.html)
@@ -148,7 +150,8 @@ def _cmd_report(parser, args):
         return 0
     table = collect_results(args.paths)
     audits = find_audits(args.paths)
-    if table.empty and not audits:
+    dp_audits = find_dp_audits(args.paths)
+    if table.empty and not audits and not dp_audits:
         print("no finished attack results below " + ", ".join(args.paths), file=sys.stderr)
         return 1
     if not table.empty:
@@ -156,6 +159,9 @@ def _cmd_report(parser, args):
     for folder, audit_table, _ in audits:  # defense audits: their per-method tables
         print(f"\ndefense audit {folder}\n" + (audit_table.to_csv(index=False)
               if args.format == "csv" else format_audit_table(audit_table)), end="")
+    for folder, dp_table in dp_audits:  # DP audits: claimed vs lower-bound ε
+        print(f"\nDP audit {folder}\n" + (dp_table.to_csv(index=False)
+              if args.format == "csv" else format_dp_audit_table(dp_table)), end="")
     return 0
 
 
@@ -232,7 +238,8 @@ def _cmd_split(parser, args):
 
 
 _COMMANDS = {"run": _cmd_run, "attack": _cmd_attack, "compare": _cmd_compare,
-             "report": _cmd_report, "split": _cmd_split, "audit": _cmd_audit}
+             "report": _cmd_report, "split": _cmd_split, "audit": _cmd_audit,
+             "audit-dp": cmd_audit_dp}
 
 
 def main(argv=None):

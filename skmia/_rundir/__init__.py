@@ -78,7 +78,7 @@ __all__ = [
     "SHADOW", "AUDIT", "RESULTS_CSV", "RESULTS_JSON", "ROC_PNG", "LOSS_HIST_PNG",
     "SCORES_NPZ", "read_scores", "scores_npz",
     "COMPARE_JSON", "RUN_FILES", "ATTACK_FILES", "HISTORY_SCHEMA", "ATTACK_TABLE_COLUMNS",
-    "AUDIT_FILES", "AUDIT_RESULT_FILES", "audit_round_file",
+    "AUDIT_FILES", "AUDIT_RESULT_FILES", "audit_round_file", "DP_AUDIT_FILES",
 ]
 
 # ---------------------------------------------------------------------- file names
@@ -118,6 +118,19 @@ AUDIT_FILES = {
 #: a saved :class:`skmia.audit.DefenseAudit` (``settings.json`` last)
 AUDIT_RESULT_FILES = {"arrays": "arrays.safetensors", "summary": "summary.csv",
                       "per_record": "per_record.csv", "settings": "settings.json"}
+
+
+#: a DP audit directory (``skmia audit-dp``): the shared settings, per audited setting
+#: (a subfolder) its result and per-canary scores, the table and plot of every setting
+DP_AUDIT_FILES = {
+    "settings": "audit_dp.json",
+    "result": "result.json",
+    "scores": "scores.csv",
+    "table_csv": "summary.csv",
+    "table_json": "summary.json",
+    "plot": "dp_audit.png",
+    "complete": COMPLETE,
+}
 
 
 def audit_round_file(r):

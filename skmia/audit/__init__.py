@@ -9,10 +9,20 @@ the canaries beside the other records, at the test accuracy the defense reaches
 classifier, pipeline or torch module) with the strongest attacks its inputs allow:
 thresholds, population attacks, and LiRA / RMIA against a bank of reference models
 (Carlini et al., arXiv:2112.03570; Zarifzadeh et al., arXiv:2312.03262).
+
+:func:`audit_dp` checks a DP claim in one training (canaries in by fair coins, one-run
+ε lower bounds of Steinke et al., arXiv:2305.08846, and Mahloujifar et al.,
+arXiv:2410.22235; white-box gradient canaries for DP-SGD), :func:`audit_dp_runs` over
+many trainings calibrated on disjoint reference runs; both return a :class:`DPAudit`.
+:func:`last_iterate_epsilon` is the heuristic ε of DP-SGD's last model (arXiv:2410.06186).
 """
 
 from ._canaries import CANARY_KINDS, Canaries, make_canaries
 from ._defense import audit_defense
+from ._dp import ONE_RUN_METHODS, UnreachableClaimWarning, audit_dp
+from ._dp_heuristic import last_iterate_epsilon
+from ._dp_result import DPAudit
+from ._dp_runs import MANY_RUN_METHODS, audit_dp_runs
 from ._loo import LOO_ATTACKS, loo_lira_scores
 from ._model import MODEL_AUDIT_COLUMNS, audit_model
 from ._result import DefenseAudit
@@ -20,11 +30,18 @@ from ._result import DefenseAudit
 __all__ = [
     "CANARY_KINDS",
     "LOO_ATTACKS",
+    "MANY_RUN_METHODS",
     "MODEL_AUDIT_COLUMNS",
+    "ONE_RUN_METHODS",
     "Canaries",
+    "DPAudit",
     "DefenseAudit",
+    "UnreachableClaimWarning",
     "audit_defense",
+    "audit_dp",
+    "audit_dp_runs",
     "audit_model",
+    "last_iterate_epsilon",
     "loo_lira_scores",
     "make_canaries",
 ]

@@ -376,6 +376,10 @@ class DPSGDClassifier(MIADefenseClassifier):
             n_rows=n_rows,
             fast_norms=fast_norms,
         )
+        canaries = getattr(self, "_gradient_canaries", None)
+        if canaries is not None:  # a white-box audit's gradient canaries (_dp_canaries)
+            canaries.attach(self._private.optimizer, sample_rate=self.sample_rate_,
+                            max_grad_norm=float(self.max_grad_norm))
 
     def _noise_for_target(self, n_rows):
         steps = self.max_epochs * self._steps_per_epoch(n_rows)
