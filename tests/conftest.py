@@ -30,7 +30,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 # developer lives in (the README says how long it takes). The README's test command, and
 # CI, still run everything. One list, here, rather than a mark in each file.
 SLOW_MODULES = frozenset({
-    "test_audit_defense", "test_audit_model", "test_audit_threat_models",
+    "test_audit_defense", "test_audit_dp_cli", "test_audit_model", "test_audit_threat_models",
     "test_benchmarks_reference_bank", "test_cifar", "test_cifar_runs", "test_common",
     "test_compare", "test_conv_nets", "test_cross_checks", "test_docs_examples",
     "test_experiment", "test_html_report", "test_location_grid_benchmark", "test_lock",
