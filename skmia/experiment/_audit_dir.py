@@ -192,7 +192,7 @@ def _audit_method(config, plan, folder, method, n_rounds):
     audit = assemble(plan, [_load_round(folder, r) for r in range(n_rounds)],
                      {"estimator": type(clf).__name__, "method": method,
                       "dataset": config.dataset})
-    audit.save(folder.path(AUDIT_FILES["result"]))
+    audit.save(folder.child(AUDIT_FILES["result"]))
     folder.mark_complete(document={"n_models": audit.n_models})
     return audit
 
