@@ -100,7 +100,10 @@ def _fit_one(estimator, X, y, mask, seed, fit_params):
     model = clone(estimator)
     if "random_state" in model.get_params(deep=False):
         model.set_params(random_state=seed)
-    return model.fit(X[mask], y[mask], **fit_params)
+    model.fit(X[mask], y[mask], **fit_params)
+    if unfinished_models([model]):  # skorch's fit ended quietly on a Ctrl-C: no next model
+        raise KeyboardInterrupt("a reference model stopped short of its epochs")
+    return model
 
 
 def _pool_digest(X, y):
@@ -276,24 +279,56 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
                                start=start)
         self._check_every_class(y, masks, start)
         seeds = [_model_seed(self.base_seed_, k) for k in range(start, self.n_estimators)]
+        try:
+            fitted = self._fit_models(X, y, masks, seeds, refusal, fit_params)
+        except KeyboardInterrupt:  # one by one: the models of this call are lost
+            self._keep_finished([], masks, seeds, start)
+            raise
+        self._keep_finished(fitted, masks, seeds, start)
+        return self
+
+    def _keep_finished(self, fitted, masks, seeds, start):
+        """Add the models of ``fitted`` to the bank; when a Ctrl-C ended some short of
+        their epochs (skorch's ``fit`` and the batched bank end quietly), keep the
+        finished whole blocks before the first such model and raise KeyboardInterrupt:
+        ``fit`` with ``warm_start=True`` trains the rest."""
+        short = unfinished_models(fitted)
+        if len(fitted) == masks.shape[1] and not short:
+            kept = len(fitted)
+        else:
+            first = short[0] if short else len(fitted)
+            kept = first - first % _block_size(self.keep)
+        self.estimators_ = [*self.estimators_, *fitted[:kept]]
+        self.in_mask_ = np.concatenate([self.in_mask_, masks[:, :kept]], axis=1)
+        self.seeds_ = np.concatenate([self.seeds_, np.asarray(seeds[:kept], dtype=np.int64)])
+        if kept == masks.shape[1]:
+            return
+        n_have = start + kept
+        if not n_have:  # nothing finished: the bank is not fitted
+            for name in ("estimators_", "in_mask_", "seeds_", "base_seed_", "classes_",
+                         "input_shape_", "n_features_in_", "pool_digest_"):
+                vars(self).pop(name, None)
+        raise KeyboardInterrupt(
+            "interrupted: reference models stopped short of their epochs (a Ctrl-C); "
+            f"{n_have} of the {self.n_estimators} reference models finished"
+            + (" and are kept in the bank; fit again with warm_start=True to train the rest"
+               if n_have else "; the bank is not fitted"))
+
+    def _fit_models(self, X, y, masks, seeds, refusal, fit_params):
+        """The models of the columns of ``masks``: one batched network, or one by one."""
         if refusal is None:
             from ._batching import batched_threads, group_threads
             from ._vectorized import fit_batched
 
             threads = batched_threads(self.estimator, self.n_jobs)
             with torch_threads(threads):  # one on a CPU: there groups take the threads
-                fitted = fit_batched(self.estimator, X, y, masks, seeds,
-                                     n_threads=group_threads(self.n_jobs, threads),
-                                     verbose=self.verbose)
-        else:
-            tasks = [(self.estimator, X, y, mask, seed, fit_params)
-                     for mask, seed in zip(masks.T, seeds, strict=True)]
-            fitted = parallel_map(_fit_one, tasks, n_jobs=self.n_jobs, verbose=self.verbose,
-                                  desc="reference models", only_if_it_pays=True)
-        self.estimators_ = [*self.estimators_, *fitted]
-        self.in_mask_ = np.concatenate([self.in_mask_, masks], axis=1)
-        self.seeds_ = np.concatenate([self.seeds_, np.asarray(seeds, dtype=np.int64)])
-        return self
+                return fit_batched(self.estimator, X, y, masks, seeds,
+                                   n_threads=group_threads(self.n_jobs, threads),
+                                   verbose=self.verbose)
+        tasks = [(self.estimator, X, y, mask, seed, fit_params)
+                 for mask, seed in zip(masks.T, seeds, strict=True)]
+        return parallel_map(_fit_one, tasks, n_jobs=self.n_jobs, verbose=self.verbose,
+                            desc="reference models", only_if_it_pays=True)
 
     # ------------------------------------------------------------------ checks
     def _check_estimator_and_size(self):
