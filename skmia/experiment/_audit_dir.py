@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import os
+import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ import pandas as pd
 from .. import _registry
 from .._rundir import AUDIT_FILES, COMPLETE, RunDirectory, audit_round_file
 from ..audit._result import OPTIONAL_ARRAYS
+from ._checkpoint import RunInterrupted, _Stop, stopping_on_signals
 
 __all__ = ["AUDIT_COLUMNS", "AuditConfig", "audit_directory", "run_audit"]
 
@@ -350,6 +352,31 @@ def _scheduler(address):
     return stack
 
 
+def _audit_all(config, plan, folder, shared):
+    """Check the audit directory, then audit every method and write the table."""
+    n_rounds = plan.n_rounds(config.models)
+    # every check first: an audit that is refused (other data, other settings, a
+    # round that is not its own) is left as it was, complete.json included
+    has_plan = _check_same(folder, AUDIT_FILES["plan"], shared, "data or canaries")
+    checked = {method: _checked_method(config, plan, folder.child(method), method,
+                                       n_rounds)
+               for method in config.methods}
+    folder.clear(COMPLETE)
+    if not has_plan:
+        folder.write_json(AUDIT_FILES["plan"], document=shared)
+    rows = []
+    for method in config.methods:
+        audit = _audit_method(config, plan, folder.child(method), method, n_rounds,
+                              checked.pop(method))
+        rows.extend(method_rows(method, audit))
+    table = pd.DataFrame(rows).reindex(columns=AUDIT_COLUMNS)
+    folder.write_bytes(AUDIT_FILES["table_csv"], data=table.to_csv(index=False).encode())
+    folder.write_json(AUDIT_FILES["table_json"],
+                      document={"rows": table.astype(object).where(table.notna(), None)
+                                .to_dict("records")})
+    return table
+
+
 def run_audit(config):
     """Audit every method of ``config`` in its audit directory; the per-method table.
 
@@ -373,27 +400,20 @@ def run_audit(config):
                        "test_size", "seed")}
     shared["plan"] = plan.settings
     start = time.perf_counter()
-    n_rounds = plan.n_rounds(config.models)
-    with folder.lock("audit"), _scheduler(config.scheduler):
-        # every check first: an audit that is refused (other data, other settings, a
-        # round that is not its own) is left as it was, complete.json included
-        has_plan = _check_same(folder, AUDIT_FILES["plan"], shared, "data or canaries")
-        checked = {method: _checked_method(config, plan, folder.child(method), method,
-                                           n_rounds)
-                   for method in config.methods}
-        folder.clear(COMPLETE)
-        if not has_plan:
-            folder.write_json(AUDIT_FILES["plan"], document=shared)
-        rows = []
-        for method in config.methods:
-            audit = _audit_method(config, plan, folder.child(method), method, n_rounds,
-                                  checked.pop(method))
-            rows.extend(method_rows(method, audit))
-        table = pd.DataFrame(rows).reindex(columns=AUDIT_COLUMNS)
-        folder.write_bytes(AUDIT_FILES["table_csv"], data=table.to_csv(index=False).encode())
-        folder.write_json(AUDIT_FILES["table_json"],
-                          document={"rows": table.astype(object).where(table.notna(), None)
-                                    .to_dict("records")})
+    with folder.lock("audit"), _scheduler(config.scheduler), stopping_on_signals():
+        try:
+            table = _audit_all(config, plan, folder, shared)
+        except RunInterrupted:
+            raise
+        except (_Stop, KeyboardInterrupt) as stop:
+            # a Ctrl-C or SIGTERM (as _Stop: skorch's fit cannot swallow it), or a
+            # Ctrl-C a fit swallowed (the round refused its models)
+            signum = getattr(stop, "signum", signal.SIGINT)
+            name = "SIGTERM" if signum == signal.SIGTERM else "SIGINT"
+            raise RunInterrupted(
+                f"interrupted ({name}); nothing unfinished was marked complete: the "
+                f"finished rounds are kept in {str(folder.root)!r}; run the same command "
+                "again to continue", signum) from None
         folder.mark_complete(document={"methods": list(config.methods),
                                        "n_models": config.models,
                                        "seconds": round(time.perf_counter() - start, 1)})

@@ -7,13 +7,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._rundir import AUDIT_FILES, RunDirectory, find_folders
-from ._plots import _pyplot, figure_png
+from .._rundir import AUDIT_FILES, Int, ListOf, Opt, RunDirectory, escape_text, find_folders
+from ._plots import _literal, _pyplot, figure_png
+from ._tables import markdown_cell
 
 __all__ = ["audit_roc_figure", "audit_privacy_utility_figure", "find_audits",
            "format_audit_table", "row_label"]
 
 _UNRESOLVED = "unresolved"
+_NUMBER = Opt(float)
+#: what ``summary.json`` of an audit must hold for the report to show it (other keys
+#: are allowed): a word where a number belongs is refused naming the file and the key
+_SUMMARY_ROW = {
+    "method": str, "n_models": Int(1), "attack": Opt(str), "threat_model": Opt(str),
+    "note": Opt(str), **{name: _NUMBER for name in (
+        "test_accuracy", "test_accuracy_std", "population_tpr_at_0.1%fpr",
+        "population_tpr_at_1%fpr", "canary_auc", "population_auc", "empirical_epsilon",
+        "epsilon", *(f"canary_tpr_at_{rate}fpr{end}" for rate in ("0.1%", "1%")
+                     for end in ("", "_low", "_high")))},
+}
 
 
 def find_audits(paths):
@@ -30,9 +42,10 @@ def find_audits(paths):
             folder = RunDirectory(path)
             if not folder.is_complete():
                 continue
-            rows = folder.read_json(AUDIT_FILES["table_json"], spec={"rows": list})["rows"]
+            rows = folder.read_json(AUDIT_FILES["table_json"],
+                                    spec={"rows": ListOf(_SUMMARY_ROW)})["rows"]
             table = pd.DataFrame(rows)
-            audits = {m: DefenseAudit.load(folder.path(str(m), AUDIT_FILES["result"]))
+            audits = {m: DefenseAudit.load(folder.child(m, AUDIT_FILES["result"]))
                       for m in table["method"]}
             found.append((path, table, audits))
     return found
@@ -85,15 +98,16 @@ def audit_display_table(table):
 
 
 def format_audit_table(table):
-    """The per-method table as markdown, with a footnote for unresolved rates."""
+    """The per-method table as markdown, with a footnote for unresolved rates (control
+    characters and ``|`` in any value escaped, as :func:`markdown_cell` does)."""
     shown = audit_display_table(table)
-    lines = ["| " + " | ".join(shown.columns) + " |",
+    lines = ["| " + " | ".join(map(markdown_cell, shown.columns)) + " |",
              "|" + "|".join("---" for _ in shown.columns) + "|"]
-    lines += ["| " + " | ".join(map(str, row)) + " |"
+    lines += ["| " + " | ".join(map(markdown_cell, row)) + " |"
               for row in shown.itertuples(index=False)]
     notes = sorted({n for n in table["note"] if isinstance(n, str) and n})
     if notes:
-        lines += ["", *(f"note: {n}" for n in notes)]
+        lines += ["", *(f"note: {escape_text(n)}" for n in notes)]
     return "\n".join(lines) + "\n"
 
 
@@ -114,7 +128,7 @@ def audit_privacy_utility_figure(table, *, title=None):
     ax.set(xlabel="test accuracy (mean ± std over models)",
            ylabel="canary TPR at 0.1 % FPR (95 % CI)", title=title, yscale="log")
     ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
+    _literal(fig).tight_layout()  # names are text, never mathtext
     return fig
 
 
@@ -137,7 +151,7 @@ def audit_roc_figure(audit, *, title=None):
     ax.set(xscale="log", yscale="log", xlim=(1e-4, 1), ylim=(1e-4, 1.02),
            xlabel="false-positive rate", ylabel="true-positive rate", title=title)
     ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    _literal(fig).tight_layout()  # names are text, never mathtext
     return fig
 
 
