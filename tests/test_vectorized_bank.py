@@ -524,8 +524,9 @@ def test_a_huge_bank_is_refused_before_any_allocation(pool, monkeypatch):
     X, y = pool
     monkeypatch.setattr(_batching, "available_memory", lambda device: 8 * 2**30)
     bank = ReferenceModels(VanillaClassifier(**TINY), n_estimators=10**9)
-    with pytest.raises(ValueError, match=r"masks alone \(121 records x 1,000,000,000 models\) "
-                                         r"would need 225.4 GiB, more than the 8.0 GiB"):
+    with pytest.raises(ValueError, match=r"masks \(121 records x 1,000,000,000 models\) and "
+                                         r"the fitted models \(at least 28 KiB each\) would "
+                                         r"need 26928.3 GiB, more than the 8.0 GiB"):
         bank.fit(X, y)
     monkeypatch.setattr(_vectorized, "available_memory", lambda device: 10**6)
     with pytest.raises(ValueError, match="2,000 models of 123 parameters"):

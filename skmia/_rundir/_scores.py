@@ -91,7 +91,8 @@ def _read_arrays(data, n_records, n_attacks):
             want = expected[name]
             if len(shape) != len(want) or any(w is not None and w != s
                                                for w, s in zip(want, shape, strict=False)):
-                shown = tuple("?" if w is None else w for w in want)
+                shown = "(" + ", ".join("?" if w is None else str(w) for w in want) + (
+                    ",)" if len(want) == 1 else ")")
                 raise _refuse(f"{name}.npy declares shape {shape}, the folder says {shown}")
             count = int(np.prod(shape, dtype=object))
             if count * dtype.itemsize != len(raw) - start:

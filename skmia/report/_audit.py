@@ -19,8 +19,8 @@ _NUMBER = Opt(float)
 #: what ``summary.json`` of an audit must hold for the report to show it (other keys
 #: are allowed): a word where a number belongs is refused naming the file and the key
 _SUMMARY_ROW = {
-    "method": str, "n_models": Int(1), "attack": Opt(str), "threat_model": Opt(str),
-    "note": Opt(str), **{name: _NUMBER for name in (
+    "method": str, "n_models": Int(1), "attack": Opt(str), "note": Opt(str),
+    **{name: _NUMBER for name in (
         "test_accuracy", "test_accuracy_std", "population_tpr_at_0.1%fpr",
         "population_tpr_at_1%fpr", "canary_auc", "population_auc", "empirical_epsilon",
         "epsilon", *(f"canary_tpr_at_{rate}fpr{end}" for rate in ("0.1%", "1%")

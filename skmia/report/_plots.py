@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 
+from .._rundir import escape_text
 from ..metrics import attack_auc, attack_roc_curve
 
 __all__ = [
@@ -30,7 +31,8 @@ def _literal(fig):
     """Show every title, axis label, legend entry and annotation of ``fig`` as the text
     it is: a name holding ``$`` (``$\\foo$``, an unbalanced ``$``) is never parsed as
     matplotlib mathtext, which would fail or draw something else. Tick labels (numbers,
-    log-scale ticks drawn as mathtext) are left as they are. Returns ``fig``."""
+    log-scale ticks drawn as mathtext) are left as they are; control characters are shown
+    as escapes (``\\x1b``). Returns ``fig``."""
     texts = [fig._suptitle] if getattr(fig, "_suptitle", None) is not None else []
     for ax in fig.axes:
         texts += [ax.title, ax._left_title, ax._right_title, ax.xaxis.label,
@@ -40,6 +42,7 @@ def _literal(fig):
             texts += [legend.get_title(), *legend.get_texts()]
     for text in texts:
         text.set_parse_math(False)
+        text.set_text(escape_text(text.get_text()))  # a control character has no glyph
     return fig
 
 
