@@ -104,3 +104,29 @@ def test_a_refused_grow_leaves_the_finished_audit_byte_for_byte(audit, change, m
     with pytest.raises(ValueError, match=match):
         run_audit(AuditConfig(out=str(out), **{**_CONFIG, "models": 8, **change}))
     assert _snapshot(out) == before  # complete.json included: the report still reads it
+
+
+def test_sigterm_during_an_audit_exits_143_keeping_nothing_unfinished(tmp_path, monkeypatch,
+                                                                     capsys):
+    import os
+    import signal
+
+    from skmia.cli import main
+    from skmia.model_selection import _vectorized
+
+    run_epoch, sent = _vectorized._run_epoch, []
+
+    def terminated(*args):  # a real SIGTERM, in the middle of the first round's training
+        if not sent:
+            sent.append(1)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return run_epoch(*args)
+
+    monkeypatch.setattr(_vectorized, "_run_epoch", terminated)
+    status = main(["audit", "--dataset", "purchase-like", "--methods", "vanilla", "--models",
+                   "4", "--canaries", "10", "--records", "3000", "--epochs", "3", "--hidden",
+                   "4", "-q", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert sent and status == 143, err  # main: 130, a Ctrl-C the batched bank swallowed
+    assert "skmia audit: interrupted (SIGTERM)" in err
+    assert not list(tmp_path.rglob("complete.json")) and not list(tmp_path.rglob("round_*"))

@@ -261,14 +261,28 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
         -------
         self : object
             The fitted bank.
+
+        Raises
+        ------
+        KeyboardInterrupt
+            A Ctrl-C stopped the training (vectorised, on threads or one, or model by
+            model, where skorch's ``fit`` would end quietly). The bank keeps the models
+            that finished, in whole mask blocks (``fit`` with ``warm_start=True`` trains
+            the rest); with none finished it is not fitted.
+        ValueError
+            The masks and models would not fit in memory (the message gives the
+            estimate), before anything of the bank changes or trains.
         """
         self._check_estimator_and_size()
         X, y = self._check_pool(X, y)
         digest = _pool_digest(X, y)
-        if self.warm_start and hasattr(self, "estimators_"):
-            start = self._check_warm_start(X, digest)
-        else:
-            start = 0
+        warm = self.warm_start and hasattr(self, "estimators_")
+        start = self._check_warm_start(X, digest) if warm else 0
+        if start == self.n_estimators:
+            return self
+        refusal = self._batching_refusal(X, fit_params)
+        self._check_mask_memory(len(y), start)  # before anything of the bank changes
+        if not warm:
             self.estimators_, self.in_mask_ = [], np.zeros((len(y), 0), dtype=bool)
             self.seeds_ = np.zeros(0, dtype=np.int64)
             self.base_seed_ = int(check_random_state(self.random_state).randint(2**31 - 1))
@@ -276,10 +290,6 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
             self.input_shape_ = tuple(int(d) for d in X.shape[1:])
             self.n_features_in_ = int(np.prod(self.input_shape_))
             self.pool_digest_ = digest
-        if start == self.n_estimators:
-            return self
-        refusal = self._batching_refusal(X, fit_params)
-        self._check_mask_memory(len(y), start)
         masks = balanced_masks(len(y), self.n_estimators, self.keep, self.base_seed_,
                                start=start)
         self._check_every_class(y, masks, start)
