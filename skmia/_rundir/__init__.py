@@ -10,7 +10,10 @@ edited, or hold links. :class:`RunDirectory` therefore
 
 - never follows a symbolic link: a path of the folder that is a link, or passes through
   one, is refused with :class:`UnsafePathError` naming it, and nothing outside the
-  folder is read, written or deleted;
+  folder is read, written or deleted, even while another process swaps a subfolder for
+  a link: every name below the root is opened with ``O_NOFOLLOW`` relative to its
+  parent's descriptor (``dir_fd``), so none is resolved twice (``_files``; where a
+  platform has no ``dir_fd``, names are checked then used by path);
 - reads a file only when it is a regular file (opened with ``O_NOFOLLOW |
   O_NONBLOCK`` and checked with ``fstat``: a FIFO or a device never blocks a read);
 - reads JSON through :func:`check_json`, so that a wrong type (``"seed": "1000"``,
