@@ -274,6 +274,12 @@ class RunDirectory:
                                       f"{str(self.root)!r}")
         return path
 
+    @classmethod
+    def below(cls, root, folder):
+        """The folder ``folder`` found below ``root`` (by :func:`find_folders`), walked
+        from ``root``: no name between them is followed as a link when it is read."""
+        return cls(root).child(*Path(folder).relative_to(root).parts)
+
     def child(self, *parts):
         """The folder ``parts`` below this one, as a :class:`RunDirectory` of its own
         (walked from this one's root: no name of ``parts`` is ever followed as a link)."""

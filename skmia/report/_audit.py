@@ -39,7 +39,7 @@ def find_audits(paths):
         if not root.exists():
             raise FileNotFoundError(f"{str(root)!r} does not exist")
         for path in find_folders(root, AUDIT_FILES["plan"]):
-            folder = RunDirectory(path)
+            folder = RunDirectory.below(root, path)
             if not folder.is_complete():
                 continue
             rows = folder.read_json(AUDIT_FILES["table_json"],

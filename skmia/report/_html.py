@@ -91,6 +91,7 @@ class _Run:
     results: pd.DataFrame | None = None
     attack: dict = field(default_factory=dict)
     bank: dict | None = None
+    files: RunDirectory | None = None  # the folder, walked from the report's root
 
     @property
     def status(self):
@@ -190,18 +191,18 @@ def _find_runs(paths):
         for folder in find_folders(root, PARAMS):
             if folder.resolve() in seen:
                 continue
-            params = RunDirectory(folder).read_params()
+            files = RunDirectory.below(root, folder)
+            params = files.read_params()
             if params["partition"] != "target":
                 continue
             seen.add(folder.resolve())
-            runs.append(_read_run(folder, params))
+            runs.append(_read_run(folder, params, files))
     return runs
 
 
-def _read_run(folder, params):
-    files = RunDirectory(folder)
+def _read_run(folder, params, files):
     trained = files.is_complete()
-    run = _Run(folder=folder, params=params, trained=trained)
+    run = _Run(folder=folder, params=params, trained=trained, files=files)
     if trained:
         run.training = files.read_json(COMPLETE, spec=dict)
     if files.exists(HISTORY):
@@ -218,7 +219,7 @@ def _png(run, name):
     """``(bytes, None)`` of the run's ``attack/<name>``, or ``(None, why not)`` when it is
     missing, not a regular file, or not a PNG."""
     try:
-        data = RunDirectory(run.folder).read_bytes(ATTACK, name)
+        data = run.files.read_bytes(ATTACK, name)
     except FileNotFoundError:
         return None, f"{ATTACK}/{name} is missing"
     except (OSError, ValueError) as exc:
@@ -247,7 +248,7 @@ def _figures_from_scores(run, title):
     (what a model audit writes instead of figures): read within the bounds its folder
     gives (:func:`skmia._rundir.read_scores`); empty, and why, when it cannot be."""
     try:
-        data = RunDirectory(run.folder).read_bytes(ATTACK, SCORES_NPZ)
+        data = run.files.read_bytes(ATTACK, SCORES_NPZ)
     except FileNotFoundError:
         return {}, None
     except (OSError, ValueError) as exc:

@@ -50,7 +50,7 @@ def collect_results(paths):
             raise FileNotFoundError(f"{str(root)!r} does not exist")
         for attack in find_folders(root, COMPLETE):
             if attack.name == ATTACK:
-                tables.append(RunDirectory(attack.parent).read_results())
+                tables.append(RunDirectory.below(root, attack.parent).read_results())
     if not tables:
         return pd.DataFrame(columns=list(REPORT_COLUMNS))
     return pd.concat(tables, ignore_index=True)[list(REPORT_COLUMNS)]
