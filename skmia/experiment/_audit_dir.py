@@ -263,7 +263,8 @@ def _rounds_per_chunk(config):
 
 def _checked_method(config, plan, folder, method, n_rounds):
     """Check a method's folder before anything is written: its recipe (the same as the
-    saved one) and every round it holds. Returns ``(clf, stamp, rounds found)``."""
+    saved one) and every round it holds (read, then let go: they are read again for the
+    result). Returns ``(clf, stamp, the rounds found)``."""
     from ..audit._defense import _check_estimator
 
     clf = _recipe(config, method)
@@ -271,8 +272,10 @@ def _checked_method(config, plan, folder, method, n_rounds):
     document = _recipe_document(clf)
     _check_same(folder, AUDIT_FILES["recipe"], document, "method settings")
     stamp = _RoundStamp(plan, document)
-    found = {r: _load_round(folder, r, stamp) for r in range(n_rounds)
-             if folder.is_file(AUDIT_FILES["rounds"], audit_round_file(r))}
+    found = [r for r in range(n_rounds)
+             if folder.is_file(AUDIT_FILES["rounds"], audit_round_file(r))]
+    for r in found:
+        _load_round(folder, r, stamp)
     return clf, stamp, found
 
 
@@ -301,8 +304,7 @@ def _audit_method(config, plan, folder, method, n_rounds, checked):
                                                 verbose=int(not config.quiet)),
                              strict=True):
             _save_round(folder, r, result, stamp)
-            rounds[r] = _load_round(folder, r, stamp)
-    audit = assemble(plan, [rounds[r] for r in range(n_rounds)],
+    audit = assemble(plan, [_load_round(folder, r, stamp) for r in range(n_rounds)],
                      {"estimator": type(clf).__name__, "method": method,
                       "dataset": config.dataset})
     audit.save(folder.child(AUDIT_FILES["result"]))
