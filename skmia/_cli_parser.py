@@ -18,6 +18,21 @@ IMAGE_MODELS = _registry.IMAGE_MODELS
 IMAGE_DATASETS = tuple(n for n, d in _registry.DATASETS.items() if d.kind == "image")
 CALIBRATED_ATTACKS = _registry.CALIBRATED_ATTACKS
 
+_SEED_MAX = 2**32 - 1
+
+
+def _seed(text):
+    """``--seed``: an integer in 0 .. 2**32 - 1 (argparse names the option)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value <= _SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be an integer in 0 .. {_SEED_MAX}, got "
+                                         f"{text!r}")
+    return value
+
+
 class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Say a default only where it is a value: an option left unset takes the paper's
     value (or another one its help names), which "(default: None)" would misstate."""
@@ -32,7 +47,7 @@ def _add_training_options(parser):
     """The options ``run`` and ``compare`` share: what a run trains and where it goes."""
     parser.add_argument("--model", choices=IMAGE_MODELS, default=None,
                         help=f"network, CIFAR only (default there: {IMAGE_MODELS[0]})")
-    parser.add_argument("--seed", type=int, default=1000,
+    parser.add_argument("--seed", type=_seed, default=1000,
                         help="seed of the split and training")
     parser.add_argument("--epochs", type=int, default=None,
                         help="training epochs (default: the paper's, 120 tabular / 300 CIFAR)")
@@ -178,7 +193,7 @@ def _build_parser():
     split.add_argument("--dataset", required=True, choices=DATASETS, help="dataset name")
     split.add_argument("--protocol", choices=PROTOCOLS, default=None,
                        help="membership protocol (default: cifar for CIFAR, else relaxloss)")
-    split.add_argument("--seed", type=int, default=1000,
+    split.add_argument("--seed", type=_seed, default=1000,
                        help="seed of the split (default: %(default)s)")
     split.add_argument("--data-home", default=None,
                        help="dataset folder (default: $SKMIA_DATA_HOME, else ~/skmia_data)")
@@ -231,7 +246,7 @@ def _add_audit_parser(sub, methods, datasets):
                      help="hidden layer sizes of the MLP (tabular; default: the paper's)")
     aud.add_argument("--model", choices=IMAGE_MODELS, default=None,
                      help=f"network, CIFAR only (default there: {IMAGE_MODELS[0]})")
-    aud.add_argument("--seed", type=int, default=1000,
+    aud.add_argument("--seed", type=_seed, default=1000,
                      help="seed of the canaries, the test part, the masks and the models")
     aud.add_argument("--epochs", type=int, default=None,
                      help="training epochs (default: the paper's, 120 tabular / 300 CIFAR)")

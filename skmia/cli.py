@@ -43,7 +43,7 @@ def _run_config(parser, args):
                 f"not to --method {args.method}"
             )
         overrides[name] = value
-    return RunConfig(
+    config = RunConfig(
         dataset=args.dataset, method=args.method, seed=args.seed, model=model,
         epochs=args.epochs, overrides=overrides, out=args.out, data_home=args.data_home,
         device=args.device, white_box=args.white_box, shadow_method=args.shadow_method,
@@ -51,6 +51,26 @@ def _run_config(parser, args):
         attacks=args.attacks,
         reference_models=args.reference_models,
     )
+    _check_method_options(parser, config)
+    return config
+
+
+def _check_method_options(parser, config):
+    """Refuse (exit status 2) a method option the method's estimator refuses, before
+    any folder is made."""
+    from .experiment._config import estimator
+
+    if not config.overrides:
+        return
+    try:
+        clf = estimator(config, config.method)
+        if hasattr(clf, "_check_params"):  # a skmia defense
+            clf._check_params()
+    except ValueError as exc:
+        named = [f"--{name.replace('_', '-')}" for name in config.overrides
+                 if f"'{name}'" in str(exc)]
+        parser.error(f"argument {', '.join(named) or 'of --method ' + config.method}: "
+                     f"{escape_text(exc)}")
 
 
 def _print_results(results):
@@ -140,14 +160,17 @@ def _compare_method_options(parser, args):
 
 
 def _cmd_report(parser, args):
-    from .report import collect_results, format_table, write_html_report
+    from .report import collect_results, format_table
     from .report._audit import find_audits, format_audit_table
     from .report._dp import find_dp_audits, format_dp_audit_table
+    from .report._html import _write_report
 
     if args.html is not None:
-        out = write_html_report(args.paths, args.html)
+        out, missing = _write_report(args.paths, args.html)
         print(f"report of the runs below {', '.join(args.paths)} written to {out}")
-        return 0
+        for why in missing:  # the page says it too, beside each missing figure
+            print(f"skmia report: figure missing: {escape_text(why)}", file=sys.stderr)
+        return 1 if missing else 0
     table = collect_results(args.paths)
     audits = find_audits(args.paths)
     dp_audits = find_dp_audits(args.paths)
@@ -261,6 +284,11 @@ def main(argv=None):
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             # the library names its parameter; here the user gave an option
             message = escape_text(exc).replace("`data_home=`", "`--data-home`")
+            option = getattr(exc, "option", None)
+            if option:  # a value of an option the library refused: a usage error
+                print(f"skmia {args.command}: error: argument {option}: {message}",
+                      file=sys.stderr)
+                return 2
             print(f"skmia {args.command}: error: {message}", file=sys.stderr)
             return 1
         except KeyboardInterrupt as exc:

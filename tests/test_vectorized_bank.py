@@ -349,22 +349,27 @@ def _interrupt_at_epoch(monkeypatch, n):
 
 
 def test_a_keyboard_interrupt_ends_the_models_quietly_as_skorch_does(pool, monkeypatch):
+    """fit_batched ends quietly, as skorch's fit does; ReferenceModels.fit then raises."""
     X, y = pool
     _interrupt_at_epoch(monkeypatch, 2)
-    bank = ReferenceModels(VanillaClassifier(**TINY), n_estimators=2, random_state=0)
-    bank.fit(X, y)
-    for model in bank.estimators_:
+    masks = np.ones((len(y), 2), dtype=bool)
+    for model in _vectorized.fit_batched(VanillaClassifier(**TINY), X, y, masks, [0, 1]):
         assert len(model.history) == 2 and "train_loss" not in model.history[-1]
         assert not model._training_finished()
+    _interrupt_at_epoch(monkeypatch, 2)
+    bank = ReferenceModels(VanillaClassifier(**TINY), n_estimators=2, random_state=0)
+    with pytest.raises(KeyboardInterrupt, match="0 of the 2 reference models finished"):
+        bank.fit(X, y)
+    assert not hasattr(bank, "estimators_")
 
 
 def test_a_keyboard_interrupt_in_one_thread_starts_no_other_group(pool, monkeypatch):
     X, y = pool
     monkeypatch.setattr(_vectorized, "CPU_GROUP", 2)  # 4 models: two groups
     calls = _interrupt_at_epoch(monkeypatch, 2)
-    bank = ReferenceModels(VanillaClassifier(**TINY), n_estimators=4, random_state=0)
-    bank.fit(X, y)
-    assert [len(m.history) for m in bank.estimators_] == [2, 2, 0, 0]
+    masks = np.ones((len(y), 4), dtype=bool)
+    models = _vectorized.fit_batched(VanillaClassifier(**TINY), X, y, masks, [0, 1, 2, 3])
+    assert [len(m.history) for m in models] == [2, 2, 0, 0]
     assert len(calls) == 2
 
 
@@ -408,19 +413,19 @@ def signalling(*args):  # a real Ctrl-C once the first epoch of a group has run
 
 _vectorized._run_epoch = signalling
 _vectorized.CPU_GROUP = 2
-bank = ReferenceModels(VanillaClassifier(max_epochs=3000, module__hidden_sizes=(16,),
-                                         batch_size=32),
-                       n_estimators=4, n_jobs=2, random_state=0, vectorize=True)
+recipe = VanillaClassifier(max_epochs=3000, module__hidden_sizes=(16,), batch_size=32)
 began = time.perf_counter()
-bank.fit(X.astype(np.float32), y)
-print(json.dumps({"epochs": [len(m.history) for m in bank.estimators_],
+models = _vectorized.fit_batched(recipe, X.astype(np.float32), y, np.ones((400, 4), bool),
+                                 [0, 1, 2, 3], n_threads=2)
+print(json.dumps({"epochs": [len(m.history) for m in models],
                   "seconds": time.perf_counter() - began}))
 """
 
 
 def test_a_real_ctrl_c_ends_a_bank_trained_in_threads():
     """SIGINT reaches the main thread only; the groups in the other threads end at
-    their epoch's end and ``fit`` returns, as skorch's does."""
+    their epoch's end and ``fit_batched`` returns, as skorch's fit does (ReferenceModels
+    then raises: tests/test_reliability_interrupt.py)."""
     import json
     import subprocess
     import sys
@@ -519,8 +524,9 @@ def test_a_huge_bank_is_refused_before_any_allocation(pool, monkeypatch):
     X, y = pool
     monkeypatch.setattr(_batching, "available_memory", lambda device: 8 * 2**30)
     bank = ReferenceModels(VanillaClassifier(**TINY), n_estimators=10**9)
-    with pytest.raises(ValueError, match=r"masks alone \(121 records x 1,000,000,000 models\) "
-                                         r"would need 225.4 GiB, more than the 8.0 GiB"):
+    with pytest.raises(ValueError, match=r"masks \(121 records x 1,000,000,000 models\) and "
+                                         r"the fitted models \(at least 28 KiB each\) would "
+                                         r"need 26928.3 GiB, more than the 8.0 GiB"):
         bank.fit(X, y)
     monkeypatch.setattr(_vectorized, "available_memory", lambda device: 10**6)
     with pytest.raises(ValueError, match="2,000 models of 123 parameters"):

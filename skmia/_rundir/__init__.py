@@ -10,7 +10,10 @@ edited, or hold links. :class:`RunDirectory` therefore
 
 - never follows a symbolic link: a path of the folder that is a link, or passes through
   one, is refused with :class:`UnsafePathError` naming it, and nothing outside the
-  folder is read, written or deleted;
+  folder is read, written or deleted, even while another process swaps a subfolder for
+  a link: every name below the root is opened with ``O_NOFOLLOW`` relative to its
+  parent's descriptor (``dir_fd``), so none is resolved twice (``_files``; where a
+  platform has no ``dir_fd``, names are checked then used by path);
 - reads a file only when it is a regular file (opened with ``O_NOFOLLOW |
   O_NONBLOCK`` and checked with ``fstat``: a FIFO or a device never blocks a read);
 - reads JSON through :func:`check_json`, so that a wrong type (``"seed": "1000"``,
@@ -34,22 +37,30 @@ This package (``_files``: reads and writes; ``_json``: typed JSON and escapes;
 ``_lock``: the lock) imports nothing from the rest of skmia, so anyone may import it.
 """
 
+import contextlib
 import math
 import os
 import secrets
-import shutil
 import stat
 from pathlib import Path
 
 from ._files import (
     UnsafePathError,
     _json_bytes,
-    _read_regular,
+    _refuse_link,
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
     find_folders,
+    listdir_at,
+    lstat_at,
+    open_folder,
+    read_at,
     read_json,
+    rename_at,
+    rmtree_at,
+    unlink_at,
+    write_at,
 )
 from ._json import (
     Int,
@@ -222,13 +233,27 @@ class RunDirectory:
 
     Parameters
     ----------
-    root : path-like
-        The folder. It may itself be reached through a link (it is resolved once);
-        nothing below it may be one.
+    root : path-like or RunDirectory
+        The folder. It may itself be reached through a link (its path is the caller's
+        choice); nothing below it may be one. A :class:`RunDirectory` given (such as a
+        :meth:`child`) keeps the folder it is below: its names are walked from there.
+
+    Notes
+    -----
+    Every read and write walks the folder by descriptor (``dir_fd``): each name below
+    the root is opened with ``O_NOFOLLOW`` relative to its parent's descriptor, and files
+    are created with ``O_EXCL | O_NOFOLLOW`` and renamed into place relative to their
+    folder's, so a subfolder another process swaps for a link meanwhile is refused,
+    never followed. Where the platform has no ``dir_fd`` (``_files.DIR_FD`` False), each
+    name is checked, then used by path.
     """
 
     def __init__(self, root):
-        self.root = Path(root)
+        if isinstance(root, RunDirectory):
+            self._top, self._below = root._top, root._below
+        else:
+            self._top, self._below = Path(root), ()
+        self.root = self._top.joinpath(*self._below)
 
     def __repr__(self):
         return f"RunDirectory({str(self.root)!r})"
@@ -237,13 +262,21 @@ class RunDirectory:
         return str(self.root)
 
     # paths ---------------------------------------------------------------------
-    def path(self, *parts):
-        """``root/parts``, refused (:class:`UnsafePathError`) when a part is a link,
-        is ``..`` or absolute, or the path resolves outside the folder."""
-        path = self.root
-        for part in Path(*parts).parts if parts else ():
+    def _names(self, parts):
+        """``parts`` as names, each a single name inside the folder."""
+        names = Path(*parts).parts if parts else ()
+        for part in names:
             if part in ("..", ".", "") or os.path.isabs(part):
                 raise UnsafePathError(f"{part!r} is not a name inside {str(self.root)!r}")
+        return names
+
+    def path(self, *parts):
+        """``root/parts``, refused (:class:`UnsafePathError`) when a part is a link,
+        is ``..`` or absolute, or the path resolves outside the folder. For messages and
+        for callers that need a path: reads and writes of the folder's files go through
+        this object's methods, which resolve no name twice."""
+        path = self.root
+        for part in self._names(parts):
             path = path / part
             if path.is_symlink():
                 raise UnsafePathError(
@@ -256,34 +289,73 @@ class RunDirectory:
                                       f"{str(self.root)!r}")
         return path
 
+    @classmethod
+    def below(cls, root, folder):
+        """The folder ``folder`` found below ``root`` (by :func:`find_folders`), walked
+        from ``root``: no name between them is followed as a link when it is read."""
+        return cls(root).child(*Path(folder).relative_to(root).parts)
+
     def child(self, *parts):
-        """The folder ``parts`` below this one, as a :class:`RunDirectory` of its own."""
-        return RunDirectory(self.path(*parts))
+        """The folder ``parts`` below this one, as a :class:`RunDirectory` of its own
+        (walked from this one's root: no name of ``parts`` is ever followed as a link)."""
+        child = RunDirectory(self)
+        child._below = (*self._below, *self._names(parts))
+        child.root = self._top.joinpath(*child._below)
+        return child
+
+    def _folder(self, names, create=False):
+        """The open folder ``root/names`` (a ``with`` block's handle)."""
+        return open_folder(self._top, (*self._below, *names), create=create)
+
+    def _stat(self, parts):
+        """``lstat`` of ``parts`` (None when it or a folder above it is missing); a link
+        is refused, at any depth."""
+        names = self._names(parts)
+        if not names:
+            return os.stat(self.root) if os.path.isdir(self.root) else None
+        try:
+            with self._folder(names[:-1]) as handle:
+                st = lstat_at(handle, names[-1])
+        except FileNotFoundError:
+            return None
+        _refuse_link(st, self.root.joinpath(*names))
+        return st
 
     def exists(self, *parts):
-        return os.path.lexists(self.path(*parts))
+        return self._stat(parts) is not None
 
     def is_file(self, *parts):
-        """Whether ``parts`` is a regular file (a link or a FIFO is not)."""
-        try:
-            return stat.S_ISREG(os.lstat(self.path(*parts)).st_mode)
-        except FileNotFoundError:
-            return False
+        """Whether ``parts`` is a regular file (a FIFO is not; a link is refused)."""
+        st = self._stat(parts)
+        return st is not None and stat.S_ISREG(st.st_mode)
 
     def is_complete(self, *parts):
         """Whether the folder (or its subfolder ``parts``) holds ``complete.json``."""
         return self.is_file(*parts, COMPLETE)
 
+    def listdir(self, *parts):
+        """The names in the folder ``parts`` (empty when it does not exist)."""
+        try:
+            with self._folder(self._names(parts)) as handle:
+                return listdir_at(handle)
+        except FileNotFoundError:
+            return []
+
     # reading -------------------------------------------------------------------
     def read_bytes(self, *parts):
         """The bytes of the regular file ``parts`` (never through a link, never a FIFO)."""
-        path = self.path(*parts)
-        return _read_regular(path, path)
+        names = self._names(parts)
+        shown = self.root.joinpath(*names)
+        try:
+            with self._folder(names[:-1]) as handle:
+                return read_at(handle, names[-1], shown)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{str(shown)!r} does not exist") from None
 
     def read_json(self, *parts, spec=object):
         """The JSON document ``parts``, checked against ``spec`` (see :func:`check_json`)."""
-        path = self.path(*parts)
-        return parse_json(_read_regular(path, path), path, spec)
+        return parse_json(self.read_bytes(*parts), self.root.joinpath(*self._names(parts)),
+                          spec)
 
     def read_params(self):
         """``params.json``, checked against :data:`PARAMS_SCHEMA`."""
@@ -293,33 +365,25 @@ class RunDirectory:
         """The attack results (``attack/results.json``) as a DataFrame of
         :data:`RESULT_COLUMNS`, each value checked against its column's type."""
         rows = self.read_json(ATTACK, RESULTS_JSON, spec=_RESULTS_SPEC)["rows"]
-        where = self.path(ATTACK, RESULTS_JSON)
+        where = self.root / ATTACK / RESULTS_JSON
         for i, row in enumerate(rows):  # columns older results lack: checked where present
             for name, spec in _OPTIONAL_RESULTS.items():
                 check_json(row.get(name), spec, where, f"rows.{i}.{name}")
         return _results_frame(rows)
 
     # writing -------------------------------------------------------------------
-    def _target(self, parts):
-        path = self.path(*parts)
-        self.makedirs(*Path(*parts).parts[:-1])
-        if os.path.isdir(path) and not os.path.islink(path):
-            raise UnsafePathError(f"{str(path)!r} is a folder; expected a file")
-        return path
-
     def makedirs(self, *parts):
-        """Create the folder ``parts`` (and the root), checking each part for links."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        for i in range(1, len(parts) + 1):
-            path = self.path(*parts[:i])
-            path.mkdir(exist_ok=True)
-            if not path.is_dir():
-                raise UnsafePathError(f"{str(path)!r} is not a folder")
-        return self.path(*parts)
+        """Create the folder ``parts`` (and the root), no part through a link."""
+        names = self._names(parts)
+        with self._folder(names, create=True):
+            pass
+        return self.root.joinpath(*names)
 
     def write_bytes(self, *parts, data):
         """Write ``data`` to ``parts`` atomically (a link there is refused, not followed)."""
-        atomic_write_bytes(self._target(parts), data)
+        names = self._names(parts)
+        with self._folder(names[:-1], create=True) as handle:
+            write_at(handle, names[-1], data, self.root.joinpath(*names))
 
     def write_json(self, *parts, document):
         """Write ``document`` as JSON to ``parts`` atomically."""
@@ -339,7 +403,7 @@ class RunDirectory:
             extra = sorted(set(row) - set(RESULT_COLUMNS))
             if extra:
                 raise ValueError(f"result column(s) {extra} are not in RESULT_COLUMNS")
-        check_json({"rows": clean}, _ALL_RESULTS_SPEC, self.path(folder, RESULTS_JSON))
+        check_json({"rows": clean}, _ALL_RESULTS_SPEC, self.root / folder / RESULTS_JSON)
         table = _results_frame(clean)
         self.write_bytes(folder, RESULTS_CSV, data=table.to_csv(index=False).encode())
         self.write_json(folder, RESULTS_JSON, document={"rows": clean})
@@ -349,39 +413,53 @@ class RunDirectory:
     def clear(self, *names, folder=()):
         """Remove the files ``names`` of the folder (or of its subfolder ``folder``);
         ``complete.json`` first, so a half-cleared folder never looks finished."""
-        folder = (folder,) if isinstance(folder, str) else tuple(folder)
-        if not os.path.lexists(self.path(*folder)):
+        folder = self._names((folder,) if isinstance(folder, str) else tuple(folder))
+        try:
+            with self._folder(folder) as handle:
+                for name in sorted(names, key=lambda n: n != COMPLETE):
+                    st = lstat_at(handle, name)
+                    if st is None:
+                        continue
+                    if stat.S_ISDIR(st.st_mode):
+                        raise UnsafePathError(f"{str(self.root.joinpath(*folder, name))!r} "
+                                              "is a folder; expected a file")
+                    with contextlib.suppress(FileNotFoundError):
+                        unlink_at(handle, name)  # a link is removed, never followed
+        except FileNotFoundError:
             return
-        for name in sorted(names, key=lambda n: n != COMPLETE):
-            path = self.path(*folder, name)
-            if os.path.isdir(path):
-                raise UnsafePathError(f"{str(path)!r} is a folder; expected a file")
-            path.unlink(missing_ok=True)
 
     def remove_tree(self, *parts):
         """Delete the folder ``parts`` and everything in it (links inside are removed,
         never followed); a link in its place is refused."""
-        path = self.path(*parts)
-        if os.path.lexists(path):
-            if not path.is_dir():
-                raise UnsafePathError(f"{str(path)!r} is not a folder")
-            shutil.rmtree(path)
+        names = self._names(parts)
+        if not names:
+            raise UnsafePathError(f"refusing to delete the folder {str(self.root)!r} itself")
+        st = self._stat(names)
+        if st is None:
+            return
+        if not stat.S_ISDIR(st.st_mode):
+            raise UnsafePathError(f"{str(self.root.joinpath(*names))!r} is not a folder")
+        with self._folder(names[:-1]) as handle:
+            rmtree_at(handle, names[-1])
 
     def replace_folder(self, new, old):
         """Put the complete folder ``new`` in place of ``old``: ``old`` keeps its files
         until ``new`` is whole, then ``old`` is moved aside and deleted."""
-        source, target = self.path(new), self.path(old)
-        aside = self.path(f".{old}.old.{secrets.token_hex(4)}")
-        moved = os.path.lexists(target)
-        if moved:
-            os.rename(target, aside)
-        try:
-            os.rename(source, target)
-        except BaseException:
-            if moved:  # put the previous folder back
-                os.rename(aside, target)
-            raise
-        self.remove_tree(aside.name)
+        aside = f".{old}.old.{secrets.token_hex(4)}"
+        with self._folder(()) as handle:
+            for name in (new, old):
+                _refuse_link(lstat_at(handle, name), self.root / name)
+            moved = lstat_at(handle, old) is not None
+            if moved:
+                rename_at(handle, old, aside)
+            try:
+                rename_at(handle, new, old)
+            except BaseException:
+                if moved:  # put the previous folder back
+                    rename_at(handle, aside, old)
+                raise
+            if moved:
+                rmtree_at(handle, aside)
 
     # the lock ------------------------------------------------------------------
     def lock(self, purpose="training"):

@@ -278,7 +278,32 @@ def _check_records(X_members, y_members, X_nonmembers, y_nonmembers, population)
         if population[0].shape[1:] != shape:
             raise ValueError(f"population records have shape {population[0].shape[1:]}, the "
                              f"audited ones {shape}: they must be records of one kind.")
+    for name, part in (("non-member", nonmembers), ("population", population)):
+        if part is not None:
+            _warn_overlap(members[0], part[0], name)
     return members, nonmembers, population
+
+
+def _row_keys(X):
+    """Each record of ``X`` as bytes (numbers as float64, so that dtypes compare)."""
+    X = np.asarray(X)
+    flat = X.reshape(len(X), -1)
+    if flat.dtype.kind in "biuf":
+        flat = flat.astype(np.float64)
+    return [row.tobytes() if flat.dtype.kind != "O" else repr(row.tolist()).encode()
+            for row in np.ascontiguousarray(flat)]
+
+
+def _warn_overlap(X_members, X_other, name):
+    """Warn when records given as ``name`` records are members too (the same features):
+    the audit then measures nothing about them."""
+    members = set(_row_keys(X_members))
+    shared = sum(key in members for key in _row_keys(X_other))
+    if shared:
+        warnings.warn(
+            f"{shared} of the {len(X_other)} {name} records are also member records (the "
+            f"same features): the audit cannot tell them apart. Pass records the model did "
+            "not train on.", UserWarning, stacklevel=4)
 
 
 def _check_n_reference(n_reference):

@@ -49,6 +49,23 @@ class AuditPlan:
     augment: object = None
     settings: dict = field(default_factory=dict)
 
+    def fingerprint(self):
+        """SHA-256 of everything the plan fixes (the pool and its canaries, the test
+        part, the poisons, the settings and the seed): an audit directory's rounds carry
+        it, so that a round of another audit is refused."""
+        import hashlib
+        import json
+
+        digest = hashlib.sha256(json.dumps(self.settings, sort_keys=True).encode())
+        for array in (self.X_pool, self.y_pool, self.pool_index, self.is_canary,
+                      self.X_test, self.y_test, self.test_index, self.X_poison,
+                      self.y_poison):
+            array = np.ascontiguousarray(array)
+            digest.update(f"{array.dtype.str}{array.shape}".encode())
+            digest.update(array.tobytes())
+        digest.update(f"{self.n_copies},{self.keep},{self.block},{self.seed}".encode())
+        return digest.hexdigest()
+
     def label_only_seed(self):
         """The seed of the label-only queries' perturbations: the same copies of each
         record for every model, so that its IN and OUT models answer the same queries."""

@@ -93,13 +93,15 @@ def check_bank_size(target, n_models, n_pool, where):
     except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
         return
     if estimate > _MEMORY_SHARE * memory:
-        raise ValueError(
+        error = ValueError(
             f"{n_models} reference models would take about {estimate / 2**30:,.1f} GiB "
             f"once loaded ({per_model / 2**20:.1f} MiB of weights each, masks of "
             f"{n_pool} records), more than half of this machine's "
             f"{memory / 2**30:.1f} GiB; ask for fewer (each also costs one training "
             f"of the target) — nothing was written to {str(where)!r}"
         )
+        error.option = "--reference-models"  # the CLI: a usage error naming the option
+        raise error
 
 
 def _saved_bank(folder, target, target_settings, X_pool, y_pool):

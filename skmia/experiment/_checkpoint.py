@@ -133,7 +133,8 @@ def write_checkpoint(clf, folder, params):
     epoch = len(clf.history)
     generation = f"epoch{epoch}"
     run.remove_tree(CHECKPOINT, generation)  # left by an earlier, interrupted write
-    save_estimator(clf, run.makedirs(CHECKPOINT, generation))
+    run.makedirs(CHECKPOINT, generation)
+    save_estimator(clf, run.child(CHECKPOINT, generation))
     state = {"rng.cpu": cpu, **{f"rng.cuda.{i}": s for i, s in enumerate(cuda)},
              **{f"extra.{k}": v.detach().to("cpu").contiguous() for k, v in tensors.items()}}
     data = save(state)
@@ -147,9 +148,9 @@ def write_checkpoint(clf, folder, params):
         "n_cuda_states": len(cuda),
         "extra": values,
     })
-    for other in run.path(CHECKPOINT).iterdir():
-        if other.is_dir() and not other.is_symlink() and other.name != generation:
-            run.remove_tree(CHECKPOINT, other.name)
+    for other in run.listdir(CHECKPOINT):
+        if _GENERATION.fullmatch(other) and other != generation:
+            run.remove_tree(CHECKPOINT, other)
 
 
 def _run(folder):

@@ -26,6 +26,11 @@ __all__ = ["ReferenceModels", "balanced_masks"]
 # the mask of block j is drawn from the stream (base seed, _MASK_STREAM, j); the seed of
 # model k from (base seed, _MODEL_STREAM, k): neither depends on how many models there are
 _MASK_STREAM, _MODEL_STREAM = 0, 1
+#: the least memory a fitted model takes: a skorch network of a vectorised bank of 2,000
+#: MLPs of 2 hidden units took 27.9 KB each once fitted (resident memory, /tmp measure on
+#: the 2-core development machine, 2026-12-07); scikit-learn models take less, but a
+#: bank of millions is refused either way
+_MODEL_BYTES = 28 * 1024
 
 
 def _block_size(keep):
@@ -100,7 +105,10 @@ def _fit_one(estimator, X, y, mask, seed, fit_params):
     model = clone(estimator)
     if "random_state" in model.get_params(deep=False):
         model.set_params(random_state=seed)
-    return model.fit(X[mask], y[mask], **fit_params)
+    model.fit(X[mask], y[mask], **fit_params)
+    if unfinished_models([model]):  # skorch's fit ended quietly on a Ctrl-C: no next model
+        raise KeyboardInterrupt("a reference model stopped short of its epochs")
+    return model
 
 
 def _pool_digest(X, y):
@@ -253,14 +261,28 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
         -------
         self : object
             The fitted bank.
+
+        Raises
+        ------
+        KeyboardInterrupt
+            A Ctrl-C stopped the training (vectorised, on threads or one, or model by
+            model, where skorch's ``fit`` would end quietly). The bank keeps the models
+            that finished, in whole mask blocks (``fit`` with ``warm_start=True`` trains
+            the rest); with none finished it is not fitted.
+        ValueError
+            The masks and models would not fit in memory (the message gives the
+            estimate), before anything of the bank changes or trains.
         """
         self._check_estimator_and_size()
         X, y = self._check_pool(X, y)
         digest = _pool_digest(X, y)
-        if self.warm_start and hasattr(self, "estimators_"):
-            start = self._check_warm_start(X, digest)
-        else:
-            start = 0
+        warm = self.warm_start and hasattr(self, "estimators_")
+        start = self._check_warm_start(X, digest) if warm else 0
+        if start == self.n_estimators:
+            return self
+        refusal = self._batching_refusal(X, fit_params)
+        self._check_mask_memory(len(y), start)  # before anything of the bank changes
+        if not warm:
             self.estimators_, self.in_mask_ = [], np.zeros((len(y), 0), dtype=bool)
             self.seeds_ = np.zeros(0, dtype=np.int64)
             self.base_seed_ = int(check_random_state(self.random_state).randint(2**31 - 1))
@@ -268,32 +290,60 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
             self.input_shape_ = tuple(int(d) for d in X.shape[1:])
             self.n_features_in_ = int(np.prod(self.input_shape_))
             self.pool_digest_ = digest
-        if start == self.n_estimators:
-            return self
-        refusal = self._batching_refusal(X, fit_params)
-        self._check_mask_memory(len(y), start)
         masks = balanced_masks(len(y), self.n_estimators, self.keep, self.base_seed_,
                                start=start)
         self._check_every_class(y, masks, start)
         seeds = [_model_seed(self.base_seed_, k) for k in range(start, self.n_estimators)]
+        try:
+            fitted = self._fit_models(X, y, masks, seeds, refusal, fit_params)
+        except KeyboardInterrupt:  # one by one: the models of this call are lost
+            self._keep_finished([], masks, seeds, start)
+            raise
+        self._keep_finished(fitted, masks, seeds, start)
+        return self
+
+    def _keep_finished(self, fitted, masks, seeds, start):
+        """Add the models of ``fitted`` to the bank; when a Ctrl-C ended some short of
+        their epochs (skorch's ``fit`` and the batched bank end quietly), keep the
+        finished whole blocks before the first such model and raise KeyboardInterrupt:
+        ``fit`` with ``warm_start=True`` trains the rest."""
+        short = unfinished_models(fitted)
+        if len(fitted) == masks.shape[1] and not short:
+            kept = len(fitted)
+        else:
+            first = short[0] if short else len(fitted)
+            kept = first - first % _block_size(self.keep)
+        self.estimators_ = [*self.estimators_, *fitted[:kept]]
+        self.in_mask_ = np.concatenate([self.in_mask_, masks[:, :kept]], axis=1)
+        self.seeds_ = np.concatenate([self.seeds_, np.asarray(seeds[:kept], dtype=np.int64)])
+        if kept == masks.shape[1]:
+            return
+        n_have = start + kept
+        if not n_have:  # nothing finished: the bank is not fitted
+            for name in ("estimators_", "in_mask_", "seeds_", "base_seed_", "classes_",
+                         "input_shape_", "n_features_in_", "pool_digest_"):
+                vars(self).pop(name, None)
+        raise KeyboardInterrupt(
+            "interrupted: reference models stopped short of their epochs (a Ctrl-C); "
+            f"{n_have} of the {self.n_estimators} reference models finished"
+            + (" and are kept in the bank; fit again with warm_start=True to train the rest"
+               if n_have else "; the bank is not fitted"))
+
+    def _fit_models(self, X, y, masks, seeds, refusal, fit_params):
+        """The models of the columns of ``masks``: one batched network, or one by one."""
         if refusal is None:
             from ._batching import batched_threads, group_threads
             from ._vectorized import fit_batched
 
             threads = batched_threads(self.estimator, self.n_jobs)
             with torch_threads(threads):  # one on a CPU: there groups take the threads
-                fitted = fit_batched(self.estimator, X, y, masks, seeds,
-                                     n_threads=group_threads(self.n_jobs, threads),
-                                     verbose=self.verbose)
-        else:
-            tasks = [(self.estimator, X, y, mask, seed, fit_params)
-                     for mask, seed in zip(masks.T, seeds, strict=True)]
-            fitted = parallel_map(_fit_one, tasks, n_jobs=self.n_jobs, verbose=self.verbose,
-                                  desc="reference models", only_if_it_pays=True)
-        self.estimators_ = [*self.estimators_, *fitted]
-        self.in_mask_ = np.concatenate([self.in_mask_, masks], axis=1)
-        self.seeds_ = np.concatenate([self.seeds_, np.asarray(seeds, dtype=np.int64)])
-        return self
+                return fit_batched(self.estimator, X, y, masks, seeds,
+                                   n_threads=group_threads(self.n_jobs, threads),
+                                   verbose=self.verbose)
+        tasks = [(self.estimator, X, y, mask, seed, fit_params)
+                 for mask, seed in zip(masks.T, seeds, strict=True)]
+        return parallel_map(_fit_one, tasks, n_jobs=self.n_jobs, verbose=self.verbose,
+                            desc="reference models", only_if_it_pays=True)
 
     # ------------------------------------------------------------------ checks
     def _check_estimator_and_size(self):
@@ -325,16 +375,18 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
         return refusal
 
     def _check_mask_memory(self, n_samples, start):
-        """Refuse a bank whose masks alone would not fit in memory (drawn, then joined to
-        the fitted ones: two bytes per record and model)."""
+        """Refuse, before any mask is drawn, a bank whose masks and fitted models alone
+        would not fit in memory (masks: two bytes per record and model, drawn then
+        joined to the fitted ones; each model: at least :data:`_MODEL_BYTES`)."""
         from ._batching import available_memory, memory_refusal
 
-        need = 2 * n_samples * self.n_estimators
+        need = 2 * n_samples * self.n_estimators + _MODEL_BYTES * (self.n_estimators - start)
         available = available_memory("cpu")
         if need > available:
             raise ValueError(memory_refusal(
-                f"n_estimators={self.n_estimators}: the masks alone ({n_samples:,} records "
-                f"x {self.n_estimators:,} models)", need, available))
+                f"n_estimators={self.n_estimators:,}: the masks ({n_samples:,} records x "
+                f"{self.n_estimators:,} models) and the fitted models (at least "
+                f"{_MODEL_BYTES // 1024} KiB each)", need, available))
 
     def _check_pool(self, X, y):
         X, y = check_records(X, y, estimator=self)

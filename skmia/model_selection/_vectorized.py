@@ -92,6 +92,8 @@ def fit_batched(estimator, X, y, masks, seeds, *, n_threads=1, verbose=0):
                      for i in range(0, len(prepared), group)]
             _train_parts(parts, X_pool, y_pool, n_threads, bar)
             models.extend(prepared)
+            if not all(m._training_finished() for m in prepared):
+                break  # a Ctrl-C ended them: no later chunk starts (the caller raises)
     return models
 
 

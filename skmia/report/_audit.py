@@ -7,13 +7,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._rundir import AUDIT_FILES, RunDirectory, find_folders
-from ._plots import _pyplot, figure_png
+from .._rundir import AUDIT_FILES, ListOf, RunDirectory, escape_text, find_folders
+from ._plots import _literal, _pyplot, figure_png
+from ._tables import markdown_cell
 
 __all__ = ["audit_roc_figure", "audit_privacy_utility_figure", "find_audits",
            "format_audit_table", "interval_note", "row_label"]
 
 _UNRESOLVED = "unresolved"
+#: what ``summary.json`` of an audit must hold for the report to find its methods (the
+#: table itself is rebuilt from each method's saved arrays): a word where a method's name
+#: belongs is refused naming the file and the key
+_SUMMARY_ROW = {"method": str}
 
 
 def find_audits(paths):
@@ -31,12 +36,13 @@ def find_audits(paths):
         if not root.exists():
             raise FileNotFoundError(f"{str(root)!r} does not exist")
         for path in find_folders(root, AUDIT_FILES["plan"]):
-            folder = RunDirectory(path)
+            folder = RunDirectory.below(root, path)
             if not folder.is_complete():
                 continue
-            rows = folder.read_json(AUDIT_FILES["table_json"], spec={"rows": list})["rows"]
+            rows = folder.read_json(AUDIT_FILES["table_json"],
+                                    spec={"rows": ListOf(_SUMMARY_ROW)})["rows"]
             methods = list(dict.fromkeys(pd.DataFrame(rows)["method"]))
-            audits = {m: DefenseAudit.load(folder.path(str(m), AUDIT_FILES["result"]))
+            audits = {m: DefenseAudit.load(folder.child(str(m), AUDIT_FILES["result"]))
                       for m in methods}
             table = pd.DataFrame([row for m in methods for row in method_rows(m, audits[m])])
             found.append((path, table.reindex(columns=AUDIT_COLUMNS), audits))
@@ -108,17 +114,18 @@ def interval_note(table):
 
 def format_audit_table(table):
     """The per-method table as markdown, with the intervals' procedure and a footnote
-    for unresolved rates."""
+    for unresolved rates (control characters and ``|`` in any value escaped, as
+    :func:`markdown_cell` does)."""
     shown = audit_display_table(table)
-    lines = ["| " + " | ".join(shown.columns) + " |",
+    lines = ["| " + " | ".join(map(markdown_cell, shown.columns)) + " |",
              "|" + "|".join("---" for _ in shown.columns) + "|"]
-    lines += ["| " + " | ".join(map(str, row)) + " |"
+    lines += ["| " + " | ".join(map(markdown_cell, row)) + " |"
               for row in shown.itertuples(index=False)]
     lines += ["", f"intervals: {interval_note(table)}; per-record TPR: each record's "
                   "threshold on its own OUT scores (arXiv:2605.25819)"]
     notes = sorted({n for part in _column(table, "note") if isinstance(part, str)
                     for n in part.split("; ") if n})
-    lines += [f"note: {n}" for n in notes]
+    lines += [f"note: {escape_text(n)}" for n in notes]
     return "\n".join(lines) + "\n"
 
 
@@ -139,7 +146,7 @@ def audit_privacy_utility_figure(table, *, title=None):
     ax.set(xlabel="test accuracy (mean ± std over models)",
            ylabel="canary TPR at 0.1 % FPR (95 % interval)", title=title, yscale="log")
     ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
+    _literal(fig).tight_layout()  # names are text, never mathtext
     return fig
 
 
@@ -162,7 +169,7 @@ def audit_roc_figure(audit, *, title=None):
     ax.set(xscale="log", yscale="log", xlim=(1e-4, 1), ylim=(1e-4, 1.02),
            xlabel="false-positive rate", ylabel="true-positive rate", title=title)
     ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    _literal(fig).tight_layout()  # names are text, never mathtext
     return fig
 
 

@@ -91,6 +91,7 @@ class _Run:
     results: pd.DataFrame | None = None
     attack: dict = field(default_factory=dict)
     bank: dict | None = None
+    files: RunDirectory | None = None  # the folder, walked from the report's root
 
     @property
     def status(self):
@@ -142,6 +143,11 @@ def html_report(paths):
     write_html_report : write the page to a file.
     collect_results : the same results as one table.
     """
+    return _report(paths)[0]
+
+
+def _report(paths):
+    """``(page, missing)``: the page, and why each figure it lacks is missing."""
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     runs = _find_runs(paths)
     audits = find_audits(paths)
@@ -150,7 +156,8 @@ def html_report(paths):
             "no run directories (folders with the params.json of a target model) or "
             "finished audit directories below " + ", ".join(repr(str(p)) for p in paths)
         )
-    return _page(runs, paths, audits)
+    missing = []
+    return _page(runs, paths, audits, missing), missing
 
 
 def write_html_report(paths, out_file):
@@ -160,10 +167,16 @@ def write_html_report(paths, out_file):
     -------
     out_file : pathlib.Path
     """
-    text = html_report(paths)
+    return _write_report(paths, out_file)[0]
+
+
+def _write_report(paths, out_file):
+    """Write the page; ``(out_file, missing)``: why each figure it lacks is missing (a
+    damaged or refused file: ``skmia report --html`` then exits with status 1)."""
+    text, missing = _report(paths)
     out_file = Path(out_file)
     atomic_write_text(out_file, text)
-    return out_file
+    return out_file, missing
 
 
 # ------------------------------------------------------------------------ reading runs
@@ -178,18 +191,18 @@ def _find_runs(paths):
         for folder in find_folders(root, PARAMS):
             if folder.resolve() in seen:
                 continue
-            params = RunDirectory(folder).read_params()
+            files = RunDirectory.below(root, folder)
+            params = files.read_params()
             if params["partition"] != "target":
                 continue
             seen.add(folder.resolve())
-            runs.append(_read_run(folder, params))
+            runs.append(_read_run(folder, params, files))
     return runs
 
 
-def _read_run(folder, params):
-    files = RunDirectory(folder)
+def _read_run(folder, params, files):
     trained = files.is_complete()
-    run = _Run(folder=folder, params=params, trained=trained)
+    run = _Run(folder=folder, params=params, trained=trained, files=files)
     if trained:
         run.training = files.read_json(COMPLETE, spec=dict)
     if files.exists(HISTORY):
@@ -203,26 +216,52 @@ def _read_run(folder, params):
 
 
 def _png(run, name):
-    """The bytes of the run's ``attack/<name>``, or None when it is missing, not a
-    regular file, or not a PNG."""
+    """``(bytes, None)`` of the run's ``attack/<name>``, or ``(None, why not)`` when it is
+    missing, not a regular file, or not a PNG."""
     try:
-        data = RunDirectory(run.folder).read_bytes(ATTACK, name)
-    except (OSError, ValueError):
-        return None
-    return data if data.startswith(_PNG_MAGIC) else None
+        data = run.files.read_bytes(ATTACK, name)
+    except FileNotFoundError:
+        return None, f"{ATTACK}/{name} is missing"
+    except (OSError, ValueError) as exc:
+        return None, f"{ATTACK}/{name} is missing or unreadable ({exc})"
+    if not data.startswith(_PNG_MAGIC):
+        return None, f"{ATTACK}/{name} is missing or not a PNG"
+    return data, None
+
+
+def _folder_says(run):
+    """What the run's folder says the scores hold: ``(n_records, attack names)``, each
+    None where it says nothing (a model audit's ``params.json`` gives the records, its
+    results the attacks)."""
+    p = run.params
+    counts = [p.get("n_members"), p.get("n_nonmembers")]
+    n_records = (sum(counts) if all(isinstance(c, int) and not isinstance(c, bool)
+                                    and c >= 0 for c in counts) else None)
+    names = None
+    if run.results is not None and "attack" in run.results:
+        names = [str(a) for a in run.results["attack"]]
+    return n_records, names
 
 
 def _figures_from_scores(run, title):
-    """``{file name: PNG bytes}`` drawn from the run's ``attack/scores.npz`` (what a model
-    audit writes instead of figures); empty when it has none or it is not readable."""
+    """``({file name: PNG bytes}, why not)`` drawn from the run's ``attack/scores.npz``
+    (what a model audit writes instead of figures): read within the bounds its folder
+    gives (:func:`skmia._rundir.read_scores`); empty, and why, when it cannot be."""
     try:
-        data = RunDirectory(run.folder).read_bytes(ATTACK, SCORES_NPZ)
-        scores, membership, loss = read_scores(data)
-    except (OSError, ValueError):
-        return {}
+        data = run.files.read_bytes(ATTACK, SCORES_NPZ)
+    except FileNotFoundError:
+        return {}, None
+    except (OSError, ValueError) as exc:
+        return {}, f"{ATTACK}/{SCORES_NPZ} cannot be read ({exc})"
+    n_records, names = _folder_says(run)
+    try:
+        scores, membership, loss = read_scores(data, n_records=n_records, names=names)
+    except ValueError as exc:
+        return {}, f"{ATTACK}/{SCORES_NPZ} was refused ({exc})"
     return {ROC_PNG: figure_png(roc_figure(scores, membership, title=title,
                                            confidence_level=0.95)),
-            LOSS_HIST_PNG: figure_png(loss_histogram_figure(loss, membership, title=title))}
+            LOSS_HIST_PNG: figure_png(loss_histogram_figure(loss, membership, title=title))
+            }, None
 
 
 # ---------------------------------------------------------------------------- writing
@@ -282,7 +321,7 @@ def _figure(png, alt, caption, css_class):
             f'alt="{_e(alt)}"><figcaption>{_e(caption)}</figcaption></figure>\n')
 
 
-def _page(runs, paths, audits=()):
+def _page(runs, paths, audits=(), missing=None):
     n_attacked = sum(r.status == "attacked" for r in runs)
     parts = [
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n",
@@ -294,7 +333,8 @@ def _page(runs, paths, audits=()):
         _summary(runs) if runs else "",
         _privacy_utility(runs) if runs else "",
         audit_sections(audits, table_html=_table, figure_html=_figure, escape=_e),
-        *(_run_section(i, run) for i, run in enumerate(runs, start=1)),
+        *(_run_section(i, run, [] if missing is None else missing)
+          for i, run in enumerate(runs, start=1)),
         "</body>\n</html>\n",
     ]
     return "".join(parts)
@@ -401,7 +441,32 @@ def _settings_rows(run):
     return rows
 
 
-def _run_section(i, run):
+def _attack_figures(run, missing):
+    """The run's ROC curves and loss histograms, or a line saying why each is missing
+    (also added to ``missing``)."""
+    title = run.title
+    (roc, roc_why), (hist, hist_why) = _png(run, ROC_PNG), _png(run, LOSS_HIST_PNG)
+    drawn, why = ({}, None) if roc is not None and hist is not None else (
+        _figures_from_scores(run, title))
+    out = []
+    for name, png, own, alt, caption, css in (
+            (ROC_PNG, roc, roc_why, f"ROC curves of {title}",
+             "ROC curves of every attack on the target model (log-log), with pointwise "
+             "95 % Clopper\N{EN DASH}Pearson bands of the true-positive rate.", "roc"),
+            (LOSS_HIST_PNG, hist, hist_why, f"loss histograms of {title}",
+             "Cross-entropy loss of the target model on its members and non-members.",
+             "loss-hist")):
+        png = png or drawn.get(name)
+        if png is not None:
+            out.append(_figure(png, alt, caption, css))
+            continue
+        reason = "; ".join(r for r in (own, why) if r)
+        missing.append(f"{run.folder}: {reason}")
+        out.append(f'<p class="missing">{_e(reason)}: this figure is not shown</p>\n')
+    return out
+
+
+def _run_section(i, run, missing):
     p = run.params
     attrs = f' data-run="{_e(run.folder)}"'
     out = [f'<section class="run" id="run-{i}"{attrs}>\n<h2>{i}. {_e(run.title)} '
@@ -429,24 +494,7 @@ def _run_section(i, run):
         note = unresolved_note(shown)
         if note:
             out.append(f'<p class="note">{_e(note)}</p>\n')
-        title = run.title
-        roc, hist = _png(run, ROC_PNG), _png(run, LOSS_HIST_PNG)
-        if roc is None or hist is None:
-            drawn = _figures_from_scores(run, title)
-            roc, hist = roc or drawn.get(ROC_PNG), hist or drawn.get(LOSS_HIST_PNG)
-        if roc is not None:
-            out.append(_figure(roc, f"ROC curves of {title}",
-                               "ROC curves of every attack on the target model (log-log), "
-                               "with pointwise 95 % Clopper\N{EN DASH}Pearson bands of the "
-                               "true-positive rate.", "roc"))
-        else:
-            out.append('<p class="missing">attack/roc.png is missing or not a PNG</p>\n')
-        if hist is not None:
-            out.append(_figure(hist, f"loss histograms of {title}",
-                               "Cross-entropy loss of the target model on its members and "
-                               "non-members.", "loss-hist"))
-        else:
-            out.append('<p class="missing">attack/loss_hist.png is missing or not a PNG</p>\n')
+        out.extend(_attack_figures(run, missing))
 
     out.append("<h3>Training</h3>\n")
     png = None

@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 
+from .._rundir import escape_text
 from ..metrics import attack_auc, attack_roc_curve
 
 __all__ = [
@@ -24,6 +25,25 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _literal(fig):
+    """Show every title, axis label, legend entry and annotation of ``fig`` as the text
+    it is: a name holding ``$`` (``$\\foo$``, an unbalanced ``$``) is never parsed as
+    matplotlib mathtext, which would fail or draw something else. Tick labels (numbers,
+    log-scale ticks drawn as mathtext) are left as they are; control characters are shown
+    as escapes (``\\x1b``). Returns ``fig``."""
+    texts = [fig._suptitle] if getattr(fig, "_suptitle", None) is not None else []
+    for ax in fig.axes:
+        texts += [ax.title, ax._left_title, ax._right_title, ax.xaxis.label,
+                  ax.yaxis.label, *ax.texts]
+        legend = ax.get_legend()
+        if legend is not None:
+            texts += [legend.get_title(), *legend.get_texts()]
+    for text in texts:
+        text.set_parse_math(False)
+        text.set_text(escape_text(text.get_text()))  # a control character has no glyph
+    return fig
 
 
 # solid, dashed, dash-dot, dotted: curves that coincide stay visible
@@ -116,7 +136,7 @@ def roc_figure(scores, membership, *, title=None, confidence_level=None, bands="
     ax.set(xscale="log", yscale="log", xlim=(floor, 1), ylim=(floor, 1),
            xlabel="false-positive rate", ylabel="true-positive rate", title=title)
     ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    _literal(fig).tight_layout()
     return fig
 
 
@@ -212,7 +232,7 @@ def loss_histogram_figure(loss, membership, *, title=None, bins=50, log_scale=Tr
         ax.set_xscale("log")
     ax.set(xlabel=label, ylabel="records", title=title)
     ax.legend()
-    fig.tight_layout()
+    _literal(fig).tight_layout()
     return fig
 
 
@@ -272,7 +292,7 @@ def privacy_utility_figure(results, *, title=None):
         text.set_in_layout(False)  # a long label must not squeeze the axes
     ax.set(xlabel="AUC of the strongest attack", ylabel="test accuracy", title=title)
     ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
+    _literal(fig).tight_layout()
     return fig
 
 
@@ -421,7 +441,7 @@ def training_curves_figure(history, *, title=None):
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel="epoch", ylabel="loss", title=title)
     ax.legend(*handles, fontsize=7)
-    fig.tight_layout()
+    _literal(fig).tight_layout()
     return fig
 
 
@@ -467,6 +487,7 @@ def figure_png(fig):
     """The figure as PNG bytes (the figure is closed)."""
     plt = _pyplot()
     buffer = io.BytesIO()
+    _literal(fig)
     fig.savefig(buffer, format="png", dpi=120)
     plt.close(fig)
     return buffer.getvalue()

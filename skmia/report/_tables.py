@@ -50,7 +50,7 @@ def collect_results(paths):
             raise FileNotFoundError(f"{str(root)!r} does not exist")
         for attack in find_folders(root, COMPLETE):
             if attack.name == ATTACK:
-                tables.append(RunDirectory(attack.parent).read_results())
+                tables.append(RunDirectory.below(root, attack.parent).read_results())
     if not tables:
         return pd.DataFrame(columns=list(REPORT_COLUMNS))
     return pd.concat(tables, ignore_index=True)[list(REPORT_COLUMNS)]
@@ -62,6 +62,13 @@ def _cell(value):
     if isinstance(value, float):
         return f"{value:.4f}"
     return escape_text(value)
+
+
+def markdown_cell(value):
+    """``value`` as the text of a markdown table cell: control characters as escapes
+    (no value moves the cursor or retitles a terminal), ``|`` escaped (no value adds a
+    column), newlines shown as ``\\x0a``."""
+    return escape_text(value).replace("|", "\\|")
 
 
 #: The note under a table where a TPR cell is empty (see :func:`unresolved_note`).
@@ -112,7 +119,8 @@ def shown_table(table, exclude=()):
 
 def format_table(table, fmt="markdown"):
     """Render a results table as ``"markdown"`` or ``"csv"`` text; control characters
-    in any value (or column name) are printed as escapes. Markdown shows
+    in any value (or column name) are printed as escapes, and ``|`` in markdown as
+    ``\\|``. Markdown shows
     :func:`shown_table` (rates with their intervals, no empty column), with the note of
     :func:`unresolved_note` below it where a TPR cell is empty; CSV every column."""
     if fmt == "csv":
@@ -123,9 +131,9 @@ def format_table(table, fmt="markdown"):
         raise ValueError(f"fmt must be 'markdown' or 'csv', got {fmt!r}")
     table = shown_table(table)
     columns = list(table.columns)
-    header = "| " + " | ".join(escape_text(c) for c in columns) + " |"
+    header = "| " + " | ".join(markdown_cell(c) for c in columns) + " |"
     rule = "|" + "|".join("---" for _ in columns) + "|"
-    body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in
+    body = ["| " + " | ".join(markdown_cell(_cell(v)) for v in row) + " |" for row in
             table[columns].itertuples(index=False)]
     note = unresolved_note(table)
     return "\n".join([header, rule, *body]) + "\n" + (f"\n{note}\n" if note else "")
