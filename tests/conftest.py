@@ -36,6 +36,7 @@ SLOW_MODULES = frozenset({
     "test_experiment", "test_html_report", "test_location_grid_benchmark", "test_lock",
     "test_privacy_utility_benchmark", "test_readme", "test_reference_attacks_benchmark",
     "test_reference_leak", "test_reference_models", "test_reference_runs",
+    "test_reliability_audit", "test_reliability_interrupt",
     "test_report_rows", "test_resume", "test_rundir", "test_speed_benchmarks",
     "test_vectorized_bank",
 })
