@@ -63,6 +63,8 @@ def row_label(row):
 
 def audit_display_table(table):
     """The per-method table as strings: rates with intervals, "unresolved" for NaN."""
+    from ._verdict import epsilon_cell
+
     shown = pd.DataFrame({"method": table["method"],
                           "threat model": _threat_models(table),
                           "models": table["n_models"], "attack": table["attack"]})
@@ -79,13 +81,14 @@ def audit_display_table(table):
     shown["canary AUC"] = [_rate_cell(v) for v in table["canary_auc"]]
     shown["population AUC"] = [_rate_cell(v) for v in table["population_auc"]]
     shown["emp. ε"] = [_rate_cell(v) for v in table["empirical_epsilon"]]
-    shown["DP ε"] = ["" if v is None or (isinstance(v, float) and math.isnan(v))
-                     else f"{v:.2f}" for v in table["epsilon"]]
+    shown["DP ε"] = [epsilon_cell(v) for v in table["epsilon"]]
     return shown
 
 
 def format_audit_table(table):
     """The per-method table as markdown, with a footnote for unresolved rates."""
+    from ._verdict import audit_verdict
+
     shown = audit_display_table(table)
     lines = ["| " + " | ".join(shown.columns) + " |",
              "|" + "|".join("---" for _ in shown.columns) + "|"]
@@ -94,6 +97,7 @@ def format_audit_table(table):
     notes = sorted({n for n in table["note"] if isinstance(n, str) and n})
     if notes:
         lines += ["", *(f"note: {n}" for n in notes)]
+    lines += ["", *audit_verdict(table)]
     return "\n".join(lines) + "\n"
 
 
