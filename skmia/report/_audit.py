@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .._rundir import AUDIT_FILES, RunDirectory, find_folders
+from ._audit_page import point_offsets, roc_panels
 from ._plots import _pyplot, figure_png
 
 __all__ = ["audit_roc_figure", "audit_privacy_utility_figure", "find_audits",
@@ -103,9 +104,12 @@ def format_audit_table(table):
 
 def audit_privacy_utility_figure(table, *, title=None):
     """Canary TPR at 0.1 % FPR (with its 95 % interval) against test accuracy per method."""
+    from matplotlib.transforms import offset_copy
+
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    for _, row in table.iterrows():
+    shifts = point_offsets(table["test_accuracy"])  # a method's threat models side by side
+    for shift, (_, row) in zip(shifts, table.iterrows(), strict=True):
         tpr = row["canary_tpr_at_0.1%fpr"]
         if tpr is None or np.isnan(tpr):
             continue
@@ -113,7 +117,8 @@ def audit_privacy_utility_figure(table, *, title=None):
                [row["canary_tpr_at_0.1%fpr_high"] - tpr]]
         ax.errorbar([row["test_accuracy"]], [tpr], yerr=err,
                     xerr=[[row["test_accuracy_std"]], [row["test_accuracy_std"]]],
-                    marker="o", capsize=3, linestyle="none", label=row_label(row))
+                    marker="o", capsize=3, linestyle="none", label=row_label(row),
+                    transform=offset_copy(ax.transData, fig=fig, x=shift, units="points"))
     ax.axhline(0.001, color="grey", linestyle=":", linewidth=1, label="chance (FPR)")
     ax.set(xlabel="test accuracy (mean ± std over models)",
            ylabel="canary TPR at 0.1 % FPR (95 % CI)", title=title, yscale="log")
@@ -122,13 +127,16 @@ def audit_privacy_utility_figure(table, *, title=None):
     return fig
 
 
-def audit_roc_figure(audit, *, title=None):
-    """Log-log ROC curves of the audit's attack on canary pairs and on the others'."""
+def audit_roc_figure(audit, *, title=None, threat_model=None):
+    """Log-log ROC curves of the audit's attack on canary pairs and on the others', under
+    ``threat_model`` (default: the one the defense claims to stop)."""
     from ..metrics import attack_roc_curve
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    score = audit.scores_[audit.attack_]
+    threat_model = threat_model or audit.primary_threat_model
+    attack = audit.strongest(threat_model)
+    score = audit.threat_scores_[threat_model][attack]
     for name, rows in audit.subsets().items():
         if name == "all":
             continue
@@ -136,7 +144,7 @@ def audit_roc_figure(audit, *, title=None):
         if not np.isfinite(s).all() or m.all() or not m.any():
             continue
         fpr, tpr, _ = attack_roc_curve(m, s)
-        ax.plot(fpr, tpr, label=f"{name} ({m.sum()} member pairs)")
+        ax.plot(fpr, tpr, label=f"{name}, {attack} ({m.sum()} member pairs)")
     ax.plot([1e-5, 1], [1e-5, 1], color="grey", linestyle=":", linewidth=1)
     ax.set(xscale="log", yscale="log", xlim=(1e-4, 1), ylim=(1e-4, 1.02),
            xlabel="false-positive rate", ylabel="true-positive rate", title=title)
@@ -160,8 +168,11 @@ def audit_sections(audits, *, table_html, figure_html, escape):
         out.append(figure_html(figure_png(audit_privacy_utility_figure(table)),
                                "privacy-utility", "Canary TPR at 0.1 % FPR against test "
                                "accuracy; lower and to the right is better.", "audit-pu"))
-        for method, audit in results.items():
-            out.append(figure_html(figure_png(audit_roc_figure(audit, title=method)),
-                                   f"ROC {method}", f"{method}: {audit.attack_}, "
-                                   f"{audit.n_models} models", "audit-roc"))
+        for method, threat, audit in roc_panels(table, results):
+            name = row_label({"method": method, "threat_model": threat})
+            out.append(figure_html(figure_png(audit_roc_figure(audit, title=name,
+                                                               threat_model=threat)),
+                                   f"ROC {name}", f"{method}, {threat}: "
+                                   f"{audit.strongest(threat)}, {audit.n_models} models",
+                                   "audit-roc"))
     return "".join(out)

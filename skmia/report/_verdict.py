@@ -79,7 +79,7 @@ def audit_verdict(table):
     """
     rows = [_row(r) for r in table.to_dict("records")]
     fpr = next((f for f in _FPRS if any(_number(r["canary"][f]) for r in rows)), _FPRS[-1])
-    fallback = "" if fpr == _FPRS[0] else f"; {_FPRS[0]} FPR is unresolved in this audit"
+    fallback = "" if fpr == _FPRS[0] else f"; {_pct(_FPRS[0])} FPR is unresolved in this audit"
     lines = [f"Verdict at {_pct(fpr)} FPR (TPR of the strongest attack: the fraction of "
              "the canaries, the records most at risk, and of the population, the other "
              f"records, found{fallback}):"]
