@@ -46,7 +46,7 @@ def _family(attack):
         return "lira"
     if attack.startswith(("RMIA", "Attack-R")):
         return "bank"
-    if attack in ("Attack-P", "QMIA"):
+    if attack == "QMIA":
         return "population"
     if attack == "label-only":
         return "label-only"
@@ -85,11 +85,15 @@ def _reason(best, weaker, diagnostics):
         return (f"LiRA fits a Gaussian to each record's scores under "
                 f"{diagnostics['n_reference']} reference models, {best} only ranks "
                 "them: where the scores are not Gaussian (skewed, clipped) ranks hold up")
-    if b in ("lira", "bank") and w in ("threshold", "population"):
+    if b in ("lira", "bank") and w == "threshold":
         return (f"{weaker} sets one threshold for every record (per class at most), which "
                 "misses members that are confident only relative to their own reference "
                 f"scores; {best} calibrates each record against the reference models")
-    if b == "threshold" and w in ("lira", "bank", "population"):
+    if b in ("lira", "bank") and w == "population":
+        return (f"{weaker} predicts each record's threshold from its features, learnt on "
+                f"population records; {best} reads how models trained with and without "
+                "the record itself score it")
+    if b == "threshold" and best != "Attack-P" and w in ("lira", "bank", "population"):
         return (f"{best}'s threshold was fitted on half of the audited members and "
                 "non-members (the auditor's view, with membership labels); "
                 f"{weaker} uses no membership label, as an adversary without them")
