@@ -90,6 +90,8 @@ def test_privacy_utility_points_do_not_hide_one_another(audit_folder):
     points = [line.get_transform().transform(np.column_stack(line.get_data()).astype(float))[0]
               for line in fig.axes[0].lines if line.get_marker() == "o"]
     assert len(points) == len(table)
+    box = fig.axes[0].get_window_extent()
+    assert all(box.contains(*point) for point in points)  # each in view
     gaps = [np.hypot(*(a - b)) for i, a in enumerate(points) for b in points[i + 1:]]
     assert min(gaps) >= OFFSET_POINTS * fig.dpi / 72 * 0.99  # pixels: a marker's width
 

@@ -119,6 +119,11 @@ def audit_privacy_utility_figure(table, *, title=None):
                     xerr=[[row["test_accuracy_std"]], [row["test_accuracy_std"]]],
                     marker="o", capsize=3, linestyle="none", label=row_label(row),
                     transform=offset_copy(ax.transData, fig=fig, x=shift, units="points"))
+        x, dx = row["test_accuracy"], row["test_accuracy_std"]  # shifted marks: not counted
+        ax.update_datalim([(x - dx, row["canary_tpr_at_0.1%fpr_low"]),
+                           (x + dx, row["canary_tpr_at_0.1%fpr_high"])])
+    ax.margins(x=0.08)  # room for the shifted marks at either end
+    ax.autoscale_view()
     ax.axhline(0.001, color="grey", linestyle=":", linewidth=1, label="chance (FPR)")
     ax.set(xlabel="test accuracy (mean ± std over models)",
            ylabel="canary TPR at 0.1 % FPR (95 % CI)", title=title, yscale="log")
