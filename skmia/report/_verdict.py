@@ -36,9 +36,11 @@ _VANILLA = "vanilla"
 def is_vacuous(epsilon):
     """Whether an accounted DP ε guarantees nothing useful (above
     :data:`~skmia.defenses._dp_accounting.MEANINGFUL_EPSILON`, 10, or infinite)."""
+    if not _number(epsilon):
+        return False  # before the import: the defenses load torch's optimisers, opacus
     from ..defenses._dp_accounting import MEANINGFUL_EPSILON
 
-    return _number(epsilon) and not epsilon <= MEANINGFUL_EPSILON
+    return not epsilon <= MEANINGFUL_EPSILON
 
 
 def epsilon_cell(epsilon):
