@@ -18,6 +18,7 @@ from sklearn.svm import LinearSVC
 
 from skmia._rundir import RESULT_COLUMNS, RunDirectory, read_scores
 from skmia.audit import MODEL_AUDIT_COLUMNS, audit_model
+from skmia.audit._bottom_line import BOTTOM_LINE
 from skmia.defenses import VanillaClassifier
 from skmia.nn import MLP
 
@@ -90,7 +91,7 @@ def test_an_overfit_scikit_learn_model_leaks(mlp_audit):
     rows = _by_attack(table)
     # every attack the inputs allow: thresholds, population, reference models
     assert list(rows.index) == [*THRESHOLD_ATTACKS, "Attack-P", "QMIA", "RMIA online, T=2",
-                                "LiRA online", "Attack-R"]
+                                "LiRA online", "Attack-R", BOTTOM_LINE]
     assert (rows["train_accuracy"] == 1.0).all() and (rows["test_accuracy"] < 0.7).all()
     assert rows.loc["loss", "auc"] > 0.8
     assert rows.loc["LiRA online", "auc"] > 0.85
@@ -102,7 +103,13 @@ def test_an_overfit_scikit_learn_model_leaks(mlp_audit):
     assert ((low <= rows["tpr_at_1%fpr"]) & (rows["tpr_at_1%fpr"] <= high)).all()
     assert rows.loc["loss", "fitted_on"].endswith("(2-fold)")
     assert rows.loc["LiRA online", "fitted_on"] == "reference models"
-    assert table.attrs["notes"] == []
+    notes = table.attrs["notes"]
+    assert notes[:2] == [  # 150 non-members resolve 1 % FPR only
+        "TPR at 0.01 % FPR unresolved: 150 non-members, it needs at least 10,000 (1/FPR: "
+        "one false positive; 100,000 for an interval of use)",
+        "TPR at 0.1 % FPR unresolved: 150 non-members, it needs at least 1,000 (1/FPR: "
+        "one false positive; 10,000 for an interval of use)"]
+    assert all(note.startswith("at 1 % FPR ") for note in notes[2:])  # disagreements
 
 
 def test_a_scikit_learn_model_on_unseen_records_shows_no_leak(data):
@@ -116,8 +123,9 @@ def test_the_folder_reads_back_as_a_run(mlp_audit, capsys):
     from skmia.cli import main
     from skmia.report import collect_results, html_report
 
-    _, out, table = mlp_audit
-    assert table.attrs["folder"] == str(out)
+    _, out, audit = mlp_audit
+    assert audit.attrs["folder"] == str(out)
+    table = audit[audit["attack"] != BOTTOM_LINE]  # the folder holds the attacks' rows
     assert sorted(p.name for p in out.iterdir()) == ["attack", "complete.json", "params.json"]
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no staging
     pd.testing.assert_frame_equal(collect_results([out]), table[list(RESULT_COLUMNS)])
@@ -157,7 +165,7 @@ def test_an_earlier_audit_is_replaced_other_folders_are_refused(data, tmp_path):
     out = tmp_path / "audit"
     first = _audit(model, data, n_reference=0, out=out)
     second = _audit(model, data, n_reference=0, attacks=["loss"], out=out)  # replaces it
-    assert list(second["attack"]) == ["loss"] and len(first) == 5
+    assert list(second["attack"]) == ["loss", BOTTOM_LINE] and len(first) == 5 + 1
     assert list(RunDirectory(out).read_results()["attack"]) == ["loss"]
     other = tmp_path / "other"
     other.mkdir()
@@ -228,8 +236,8 @@ def test_a_decision_function_model_is_audited_and_says_what_it_lacks(data):
     with pytest.warns(UserWarning, match="LinearSVC has no predict_proba") as record:
         table = _audit(model, data, population=data["population"], n_reference=4)
     assert len(record) == 1  # once per audit, not once per query
-    note = table.attrs["notes"][-1]
-    assert "not the model's probabilities nor its training loss" in note
+    assert any("not the model's probabilities nor its training loss" in note
+               for note in table.attrs["notes"])
     rows = _by_attack(table)
     assert "RMIA online, softmax" in rows.index  # γ = 1: decisions are no probabilities
     assert rows[["auc", "tpr_at_1%fpr"]].notna().all().all()

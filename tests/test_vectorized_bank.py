@@ -238,9 +238,9 @@ def test_groups_in_threads_give_the_models_of_one_thread(pool, monkeypatch):
     trained = []
     train = _vectorized._train
 
-    def recording(models, rows, X_pool, y_pool, stop=None):
+    def recording(models, rows, X_pool, y_pool, stop=None, progress=None):
         trained.append(len(models))
-        return train(models, rows, X_pool, y_pool, stop)
+        return train(models, rows, X_pool, y_pool, stop, progress)
 
     monkeypatch.setattr(_vectorized, "_train", recording)
     X_pool, y_pool = X, y

@@ -145,7 +145,7 @@ def _train_round(estimator, plan, r, fit_params):
     return _round_result(models, bank.in_mask_.copy(), plan, X_pool, X_test)
 
 
-def _train_batched(estimator, plan, rounds):
+def _train_batched(estimator, plan, rounds, verbose=0):
     """Train the models of ``rounds`` as one batched network (``fit_batched``): the same
     models, masks and seeds as :func:`_train_round` gives round by round, to float32
     rounding, in one pass over the pool instead of one per round."""
@@ -153,7 +153,8 @@ def _train_batched(estimator, plan, rounds):
     masks = [plan.round_masks(r) for r in rounds]
     seeds = [_model_seed(plan.round_base_seed(r), k) for r in rounds
              for k in range(plan.block)]
-    models = fit_batched(estimator, X_pool, plan.y_pool, np.concatenate(masks, axis=1), seeds)
+    models = fit_batched(estimator, X_pool, plan.y_pool, np.concatenate(masks, axis=1), seeds,
+                         verbose=verbose)
     return [_round_result(models[i * plan.block:(i + 1) * plan.block], mask, plan, X_pool,
                           X_test) for i, mask in enumerate(masks)]
 
@@ -225,8 +226,10 @@ def train_rounds(estimator, plan, rounds, *, fit_params=None, n_jobs=None, verbo
     expand = plan.n_copies > 1 or len(plan.y_poison) > 0
     if rounds and not expand and batching_refusal(estimator, plan.X_pool, fit_params) is None:
         groups = [list(g) for g in np.array_split(rounds, min(_jobs(n_jobs), len(rounds)))]
-        tasks = [(estimator, plan, [int(r) for r in group]) for group in groups]
-        grouped = parallel_map(_train_batched, tasks, n_jobs=n_jobs, verbose=verbose,
+        # one group trains here: its bar counts epochs; several: one bar over the groups
+        inner = verbose if len(groups) == 1 else 0
+        tasks = [(estimator, plan, [int(r) for r in group], inner) for group in groups]
+        grouped = parallel_map(_train_batched, tasks, n_jobs=n_jobs, verbose=verbose - inner,
                                desc=f"batched rounds of {plan.block} models")
         return [result for group in grouped for result in group]
     tasks = [(estimator, plan, r, fit_params) for r in rounds]
@@ -288,7 +291,7 @@ def assemble(plan, rounds, settings):
     prefer_skip_nested_validation=False,
 )
 def audit_defense(estimator, X, y, *, canaries=None, n_models=64, keep=0.5, test_size=0.2,
-                  augment=None, fit_params=None, n_jobs=None, random_state=None, verbose=0):
+                  augment=None, fit_params=None, n_jobs=None, random_state=None, verbose=1):
     """Audit a training algorithm: its leakage on canaries and on the other records.
 
     Holds out a test part (never trained on), trains ``n_models`` clones of
@@ -333,8 +336,10 @@ def audit_defense(estimator, X, y, *, canaries=None, n_models=64, keep=0.5, test
     random_state : int, RandomState instance or None, default=None
         Draws the test part, the canaries (when an int), the masks and every model's
         seed.
-    verbose : int, default=0
-        A progress bar over rounds when > 0.
+    verbose : int, default=1
+        Progress on stderr, with an estimate of the time left: over the models' epochs
+        where they train as one batched network in this process, over rounds of models
+        otherwise. 0 prints nothing.
 
     Returns
     -------

@@ -14,6 +14,8 @@ from .._sklearn_compat import StrOptions, validate_params
 from ..attacks import CALIBRATED_ATTACKS, calibrated_attacks, compute_signals, default_attacks
 from ..attacks._models import DECISION_NOTE, resolve_target
 from ..model_selection import ReferenceModels
+from ._bottom_line import add_bottom_line, attack_progress
+from ._model_result import _MAX_FPRS as MAX_FPRS
 from ._model_result import MODEL_AUDIT_COLUMNS, check_out, model_audit_table, write_model_audit
 
 __all__ = ["MODEL_AUDIT_COLUMNS", "audit_model"]
@@ -44,12 +46,13 @@ _FOLD_STREAM = 0  # the stream of the seed that splits the audited records in ha
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
         "out": [str, os.PathLike, None],
+        "verbose": ["verbose"],
     },
     prefer_skip_nested_validation=False,
 )
 def audit_model(model, X_members, y_members, X_nonmembers, y_nonmembers, *, recipe=None,
                 population=None, attacks=None, n_reference=16, white_box="auto", n_jobs=None,
-                random_state=None, out=None):
+                random_state=None, out=None, verbose=1):
     """Audit one fitted model: how well its members can be told from its non-members.
 
     Runs the strongest membership-inference attacks that the inputs allow on the
@@ -118,6 +121,10 @@ def audit_model(model, X_members, y_members, X_nonmembers, y_nonmembers, *, reci
         ``attack/loss_hist.png`` and ``complete.json``. The folder is written beside
         and put in place once complete; it must be new, empty, or an earlier model
         audit (which it replaces): any other folder is refused before any work.
+    verbose : int, default=1
+        Progress on stderr, with an estimate of the time left: the bank's models (over
+        their epochs where they train as one batched network), then the signals and
+        the attacks. 0 prints nothing.
 
     Returns
     -------
@@ -126,12 +133,18 @@ def audit_model(model, X_members, y_members, X_nonmembers, y_nonmembers, *, reci
         (``dataset`` is ``"custom"``, ``method`` the model's class, ``attack``,
         ``train_accuracy`` and ``test_accuracy`` of the model on the members and
         non-members, the attack's ``accuracy`` (balanced, of its ``predict``), ``auc``,
-        ``tpr_at_0.01%fpr``, ``tpr_at_0.1%fpr``, ``tpr_at_1%fpr``), the bounds of the 95 %
-        Clopper-Pearson interval of the TPR at each FPR (``tpr_at_1%fpr_low``,
-        ``tpr_at_1%fpr_high``, ...) and ``fitted_on``, how the attack was fitted.
-        ``table.attrs["notes"]`` lists what was left out and why (no bank, too small a
-        population, a model read through ``decision_function``);
-        ``table.attrs["folder"]`` is the folder written, with ``out``.
+        ``tpr_at_0.01%fpr``, ``tpr_at_0.1%fpr``, ``tpr_at_1%fpr``), the bounds of the 95 % Clopper-Pearson interval of the
+        TPR at each FPR (``tpr_at_1%fpr_low``, ``tpr_at_1%fpr_high``, ...) and
+        ``fitted_on``, how the attack was fitted. The last row, ``"bottom line"``,
+        holds at each FPR the strongest attack's TPR and interval (``fitted_on`` names
+        them) and the highest AUC. ``table.attrs["notes"]`` lists what was left out and
+        why (no bank, too small a population, a model read through
+        ``decision_function``), the non-members an unresolved rate would need, and why
+        attacks disagree where one finds significantly fewer members than the
+        strongest; ``table.attrs["folder"]`` is the folder written, with ``out`` (the
+        attacks' rows). ``table.per_record_`` ranks the audited records by the FPR at
+        which the bottom line's attack flags them
+        (:func:`~skmia.audit._bottom_line.per_record`).
 
     Raises
     ------
@@ -222,27 +235,32 @@ def audit_model(model, X_members, y_members, X_nonmembers, y_nonmembers, *, reci
     calibrated = [n for n in names if n in CALIBRATED_ATTACKS]
     bank = None
     if recipe is not None and any(CALIBRATED_ATTACKS[name][1] for name in calibrated):
-        bank = _bank(recipe, X_audit, y_audit, population, n_reference, n_jobs, seed)
+        bank = _bank(recipe, X_audit, y_audit, population, n_reference, n_jobs, seed, verbose)
+    progress = attack_progress(len(names), verbose)
     audited, population_signals = _signals(model, target, X_audit, y_audit, population, bank,
                                            calibrated, white_box, seed, notes)
+    progress.step("signals")
     scores, predictions, fitted_on = {}, {}, {}
     threshold = {name: attack for name, attack in
                  default_attacks(white_box=white_box, random_state=seed).items()
                  if name in names}
-    _cross_fit(threshold, audited, membership, seed, scores, predictions, fitted_on)
-    _calibrate(calibrated, audited, population_signals, scores, predictions, fitted_on)
+    _cross_fit(threshold, audited, membership, seed, scores, predictions, fitted_on, progress)
+    _calibrate(calibrated, audited, population_signals, scores, predictions, fitted_on,
+               progress)
+    progress.close()
     table = model_audit_table(model, target, audited, membership, scores, predictions,
                               fitted_on, seed)
-    table.attrs["notes"] = notes
+    audit = add_bottom_line(table, scores, membership, audited, MAX_FPRS, notes)
+    audit.attrs["notes"] = notes
     if out is not None:
         settings = {"n_members": len(members[1]), "n_nonmembers": len(nonmembers[1]),
                     "n_population": None if population is None else len(population[1]),
                     "n_reference": 0 if bank is None else len(bank.estimators_),
                     "white_box": white_box, "attacks": list(table["attack"]), "notes": notes}
-        table.attrs["folder"] = str(write_model_audit(
+        audit.attrs["folder"] = str(write_model_audit(
             out, table, scores, membership, audited["loss"].to_numpy(), model, settings,
             seconds=time.perf_counter() - start))
-    return table
+    return audit
 
 
 # ------------------------------------------------------------------------------ checks
@@ -419,12 +437,13 @@ def _attack_names(attacks, white_box, population, has_recipe, notes):
 # ------------------------------------------------------------------------ the attacks
 
 
-def _bank(recipe, X, y, population, n_reference, n_jobs, seed):
+def _bank(recipe, X, y, population, n_reference, n_jobs, seed, verbose=0):
     """The bank of reference models, trained on halves of the audited records."""
     fit_params = {}
     if _needs_reference_set(recipe):  # AdvReg, MemGuard: the population, never audited
         fit_params = {"X_reference": population[0], "y_reference": population[1]}
-    bank = ReferenceModels(recipe, n_estimators=n_reference, n_jobs=n_jobs, random_state=seed)
+    bank = ReferenceModels(recipe, n_estimators=n_reference, n_jobs=n_jobs, random_state=seed,
+                           verbose=verbose)
     return bank.fit(X, y, **fit_params)
 
 
@@ -461,7 +480,8 @@ def _halves(membership, seed):
     return first
 
 
-def _cross_fit(attacks, signals, membership, seed, scores, predictions, fitted_on):
+def _cross_fit(attacks, signals, membership, seed, scores, predictions, fitted_on,
+               progress=None):
     """Fit each attack on one half, score the other, and the other way round."""
     first = _halves(membership, seed)
     for name, attack in attacks.items():
@@ -472,9 +492,11 @@ def _cross_fit(attacks, signals, membership, seed, scores, predictions, fitted_o
             prediction[~fit] = fitted.predict(signals[~fit])
         scores[name], predictions[name] = score, prediction
         fitted_on[name] = "the other half of the audited records (2-fold)"
+        if progress is not None:
+            progress.step(name)
 
 
-def _calibrate(names, audited, population, scores, predictions, fitted_on):
+def _calibrate(names, audited, population, scores, predictions, fitted_on, progress=None):
     """Fit the attacks calibrated without a shadow model (no membership labels)."""
     attacks = calibrated_attacks(names)
     for name in names:
@@ -489,3 +511,5 @@ def _calibrate(names, audited, population, scores, predictions, fitted_on):
                                     ("population records", calibration == "population"),
                                     ("perturbed queries", name == "label_only"))
             if used) or "the audited records, without labels"
+        if progress is not None:
+            progress.step(label)

@@ -51,7 +51,8 @@ def fit_batched(estimator, X, y, masks, seeds, *, n_threads=1, verbose=0):
         the same whatever ``n_threads``). With more than one, a
         Ctrl-C ends every group at the end of its current epoch.
     verbose : int, default=0
-        A progress bar over models when > 0.
+        A progress bar when > 0, over the models' epochs (so that it estimates the time
+        left while a group of models trains).
 
     Returns
     -------
@@ -81,8 +82,8 @@ def fit_batched(estimator, X, y, masks, seeds, *, n_threads=1, verbose=0):
     chunk = chunk_size(len(rows), _model_bytes(first, len(rows[0])), device)
     group = min(chunk, CPU_GROUP) if device.type == "cpu" else chunk
     models = []
-    with tqdm(total=len(rows), desc="reference models (batched)", disable=not verbose,
-              leave=True) as bar:
+    with tqdm(total=len(rows) * estimator.max_epochs, desc="reference models (batched)",
+              unit="model-epoch", disable=not verbose, leave=True) as bar:
         for start in range(0, len(rows), chunk):
             stop = min(start + chunk, len(rows))
             prepared = [first if k == 0 else _prepared(estimator, X, y, rows[k], seeds[k],
@@ -105,16 +106,15 @@ def _train_parts(parts, X_pool, y_pool, n_threads, bar):
     started yet then trains no epoch)."""
     if n_threads <= 1 or len(parts) == 1:
         for models, rows in parts:
-            if _train(models, rows, X_pool, y_pool):
+            if _train(models, rows, X_pool, y_pool, progress=bar.update):
                 return  # a Ctrl-C: the parts not started stay untrained
-            bar.update(len(models))
         return
     import threading
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     stop = threading.Event()
     with ThreadPoolExecutor(min(n_threads, len(parts))) as pool:
-        pending = {pool.submit(_train, models, rows, X_pool, y_pool, stop): len(models)
+        pending = {pool.submit(_train, models, rows, X_pool, y_pool, stop, bar.update)
                    for models, rows in parts}
         try:
             while pending:
@@ -122,7 +122,7 @@ def _train_parts(parts, X_pool, y_pool, n_threads, bar):
                     done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                     for future in done:
                         future.result()  # a part's error propagates
-                        bar.update(pending.pop(future))
+                        pending.remove(future)
                 except KeyboardInterrupt:
                     stop.set()
         finally:  # an error: the other parts end at their epoch's end, not their last
@@ -216,13 +216,14 @@ class _Step:
         return steps
 
 
-def _train(models, rows, X_pool, y_pool, stop=None):
+def _train(models, rows, X_pool, y_pool, stop=None, progress=None):
     """Train ``models`` (prepared clones) together on their ``rows`` of the pool.
 
     A KeyboardInterrupt ends the training of these models quietly, the interrupted
     epoch in their history, as skorch's ``fit`` ends; so does ``stop`` (a
     ``threading.Event``) once set, at the start of an epoch. Every other exception
-    propagates. Returns whether the training ended so, short of its epochs.
+    propagates. ``progress(len(models))`` is called after each epoch. Returns whether
+    the training ended so, short of its epochs.
     """
     import torch
 
@@ -262,6 +263,8 @@ def _train(models, rows, X_pool, y_pool, stop=None):
             losses = _run_epoch(context, net, optimizer, X_pool, y_pool, index, counts, lr,
                                 epoch, dropout_generators)
             _record_epoch(models, losses, counts, time.time() - began)
+            if progress is not None:
+                progress(len(models))
             if extras:
                 _write_back(models, net, optimizer, lr)
                 for model in models:

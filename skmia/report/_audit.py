@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .._rundir import AUDIT_FILES, ListOf, RunDirectory, escape_text, find_folders
+from ._audit_page import point_offsets, roc_panels
 from ._plots import _literal, _pyplot, figure_png
 from ._tables import markdown_cell
 
@@ -87,6 +88,8 @@ def audit_display_table(table):
     """The per-method table as strings: rates with their intervals, the
     per-record-calibrated TPR, "unresolved" for NaN. No empirical ε: none with a theorem
     applies to pooled leave-one-out pairs (a table saved with one is shown without)."""
+    from ._verdict import epsilon_cell
+
     shown = pd.DataFrame({"method": table["method"],
                           "threat model": _threat_models(table),
                           "models": table["n_models"], "attack": table["attack"]})
@@ -100,8 +103,7 @@ def audit_display_table(table):
                 _rate_cell(v) for v in _column(table, f"{part}_record_tpr_at_{name}fpr")]
     for part in ("canary", "population"):
         shown[f"{part} AUC"] = _with_interval(table, f"{part}_auc")
-    shown["DP ε"] = ["" if v is None or (isinstance(v, float) and math.isnan(v))
-                     else f"{v:.2f}" for v in table["epsilon"]]
+    shown["DP ε"] = [epsilon_cell(v) for v in table["epsilon"]]
     return shown
 
 
@@ -116,6 +118,8 @@ def format_audit_table(table):
     """The per-method table as markdown, with the intervals' procedure and a footnote
     for unresolved rates (control characters and ``|`` in any value escaped, as
     :func:`markdown_cell` does)."""
+    from ._verdict import audit_verdict
+
     shown = audit_display_table(table)
     lines = ["| " + " | ".join(map(markdown_cell, shown.columns)) + " |",
              "|" + "|".join("---" for _ in shown.columns) + "|"]
@@ -126,14 +130,18 @@ def format_audit_table(table):
     notes = sorted({n for part in _column(table, "note") if isinstance(part, str)
                     for n in part.split("; ") if n})
     lines += [f"note: {escape_text(n)}" for n in notes]
+    lines += ["", *audit_verdict(table)]
     return "\n".join(lines) + "\n"
 
 
 def audit_privacy_utility_figure(table, *, title=None):
     """Canary TPR at 0.1 % FPR (with its 95 % interval) against test accuracy per method."""
+    from matplotlib.transforms import offset_copy
+
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    for _, row in table.iterrows():
+    shifts = point_offsets(table["test_accuracy"])  # a method's threat models side by side
+    for shift, (_, row) in zip(shifts, table.iterrows(), strict=True):
         tpr = row["canary_tpr_at_0.1%fpr"]
         if tpr is None or np.isnan(tpr):
             continue
@@ -141,7 +149,13 @@ def audit_privacy_utility_figure(table, *, title=None):
                [row["canary_tpr_at_0.1%fpr_high"] - tpr]]
         ax.errorbar([row["test_accuracy"]], [tpr], yerr=err,
                     xerr=[[row["test_accuracy_std"]], [row["test_accuracy_std"]]],
-                    marker="o", capsize=3, linestyle="none", label=row_label(row))
+                    marker="o", capsize=3, linestyle="none", label=row_label(row),
+                    transform=offset_copy(ax.transData, fig=fig, x=shift, units="points"))
+        x, dx = row["test_accuracy"], row["test_accuracy_std"]  # shifted marks: not counted
+        ax.update_datalim([(x - dx, row["canary_tpr_at_0.1%fpr_low"]),
+                           (x + dx, row["canary_tpr_at_0.1%fpr_high"])])
+    ax.margins(x=0.08)  # room for the shifted marks at either end
+    ax.autoscale_view()
     ax.axhline(0.001, color="grey", linestyle=":", linewidth=1, label="chance (FPR)")
     ax.set(xlabel="test accuracy (mean ± std over models)",
            ylabel="canary TPR at 0.1 % FPR (95 % interval)", title=title, yscale="log")
@@ -150,13 +164,16 @@ def audit_privacy_utility_figure(table, *, title=None):
     return fig
 
 
-def audit_roc_figure(audit, *, title=None):
-    """Log-log ROC curves of the audit's attack on canary pairs and on the others'."""
+def audit_roc_figure(audit, *, title=None, threat_model=None):
+    """Log-log ROC curves of the audit's attack on canary pairs and on the others', under
+    ``threat_model`` (default: the one the defense claims to stop)."""
     from ..metrics import attack_roc_curve
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    score = audit.scores_[audit.attack_]
+    threat_model = threat_model or audit.primary_threat_model
+    attack = audit.strongest(threat_model)
+    score = audit.threat_scores_[threat_model][attack]
     for name, rows in audit.subsets().items():
         if name == "all":
             continue
@@ -164,7 +181,7 @@ def audit_roc_figure(audit, *, title=None):
         if not np.isfinite(s).all() or m.all() or not m.any():
             continue
         fpr, tpr, _ = attack_roc_curve(m, s)
-        ax.plot(fpr, tpr, label=f"{name} ({m.sum()} member pairs)")
+        ax.plot(fpr, tpr, label=f"{name}, {attack} ({m.sum()} member pairs)")
     ax.plot([1e-5, 1], [1e-5, 1], color="grey", linestyle=":", linewidth=1)
     ax.set(xscale="log", yscale="log", xlim=(1e-4, 1), ylim=(1e-4, 1.02),
            xlabel="false-positive rate", ylabel="true-positive rate", title=title)
@@ -194,8 +211,11 @@ def audit_sections(audits, *, table_html, figure_html, escape):
         out.append(figure_html(figure_png(audit_privacy_utility_figure(table)),
                                "privacy-utility", "Canary TPR at 0.1 % FPR against test "
                                "accuracy; lower and to the right is better.", "audit-pu"))
-        for method, audit in results.items():
-            out.append(figure_html(figure_png(audit_roc_figure(audit, title=method)),
-                                   f"ROC {method}", f"{method}: {audit.attack_}, "
-                                   f"{audit.n_models} models", "audit-roc"))
+        for method, threat, audit in roc_panels(table, results):
+            name = row_label({"method": method, "threat_model": threat})
+            out.append(figure_html(figure_png(audit_roc_figure(audit, title=name,
+                                                               threat_model=threat)),
+                                   f"ROC {name}", f"{method}, {threat}: "
+                                   f"{audit.strongest(threat)}, {audit.n_models} models",
+                                   "audit-roc"))
     return "".join(out)

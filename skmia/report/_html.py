@@ -42,6 +42,7 @@ from .._rundir import (
     read_scores,
 )
 from ._audit import audit_sections, find_audits
+from ._audit_page import audit_header
 from ._plots import (
     _point_labels,
     _strongest_attacks,
@@ -329,7 +330,9 @@ def _page(runs, paths, audits=(), missing=None):
         "<title>skmia report</title>\n<style>", _CSS, "</style>\n</head>\n<body>\n",
         "<h1>skmia report</h1>\n",
         f"<p>{len(runs)} run(s) below {_e(', '.join(str(p) for p in paths))}, "
-        f"{n_attacked} attacked; made by skmia {_e(__version__)}.</p>\n",
+        f"{n_attacked} attacked; made by skmia {_e(__version__)}.</p>\n" if runs else
+        f"<p>Made by skmia {_e(__version__)}.</p>\n",
+        audit_header(audits, escape=_e),
         _summary(runs) if runs else "",
         _privacy_utility(runs) if runs else "",
         audit_sections(audits, table_html=_table, figure_html=_figure, escape=_e),
