@@ -134,8 +134,8 @@ def audit_model(model, X_members, y_members, X_nonmembers, y_nonmembers, *, reci
         ``train_accuracy`` and ``test_accuracy`` of the model on the members and
         non-members, the attack's ``accuracy`` (balanced, of its ``predict``), ``auc``,
         ``tpr_at_0.01%fpr``, ``tpr_at_0.1%fpr``, ``tpr_at_1%fpr``), the bounds of the
-        95 % Clopper-Pearson interval of the TPR at each FPR (``tpr_at_1%fpr_low``, ``tpr_at_1%fpr_high``, ...) and
-        ``fitted_on``, how the attack was fitted. The last row, ``"bottom line"``,
+        95 % Clopper-Pearson interval of the TPR at each FPR (``tpr_at_1%fpr_low``,
+        ``tpr_at_1%fpr_high``, ...) and ``fitted_on``, how the attack was fitted. The last row, ``"bottom line"``,
         holds at each FPR the strongest attack's TPR and interval (``fitted_on`` names
         them) and the highest AUC. ``table.attrs["notes"]`` lists what was left out and
         why (no bank, too small a population, a model read through
