@@ -133,18 +133,17 @@ def audit_model(model, X_members, y_members, X_nonmembers, y_nonmembers, *, reci
         (``dataset`` is ``"custom"``, ``method`` the model's class, ``attack``,
         ``train_accuracy`` and ``test_accuracy`` of the model on the members and
         non-members, the attack's ``accuracy`` (balanced, of its ``predict``), ``auc``,
-        ``tpr_at_0.01%fpr``, ``tpr_at_0.1%fpr``, ``tpr_at_1%fpr``), the bounds of the
-        95 % Clopper-Pearson interval of the TPR at each FPR (``tpr_at_1%fpr_low``,
-        ``tpr_at_1%fpr_high``, ...) and ``fitted_on``, how the attack was fitted. The last row, ``"bottom line"``,
-        holds at each FPR the strongest attack's TPR and interval (``fitted_on`` names
-        them) and the highest AUC. ``table.attrs["notes"]`` lists what was left out and
-        why (no bank, too small a population, a model read through
+        ``tpr_at_0.01%fpr``, ``tpr_at_0.1%fpr``, ``tpr_at_1%fpr``), the bounds of the 95 %
+        Clopper-Pearson interval of the TPR at each FPR (``tpr_at_1%fpr_low``,
+        ``tpr_at_1%fpr_high``, ...) and ``fitted_on``, how the attack was fitted. The last
+        row, ``"bottom line"``, holds at each FPR the strongest attack's TPR and interval
+        (``fitted_on`` names them) and the highest AUC. ``table.attrs["notes"]`` lists what
+        was left out and why (no bank, too small a population, a model read through
         ``decision_function``), the non-members an unresolved rate would need, and why
-        attacks disagree where one finds significantly fewer members than the
-        strongest; ``table.attrs["folder"]`` is the folder written, with ``out`` (the
-        attacks' rows). ``table.per_record_`` ranks the audited records by the FPR at
-        which the bottom line's attack flags them
-        (:func:`~skmia.audit._bottom_line.per_record`).
+        attacks disagree where one finds significantly fewer members than the strongest;
+        ``table.attrs["folder"]`` is the folder written, with ``out`` (the attacks' rows).
+        ``table.per_record_`` ranks the audited records by the FPR at which the bottom
+        line's attack flags them (:func:`~skmia.audit._bottom_line.per_record`).
 
     Raises
     ------
