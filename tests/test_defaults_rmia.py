@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 from sklearn.base import clone
+from test_rmia import random_outputs, table
 
 from skmia.attacks import CLI_RMIA, PLAIN_RMIA, RMIAAttack, calibrated_attacks
-from test_rmia import random_outputs, table
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from numbers import Real
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from skorch.callbacks import Callback
 
 from .._registry import SOFT_LABEL_SCHEDULE

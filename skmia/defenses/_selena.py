@@ -32,11 +32,11 @@ class SELENAClassifier(PaperLoopMixin, MIADefenseClassifier):
     ``n_excluded`` of them (a random choice per record; the masks are
     :class:`~skmia.model_selection.ReferenceModels`' balanced ones, so every record is in
     exactly ``n_models - n_excluded``, and each sub-model gets about
-    ``(n_models - n_excluded) / n_models`` of the rows, a random number around it). The sub-models train through
-    :class:`~skmia.model_selection.ReferenceModels`, hence through joblib (``n_jobs``,
-    Dask) like a bank of reference models. Split-AI answers a query that is a training
-    record with the mean of the softmax outputs of the ``n_excluded`` sub-models that
-    excluded it; any other query with the mean over ``n_excluded`` sub-models chosen by a
+    ``(n_models - n_excluded) / n_models`` of the rows, a random number around it). The
+    sub-models train through :class:`~skmia.model_selection.ReferenceModels`, hence
+    through joblib (``n_jobs``, Dask) like a bank of reference models. Split-AI answers
+    a query that is a training record with the mean output of the ``n_excluded``
+    sub-models that excluded it; any other query with the mean over ``n_excluded`` sub-models chosen by a
     hash of the query (the paper's adaptive inference: deterministic, so repeating a
     query reveals nothing new). The mean is that of the sub-models' logits (softmaxed;
     ``average="logits"``, the paper's code) or of their probabilities. See
