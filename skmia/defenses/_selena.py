@@ -36,9 +36,9 @@ class SELENAClassifier(PaperLoopMixin, MIADefenseClassifier):
     sub-models train through :class:`~skmia.model_selection.ReferenceModels`, hence
     through joblib (``n_jobs``, Dask) like a bank of reference models. Split-AI answers
     a query that is a training record with the mean output of the ``n_excluded``
-    sub-models that excluded it; any other query with the mean over ``n_excluded`` sub-models chosen by a
-    hash of the query (the paper's adaptive inference: deterministic, so repeating a
-    query reveals nothing new). The mean is that of the sub-models' logits (softmaxed;
+    sub-models that excluded it; any other query with the mean over ``n_excluded``
+    sub-models chosen by a hash of the query (the paper's adaptive inference:
+    deterministic, so repeating a query reveals nothing new). The mean is that of the sub-models' logits (softmaxed;
     ``average="logits"``, the paper's code) or of their probabilities. See
     :meth:`split_ai_proba`.
 
