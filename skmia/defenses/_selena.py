@@ -38,9 +38,9 @@ class SELENAClassifier(PaperLoopMixin, MIADefenseClassifier):
     a query that is a training record with the mean output of the ``n_excluded``
     sub-models that excluded it; any other query with the mean over ``n_excluded``
     sub-models chosen by a hash of the query (the paper's adaptive inference:
-    deterministic, so repeating a query reveals nothing new). The mean is that of the sub-models' logits (softmaxed;
-    ``average="logits"``, the paper's code) or of their probabilities. See
-    :meth:`split_ai_proba`.
+    deterministic, so repeating a query reveals nothing new). The mean is that of the
+    sub-models' logits (softmaxed; ``average="logits"``, the paper's code) or of their
+    probabilities. See :meth:`split_ai_proba`.
 
     *Self-distillation.* The released model is one network (``module_``) trained on the
     training records with Split-AI's outputs as soft targets::
