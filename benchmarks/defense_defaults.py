@@ -70,7 +70,9 @@ def fit_one(method, recipe, data, random_state=0):
     torch.set_num_threads(1)
     (X, y), (X_test, y_test), (X_ref, y_ref) = data
     cls = method_classes()[method]
-    params = {**RECIPES[recipe], "random_state": random_state}
+    # every class of the data: a small cut of the members may miss one
+    classes = np.unique(np.concatenate([y, y_test, y_ref]))
+    params = {**RECIPES[recipe], "random_state": random_state, "classes": classes}
     if method == "selena":
         params["n_jobs"] = 1
     fit_params = {}

@@ -19,14 +19,15 @@ of sharing the cores (``benchmarks/thread_policy.py``).
 """
 
 import contextlib
+import functools
 import threading
 
-from ._parallel import n_cores, torch_threads
+from ._parallel import n_cores
 
-__all__ = ["get_threads", "set_threads", "thread_limit", "limited_threads", "n_cores"]
+__all__ = ["get_threads", "set_threads", "thread_limit", "limited_threads",
+           "with_thread_policy", "n_cores"]
 
 _POLICY = {"threads": 1}
-_ACTIVE = threading.local()  # depth of limited_threads in this thread
 
 
 def _checked(threads):
@@ -98,24 +99,45 @@ def thread_limit(threads):
         _POLICY["threads"] = previous
 
 
+_LOCK = threading.Lock()
+_DEPTH = [0, None]  # calls inside limited_threads in this process, the caller's count
+
+
 @contextlib.contextmanager
 def limited_threads():
     """Run the block under the policy: torch and the native pools on :func:`get_threads`
-    threads, the caller's settings restored after. Nested blocks apply it once."""
-    threads = get_threads()
-    depth = getattr(_ACTIVE, "depth", 0)
-    if threads is None or depth:
-        _ACTIVE.depth = depth + 1
-        try:
-            yield
-        finally:
-            _ACTIVE.depth = depth
-        return
+    threads, the caller's settings restored after. Nested blocks apply it once; a block
+    inside that asks for threads itself (:func:`skmia._parallel.torch_threads`, as a
+    bank of reference models with ``n_jobs`` does) gets what it asks for."""
+    import torch
     from threadpoolctl import threadpool_limits
 
-    _ACTIVE.depth = 1
+    threads = get_threads()
+    with _LOCK:
+        outermost = _DEPTH[0] == 0
+        _DEPTH[0] += 1
+        if outermost and threads is not None:
+            _DEPTH[1] = torch.get_num_threads()
+            torch.set_num_threads(threads)
     try:
-        with torch_threads(threads), threadpool_limits(limits=threads):
+        if outermost and threads is not None:
+            with threadpool_limits(limits=threads):
+                yield
+        else:
             yield
     finally:
-        _ACTIVE.depth = 0
+        with _LOCK:
+            _DEPTH[0] -= 1
+            if outermost and threads is not None:
+                torch.set_num_threads(_DEPTH[1])
+
+
+def with_thread_policy(function):
+    """``function`` run inside :func:`limited_threads` (for fit and audit entry points)."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with limited_threads():
+            return function(*args, **kwargs)
+
+    return wrapper

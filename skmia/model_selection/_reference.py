@@ -18,6 +18,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from .._parallel import parallel_map, torch_threads
+from .._threads import with_thread_policy
 from .._sklearn_compat import HasMethods, Interval, StrOptions, _fit_context
 from .._validation import check_records
 
@@ -235,6 +236,7 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
         self.vectorize = vectorize
 
     @_fit_context(prefer_skip_nested_validation=False)
+    @with_thread_policy
     def fit(self, X, y, **fit_params):
         """Train the models that are missing (all of them, unless warm-starting).
 
