@@ -19,8 +19,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone, is_classifier
 
 from .._parallel import parallel_map
-from .._threads import with_thread_policy
 from .._sklearn_compat import HasMethods, Interval, validate_params
+from .._threads import with_thread_policy
 from ..model_selection import ReferenceModels
 from ..model_selection._batching import batching_refusal
 from ..model_selection._reference import _model_seed, unfinished_models

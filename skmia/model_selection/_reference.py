@@ -18,8 +18,8 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from .._parallel import parallel_map, torch_threads
-from .._threads import with_thread_policy
 from .._sklearn_compat import HasMethods, Interval, StrOptions, _fit_context
+from .._threads import with_thread_policy
 from .._validation import check_records
 
 __all__ = ["ReferenceModels", "balanced_masks"]
