@@ -21,12 +21,17 @@ _SUBPACKAGES = (
     "report",
 )
 
-__all__ = ["__version__", *_SUBPACKAGES]
+# the thread policy of fits and audits (skmia._threads), imported on first use
+_THREAD_POLICY = ("get_threads", "set_threads", "thread_limit")
+
+__all__ = ["__version__", *_SUBPACKAGES, *_THREAD_POLICY]
 
 
 def __getattr__(name):
     if name in _SUBPACKAGES:
         return importlib.import_module(f"skmia.{name}")
+    if name in _THREAD_POLICY:
+        return getattr(importlib.import_module("skmia._threads"), name)
     raise AttributeError(f"module 'skmia' has no attribute {name!r}")
 
 

@@ -189,9 +189,6 @@ def _cmd_report(parser, args):
 
 
 def _cmd_audit(parser, args):
-    from .experiment._audit_dir import AuditConfig, run_audit
-    from .report._audit import format_audit_table
-
     image = args.dataset in IMAGE_DATASETS
     if args.model is not None and not image:
         parser.error(f"--model {args.model} applies to CIFAR only")
@@ -206,6 +203,9 @@ def _cmd_audit(parser, args):
                                ("--poisons", args.poisons, 0)):
         if value < least:
             parser.error(f"{flag} must be at least {least}, got {value}")
+    if args.models % 2:
+        parser.error(f"--models must be even (every record IN half the models), got "
+                     f"{args.models}")
     if not 0 < args.test_size < 1:
         parser.error(f"--test-size must be in (0, 1), got {args.test_size}")
     overrides = {}
@@ -217,6 +217,9 @@ def _cmd_audit(parser, args):
                 parser.error(f"--{name.replace('_', '-')} does not apply to "
                              f"{', '.join(wrong)}")
             overrides[name] = value
+    from .experiment._audit_dir import AuditConfig, run_audit  # after the usage checks
+    from .report._audit import format_audit_table
+
     config = AuditConfig(
         dataset=args.dataset, methods=args.methods, models=args.models,
         canaries=args.canaries, canary_kind=args.canary_kind, poisons=args.poisons,
@@ -283,7 +286,7 @@ def main(argv=None):
             return _COMMANDS[args.command](args.command_parser, args)
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             # the library names its parameter; here the user gave an option
-            message = escape_text(exc).replace("`data_home=`", "`--data-home`")
+            message = _printable(exc).replace("`data_home=`", "`--data-home`")
             option = getattr(exc, "option", None)
             if option:  # a value of an option the library refused: a usage error
                 print(f"skmia {args.command}: error: argument {option}: {message}",
@@ -295,8 +298,15 @@ def main(argv=None):
             # a run's RunInterrupted says what it kept; a bare Ctrl-C elsewhere does not
             message = str(exc) or ("interrupted; nothing unfinished was marked complete, "
                                    "and the next call continues or redoes it")
-            print(f"skmia {args.command}: {escape_text(message)}", file=sys.stderr)
+            print(f"skmia {args.command}: {_printable(message)}", file=sys.stderr)
             return 128 + getattr(exc, "signum", signal.SIGINT)
+
+
+def _printable(text):
+    """``text`` with its control characters escaped (:func:`escape_text`), except the
+    newlines and tabs that lay out a multi-line message."""
+    return "\n".join("\t".join(escape_text(part) for part in line.split("\t"))
+                     for line in str(text).split("\n"))
 
 
 def _raise_terminated(signum, frame):

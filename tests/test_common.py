@@ -71,7 +71,7 @@ ATTACK_ESTIMATORS = [
     LossAttack(),
     GradientNormAttack(),
     LiRAAttack(),
-    RMIAAttack(),
+    RMIAAttack(gamma=1.0, temperature=1.0),
     ReferenceAttack(),
     PopulationAttack(),
     QuantileAttack(random_state=0),
@@ -87,8 +87,8 @@ SIGNAL_ESTIMATORS = [
     LiRAAttack(online=False, offline_score="logpdf"),
     LiRAAttack(fix_variance=True),
     LiRAAttack(online=False, fix_variance=True),
-    RMIAAttack(offline_a=0.5),
-    RMIAAttack(gamma=2.0),
+    RMIAAttack(offline_a=0.5, gamma=1.0, temperature=1.0),
+    RMIAAttack(gamma=2.0, temperature=1.0),
 ]
 
 

@@ -19,6 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_validate
 
 from skmia.attacks import (
+    PLAIN_RMIA,
     LabelOnlyAttack,
     LiRAAttack,
     PopulationAttack,
@@ -259,7 +260,7 @@ def test_lira_hand_computed():
 @pytest.mark.parametrize("a", [None, 0.0, 0.3, 1.0], ids=["online", "a=0", "a=0.3", "a=1"])
 def test_rmia_equals_the_paper(audited, population, gamma, a):
     score, ref, inside, _ = audited
-    attack = RMIAAttack(gamma=gamma, offline_a=a).fit(table(*population))
+    attack = RMIAAttack(gamma=gamma, offline_a=a, temperature=1.0).fit(table(*population))
     decision = attack.decision_function(table(score, ref, inside))
     expected = rmia_paper((score, ref, inside), population, gamma, a)
     np.testing.assert_allclose(decision, expected, rtol=0, atol=1e-9)
@@ -270,10 +271,12 @@ def test_rmia_equals_the_paper(audited, population, gamma, a):
 def test_rmia_online_and_offline_differ_and_gamma_orders(audited, population):
     score, ref, inside, _ = audited
     signals = table(score, ref, inside)
-    online = RMIAAttack().fit(table(*population)).decision_function(signals)
-    offline = RMIAAttack(offline_a=0.3).fit(table(*population)).decision_function(signals)
+    online = RMIAAttack(**PLAIN_RMIA).fit(table(*population)).decision_function(signals)
+    offline = RMIAAttack(offline_a=0.3, **PLAIN_RMIA).fit(table(*population))
+    offline = offline.decision_function(signals)
     assert not np.allclose(online, offline)
-    strict = RMIAAttack(gamma=3.0).fit(table(*population)).decision_function(signals)
+    strict = RMIAAttack(gamma=3.0, temperature=1.0).fit(table(*population))
+    strict = strict.decision_function(signals)
     assert np.all(strict <= online) and np.any(strict < online)
 
 
@@ -340,7 +343,7 @@ def test_defaults_without_labels(audited, population):
     proba = logpdf.predict_proba(signals)[:, 1]
     assert np.isfinite(proba).all()
 
-    rmia = RMIAAttack().fit(table(*population))
+    rmia = RMIAAttack(**PLAIN_RMIA).fit(table(*population))
     assert rmia.threshold_ == 0.5
     np.testing.assert_array_equal(rmia.predict(signals), rmia.decision_function(signals) >= 0.5)
 
@@ -357,7 +360,7 @@ def _best_accuracy(decision, y):
 @pytest.mark.parametrize(
     "attack",
     [LiRAAttack(), LiRAAttack(online=False), LiRAAttack(online=False, offline_score="logpdf"),
-     RMIAAttack(), ReferenceAttack()],
+     RMIAAttack(**PLAIN_RMIA), ReferenceAttack()],
     ids=repr,
 )
 def test_with_labels_the_threshold_maximises_the_accuracy(attack, audited):
@@ -375,9 +378,9 @@ def test_with_labels_the_threshold_maximises_the_accuracy(attack, audited):
 def test_rmia_with_labels_takes_the_non_members_as_population(audited):
     score, ref, inside, y = audited
     signals = table(score, ref, inside)
-    supervised = RMIAAttack().fit(signals, y)
+    supervised = RMIAAttack(**PLAIN_RMIA).fit(signals, y)
     assert supervised.population_log_ratio_.shape == ((y == 0).sum(),)
-    non_members = RMIAAttack().fit(signals[y == 0])  # the same population, unsupervised
+    non_members = RMIAAttack(**PLAIN_RMIA).fit(signals[y == 0])  # the same population, unsupervised
     np.testing.assert_array_equal(supervised.population_log_ratio_,
                                   non_members.population_log_ratio_)
     np.testing.assert_array_equal(supervised.decision_function(signals),
@@ -394,7 +397,8 @@ def test_population_attack_with_labels_maximises_accuracy():
 
 
 @pytest.mark.parametrize(
-    "attack", [LiRAAttack(), RMIAAttack(offline_a=0.5), ReferenceAttack(), PopulationAttack()],
+    "attack", [LiRAAttack(), RMIAAttack(offline_a=0.5, **PLAIN_RMIA), ReferenceAttack(),
+               PopulationAttack()],
     ids=repr,
 )
 def test_cross_validate_and_scorers(attack):
@@ -474,8 +478,8 @@ ATTACKS_ON = [  # (attack, which signals fit reads)
     (LiRAAttack(online=False), "audited"),
     (LiRAAttack(online=False, offline_score="logpdf"), "audited"),
     (LiRAAttack(fix_variance=True), "audited"),
-    (RMIAAttack(), "population"),
-    (RMIAAttack(offline_a=0.5), "population"),
+    (RMIAAttack(**PLAIN_RMIA), "population"),
+    (RMIAAttack(offline_a=0.5, **PLAIN_RMIA), "population"),
     (ReferenceAttack(), "audited"),
     (PopulationAttack(), "population"),
     (LabelOnlyAttack(), "audited"),
@@ -507,7 +511,7 @@ def test_leak_model_trained_on_half_the_pool(attack, fit_on, real_models):
 def test_calibration_beats_the_raw_score_on_the_leaky_model(real_models):
     audited, _, member = real_models["leak"]
     raw = attack_auc(member, audited["score"])
-    for attack in (LiRAAttack(online=False), RMIAAttack(), ReferenceAttack()):
+    for attack in (LiRAAttack(online=False), RMIAAttack(**PLAIN_RMIA), ReferenceAttack()):
         fit_on = real_models["leak"][1] if isinstance(attack, RMIAAttack) else audited
         assert attack_auc(member, attack.fit(fit_on).decision_function(audited)) > raw + 0.02
 
@@ -524,7 +528,7 @@ def test_extreme_scores_stay_finite_and_ordered():
         assert np.isfinite(decision).all(), attack
     cdf = LiRAAttack(online=False).fit(signals).decision_function(signals)
     assert cdf[0] > cdf[1] > cdf[3] > cdf[2]  # no saturation far in the member tail
-    rmia = RMIAAttack(offline_a=1.0).fit(signals).decision_function(signals)
+    rmia = RMIAAttack(offline_a=1.0, **PLAIN_RMIA).fit(signals).decision_function(signals)
     assert np.isfinite(rmia).all() and rmia[0] >= rmia[1] >= rmia[3] >= rmia[2]
     # equal reference scores: the zero spread is floored, the scores stay finite
     flat = table(np.array([1.0, 2.0]), np.ones((2, 4)), np.array([[True, True, False, False]] * 2))
@@ -538,7 +542,7 @@ def test_missing_reference_columns(audited):
         LiRAAttack().fit(signals.drop(columns="ref_score_3"))
     with pytest.raises(ValueError, match=r"7 'ref_score_\*' columns but 8 'ref_in_\*' columns: "
                                          "'ref_score_7' is missing"):
-        RMIAAttack().fit(signals.drop(columns="ref_score_7"))
+        RMIAAttack(**PLAIN_RMIA).fit(signals.drop(columns="ref_score_7"))
     with pytest.raises(ValueError, match="'ref_in_7' is missing"):
         ReferenceAttack().fit(signals.drop(columns="ref_in_7"))
     no_ref = signals[["score"]]
@@ -577,7 +581,7 @@ def test_too_few_in_or_out_models(audited):
     never_in = audited[2].copy()
     never_in[5] = False
     with pytest.raises(ValueError, match="1 of 60 records have fewer than 1 IN .*use offline_a"):
-        RMIAAttack().fit(table(*audited[:2], audited[2])).decision_function(
+        RMIAAttack(**PLAIN_RMIA).fit(table(*audited[:2], audited[2])).decision_function(
             table(score, ref, never_in)
         )
     with pytest.raises(ValueError, match="fewer than 1 OUT reference models"):
@@ -586,14 +590,14 @@ def test_too_few_in_or_out_models(audited):
 
 def test_population_from_another_bank(audited, population):
     audited_signals = table(*audited[:3])
-    attack = RMIAAttack().fit(table(*population))
+    attack = RMIAAttack(**PLAIN_RMIA).fit(table(*population))
     fewer = table(audited[0], audited[1][:, :6], audited[2][:, :6])
     with pytest.raises(ValueError, match="scores of 6 reference models, but RMIAAttack was "
                                          "fitted on signals of 8"):
         attack.decision_function(fewer)
     pop = table(*population)
     pop.attrs["reference_fingerprint"] = "bank-A"
-    fitted = RMIAAttack().fit(pop)
+    fitted = RMIAAttack(**PLAIN_RMIA).fit(pop)
     assert fitted.reference_fingerprint_ == "bank-A"
     other = audited_signals.copy()
     other.attrs["reference_fingerprint"] = "bank-B"
@@ -664,7 +668,8 @@ from skmia.metrics import empirical_epsilon
 t = pd.DataFrame({"score": [2.0, 0.0], "loss": [0.1, 1.0], "label_only_0": [1, 0],
                   "ref_score_0": [0.0, 0.0], "ref_score_1": [1.0, 0.5], "ref_score_2": [0.2, 0.1],
                   "ref_in_0": [True, True], "ref_in_1": [False, False], "ref_in_2": [False, False]})
-for attack in (LiRAAttack(online=False), RMIAAttack(), ReferenceAttack(), PopulationAttack(fpr=0.5),
+for attack in (LiRAAttack(online=False), RMIAAttack(gamma=1.0, temperature=1.0),
+               ReferenceAttack(), PopulationAttack(fpr=0.5),
                LabelOnlyAttack()):
     attack.fit(t).predict(t)
 label_only_signals(lambda X: X[:, 0] > 0, np.ones((3, 2)), [True] * 3, n_queries=2)

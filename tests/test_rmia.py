@@ -110,7 +110,7 @@ def test_softmax_at_a_temperature_reads_the_logits():
     rng = np.random.default_rng(2)
     audited, population = random_outputs(20, rng), random_outputs(30, rng)
     population = (*population[:3], np.zeros_like(population[3]))
-    attack = RMIAAttack(temperature=2.0).fit(table(*population))
+    attack = RMIAAttack(gamma=1.0, temperature=2.0).fit(table(*population))
 
     def log_ratio(logits, ref_logits, label, in_row):
         soft = lambda z: np.exp(z / 2)[label] / np.exp(z / 2).sum()  # noqa: E731
@@ -138,7 +138,7 @@ def test_a_record_is_never_compared_with_itself_by_hand():
     # the population is the two non-members; ratios r = sigmoid(s) / (1/2) decrease
     # record 0 (member) dominates both: 2/2; record 1 is compared with record 2 only
     # (1/1, not 2/2); record 2 with record 1 only: 0/1 (not 1/2, itself at LR = 1 >= 1)
-    attack = RMIAAttack().fit(signals, membership)
+    attack = RMIAAttack(gamma=1.0, temperature=1.0).fit(signals, membership)
     np.testing.assert_array_equal(attack.decision_function(signals), [1.0, 1.0, 0.0])
     # a record outside the population is compared with all of it
     other = pd.DataFrame({"score": [-0.5], "ref_score_0": [0.0], "ref_score_1": [0.0],
@@ -146,7 +146,7 @@ def test_a_record_is_never_compared_with_itself_by_hand():
     np.testing.assert_array_equal(attack.decision_function(other), [0.5])
     # unsupervised on the same three: each is compared with the two others
     population = three_records().assign(ref_in_0=False, ref_in_1=False)
-    fitted = RMIAAttack(offline_a=1.0).fit(population)
+    fitted = RMIAAttack(offline_a=1.0, gamma=1.0, temperature=1.0).fit(population)
     np.testing.assert_array_equal(fitted.decision_function(population), [1.0, 0.5, 0.0])
 
 
@@ -155,6 +155,6 @@ def test_tuned_signal_without_the_reference_logits_says_how_to_get_them():
     with pytest.raises(ValueError, match=r"reference_logits=True"):
         RMIAAttack(signal="taylor_soft_margin").fit(signals)
     with pytest.raises(ValueError, match=r"'trim' parameter"):
-        RMIAAttack(trim=0.5).fit(signals)
+        RMIAAttack(trim=0.5, gamma=1.0, temperature=1.0).fit(signals)
     with pytest.raises(ValueError, match=r"'signal' parameter"):
         RMIAAttack(signal="taylor").fit(signals)

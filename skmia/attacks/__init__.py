@@ -23,6 +23,7 @@ imports it when called.
 from ._audit import (
     CALIBRATED_ATTACKS,
     CLI_RMIA,
+    PLAIN_RMIA,
     calibrated_attacks,
     default_attacks,
     evaluate_attacks,
@@ -55,6 +56,7 @@ __all__ = [
     "AUGMENTS",
     "CALIBRATED_ATTACKS",
     "CLI_RMIA",
+    "PLAIN_RMIA",
     "WHITE_BOX_SIGNALS",
     "ConfidenceAttack",
     "EntropyAttack",

@@ -12,7 +12,7 @@ from ._nn import NNAttack
 from ._population import PopulationAttack
 from ._quantile import QuantileAttack
 from ._reference import ReferenceAttack
-from ._rmia import RMIAAttack
+from ._rmia import CLI_RMIA, RMIAAttack
 from ._signals import LABEL, compute_signals, output_columns
 from ._threshold import (
     ConfidenceAttack,
@@ -25,6 +25,7 @@ from ._threshold import (
 __all__ = [
     "CALIBRATED_ATTACKS",
     "CLI_RMIA",
+    "PLAIN_RMIA",
     "calibrated_attacks",
     "default_attacks",
     "evaluate_attacks",
@@ -40,12 +41,8 @@ __all__ = [
 #: :mod:`skmia._registry`, where the ``skmia`` command reads it without importing attacks.
 CALIBRATED_ATTACKS = _registry.CALIBRATED_ATTACKS
 
-#: RMIA online as the CLI's ``rmia`` runs it: the softmax at the authors' temperature 2 and
-#: gamma = 2, the strongest online variant on benchmarks/reference_attacks.py on average
-#: (mean TPR at 1 % FPR over its 10 rows at K = 16: 0.465, against 0.407 for the plain
-#: softmax and 0.441 for the Taylor signal); the plain softmax stays stronger against
-#: RelaxLoss and label smoothing (``rmia_softmax``) and offline (``rmia_offline``).
-CLI_RMIA = {"gamma": 2.0, "temperature": 2.0}
+#: RMIA's plain softmax rule (the CLI's ``rmia_softmax`` and ``rmia_offline``).
+PLAIN_RMIA = {"gamma": 1.0, "temperature": 1.0}
 
 #: The columns of :func:`run_attacks`' table, in order (the schema lives in skmia._rundir).
 RESULT_COLUMNS = ATTACK_TABLE_COLUMNS
@@ -97,9 +94,9 @@ def calibrated_attacks(names):
     names : iterable of str
         ``lira``, ``lira_offline`` (LiRA with fixed variances, the paper's advice for
         fewer than 64 reference models), ``rmia`` (the softmax at temperature 2,
-        ``gamma=2``: :data:`CLI_RMIA`), ``rmia_softmax`` (the plain softmax,
-        ``gamma=1``), ``rmia_offline`` (plain, ``offline_a=0.3``), ``attack_r``,
-        ``attack_p``, ``qmia``, ``label_only``.
+        ``gamma=2``: :data:`CLI_RMIA`, ``RMIAAttack()``'s defaults), ``rmia_softmax``
+        (the plain softmax, ``gamma=1``: :data:`PLAIN_RMIA`), ``rmia_offline`` (plain,
+        ``offline_a=0.3``), ``attack_r``, ``attack_p``, ``qmia``, ``label_only``.
 
     Returns
     -------
@@ -120,9 +117,9 @@ def calibrated_attacks(names):
         # fixed variances: Carlini et al.'s advice below 64 reference models
         "lira": lambda: (LiRAAttack(fix_variance=True), "audited"),
         "lira_offline": lambda: (LiRAAttack(online=False, fix_variance=True), "audited"),
-        "rmia": lambda: (RMIAAttack(**CLI_RMIA), "population"),
-        "rmia_softmax": lambda: (RMIAAttack(), "population"),
-        "rmia_offline": lambda: (RMIAAttack(offline_a=0.3), "population"),
+        "rmia": lambda: (RMIAAttack(), "population"),
+        "rmia_softmax": lambda: (RMIAAttack(**PLAIN_RMIA), "population"),
+        "rmia_offline": lambda: (RMIAAttack(offline_a=0.3, **PLAIN_RMIA), "population"),
         "attack_r": lambda: (ReferenceAttack(), "audited"),
         "attack_p": lambda: (PopulationAttack(), "population"),
         "qmia": lambda: (QuantileAttack(random_state=0), "population"),

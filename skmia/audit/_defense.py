@@ -20,6 +20,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone, is_classifier
 
 from .._parallel import parallel_map
 from .._sklearn_compat import HasMethods, Interval, validate_params
+from .._threads import with_thread_policy
 from ..model_selection import ReferenceModels
 from ..model_selection._batching import batching_refusal
 from ..model_selection._reference import _model_seed, unfinished_models
@@ -290,6 +291,7 @@ def assemble(plan, rounds, settings):
     },
     prefer_skip_nested_validation=False,
 )
+@with_thread_policy
 def audit_defense(estimator, X, y, *, canaries=None, n_models=64, keep=0.5, test_size=0.2,
                   augment=None, fit_params=None, n_jobs=None, random_state=None, verbose=1):
     """Audit a training algorithm: its leakage on canaries and on the other records.

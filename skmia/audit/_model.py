@@ -11,6 +11,7 @@ from sklearn.base import clone, is_classifier
 from sklearn.utils import check_random_state
 
 from .._sklearn_compat import StrOptions, validate_params
+from .._threads import with_thread_policy
 from ..attacks import CALIBRATED_ATTACKS, calibrated_attacks, compute_signals, default_attacks
 from ..attacks._models import DECISION_NOTE, resolve_target
 from ..model_selection import ReferenceModels
@@ -50,6 +51,7 @@ _FOLD_STREAM = 0  # the stream of the seed that splits the audited records in ha
     },
     prefer_skip_nested_validation=False,
 )
+@with_thread_policy
 def audit_model(model, X_members, y_members, X_nonmembers, y_nonmembers, *, recipe=None,
                 population=None, attacks=None, n_reference=16, white_box="auto", n_jobs=None,
                 random_state=None, out=None, verbose=1):

@@ -16,6 +16,7 @@ from skorch.dataset import Dataset
 from skorch.utils import is_dataset
 
 from .._sklearn_compat import Interval, InvalidParameterError
+from .._threads import with_thread_policy
 from .._validation import Is, SequenceOf, validate_params
 from ..nn import MLP
 from ._batches import _ArrayBatches
@@ -304,6 +305,7 @@ class MIADefenseClassifier(SavedDefense, RecordsTrainingRows, CheckedInputs,
 
     # ------------------------------------------------------------------ data handling
 
+    @with_thread_policy
     def fit(self, X, y, **fit_params):
         """Train from scratch on every row of ``X`` (all of them members).
 
@@ -330,6 +332,7 @@ class MIADefenseClassifier(SavedDefense, RecordsTrainingRows, CheckedInputs,
         return self._record_training_call(given, X, self.label_encoder_.transform(y),
                                           continuing)
 
+    @with_thread_policy
     def partial_fit(self, X, y, classes=None, **fit_params):
         """Continue training for ``max_epochs`` more epochs (initialising if needed).
 

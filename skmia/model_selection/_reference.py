@@ -19,6 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._parallel import parallel_map, torch_threads
 from .._sklearn_compat import HasMethods, Interval, StrOptions, _fit_context
+from .._threads import with_thread_policy
 from .._validation import check_records
 
 __all__ = ["ReferenceModels", "balanced_masks"]
@@ -243,6 +244,7 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
         self.vectorize = vectorize
 
     @_fit_context(prefer_skip_nested_validation=False)
+    @with_thread_policy
     def fit(self, X, y, **fit_params):
         """Train the models that are missing (all of them, unless warm-starting).
 

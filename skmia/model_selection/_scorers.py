@@ -101,18 +101,29 @@ PRIVACY_METRICS = ("auc", "tpr_at_fpr", "accuracy")
         "fit_fraction": [Interval(Real, 0, 1, closed="neither")],
         "white_box": ["boolean"],
         "random_state": ["random_state"],
+        "data": [tuple, None],
     },
     prefer_skip_nested_validation=True,
 )
 def make_privacy_scorer(attack="loss", *, metric="auc", max_fpr=0.01, fit_fraction=0.5,
-                        white_box=False, random_state=0):
-    """Scorer of how much a fitted defense leaks about the rows it was fitted on.
+                        white_box=False, random_state=0, data=None):
+    """Scorer of how much a fitted model leaks about the rows it was fitted on.
 
     For ``GridSearchCV`` and ``cross_validate`` with any splitter (``KFold``,
-    ``StratifiedKFold``, ...): within each split, the **members** are exactly the rows
-    the estimator was fitted on (:meth:`~skmia.defenses.MIADefenseClassifier.training_rows`,
-    which the defense records at fit) and the **non-members** are the split's held-out
-    rows, the ``X, y`` the scorer is called with. The attack then runs by this rule:
+    ``StratifiedKFold``, ...): within each split, the **non-members** are the split's
+    held-out rows, the ``X, y`` the scorer is called with, and the **members** are the
+    rows the estimator was fitted on:
+
+    - with ``data=(X, y)``, the ``X, y`` given to the search: the rows of ``data`` that
+      are not in the split's held-out part (for a splitter that partitions the rows,
+      as ``KFold`` does, exactly the rows the split fitted on). This works for any
+      classifier and any ``Pipeline`` (scikit-learn's ``MLPClassifier``,
+      ``make_pipeline(StandardScaler(), LabelSmoothingClassifier())``), scored through
+      its ``predict_proba`` or ``decision_function``;
+    - without, the rows a skmia defense recorded at fit
+      (:meth:`~skmia.defenses.MIADefenseClassifier.training_rows`).
+
+    The attack then runs by this rule:
 
     1. the signals of both (:func:`skmia.attacks.membership_signals`);
     2. ``fit_fraction`` of the members and the same fraction of the non-members, drawn
@@ -143,26 +154,35 @@ default="loss"
         Compute gradient norms too (for :class:`~skmia.attacks.GradientNormAttack`).
     random_state : int, RandomState instance or None, default=0
         Draws the fitting part.
+    data : tuple (X, y) or None, default=None
+        The rows the search or ``cross_validate`` is given, as given (the same ``X`` and
+        ``y`` objects, or equal arrays). A held-out row is recognised by its bytes and
+        label: a row of ``data`` equal to a held-out one (a duplicate) is left out of
+        the members too. None: the estimator must be a skmia defense (or a
+        ``Pipeline`` ending in one whose earlier steps return their input unchanged).
 
     Returns
     -------
     scorer : callable
-        ``scorer(estimator, X, y) -> float`` for a fitted skmia defense (or a
-        ``Pipeline`` whose earlier steps return their input unchanged: the rows a
-        defense was fitted on are known only while the arrays given to its ``fit`` are
-        alive, and a transformer's output is freed once ``fit`` returns). The value is
-        the attack's success:
+        ``scorer(estimator, X, y) -> float`` for a fitted model: any classifier with
+        ``data``, else a skmia defense (or a ``Pipeline`` whose earlier steps return
+        their input unchanged: the rows a defense was fitted on are known only while
+        the arrays given to its ``fit`` are alive, and a transformer's output is freed
+        once ``fit`` returns). The value is the attack's success:
         **lower is more private**, so do not pass it alone as ``refit``; pair it with
         accuracy and :func:`make_budget_refit`.
 
     Raises
     ------
     TypeError
-        At scoring, for a model that does not record its training rows.
+        At scoring, without ``data``, for a model that does not record its training
+        rows (the message names ``data=``).
     ValueError
         At scoring, when the training rows are no longer available (see
-        ``training_rows``), or when the rows scored are the training rows themselves
-        (``return_train_score=True`` has no meaning here).
+        ``training_rows``), when the rows scored are the training rows themselves
+        (``return_train_score=True`` has no meaning here; with ``data``, refused when
+        the scored rows are more than half of ``data``), or when a scored row is not in
+        ``data``.
 
     See Also
     --------
@@ -199,14 +219,30 @@ default="loss"
     ...                                  "attack_auc": make_privacy_scorer("loss")})
     >>> scores["test_attack_auc"].shape
     (3,)
+
+    Any scikit-learn classifier, given the searched rows:
+
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> from sklearn.neural_network import MLPClassifier
+    >>> search = GridSearchCV(MLPClassifier(max_iter=50, random_state=0),
+    ...                       {"alpha": [1e-4, 1.0]}, cv=KFold(3),
+    ...                       scoring=make_privacy_scorer("loss", data=(X, y)))
+    >>> search.fit(X, y).cv_results_["mean_test_score"].shape
+    (2,)
     """
-    return _PrivacyScorer(attack, metric, max_fpr, fit_fraction, white_box, random_state)
+    if data is not None and len(data) != 2:
+        raise ValueError(f"data must be the pair (X, y) the search is given; got a tuple "
+                         f"of {len(data)}")
+    return _PrivacyScorer(attack, metric, max_fpr, fit_fraction, white_box, random_state,
+                          data)
 
 
 class _PrivacyScorer:
     """The callable :func:`make_privacy_scorer` returns."""
 
-    def __init__(self, attack, metric, max_fpr, fit_fraction, white_box, random_state):
+    def __init__(self, attack, metric, max_fpr, fit_fraction, white_box, random_state,
+                 data=None):
+        self.data = data
         self.attack = attack
         self.metric = metric
         self.max_fpr = max_fpr
@@ -222,18 +258,10 @@ class _PrivacyScorer:
     def __call__(self, estimator, X, y):
         from ..attacks import membership_signals
 
-        model, X = _final_defense(estimator, X)
-        try:
-            members = model.training_rows()
-        except ValueError as exc:
-            if model is estimator:
-                raise
-            raise ValueError(
-                f"{exc}. In a Pipeline, the defense was fitted on the rows its earlier "
-                f"steps returned, which nothing keeps once fit returns: preprocess "
-                f"outside the search, or use steps that return their input unchanged"
-            ) from exc
-        _refuse_training_rows(model, X, y)
+        if self.data is not None:
+            model, members = estimator, _rows_outside(self.data, X, y)
+        else:
+            model, X, members = self._recorded_members(estimator, X, y)
         signals, membership = membership_signals(model, members, (X, y),
                                                  white_box=self.white_box)
         fit = _fitting_part(membership, self.fit_fraction, self.random_state)
@@ -247,6 +275,23 @@ class _PrivacyScorer:
         result = tpr_at_fpr(truth, score, max_fpr=self.max_fpr)
         return result.tpr if result.resolved else float("nan")
 
+    @staticmethod
+    def _recorded_members(estimator, X, y):
+        """The final defense, ``X`` as it sees it, and the rows it recorded at fit."""
+        model, X = _final_defense(estimator, X)
+        try:
+            members = model.training_rows()
+        except ValueError as exc:
+            if model is estimator:
+                raise
+            raise ValueError(
+                f"{exc}. In a Pipeline, the defense was fitted on the rows its earlier "
+                f"steps returned, which nothing keeps once fit returns: preprocess "
+                f"outside the search, or use steps that return their input unchanged"
+            ) from exc
+        _refuse_training_rows(model, X, y)
+        return model, X, members
+
     def _attack(self):
         if not isinstance(self.attack, str):
             return self.attack
@@ -257,6 +302,36 @@ class _PrivacyScorer:
                 "modified_entropy": attacks.ModifiedEntropyAttack}[self.attack]()
 
 
+def _row_keys(X, y):
+    """One hashable key per row: its values' bytes and its label."""
+    X = np.ascontiguousarray(np.asarray(X))
+    flat = X.reshape(len(X), -1)
+    return [(row.tobytes(), label) for row, label in zip(flat, np.asarray(y).tolist(),
+                                                          strict=True)]
+
+
+def _rows_outside(data, X, y):
+    """The rows of ``data`` (an ``(X, y)`` pair) that are not among the rows ``X, y``."""
+    X_all, y_all = data
+    X_all, y_all = np.asarray(X_all), np.asarray(y_all)
+    X_held = np.asarray(X, dtype=X_all.dtype)
+    if len(X_held) > len(X_all) / 2:
+        raise ValueError(
+            f"a privacy scorer scores a split's held-out rows, here {len(X_held)} of the "
+            f"{len(X_all)} rows of data: these look like the training rows "
+            f"(return_train_score=True has no meaning here)"
+        )
+    held = set(_row_keys(X_held, y))
+    keys = _row_keys(X_all, y_all)
+    outside = np.array([key not in held for key in keys], dtype=bool)
+    if len(held - set(keys)):
+        raise ValueError(
+            f"{len(held - set(keys))} of the rows scored are not rows of the data given "
+            f"to make_privacy_scorer(data=...): pass the X, y the search is fitted on"
+        )
+    return X_all[outside], y_all[outside]
+
+
 def _final_defense(estimator, X):
     """The fitted defense that ``estimator`` is or ends with, and ``X`` as it sees it."""
     if isinstance(estimator, Pipeline):
@@ -265,9 +340,10 @@ def _final_defense(estimator, X):
         estimator = estimator[-1]
     if not callable(getattr(estimator, "training_rows", None)):
         raise TypeError(
-            f"a privacy scorer scores a fitted skmia defense (or a Pipeline ending in "
-            f"one), which records the rows it was fitted on; got "
-            f"{type(estimator).__name__}"
+            f"without data=, a privacy scorer scores a fitted skmia defense (or a "
+            f"Pipeline ending in one), which records the rows it was fitted on; got "
+            f"{type(estimator).__name__}. For any other model pass the searched rows: "
+            f"make_privacy_scorer(..., data=(X, y))"
         )
     return estimator, X
 

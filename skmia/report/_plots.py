@@ -7,7 +7,6 @@ import io
 import numpy as np
 
 from .._rundir import escape_text
-from ..metrics import attack_auc, attack_roc_curve
 
 __all__ = [
     "roc_figure",
@@ -99,6 +98,8 @@ def roc_figure(scores, membership, *, title=None, confidence_level=None, bands="
     >>> [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     ['loss (AUC 0.751)', 'TPR at 1 % FPR', 'TPR at 0.1 % FPR', 'chance']
     """
+    from ..metrics import attack_auc, attack_roc_curve  # scikit-learn: only for the plot
+
     plt = _pyplot()
     membership = np.asarray(membership)
     if confidence_level is not None and not 0 < confidence_level < 1:
