@@ -130,7 +130,7 @@ def format_audit_table(table):
     notes = sorted({n for part in _column(table, "note") if isinstance(part, str)
                     for n in part.split("; ") if n})
     lines += [f"note: {escape_text(n)}" for n in notes]
-    lines += ["", *audit_verdict(table)]
+    lines += ["", *map(escape_text, audit_verdict(table))]  # names reach a terminal
     return "\n".join(lines) + "\n"
 
 
