@@ -8,9 +8,9 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from skmia.audit import make_privacy_scorer
+from skmia.audit._scorers import _rows_outside
 from skmia.defenses import LabelSmoothingClassifier
-from skmia.model_selection import make_privacy_scorer
-from skmia.model_selection._scorers import _rows_outside
 
 
 @pytest.fixture(scope="module")

@@ -121,8 +121,9 @@ from sklearn.model_selection import KFold  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 import skmia.attacks  # noqa: E402
+from skmia.audit import make_privacy_scorer  # noqa: E402
 from skmia.defenses import VanillaClassifier  # noqa: E402
-from skmia.model_selection import make_budget_refit, make_privacy_scorer  # noqa: E402
+from skmia.model_selection import make_budget_refit  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,10 @@ budget, then audit the model chosen."""
 import pandas as pd
 from sklearn.model_selection import GridSearchCV, KFold
 
+from skmia.audit import make_privacy_scorer
 from skmia.datasets import fetch_location30
 from skmia.defenses import RelaxLossClassifier
-from skmia.model_selection import make_budget_refit, make_privacy_scorer, membership_split
+from skmia.model_selection import make_budget_refit, membership_split
 
 BUDGET = 0.75  # the largest loss-attack AUC we accept
 

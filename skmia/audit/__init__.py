@@ -15,6 +15,7 @@ thresholds, population attacks, and LiRA / RMIA against a bank of reference mode
 arXiv:2410.22235; white-box gradient canaries for DP-SGD), :func:`audit_dp_runs` over
 many trainings calibrated on disjoint reference runs; both return a :class:`DPAudit`.
 :func:`last_iterate_epsilon` is the heuristic ε of DP-SGD's last model (arXiv:2410.06186).
+:func:`make_privacy_scorer` scores how much a fitted model leaks, for ``GridSearchCV``.
 """
 
 from ._canaries import CANARY_KINDS, Canaries, make_canaries
@@ -26,6 +27,7 @@ from ._dp_runs import MANY_RUN_METHODS, audit_dp_runs
 from ._loo import LOO_ATTACKS, loo_lira_scores
 from ._model import MODEL_AUDIT_COLUMNS, audit_model
 from ._result import DefenseAudit
+from ._scorers import PRIVACY_ATTACKS, PRIVACY_METRICS, make_privacy_scorer
 
 __all__ = [
     "CANARY_KINDS",
@@ -33,6 +35,8 @@ __all__ = [
     "MANY_RUN_METHODS",
     "MODEL_AUDIT_COLUMNS",
     "ONE_RUN_METHODS",
+    "PRIVACY_ATTACKS",
+    "PRIVACY_METRICS",
     "Canaries",
     "DPAudit",
     "DefenseAudit",
@@ -44,4 +48,5 @@ __all__ = [
     "last_iterate_epsilon",
     "loo_lira_scores",
     "make_canaries",
+    "make_privacy_scorer",
 ]

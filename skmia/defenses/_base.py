@@ -132,7 +132,7 @@ class MIADefenseClassifier(SavedDefense, RecordsTrainingRows, CheckedInputs,
     A fitted defense keeps weak references to the ``X`` and ``y`` it was trained on
     (not copies, and nothing that is saved), so that :meth:`training_rows` gives its
     members back to a privacy scorer
-    (:func:`skmia.model_selection.make_privacy_scorer`) while those arrays are alive.
+    (:func:`skmia.audit.make_privacy_scorer`) while those arrays are alive.
 
     Parameters are checked at ``fit`` and ``partial_fit`` against the class's
     ``_parameter_constraints`` table (scikit-learn's, extended by each subclass); a bad

@@ -1,6 +1,6 @@
 """The record a defense keeps of the rows it was trained on, for privacy scorers.
 
-A privacy scorer (:func:`skmia.model_selection.make_privacy_scorer`) receives a fitted
+A privacy scorer (:func:`skmia.audit.make_privacy_scorer`) receives a fitted
 model and the held-out rows of a cross-validation split, never the rows the model was
 fitted on. The defense therefore remembers them -- without copying them, and without
 saving them: it keeps **weak references** to the ``X`` and ``y`` objects given to
