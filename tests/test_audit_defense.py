@@ -461,7 +461,7 @@ def test_cli_audit_html_report(cli_audit, tmp_path):
 @pytest.mark.parametrize(("extra", "match"), [
     (["--methods", "vanilla,nosuch"], "unknown method"),
     (["--models", "2"], "--models must be at least 4"),
-    (["--models", "5"], "multiple of the mask block"),
+    (["--models", "5"], "--models must be even"),
     (["--test-size", "1.5"], "--test-size"),
     (["--canaries", "1000"], "pool is too small"),
     (["--alpha", "1", "--methods", "vanilla"], "does not apply"),

@@ -130,7 +130,8 @@ def test_cli_method_options_apply_where_the_registry_says(name, capsys):
     option = _registry.METHOD_OPTIONS[name]
     flag = f"--{name.replace('_', '-')}"
     parser = _build_parser()
-    value = "3" if option.type is int else "0.5"  # SELENA's counts are ints
+    # SELENA's counts are ints; its n_models must exceed its default n_excluded (10)
+    value = {"n_models": "12"}.get(name, "3" if option.type is int else "0.5")
     base = ["run", "--dataset", "location", "--mode", "defense", flag, value]
     args = parser.parse_args([*base, "--method", option.methods[0]])
     assert _run_config(parser, args).overrides == {name: option.type(value)}
