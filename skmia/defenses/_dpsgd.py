@@ -11,7 +11,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from opacus.accountants import create_accountant
-from opacus.accountants.utils import get_noise_multiplier
 from opacus.validators import ModuleValidator
 from opacus.validators.errors import UnsupportedModuleError
 from skorch.dataset import unpack_data
@@ -36,6 +35,7 @@ from ._dp_clipping import (
     _PrivateTraining,
     _quiet_backward_hooks,
 )
+from ._dp_prv import noise_for_epsilon
 from ._losses import per_record
 
 __all__ = ["DPSGDClassifier", "WeakPrivacyWarning"]
@@ -388,14 +388,9 @@ class DPSGDClassifier(_BatchedPrivacy, MIADefenseClassifier):
         steps = self.max_epochs * self._steps_per_epoch(n_rows)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # opacus' notes on its alpha grid
-            try:
-                return float(get_noise_multiplier(
-                    target_epsilon=float(self.target_epsilon),
-                    target_delta=self.delta_,
-                    sample_rate=self.sample_rate_,
-                    steps=steps,
-                    accountant=self.accountant,
-                ))
+            try:  # opacus' get_noise_multiplier, its accountant's RDP cached
+                return float(noise_for_epsilon(float(self.target_epsilon), self.delta_,
+                                               self.sample_rate_, steps, self.accountant))
             except ValueError as exc:
                 raise ValueError(
                     f"no noise multiplier reaches target_epsilon={self.target_epsilon} at "
