@@ -10,6 +10,8 @@ opacus' own, in its order, so the ε is opacus' to the last bit (tested against
 each model after every epoch, so this is most of what accounting costs there.
 """
 
+import functools
+
 import numpy as np
 from opacus.accountants import RDPAccountant
 from opacus.accountants.analysis import rdp as rdp_analysis
@@ -45,7 +47,14 @@ def _domain(history, one_step, eps_error, delta_error):
 
 def prv_epsilon(history, delta, eps_error=0.01, delta_error=None):
     """``PRVAccountant.get_epsilon(delta)`` for a ``(noise_multiplier, sample_rate,
-    steps)`` history, bit for bit, the per-step RDP cached."""
+    steps)`` history, bit for bit, the per-step RDP cached (and the ε of a history
+    seen already: the models of a bank with as many rows share it, and a noise search's
+    last ε is the ε its training ends at)."""
+    return _prv_epsilon(tuple(tuple(h) for h in history), delta, eps_error, delta_error)
+
+
+@functools.lru_cache(maxsize=1024)
+def _prv_epsilon(history, delta, eps_error, delta_error):
     from ._dp_accounting import _rdp_of_one_step
 
     if delta_error is None:
@@ -62,6 +71,7 @@ def prv_epsilon(history, delta, eps_error=0.01, delta_error=None):
     return float(eps_upper)
 
 
+@functools.lru_cache(maxsize=256)  # the models of a bank with as many rows share it
 def noise_for_epsilon(target_epsilon, delta, sample_rate, steps, accountant):
     """opacus' ``get_noise_multiplier`` (its search, its tolerance 0.01, its
     ``MAX_SIGMA``), each ε of the search computed as its accountant computes it
