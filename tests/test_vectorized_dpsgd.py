@@ -300,3 +300,21 @@ def test_auto_batches_dpsgd_and_falls_back_for_hooks(pool):
     for k, model in enumerate(bank.estimators_):  # model by model: bit for bit
         assert model.grad_sample_mode_ == "hooks"
         assert torch.equal(_weights(model), _weights(_alone(bank, k, X, y)))
+
+
+# ------------------------------------------------------------------ accounting
+def test_the_cached_accounting_is_opacus_bit_for_bit():
+    from opacus.accountants import PRVAccountant
+    from opacus.accountants.utils import get_noise_multiplier
+
+    from skmia.defenses._dp_prv import noise_for_epsilon, prv_epsilon
+
+    for history in ([(1.1, 0.064, 16)], [(2.0, 0.01, 100), (1.0, 0.02, 30)]):
+        prv = PRVAccountant()
+        prv.history = list(history)
+        assert prv_epsilon(history, 1e-5) == prv.get_epsilon(1e-5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # opacus' note on its largest RDP order
+        assert noise_for_epsilon(2.0, 1e-5, 0.05, 10, "rdp") == get_noise_multiplier(
+            target_epsilon=2.0, target_delta=1e-5, sample_rate=0.05, steps=10,
+            accountant="rdp")
