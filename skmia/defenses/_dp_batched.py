@@ -23,6 +23,9 @@ class _BatchedPrivacy:
             return (f"grad_sample_mode={self.grad_sample_mode!r} asks for opacus' "
                     "per-record gradients (the batched bank clips by ghost norms: "
                     "'auto' or 'ghost')")
+        if getattr(self, "_gradient_canaries", None) is not None:
+            # a white-box audit's canaries ride on the model-by-model private step
+            return "gradient canaries are inserted in its step (a white-box DP audit)"
         return None
 
     def _batched_private(self, n_rows):
