@@ -131,8 +131,9 @@ def audit_dp(estimator, X, y, *, canaries=1000, canary_kind="mislabel", white_bo
     ------
     ValueError
         Before any training: ``canaries`` too few for any positive bound or not below
-        the number of records (black box), ``delta`` outside (0, 1), ``confidence``
-        outside (0.5, 1). ``TypeError``: a white-box audit of a model that is not
+        the number of records (black box) or above the network's trainable parameters
+        (white box), ``delta`` outside (0, 1), ``confidence`` outside (0.5, 1).
+        ``TypeError``: a white-box audit of a model that is not
         DP-SGD, or no claim for a model without an accountant.
 
     Notes

@@ -132,6 +132,9 @@ def html_report(paths):
         histograms (``attack/roc.png``, ``attack/loss_hist.png``) and its training
         curves (``history.json``). A run without finished attack results is listed as
         "not attacked", one whose training did not finish as "unfinished".
+        Each finished DP audit (``skmia audit-dp``) below ``paths`` gets a section: what
+        it audited, the claimed ε against each lower bound with its verdict, and the plot
+        of both over the noise multipliers.
 
     Raises
     ------
