@@ -32,6 +32,17 @@ weights and probabilities.
     SKMIA_DATA_HOME=../shared/data python benchmarks/reference_bank.py          # ~10-30 min
     SKMIA_DATA_HOME=../shared/data python benchmarks/reference_bank.py --quick  # ~1 min
     SKMIA_DATA_HOME=../shared/data python benchmarks/reference_bank.py --tolerance
+    SKMIA_DATA_HOME=../shared/data python benchmarks/reference_bank.py --dpsgd
+
+``--dpsgd`` times DP-SGD banks instead: K models (16 and 64) of the defense audit's
+recipes on its Location30 pool (``skmia audit location``: 5,000 records, 250 canaries,
+MLP-256, 30 epochs, seed 0): DP-SGD trained to ε = 8 (``dpsgd`` with
+``target_epsilon=8``) and ``dpsgd_hu``, batched (``vectorize=True``) and model by model
+(``vectorize=False``, for the Ks of ``--dp-per-model-ks``: 64 models one by one take
+long), beside the vanilla recipe's batched bank of the same K, on 1 and 2 threads
+(``n_jobs``), in one run; ratios to the vanilla batched bank of the same K and threads.
+The batched banks also get their CPU seconds (``time.process_time``: on a shared
+machine, what a bank costs whatever share of the cores it got).
 """
 
 import argparse
@@ -86,6 +97,10 @@ def parse_args(argv=None):
     parser.add_argument("--data-home", default=None,
                         help=f"folder of {_registry.DATASETS['location'].archive.filename} "
                              "(default: $SKMIA_DATA_HOME)")
+    parser.add_argument("--dpsgd", action="store_true",
+                        help="time DP-SGD banks of the audit's recipes (see the docstring)")
+    parser.add_argument("--dp-per-model-ks", nargs="*", type=int, default=[16],
+                        help="with --dpsgd: the Ks also trained model by model")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     preset = PRESETS["quick" if args.quick else "full"]
@@ -328,6 +343,83 @@ def tolerance(args):
               f"{weights:.2e}, max |probability difference| {probas:.2e}")
 
 
+#: the audit's recipes: (label, method, overrides)
+AUDIT_RECIPES = (("vanilla", "vanilla", {}), ("dpsgd (ε=8)", "dpsgd", {"target_epsilon": 8.0}),
+                 ("dpsgd_hu", "dpsgd_hu", {}))
+
+
+def audit_recipes(data_home, epochs):
+    """The defense audit's Location30 pool and its recipes (MLP-256), by label."""
+    from skmia.experiment._audit_dir import AuditConfig, _plan, _recipe
+
+    recipes, config = {}, None
+    for label, method, overrides in AUDIT_RECIPES:
+        config = AuditConfig(dataset="location", methods=(method,), canaries=250,
+                             records=5000, seed=0, epochs=epochs, hidden=(256,),
+                             overrides=overrides, data_home=data_home, quiet=True)
+        recipes[label] = _recipe(config, method)
+    plan = _plan(config)
+    return plan.X_pool, plan.y_pool, recipes
+
+
+def dpsgd_rows(args):
+    """Seconds of each (K, threads, recipe, path) of ``--dpsgd``."""
+    import warnings
+
+    from sklearn.base import clone
+
+    from skmia.defenses import WeakPrivacyWarning
+    from skmia.model_selection import ReferenceModels
+
+    X, y, recipes = audit_recipes(args.data_home, args.epochs or 30)
+    warnings.simplefilter("ignore", WeakPrivacyWarning)  # dpsgd_hu's ε is vacuous
+    for recipe in recipes.values():  # warm-up: imports, first calls
+        ReferenceModels(clone(recipe).set_params(max_epochs=1),
+                        n_estimators=2, random_state=0).fit(X[:400], y[:400])
+    rows = []
+    for threads in args.threads:
+        if threads > 1:
+            start_workers(threads)
+        for k in args.ks:
+            row = {"K": k, "threads": threads}
+            runs = [(label, "batched", True) for label in recipes]  # the quick ones first
+            if k in args.dp_per_model_ks:
+                runs += [(label, "model by model", False) for label in recipes
+                         if label != "vanilla"]
+            for label, path, vectorize in runs:
+                bank = ReferenceModels(recipes[label], n_estimators=k, n_jobs=threads,
+                                       random_state=0, vectorize=vectorize)
+                cpu = time.process_time()
+                row[f"{label}, {path}"] = _timed(bank.fit, X, y)
+                if vectorize:  # this process's threads did all of the work
+                    row[f"{label}, {path} (CPU)"] = time.process_time() - cpu
+                print(f"  K={k} threads={threads} {label} {path}: "
+                      f"{row[f'{label}, {path}']:.1f} s", file=sys.stderr, flush=True)
+            rows.append(row)
+    return rows, f"the audit's Location30 pool, {len(y):,} rows x {X.shape[1]}"
+
+
+def _vanilla(row, column):
+    """The vanilla batched bank's seconds to compare ``column`` with (CPU to CPU)."""
+    return row["vanilla, batched (CPU)" if column.endswith("(CPU)") else "vanilla, batched"]
+
+
+def print_dpsgd_table(rows):
+    """The Markdown table of ``--dpsgd``: seconds, and ratios to vanilla batched."""
+    columns = [c for c in rows[0] if c not in ("K", "threads")]
+    columns += [c for r in rows for c in r if c not in columns and c not in ("K", "threads")]
+    compared = [c for c in columns if not c.startswith("vanilla")]
+    print("| K | threads | " + " | ".join(columns) + " | " + " | ".join(
+        f"{c} / vanilla, batched{' (CPU)' if c.endswith('(CPU)') else ''}"
+        for c in compared) + " |")
+    print("|---:|---:|" + "---:|" * (len(columns) + len(compared)))
+    for r in rows:
+        cells = [_cell(r.get(c)) for c in columns]
+        ratios = [_cell(None if r.get(c) is None else r[c] / _vanilla(r, c), "x")
+                  for c in compared]
+        print(f"| {r['K']} | {r['threads']} | " + " | ".join(cells + ratios) + " |")
+
+
 def main(argv=None):
     """Run the benchmark and print its table; returns its rows (dicts of seconds)."""
     args = parse_args(argv)
@@ -335,6 +427,8 @@ def main(argv=None):
         return _child(json.loads(args.child))
     if args.tolerance:
         return tolerance(args)
+    if args.dpsgd:
+        return dpsgd_main(args, argv)
     command = " ".join(["python benchmarks/reference_bank.py",
                         shlex.join(sys.argv[1:] if argv is None else argv)]).strip()
     load_start, began = _load(), time.perf_counter()
@@ -376,6 +470,23 @@ def main(argv=None):
           + f"; seconds, best of {args.repeats} timing(s).")
     print()
     print_table(rows)
+    return rows
+
+
+def dpsgd_main(args, argv):
+    """``--dpsgd``: time the banks, print the machine, the command and the table."""
+    command = " ".join(["python benchmarks/reference_bank.py",
+                        shlex.join(sys.argv[1:] if argv is None else argv)]).strip()
+    load_start, began = _load(), time.perf_counter()
+    rows, pool = dpsgd_rows(args)
+    import torch
+
+    print(f"{datetime.date.today().isoformat()}, {cpu_name()}, {os.cpu_count()} cores, "
+          f"torch {torch.__version__}; load average (1/5/15 min) {load_start} at the start, "
+          f"{_load()} at the end; {(time.perf_counter() - began) / 60:.1f} minutes")
+    print(f"command: `{command}`; {pool}; seconds, one timing each")
+    print()
+    print_dpsgd_table(rows)
     return rows
 
 

@@ -80,3 +80,28 @@ def test_presets(bench):
                 ["--rows", "10"]):
         with pytest.raises(SystemExit):
             bench.parse_args(bad)
+
+
+def test_dpsgd_rows_time_each_path_and_compare_with_vanilla(bench, capsys, monkeypatch):
+    import numpy as np
+    from sklearn.datasets import make_classification
+
+    from skmia.defenses import DPSGDClassifier, VanillaClassifier
+
+    X, y = make_classification(200, n_features=6, n_informative=4, n_classes=3,
+                               random_state=0)
+    small = {"max_epochs": 1, "module__hidden_sizes": (4,), "batch_size": 40}
+    recipes = {"vanilla": VanillaClassifier(**small),
+               "dpsgd (ε=8)": DPSGDClassifier(noise_multiplier=1.0, accountant="rdp", **small),
+               "dpsgd_hu": DPSGDClassifier(noise_multiplier=0.3, accountant="rdp", **small)}
+    monkeypatch.setattr(bench, "audit_recipes",  # the audit's pool needs Location30
+                        lambda data_home, epochs: (X.astype(np.float32), y, recipes))
+    rows = bench.main(["--dpsgd", "--ks", "2", "--threads", "1", "--dp-per-model-ks", "2"])
+    (row,) = rows
+    assert set(row) == {"K", "threads", *(f"{label}, batched{cpu}" for label in recipes
+                                          for cpu in ("", " (CPU)")),
+                        "dpsgd (ε=8), model by model", "dpsgd_hu, model by model"}
+    out = capsys.readouterr().out
+    ratio = row["dpsgd_hu, batched"] / row["vanilla, batched"]
+    assert f"| 2 | 1 | {row['vanilla, batched']:.2f} |" in out
+    assert f"| {ratio:.2f}x |" in out

@@ -441,7 +441,7 @@ def test_a_real_ctrl_c_ends_a_bank_trained_in_threads():
 
 # ------------------------------------------------------------------ what falls back
 @pytest.mark.parametrize(("estimator", "reason"), [
-    (DPSGDClassifier(epsilon=5.0, **TINY), "DPSGDClassifier trains with a step of its own"),
+    (DPSGDClassifier(grad_sample_mode="hooks", **TINY), "grad_sample_mode=.hooks. asks"),
     (AdvRegClassifier(**TINY), "AdvRegClassifier trains with a step of its own"),
     (DistillationClassifier(teacher=VanillaClassifier(), **TINY), "a teacher is given"),
     (LogisticRegression(), "LogisticRegression is not a skmia defense"),

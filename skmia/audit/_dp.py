@@ -131,8 +131,9 @@ def audit_dp(estimator, X, y, *, canaries=1000, canary_kind="mislabel", white_bo
     ------
     ValueError
         Before any training: ``canaries`` too few for any positive bound or not below
-        the number of records (black box), ``delta`` outside (0, 1), ``confidence``
-        outside (0.5, 1). ``TypeError``: a white-box audit of a model that is not
+        the number of records (black box) or above the network's trainable parameters
+        (white box), ``delta`` outside (0, 1), ``confidence`` outside (0.5, 1).
+        ``TypeError``: a white-box audit of a model that is not
         DP-SGD, or no claim for a model without an accountant.
 
     Notes
@@ -169,6 +170,9 @@ def audit_dp(estimator, X, y, *, canaries=1000, canary_kind="mislabel", white_bo
     """
     X, y = check_records(X, y)
     _check_audit(estimator, X, y, canaries, white_box, claimed_epsilon)
+    if white_box:  # before any training: a network too small for the canaries
+        GradientCanaries(np.zeros(canaries, dtype=bool), None).check_parameters(
+            _n_trainable_parameters(estimator, X, y))
     methods = _check_methods(methods, estimator)
     per_method = 1 - (1 - confidence) / len(methods)
     largest = _check_enough_canaries(canaries, delta, per_method, threshold, methods)
@@ -269,6 +273,16 @@ def _warn_if_unreachable(claimed, largest):
             f"the claimed epsilon {claimed:.3g}: this audit cannot find the claim violated. "
             "More canaries raise the ceiling (skmia.metrics.max_epsilon_lower_bound).",
             UnreachableClaimWarning, stacklevel=4)  # the caller of audit_dp's wrapper
+
+
+def _n_trainable_parameters(estimator, X, y):
+    """Trainable parameters of the network ``estimator`` builds for ``(X, y)``: a clone
+    learns the shapes and classes and builds its module, without training."""
+    probe = clone(estimator)
+    probe._setup(X, y)
+    with probe._current_init_context("module"):  # skorch's guard on setting module_
+        probe.initialize_module()
+    return sum(p.numel() for p in probe.module_.parameters() if p.requires_grad)
 
 
 def _white_box_scores(model, X, y, member, rng):

@@ -10,7 +10,7 @@ import math
 import warnings
 
 import numpy as np
-from opacus.accountants import PRVAccountant, RDPAccountant
+from opacus.accountants import RDPAccountant
 from opacus.accountants.analysis import rdp as rdp_analysis
 
 __all__ = ["MEANINGFUL_EPSILON", "WeakPrivacyWarning", "privacy_epsilon"]
@@ -55,9 +55,9 @@ def privacy_epsilon(history, delta, accountant="prv"):
         epsilon, _ = rdp_analysis.get_privacy_spent(orders=orders, rdp=rdp, delta=delta)
         epsilon = float(epsilon)
         if accountant == "prv" and epsilon <= _PRV_MAX_EPSILON:
-            prv = PRVAccountant()
-            prv.history = list(history)
-            epsilon = float(prv.get_epsilon(delta))
+            from ._dp_prv import prv_epsilon  # PRVAccountant's, its RDP cached
+
+            epsilon = prv_epsilon(history, delta)
     return epsilon
 
 

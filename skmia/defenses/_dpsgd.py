@@ -4,13 +4,13 @@ import copy
 import math
 import secrets
 import warnings
+from functools import partial
 from numbers import Real
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from opacus.accountants import create_accountant
-from opacus.accountants.utils import get_noise_multiplier
 from opacus.validators import ModuleValidator
 from opacus.validators.errors import UnsupportedModuleError
 from skorch.dataset import unpack_data
@@ -28,12 +28,15 @@ from ._dp_accounting import (
     WeakPrivacyWarning,
     privacy_epsilon,
 )
+from ._dp_batched import _BatchedPrivacy
 from ._dp_clipping import (
     _batchnorm1d_to_groupnorm,
     _IncompleteNorms,
     _PrivateTraining,
     _quiet_backward_hooks,
 )
+from ._dp_prv import noise_for_epsilon
+from ._losses import per_record
 
 __all__ = ["DPSGDClassifier", "WeakPrivacyWarning"]
 
@@ -46,7 +49,7 @@ def fresh_seed():
     return secrets.randbelow(np.iinfo(np.int32).max)
 
 
-class DPSGDClassifier(MIADefenseClassifier):
+class DPSGDClassifier(_BatchedPrivacy, MIADefenseClassifier):
     """DP-SGD: per-record gradient clipping and Gaussian noise, with accounted (ε, δ).
 
     Each step draws a Poisson sample of the training rows (each row independently, with
@@ -288,8 +291,12 @@ class DPSGDClassifier(MIADefenseClassifier):
             # skorch's on_train_end releases opacus' hooks; an exception skips it
             self._release_private_training()
 
-    #: not batched in a bank of reference models: each record's gradient is clipped
-    _batched_loss = None
+    def _batched_loss(self, logits, targets, mask, counts, epoch, context=None):
+        """:meth:`training_loss` of K models' Poisson batches at once, for the batched
+        bank's private step (:mod:`~skmia.defenses._dp_batched`): the ``(K, B)``
+        per-record losses, 0 on padding (``mask``); each record's gradient is clipped,
+        so there is no mean."""
+        return per_record(partial(F.cross_entropy, reduction="none"), logits, targets) * mask
 
     def training_loss(self, logits, targets, X):
         """One cross-entropy per record: DP-SGD clips each record's gradient."""
@@ -385,14 +392,9 @@ class DPSGDClassifier(MIADefenseClassifier):
         steps = self.max_epochs * self._steps_per_epoch(n_rows)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # opacus' notes on its alpha grid
-            try:
-                return float(get_noise_multiplier(
-                    target_epsilon=float(self.target_epsilon),
-                    target_delta=self.delta_,
-                    sample_rate=self.sample_rate_,
-                    steps=steps,
-                    accountant=self.accountant,
-                ))
+            try:  # opacus' get_noise_multiplier, its accountant's RDP cached
+                return float(noise_for_epsilon(float(self.target_epsilon), self.delta_,
+                                               self.sample_rate_, steps, self.accountant))
             except ValueError as exc:
                 raise ValueError(
                     f"no noise multiplier reaches target_epsilon={self.target_epsilon} at "
@@ -414,25 +416,27 @@ class DPSGDClassifier(MIADefenseClassifier):
         return self.epsilon_
 
     def _warn_if_weak(self):
+        for _, message in self._weak_privacy().values():
+            warnings.warn(message, WeakPrivacyWarning, stacklevel=2)
+
+    def _weak_privacy(self):
+        """``{kind: (how weak, message)}`` for each way the guarantee reached is too
+        weak to mean anything (``"epsilon"``, ``"delta"``); empty when it is not."""
         n_rows = len(getattr(self, "train_indices_", ()))
+        weak = {}
         if not self.epsilon_ <= MEANINGFUL_EPSILON:
-            warnings.warn(
+            weak["epsilon"] = (self.epsilon_, (
                 f"DP-SGD reached epsilon = {self.epsilon_:.3g} at delta = {self.delta_:g} "
                 f"after {self.n_steps_} steps (noise_multiplier={self.noise_multiplier_:g}, "
                 f"sample rate {self.sample_rate_:.3g}): no meaningful privacy guarantee "
                 f"(epsilon > {MEANINGFUL_EPSILON:g}). More noise, fewer epochs or a smaller "
-                f"batch lower it; target_epsilon chooses the noise.",
-                WeakPrivacyWarning,
-                stacklevel=2,
-            )
+                f"batch lower it; target_epsilon chooses the noise."))
         if n_rows and self.delta_ >= 1.0 / n_rows:
-            warnings.warn(
+            weak["delta"] = (self.delta_ * n_rows, (
                 f"delta = {self.delta_:g} is not below 1/n = {1.0 / n_rows:.3g} for the "
                 f"{n_rows} training rows: a mechanism that publishes a few rows outright "
-                f"meets such a guarantee. Choose delta well below 1/n.",
-                WeakPrivacyWarning,
-                stacklevel=2,
-            )
+                f"meets such a guarantee. Choose delta well below 1/n."))
+        return weak
 
     # ------------------------------------------------------------------ saving (skmia.io)
 

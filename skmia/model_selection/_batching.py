@@ -2,7 +2,8 @@
 ``vectorize="auto"`` trains model by model, its threads and its memory.
 
 The defenses are reached only through what they declare (their ``_batched_loss``,
-``_batched_refusal`` and ``_batched_teacher``), so this module imports none.
+``_batched_refusal``, ``_batched_teacher``, and for a private step ``_batched_private``:
+:mod:`skmia.model_selection._vectorized_dp`), so this module imports none.
 """
 
 import numpy as np
@@ -31,8 +32,9 @@ def batching_refusal(estimator, X, fit_params):
 
     Batched: a skmia defense whose training step is a function of the batch (it
     declares ``_batched_loss`` beside its ``training_loss`` and keeps skorch's training
-    loop), an :class:`skmia.nn.MLP` given as a class, plain SGD, the default
-    cross-entropy criterion and iterator, no callbacks, no validation split, a 2-D table.
+    loop, or declares its private step: ``_batched_private``), an :class:`skmia.nn.MLP`
+    given as a class, plain SGD, the default cross-entropy criterion and iterator, no
+    callbacks, no validation split, a 2-D table.
     """
     import torch
     from skorch.dataset import Dataset
@@ -46,6 +48,10 @@ def batching_refusal(estimator, X, fit_params):
         return f"{name} trains with a step of its own ({_declared_reason(cls)})"
     root = next(c for c in reversed(cls.__mro__) if "_batched_loss" in vars(c))
     loss_owner = _owner(cls, "_batched_loss")
+    if callable(getattr(estimator, "_batched_private", None)):
+        # a private step (DP-SGD) has a training loop of its own, which the class that
+        # writes its batched objective declares batched: a subclass may not change it
+        root = loss_owner
     if cls.__mro__.index(_owner(cls, "training_loss")) < cls.__mro__.index(loss_owner):
         return (f"{_owner(cls, 'training_loss').__name__}.training_loss has no batched "
                 "form (_batched_loss)")
@@ -146,11 +152,18 @@ def memory_refusal(what, need, available):
             f"use a machine with more memory.")
 
 
-def training_bytes(n_parameters, batch_size, widths):
+def training_bytes(n_parameters, batch_size, widths, private=False):
     """Bytes one model of a batched step holds: its weights, gradients, momentum and the
     update's temporaries (4 copies of the parameters), and the batch with the activations
-    of every layer kept for the backward pass and their gradients (4 per value)."""
-    return 4 * (4 * n_parameters + 4 * batch_size * sum(widths))
+    of every layer kept for the backward pass and their gradients (4 per value).
+
+    ``private`` (DP-SGD, :mod:`skmia.model_selection._vectorized_dp`): one more copy of
+    the parameters (the noise drawn), and per record each layer's input and output, the
+    output's gradient and its clipped copy besides the activations and the gathered
+    batch (6 per value); ``batch_size`` is then the padded Poisson batch
+    (:func:`~skmia.model_selection._vectorized_dp.poisson_width`)."""
+    copies, per_value = (5, 6) if private else (4, 4)
+    return 4 * (copies * n_parameters + per_value * batch_size * sum(widths))
 
 
 def chunk_size(n_models, per_model_bytes, device):

@@ -168,10 +168,12 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
         forward and backward per step for all of them), each on its own rows, seed,
         momentum and schedule: what a skmia defense whose step is a function of the
         batch (vanilla, RelaxLoss, confidence penalty, label smoothing, dropout, early
-        stopping) allows with :class:`skmia.nn.MLP` and SGD. ``"auto"`` does where it
-        can (on a CPU and on CUDA, every size of MLP: batched was the faster path for
-        the paper's 1.1 M-weight MLP too) and trains model by model otherwise (DP-SGD,
-        AdvReg, distillation with a teacher, other networks, scikit-learn classifiers);
+        stopping) or DP-SGD (each model its own Poisson batches, per-record clipping,
+        noise and accountant) allows with :class:`skmia.nn.MLP` and SGD. ``"auto"``
+        does where it can (on a CPU and on CUDA, every size of MLP: batched was the
+        faster path for the paper's 1.1 M-weight MLP too) and trains model by model
+        otherwise (AdvReg, distillation with a teacher, DP-SGD with
+        ``grad_sample_mode="hooks"``, other networks, scikit-learn classifiers);
         True refuses what it cannot batch, saying why; False always trains model by
         model. Each model equals the same model
         trained alone to float32 rounding, not bit for bit.

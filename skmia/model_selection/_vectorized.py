@@ -95,6 +95,9 @@ def fit_batched(estimator, X, y, masks, seeds, *, n_threads=1, verbose=0):
             models.extend(prepared)
             if not all(m._training_finished() for m in prepared):
                 break  # a Ctrl-C ended them: no later chunk starts (the caller raises)
+    finish = getattr(estimator, "_batched_finish", None)
+    if finish is not None:  # once per bank (DP-SGD: its privacy warning)
+        finish(models)
     return models
 
 
@@ -134,7 +137,13 @@ def _model_bytes(model, n_rows):
     state = model.module_.state_dict()
     n_parameters = sum(p.numel() for p in state.values())
     widths = [model.n_features_in_, *(p.shape[0] for n, p in state.items() if n.endswith("bias"))]
-    return training_bytes(n_parameters, min(_batch_size(model, n_rows), n_rows), widths)
+    batch = min(_batch_size(model, n_rows), n_rows)
+    if callable(getattr(model, "_batched_private", None)):  # DP-SGD: a padded Poisson batch
+        from ._vectorized_dp import poisson_width
+
+        return training_bytes(n_parameters, poisson_width(n_rows, batch / n_rows), widths,
+                              private=True)
+    return training_bytes(n_parameters, batch, widths)
 
 
 def _prepared(estimator, X, y, rows, seed, teacher=None):
@@ -230,6 +239,10 @@ def _train(models, rows, X_pool, y_pool, stop=None, progress=None):
     from ..nn._batched import StackedMLP, StackedSGD
 
     first = models[0]
+    if callable(getattr(first, "_batched_private", None)):  # DP-SGD's private step
+        from ._vectorized_dp import train_private
+
+        return train_private(models, rows, X_pool, y_pool, stop)
     device = X_pool.device
     net = StackedMLP([m.module_ for m in models], device=device)
     group = first.optimizer_.param_groups[0]

@@ -43,6 +43,7 @@ from .._rundir import (
 )
 from ._audit import audit_sections, find_audits
 from ._audit_page import audit_header
+from ._dp import dp_audit_sections, find_dp_audits
 from ._plots import (
     _point_labels,
     _strongest_attacks,
@@ -131,6 +132,9 @@ def html_report(paths):
         histograms (``attack/roc.png``, ``attack/loss_hist.png``) and its training
         curves (``history.json``). A run without finished attack results is listed as
         "not attacked", one whose training did not finish as "unfinished".
+        Each finished DP audit (``skmia audit-dp``) below ``paths`` gets a section: what
+        it audited, the claimed ε against each lower bound with its verdict, and the plot
+        of both over the noise multipliers.
 
     Raises
     ------
@@ -152,13 +156,14 @@ def _report(paths):
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     runs = _find_runs(paths)
     audits = find_audits(paths)
-    if not runs and not audits:
+    dp_audits = find_dp_audits(paths)
+    if not runs and not audits and not dp_audits:
         raise ValueError(
             "no run directories (folders with the params.json of a target model) or "
             "finished audit directories below " + ", ".join(repr(str(p)) for p in paths)
         )
     missing = []
-    return _page(runs, paths, audits, missing), missing
+    return _page(runs, paths, audits, missing, dp_audits), missing
 
 
 def write_html_report(paths, out_file):
@@ -322,21 +327,26 @@ def _figure(png, alt, caption, css_class):
             f'alt="{_e(alt)}"><figcaption>{_e(caption)}</figcaption></figure>\n')
 
 
-def _page(runs, paths, audits=(), missing=None):
+def _page(runs, paths, audits=(), missing=None, dp_audits=()):
     n_attacked = sum(r.status == "attacked" for r in runs)
+    missing = [] if missing is None else missing
+    below = _e(", ".join(str(p) for p in paths))
     parts = [
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n",
         f'<meta name="generator" content="skmia {_e(__version__)}">\n',
         "<title>skmia report</title>\n<style>", _CSS, "</style>\n</head>\n<body>\n",
         "<h1>skmia report</h1>\n",
-        f"<p>{len(runs)} run(s) below {_e(', '.join(str(p) for p in paths))}, "
+        f"<p>{len(runs)} run(s) below {below}, "
         f"{n_attacked} attacked; made by skmia {_e(__version__)}.</p>\n" if runs else
         f"<p>Made by skmia {_e(__version__)}.</p>\n",
+        f"<p>{len(dp_audits)} DP audit(s) below {below}.</p>\n" if dp_audits else "",
         audit_header(audits, escape=_e),
         _summary(runs) if runs else "",
         _privacy_utility(runs) if runs else "",
         audit_sections(audits, table_html=_table, figure_html=_figure, escape=_e),
-        *(_run_section(i, run, [] if missing is None else missing)
+        dp_audit_sections(dp_audits, table_html=_table, figure_html=_figure, escape=_e,
+                          missing=missing),
+        *(_run_section(i, run, missing)
           for i, run in enumerate(runs, start=1)),
         "</body>\n</html>\n",
     ]
