@@ -30,15 +30,17 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 # developer lives in (the README says how long it takes). The README's test command, and
 # CI, still run everything. One list, here, rather than a mark in each file.
 SLOW_MODULES = frozenset({
-    "test_audit_defense", "test_audit_dp_cli", "test_audit_model", "test_audit_threat_models",
-    "test_benchmarks_reference_bank", "test_cifar", "test_cifar_runs", "test_common",
-    "test_compare", "test_conv_nets", "test_cross_checks", "test_docs_examples",
+    "test_advreg", "test_audit_defense", "test_audit_dp", "test_audit_dp_cli",
+    "test_audit_dp_runs", "test_audit_html_page", "test_audit_model",
+    "test_audit_threat_models", "test_benchmarks_reference_bank", "test_cifar",
+    "test_cifar_runs", "test_common", "test_compare", "test_conv_nets", "test_cross_checks",
+    "test_defaults_defenses", "test_defaults_scorers", "test_docs_examples",
     "test_experiment", "test_html_report", "test_location_grid_benchmark", "test_lock",
-    "test_privacy_utility_benchmark", "test_readme", "test_reference_attacks_benchmark",
-    "test_reference_leak", "test_reference_models", "test_reference_runs",
-    "test_reliability_audit", "test_reliability_interrupt",
-    "test_report_rows", "test_resume", "test_rundir", "test_speed_benchmarks",
-    "test_vectorized_bank",
+    "test_memguard", "test_privacy_utility_benchmark", "test_readme",
+    "test_reference_attacks_benchmark", "test_reference_leak", "test_reference_models",
+    "test_reference_runs", "test_relaxloss", "test_reliability_audit",
+    "test_reliability_interrupt", "test_report_rows", "test_resume", "test_rundir",
+    "test_speed_benchmarks", "test_vectorized_bank", "test_vectorized_dpsgd",
 })
 
 
