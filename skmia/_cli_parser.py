@@ -113,7 +113,8 @@ def _build_parser():
                                "reference models), -1 for all cores; the results do not "
                                "depend on N")
     _add_calibrated_options(run)
-    run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    run.add_argument("-q", "--quiet", action="store_true",
+                     help="no progress bars, no weak-privacy warnings")
     _add_method_options(run, "method options (default: the paper's value)")
 
     _add_audit_parser(sub, methods, DATASETS)
@@ -136,7 +137,8 @@ def _build_parser():
     _add_parallel_options(att, "reference models trained at the same time (one torch thread "
                                "each), -1 for all cores", threads_what="the attacks")
     _add_calibrated_options(att)
-    att.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    att.add_argument("-q", "--quiet", action="store_true",
+                     help="no progress bars, no weak-privacy warnings")
 
     # --------------------------------------------------------------- skmia compare
     cmp = _add_methods_command(
@@ -157,7 +159,8 @@ def _build_parser():
                                "shadow, the reference models), -1 for all cores; the "
                                "results do not depend on N")
     _add_calibrated_options(cmp)
-    cmp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    cmp.add_argument("-q", "--quiet", action="store_true",
+                     help="no progress bars, no weak-privacy warnings")
     group = _add_method_options(cmp, "method options, for every compared method they "
                                      "apply to (default: the paper's value)")
     group.add_argument(
@@ -259,7 +262,8 @@ def _add_audit_parser(sub, methods, datasets):
                           "results do not depend on N")
     aud.add_argument("--scheduler", default=None, metavar="ADDRESS",
                      help="train on the Dask cluster whose scheduler is at ADDRESS")
-    aud.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    aud.add_argument("-q", "--quiet", action="store_true",
+                     help="no progress bars, no weak-privacy warnings")
     _add_method_options(aud, "method options (default: the paper's value)")
 
 

@@ -129,6 +129,27 @@ def _call_with_threads(function, args, threads):
         return function(*args)
 
 
+def _call_in_worker(function, args, threads, caller_pid):
+    """``(result, warnings)`` of the call: in a worker process (not ``caller_pid``) its
+    warnings are kept to be raised again in the caller (:func:`_raise_again`), where
+    its filters (``skmia -q``, one warning per kind) see them; here none are kept."""
+    if os.getpid() == caller_pid:
+        return _call_with_threads(function, args, threads), ()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = _call_with_threads(function, args, threads)
+    return result, [(w.message, w.category, w.filename, w.lineno) for w in caught]
+
+
+_WORKER_WARNINGS = {}  # the registry of the warnings raised again: each once, as here
+
+
+def _raise_again(caught):
+    for message, category, filename, lineno in caught:
+        warnings.warn_explicit(message, category, filename, lineno,
+                               registry=_WORKER_WARNINGS)
+
+
 def _warn_if_threads(n_jobs):
     """Threads of one process share torch's global random generator, which the defenses
     seed for each fit: fits in threads at once would draw from each other's stream."""
@@ -198,9 +219,10 @@ def parallel_map(function, tasks, *, n_jobs=None, threads=1, verbose=0, desc=Non
                 workers = 1
             else:
                 _STARTED.add(workers)
-        calls = (delayed(_call_with_threads)(function, tuple(args), threads)
+        calls = (delayed(_call_in_worker)(function, tuple(args), threads, os.getpid())
                  for args in tasks[len(results):])
-        for result in Parallel(n_jobs=workers, return_as="generator")(calls):
+        for result, caught in Parallel(n_jobs=workers, return_as="generator")(calls):
+            _raise_again(caught)
             results.append(result)
             bar.update(1)
     return results

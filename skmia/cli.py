@@ -8,10 +8,12 @@ status 1; neither prints a traceback.
 """
 
 import contextlib
+import re
 import signal
 import sys
 import threading
 import time
+import warnings
 
 from . import _registry
 from ._cli_dp import cmd_audit_dp
@@ -281,7 +283,7 @@ def main(argv=None):
     """
     parser = _build_parser()
     args = parser.parse_args(argv)
-    with _terminate_as_interrupt():
+    with _terminate_as_interrupt(), _weak_privacy_once(getattr(args, "quiet", False)):
         try:
             return _COMMANDS[args.command](args.command_parser, args)
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
@@ -300,6 +302,30 @@ def main(argv=None):
                                    "and the next call continues or redoes it")
             print(f"skmia {args.command}: {_printable(message)}", file=sys.stderr)
             return 128 + getattr(exc, "signum", signal.SIGINT)
+
+
+_NUMBER = re.compile(r"[-+]?(?:inf|nan|\d[\d.]*(?:e[-+]?\d+)?)")
+
+
+@contextlib.contextmanager
+def _weak_privacy_once(quiet):
+    """Show each kind of :class:`~skmia.defenses.WeakPrivacyWarning` once in the
+    command, not once per model or bank (they differ in their numbers only, and a
+    bank's says how many of its models have it); none with ``-q``."""
+    shown = set()
+    with warnings.catch_warnings():
+        show = warnings.showwarning
+
+        def show_once(message, category, *args, **kwargs):
+            if category.__name__ == "WeakPrivacyWarning":
+                kind = _NUMBER.sub("#", str(message).split("the worst: ")[-1])
+                if quiet or kind in shown:
+                    return
+                shown.add(kind)
+            show(message, category, *args, **kwargs)
+
+        warnings.showwarning = show_once
+        yield
 
 
 def _printable(text):

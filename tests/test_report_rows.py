@@ -130,8 +130,9 @@ def dpsgd_runs(location_data_home, tmp_path_factory):
     from skmia.defenses import WeakPrivacyWarning
 
     base = tmp_path_factory.mktemp("dpsgd")
-    with pytest.warns(WeakPrivacyWarning):  # the paper's sigma: no meaningful epsilon
-        paper = _call(["compare", *TINY, "--methods", "vanilla,dpsgd", "-q",
+    # the paper's sigma: no meaningful epsilon (no -q, which silences the warning)
+    with pytest.warns(WeakPrivacyWarning):
+        paper = _call(["compare", *TINY, "--methods", "vanilla,dpsgd",
                        "--out", str(base / "paper")])
     with warnings.catch_warnings():
         warnings.simplefilter("error")

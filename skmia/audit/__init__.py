@@ -18,16 +18,23 @@ many trainings calibrated on disjoint reference runs; both return a :class:`DPAu
 :func:`make_privacy_scorer` scores how much a fitted model leaks, for ``GridSearchCV``.
 """
 
-from ._canaries import CANARY_KINDS, Canaries, make_canaries
-from ._defense import audit_defense
-from ._dp import ONE_RUN_METHODS, UnreachableClaimWarning, audit_dp
-from ._dp_heuristic import last_iterate_epsilon
-from ._dp_result import DPAudit
-from ._dp_runs import MANY_RUN_METHODS, audit_dp_runs
-from ._loo import LOO_ATTACKS, loo_lira_scores
-from ._model import MODEL_AUDIT_COLUMNS, audit_model
-from ._result import DefenseAudit
-from ._scorers import PRIVACY_ATTACKS, PRIVACY_METRICS, make_privacy_scorer
+import importlib
+
+#: each public name and the module defining it, imported on first use (PEP 562): reading
+#: a saved audit (``skmia report``) needs neither torch nor opacus, the defenses do
+_WHERE = {
+    "CANARY_KINDS": "_canaries", "Canaries": "_canaries", "make_canaries": "_canaries",
+    "audit_defense": "_defense",
+    "ONE_RUN_METHODS": "_dp", "UnreachableClaimWarning": "_dp", "audit_dp": "_dp",
+    "last_iterate_epsilon": "_dp_heuristic",
+    "DPAudit": "_dp_result",
+    "MANY_RUN_METHODS": "_dp_runs", "audit_dp_runs": "_dp_runs",
+    "LOO_ATTACKS": "_loo", "loo_lira_scores": "_loo",
+    "MODEL_AUDIT_COLUMNS": "_model", "audit_model": "_model",
+    "DefenseAudit": "_result",
+    "PRIVACY_ATTACKS": "_scorers", "PRIVACY_METRICS": "_scorers",
+    "make_privacy_scorer": "_scorers",
+}
 
 __all__ = [
     "CANARY_KINDS",
@@ -50,3 +57,15 @@ __all__ = [
     "make_canaries",
     "make_privacy_scorer",
 ]
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})
