@@ -41,6 +41,8 @@ MLP-256, 30 epochs, seed 0): DP-SGD trained to ε = 8 (``dpsgd`` with
 (``vectorize=False``, for the Ks of ``--dp-per-model-ks``: 64 models one by one take
 long), beside the vanilla recipe's batched bank of the same K, on 1 and 2 threads
 (``n_jobs``), in one run; ratios to the vanilla batched bank of the same K and threads.
+Each bank computes its own accounting: the accounting's memos are emptied and the worker
+processes restarted before each timing.
 The batched banks also get their CPU seconds (``time.process_time``: on a shared
 machine, what a bank costs whatever share of the cores it got).
 """
@@ -195,6 +197,23 @@ def start_workers(n_jobs):
     from joblib import Parallel, delayed
 
     Parallel(n_jobs=n_jobs)(delayed(_import_torch)() for _ in range(n_jobs))
+
+
+def cold_accounting(n_jobs):
+    """Empty the DP accounting's memos (``skmia/defenses/_dp_accounting.py``) here, and
+    start fresh worker processes, so that a timed bank computes its own accounting:
+    banks of the same seed share their first models' training sets, hence their sample
+    rates, and an earlier bank's ε would otherwise come from the memo."""
+    from joblib.externals.loky import get_reusable_executor
+
+    from skmia.defenses import _dp_accounting, _dp_prv
+
+    for memo in (_dp_accounting._privacy_epsilon, _dp_accounting._rdp_of_one_step,
+                 _dp_prv._prv_epsilon, _dp_prv.noise_for_epsilon):
+        memo.cache_clear()
+    if n_jobs > 1:
+        get_reusable_executor().shutdown(wait=True)
+        start_workers(n_jobs)
 
 
 def _timed(function, *args, **kwargs):
@@ -389,6 +408,7 @@ def dpsgd_rows(args):
             for label, path, vectorize in runs:
                 bank = ReferenceModels(recipes[label], n_estimators=k, n_jobs=threads,
                                        random_state=0, vectorize=vectorize)
+                cold_accounting(threads)
                 cpu = time.process_time()
                 row[f"{label}, {path}"] = _timed(bank.fit, X, y)
                 if vectorize:  # this process's threads did all of the work

@@ -318,3 +318,61 @@ def test_the_cached_accounting_is_opacus_bit_for_bit():
         assert noise_for_epsilon(2.0, 1e-5, 0.05, 10, "rdp") == get_noise_multiplier(
             target_epsilon=2.0, target_delta=1e-5, sample_rate=0.05, steps=10,
             accountant="rdp")
+
+
+def _clear_accounting_memos():
+    from skmia.defenses import _dp_accounting, _dp_prv
+
+    for memo in (_dp_accounting._privacy_epsilon, _dp_accounting._rdp_of_one_step,
+                 _dp_prv._prv_epsilon, _dp_prv.noise_for_epsilon):
+        memo.cache_clear()
+
+
+def test_a_bank_accounts_each_distinct_setting_once(pool, monkeypatch):
+    """Four models on 80, 80, 80 and 70 rows: two sample rates, so two noise searches
+    and each PRV and per-step RDP once; every ε as each model's alone and opacus'."""
+    from opacus.accountants import PRVAccountant
+    from opacus.accountants.analysis import rdp as rdp_analysis
+
+    from skmia.defenses import _dp_prv
+
+    X, y = pool
+    recipe = DPSGDClassifier(**{**DP, "accountant": "prv", "target_epsilon": 4.0,
+                                "milestones": (), "max_epochs": 2})
+    masks = np.zeros((len(y), 4), bool)
+    masks[:80, 0] = masks[80:, 1] = masks[:80, 2] = masks[70:140, 3] = True
+    seeds = [11, 12, 13, 14]
+    prvs, rdps = [], []  # the accounting computed, each with its inputs
+
+    def domain(history, one_step, eps_error, delta_error):
+        prvs.append((tuple(map(tuple, history)), delta_error))
+        return real_domain(history, one_step, eps_error, delta_error)
+
+    def compute_rdp(*, q, noise_multiplier, **kwargs):
+        rdps.append((q, noise_multiplier))
+        return real_rdp(q=q, noise_multiplier=noise_multiplier, **kwargs)
+
+    real_domain, real_rdp = _dp_prv._domain, rdp_analysis.compute_rdp
+    monkeypatch.setattr(_dp_prv, "_domain", domain)
+    monkeypatch.setattr(rdp_analysis, "compute_rdp", compute_rdp)
+    _clear_accounting_memos()
+    models = _vectorized.fit_batched(recipe, X, y, masks, seeds)
+    searches = _dp_prv.noise_for_epsilon.cache_info().misses
+    monkeypatch.undo()
+    rates = {m.sample_rate_ for m in models}
+    assert rates == {24 / 80, 24 / 70} and models[1].sample_rate_ == models[0].sample_rate_
+    assert searches == 2  # one noise search per distinct sample rate
+    assert prvs and len(prvs) == len(set(prvs))  # each PRV computed once for the bank
+    assert len(rdps) == len(set(rdps))  # and each step's RDP
+    assert {history[0][1] for history, _ in prvs} == rates == {q for q, _ in rdps}
+    for k in (0, 3):  # each model alone computes its own accounting afresh
+        _clear_accounting_memos()
+        alone = clone(recipe).set_params(random_state=seeds[k]).fit(X[masks[:, k]],
+                                                                    y[masks[:, k]])
+        for model in (models[k], models[2]) if k == 0 else (models[k],):
+            assert model.noise_multiplier_ == alone.noise_multiplier_
+            assert model.epsilon_ == alone.epsilon_ and np.isfinite(model.epsilon_)
+            assert list(model.history[:, "epsilon"]) == list(alone.history[:, "epsilon"])
+    prv = PRVAccountant()  # and opacus' own, with no memo
+    prv.history = list(models[3].accountant_.history)
+    assert models[3].epsilon_ == prv.get_epsilon(models[3].delta_)

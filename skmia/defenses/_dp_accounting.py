@@ -3,6 +3,13 @@
 opacus' PRV accountant (Gopi et al., 2021) by default, its RDP accountant (Mironov, 2017)
 beyond the range the PRV discretisation handles; the warning for settings whose
 guarantee means nothing.
+
+Every result is memoised on exactly its inputs (the history of ``(noise multiplier,
+sample rate, steps)``, δ and the accountant; for the noise search, its target ε too),
+so a bank of models with one recipe accounts each distinct setting once and hands the
+same float to every model with it: bit for bit what each computes alone. The models of
+a bank of balanced halves mostly differ in their training-set size, hence in their
+sample rate, and each distinct sample rate is accounted once.
 """
 
 import functools
@@ -21,6 +28,10 @@ MEANINGFUL_EPSILON = 10.0
 # σ = 0.01 asks for terabytes); the RDP bound, itself a valid upper bound, is reported.
 _PRV_MAX_EPSILON = 100.0
 _ACCOUNTANTS = ("prv", "rdp")
+#: Entries kept by each memo of the accounting: a bank's model needs ~15 of the noise
+#: search and one per epoch, so that a bank of hundreds of models keeps its own (the
+#: per-step RDP, 63 floats, is the largest entry: ~10 MB at most).
+MEMO_SIZE = 1 << 14
 
 
 class WeakPrivacyWarning(UserWarning):
@@ -37,9 +48,14 @@ def privacy_epsilon(history, delta, accountant="prv"):
 
     The PRV accountant (Gopi et al., 2021) by default, RDP (Mironov, 2017) as an option.
     Where the RDP bound exceeds 100 the PRV accountant cannot discretise the privacy
-    loss and the RDP bound, also a valid upper bound, is returned.
+    loss and the RDP bound, also a valid upper bound, is returned. Memoised: the models
+    of a bank with one setting share one computation.
     """
-    history = [tuple(h) for h in history]
+    return _privacy_epsilon(tuple(tuple(h) for h in history), delta, accountant)
+
+
+@functools.lru_cache(maxsize=MEMO_SIZE)
+def _privacy_epsilon(history, delta, accountant):
     if not history:
         return 0.0
     if any(sigma == 0 for sigma, _, _ in history):
@@ -61,7 +77,7 @@ def privacy_epsilon(history, delta, accountant="prv"):
     return epsilon
 
 
-@functools.lru_cache(maxsize=128)
+@functools.lru_cache(maxsize=MEMO_SIZE)
 def _rdp_of_one_step(noise_multiplier, sample_rate):
     return rdp_analysis.compute_rdp(q=sample_rate, noise_multiplier=noise_multiplier, steps=1,
                                     orders=RDPAccountant.DEFAULT_ALPHAS)

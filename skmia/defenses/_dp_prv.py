@@ -23,6 +23,8 @@ from opacus.accountants.analysis.prv import (
     discretize,
 )
 
+from ._dp_accounting import MEMO_SIZE
+
 __all__ = ["prv_epsilon"]
 
 
@@ -53,7 +55,7 @@ def prv_epsilon(history, delta, eps_error=0.01, delta_error=None):
     return _prv_epsilon(tuple(tuple(h) for h in history), delta, eps_error, delta_error)
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=MEMO_SIZE)
 def _prv_epsilon(history, delta, eps_error, delta_error):
     from ._dp_accounting import _rdp_of_one_step
 
@@ -71,7 +73,7 @@ def _prv_epsilon(history, delta, eps_error, delta_error):
     return float(eps_upper)
 
 
-@functools.lru_cache(maxsize=256)  # the models of a bank with as many rows share it
+@functools.lru_cache(maxsize=MEMO_SIZE)  # the models of a bank with as many rows share it
 def noise_for_epsilon(target_epsilon, delta, sample_rate, steps, accountant):
     """opacus' ``get_noise_multiplier`` (its search, its tolerance 0.01, its
     ``MAX_SIGMA``), each ε of the search computed as its accountant computes it
