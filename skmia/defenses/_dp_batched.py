@@ -34,12 +34,7 @@ class _BatchedPrivacy:
         the settings of its private step."""
         from ..model_selection._vectorized_dp import PrivateSettings
 
-        batch_size = self._batch_size(n_rows)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int or -1, got {batch_size}.")
-        self.sample_rate_ = min(1.0, batch_size / n_rows)
-        if self.noise_multiplier_ is None:
-            self.noise_multiplier_ = self._noise_for_target(n_rows)
+        self._settle_sampling(n_rows)
         max_grad_norm = float(self.max_grad_norm)
         return PrivateSettings(
             sample_rate=self.sample_rate_,

@@ -375,15 +375,20 @@ class DPSGDClassifier(_BatchedPrivacy, MIADefenseClassifier):
         batch_size = self.get_params_for("iterator_train").get("batch_size", self.batch_size)
         return n_rows if batch_size == -1 else int(batch_size)
 
-    def _start_private_training(self, n_rows, fast_norms=True):
-        """Attach opacus to the module and optimizer for one training call."""
-        self._release_private_training()
+    def _settle_sampling(self, n_rows):
+        """Set ``sample_rate_`` for ``n_rows`` training rows and, once, the noise
+        multiplier a ``target_epsilon`` asks for (both training paths start here)."""
         batch_size = self._batch_size(n_rows)
         if batch_size < 1:
             raise ValueError(f"batch_size must be a positive int or -1, got {batch_size}.")
         self.sample_rate_ = min(1.0, batch_size / n_rows)
         if self.noise_multiplier_ is None:
             self.noise_multiplier_ = self._noise_for_target(n_rows)
+
+    def _start_private_training(self, n_rows, fast_norms=True):
+        """Attach opacus to the module and optimizer for one training call."""
+        self._release_private_training()
+        self._settle_sampling(n_rows)
         self._private = _PrivateTraining(
             self.module_,
             self.optimizer_,
