@@ -66,9 +66,9 @@ def audit_directory(out, dataset, seed, model=None):
     return Path(out).joinpath(dataset, *([model] if model else []), "audit", f"seed{seed}")
 
 
-def _plan(config):
-    from ..audit import make_canaries
-    from ..audit._plan import plan_audit
+def audit_data(config):
+    """The dataset an audit (``skmia audit`` or ``skmia audit-dp``) runs on: the whole
+    dataset, or ``config.records`` rows of it drawn with ``config.seed``."""
     from ..datasets import load_dataset
 
     record = _registry.DATASETS[config.dataset]
@@ -79,9 +79,17 @@ def _plan(config):
         if not 0 < config.records <= len(y):
             raise ValueError(f"--records must be in 1 .. {len(y)} for {config.dataset}, "
                              f"got {config.records}")
-        rows = np.random.default_rng([config.seed, 7]).choice(len(y), config.records,
-                                                              replace=False)
-        X, y = X[np.sort(rows)], y[np.sort(rows)]
+        rows = np.sort(np.random.default_rng([config.seed, 7]).choice(
+            len(y), config.records, replace=False))
+        X, y = X[rows], y[rows]
+    return X, y
+
+
+def _plan(config):
+    from ..audit import make_canaries
+    from ..audit._plan import plan_audit
+
+    X, y = audit_data(config)
     canaries = make_canaries(X, y, config.canaries, kind=config.canary_kind,
                              n_poisons=config.poisons, random_state=config.seed)
     return plan_audit(X, y, canaries=canaries, test_size=config.test_size,

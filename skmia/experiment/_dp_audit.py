@@ -14,7 +14,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from .. import _registry
@@ -69,23 +68,12 @@ def dp_audit_directory(out, dataset, seed):
 
 
 def _data(config):
-    from ..datasets import load_dataset
+    from ._audit_dir import audit_data
 
-    record = _registry.DATASETS[config.dataset]
-    if record.kind == "image":
+    if _registry.DATASETS[config.dataset].kind == "image":
         raise ValueError("skmia audit-dp audits DP-SGD on tabular data (an MLP); "
                          f"{config.dataset} is an image dataset")
-    kwargs = ({"random_state": _registry.SYNTHETIC_DATA_SEED} if record.synthetic
-              else {"data_home": config.data_home})
-    X, y = load_dataset(config.dataset, return_X_y=True, **kwargs)
-    if config.records is not None:
-        if not 0 < config.records <= len(y):
-            raise ValueError(f"--records must be in 1 .. {len(y)} for {config.dataset}, "
-                             f"got {config.records}")
-        rows = np.sort(np.random.default_rng([config.seed, 7]).choice(
-            len(y), config.records, replace=False))
-        X, y = X[rows], y[rows]
-    return X, y
+    return audit_data(config)
 
 
 def _recipe(config, overrides):

@@ -101,6 +101,17 @@ def fit_batched(estimator, X, y, masks, seeds, *, n_threads=1, verbose=0):
     return models
 
 
+def _begin_epoch(models, first, epoch):
+    """Open epoch ``epoch`` in each model's history and return its step-decayed lr (the
+    batched loops, vanilla and private, share it)."""
+    lr = first.lr * first.gamma ** sum(epoch >= m for m in (first.milestones or ()))
+    for model in models:
+        model.history.new_epoch()
+        model.history.record("epoch", len(model.history))
+        model.history.record("lr", lr)
+    return lr
+
+
 def _train_parts(parts, X_pool, y_pool, n_threads, bar):
     """Train each ``(models, rows)`` part, ``n_threads`` parts at once (in threads: torch
     releases the GIL in its kernels). A Ctrl-C ends the training quietly, as skorch's
@@ -267,11 +278,7 @@ def _train(models, rows, X_pool, y_pool, stop=None, progress=None):
                 interrupted = True
                 break
             began = time.time()
-            lr = first.lr * first.gamma ** sum(epoch >= m for m in (first.milestones or ()))
-            for model in models:
-                model.history.new_epoch()
-                model.history.record("epoch", len(model.history))
-                model.history.record("lr", lr)
+            lr = _begin_epoch(models, first, epoch)
             index, counts = _epoch_batches(rows, order_generators, sizes, shuffle)
             losses = _run_epoch(context, net, optimizer, X_pool, y_pool, index, counts, lr,
                                 epoch, dropout_generators)

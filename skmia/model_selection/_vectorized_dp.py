@@ -116,7 +116,7 @@ def train_private(models, rows, X_pool, y_pool, stop=None):
     import torch
 
     from ..nn._batched import StackedMLP, StackedSGD
-    from ._vectorized import _extra_callbacks, _write_back
+    from ._vectorized import _begin_epoch, _extra_callbacks, _write_back
 
     first = models[0]
     device = X_pool.device
@@ -145,11 +145,7 @@ def train_private(models, rows, X_pool, y_pool, stop=None):
                 interrupted = True
                 break
             began = time.time()
-            lr = first.lr * first.gamma ** sum(epoch >= m for m in (first.milestones or ()))
-            for model in models:
-                model.history.new_epoch()
-                model.history.record("epoch", len(model.history))
-                model.history.record("lr", lr)
+            lr = _begin_epoch(models, first, epoch)
             losses, counts = [], []
             for t in range(steps.max()):
                 active = t < steps
