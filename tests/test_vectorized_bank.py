@@ -23,7 +23,7 @@ from skmia.defenses import (
     RelaxLossClassifier,
     VanillaClassifier,
 )
-from skmia.model_selection import ReferenceModels, _batching, _vectorized
+from skmia.model_selection import ReferenceModels, _batching, _memory, _vectorized
 from skmia.nn import _batched
 
 TINY = {"max_epochs": 3, "module__hidden_sizes": (12,), "batch_size": 16}
@@ -316,10 +316,10 @@ def test_the_stacked_sgd_is_torchs_sgd_model_by_model(options, block_bytes, monk
 
 
 def test_the_chunk_rule(monkeypatch):
-    monkeypatch.setattr(_batching, "available_memory", lambda device: 4000)
-    assert _batching.chunk_size(64, 100, "cpu") == 10  # a quarter of 4,000 B / 100 B
-    assert _batching.chunk_size(8, 100, "cpu") == 8
-    assert _batching.chunk_size(64, 10**6, "cpu") == 1
+    monkeypatch.setattr(_memory, "available_memory", lambda device: 4000)
+    assert _memory.chunk_size(64, 100, "cpu") == 10  # a quarter of 4,000 B / 100 B
+    assert _memory.chunk_size(8, 100, "cpu") == 8
+    assert _memory.chunk_size(64, 10**6, "cpu") == 1
 
 
 def test_vectorised_and_per_model_banks_agree_to_rounding(pool):
@@ -398,7 +398,7 @@ import json, os, signal, sys, threading, time
 import numpy as np
 from sklearn.datasets import make_classification
 from skmia.defenses import VanillaClassifier
-from skmia.model_selection import ReferenceModels, _batching, _vectorized
+from skmia.model_selection import ReferenceModels, _batching, _memory, _vectorized
 
 X, y = make_classification(400, n_features=20, n_informative=8, n_classes=3,
                            random_state=0)
@@ -522,7 +522,7 @@ def test_warm_start_refuses_a_changed_recipe(pool):
 
 def test_a_huge_bank_is_refused_before_any_allocation(pool, monkeypatch):
     X, y = pool
-    monkeypatch.setattr(_batching, "available_memory", lambda device: 8 * 2**30)
+    monkeypatch.setattr(_memory, "available_memory", lambda device: 8 * 2**30)
     bank = ReferenceModels(VanillaClassifier(**TINY), n_estimators=10**9)
     with pytest.raises(ValueError, match=r"masks \(121 records x 1,000,000,000 models\) and "
                                          r"the fitted models \(at least 28 KiB each\) would "

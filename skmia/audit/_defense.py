@@ -21,15 +21,12 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone, is_classifier
 from .._parallel import parallel_map
 from .._sklearn_compat import HasMethods, Interval, validate_params
 from .._threads import with_thread_policy
-from ..model_selection import ReferenceModels
-from ..model_selection._batching import batching_refusal
-from ..model_selection._reference import _model_seed, unfinished_models
-from ..model_selection._vectorized import fit_batched
+from ..model_selection import ReferenceModels, batching_refusal, fit_models, unfinished_models
 from ._canaries import Canaries
 from ._plan import (
     LABEL_ONLY_QUERIES,
     AuditPlan,
-    _check_n_models,
+    check_n_models,
     plan_audit,
 )
 from ._result import OPTIONAL_ARRAYS, DefenseAudit
@@ -97,6 +94,7 @@ def _phi(model, X, y, augment):
 
         options = {} if augment is None else {"augment": augment}
         return _score_views(compute_signals(model, X, y, **options), augment)
+    # a scikit-learn model's φ: the attacks' formula, which skmia.attacks keeps private
     from ..attacks._signals import logit_confidence
 
     proba = np.asarray(model.predict_proba(X), dtype=np.float64)
@@ -147,15 +145,16 @@ def _train_round(estimator, plan, r, fit_params):
 
 
 def _train_batched(estimator, plan, rounds, verbose=0):
-    """Train the models of ``rounds`` as one batched network (``fit_batched``): the same
-    models, masks and seeds as :func:`_train_round` gives round by round, to float32
-    rounding, in one pass over the pool instead of one per round."""
+    """Train the models of ``rounds`` as one batched network: the same models, masks and
+    seeds as :func:`_train_round` gives round by round (the bank's draws,
+    :meth:`AuditPlan.round_draws`), to float32 rounding, in one pass over the pool
+    instead of one per round."""
     X_pool, X_test, _ = _writable(plan, {})
-    masks = [plan.round_masks(r) for r in rounds]
-    seeds = [_model_seed(plan.round_base_seed(r), k) for r in rounds
-             for k in range(plan.block)]
-    models = fit_batched(estimator, X_pool, plan.y_pool, np.concatenate(masks, axis=1), seeds,
-                         verbose=verbose)
+    draws = [plan.round_draws(r) for r in rounds]
+    masks = [mask for mask, _ in draws]
+    seeds = np.concatenate([seeds for _, seeds in draws])
+    models = fit_models(estimator, X_pool, plan.y_pool, np.concatenate(masks, axis=1), seeds,
+                        batched=True, n_jobs=1, verbose=verbose)
     return [_round_result(models[i * plan.block:(i + 1) * plan.block], mask, plan, X_pool,
                           X_test) for i, mask in enumerate(masks)]
 
@@ -413,7 +412,7 @@ def audit_defense(estimator, X, y, *, canaries=None, n_models=64, keep=0.5, test
     """
     plan = plan_audit(X, y, canaries=canaries, keep=keep, test_size=test_size,
                       augment=augment, random_state=random_state)
-    _check_n_models(n_models, plan.block)
+    check_n_models(n_models, plan.block)
     _check_estimator(estimator, plan)
     plan.check_rounds(plan.n_rounds(n_models))
     rounds = train_rounds(estimator, plan, range(plan.n_rounds(n_models)),

@@ -17,11 +17,11 @@ from .._parallel import parallel_map
 from .._sklearn_compat import Interval, StrOptions, validate_params
 from .._validation import check_records
 from ..defenses import DPSGDClassifier
+
+# gradient canaries reach into DP-SGD's step: skmia.defenses keeps them private
 from ..defenses._dp_canaries import GRADIENT_CANARY_SCORES, GradientCanaries, inserted_canaries
 from ..metrics import epsilon_lower_bound, max_epsilon_lower_bound
-from ..model_selection._batching import batching_refusal
-from ..model_selection._reference import _fit_one
-from ..model_selection._vectorized import fit_batched
+from ..model_selection import fit_models
 from ._canaries import make_canaries
 from ._defense import _phi
 from ._dp import _INPUT_KINDS, _check_audit, _claim
@@ -228,11 +228,8 @@ def _shrunk(means, counts, where, ref_scores, variance):
 
 
 def _fit_runs(estimator, X, y, masks, seeds, n_jobs):
-    if batching_refusal(estimator, X, {}) is None:
-        return fit_batched(estimator, X, y, masks, seeds)
-    tasks = [(estimator, X, y, mask, seed, {}) for mask, seed in zip(masks.T, seeds,
-                                                                      strict=True)]
-    return parallel_map(_fit_one, tasks, n_jobs=n_jobs, desc="DP audit runs")
+    """One model per run: batched when the bank's engine accepts the recipe."""
+    return fit_models(estimator, X, y, masks, seeds, n_jobs=n_jobs, desc="DP audit runs")
 
 
 def _black_box_runs(estimator, X, y, coins, seeds, rng, kind, n_jobs):

@@ -11,10 +11,10 @@ import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_consistent_length
 
-from ..model_selection._reference import _block_size, balanced_masks
+from ..model_selection import bank_draws, base_seed, mask_block
 from ._canaries import Canaries, make_canaries
 
-__all__ = ["AuditPlan", "plan_audit"]
+__all__ = ["AuditPlan", "check_n_models", "plan_audit"]
 
 # the streams of the audit's seed: the test part, canaries drawn from an int, round r,
 # the label-only queries' perturbations
@@ -81,15 +81,16 @@ class AuditPlan:
         """Rounds of ``n_models`` models."""
         return n_models // self.block
 
-    def round_base_seed(self, r):
-        """The base seed round ``r``'s bank derives its masks and model seeds from."""
-        # ReferenceModels draws its base seed from random_state this way
-        return int(check_random_state(self.round_seed(r)).randint(2**31 - 1))
+    def round_draws(self, r):
+        """The training masks (pool records, block) and model seeds of round ``r``'s
+        bank: what :class:`~skmia.model_selection.ReferenceModels` with
+        ``random_state=round_seed(r)`` draws."""
+        return bank_draws(len(self.y_pool), self.block, self.keep,
+                          base_seed(self.round_seed(r)))
 
     def round_masks(self, r):
         """The training masks round ``r``'s bank will draw, (pool records, block)."""
-        return balanced_masks(len(self.y_pool), self.block, self.keep,
-                              self.round_base_seed(r))
+        return self.round_draws(r)[0]
 
     def check_rounds(self, n_rounds):
         """Refuse, before any training, masks that would leave a model without a class."""
@@ -107,7 +108,8 @@ class AuditPlan:
                     )
 
 
-def _check_n_models(n_models, block):
+def check_n_models(n_models, block):
+    """Refuse ``n_models`` below 4 or not a whole number of mask blocks."""
     if n_models < _MIN_MODELS or n_models % block:
         raise ValueError(
             f"n_models={n_models} must be at least {_MIN_MODELS} and a whole multiple of "
@@ -210,7 +212,7 @@ def plan_audit(X, y, *, canaries=None, keep=0.5, test_size=0.2, augment=None,
         is_canary=is_canary, X_test=X[test_rows], y_test=y[test_rows], test_index=test_rows,
         X_poison=X_poison, y_poison=y_poison,
         n_copies=found.n_copies if found is not None else 1, keep=float(keep),
-        block=_block_size(keep), seed=seed, augment=augment,
+        block=mask_block(keep), seed=seed, augment=augment,
     )
     plan.settings = {
         "n_records": int(len(y)), "pool_size": int(len(pool_rows)),

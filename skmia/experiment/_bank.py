@@ -7,22 +7,25 @@ digest), with the target's settings and epochs (the bank's own ``model.json``, e
 its models, and its ``complete.json``), with the masks and seeds its base seed gives.
 """
 
-import os
 import time
-
-import numpy as np
 
 from .. import _registry
 from .._rundir import COMPLETE, REFERENCE, Int, MapOf, RunDirectory
 from ..io import load_estimator, save_estimator
+from ..model_selection import (
+    ReferenceModels,
+    batching_refusal,
+    check_bank_draws,
+    check_bank_memory,
+    mask_block,
+    unfinished_models,
+)
 from ._checkpoint import RunInterrupted
 from ._config import settings
 
 __all__ = ["reference_bank"]
 
 _COMPLETE_SPEC = {"n_models": Int(0), "seconds": float, "estimator_params": MapOf(str)}
-# of physical memory a bank may fill once loaded (its models, their masks)
-_MEMORY_SHARE = 0.5
 
 
 def reference_bank(target_dir, target, split, n_models, *, n_jobs=1, verbose=0):
@@ -67,7 +70,7 @@ def reference_bank(target_dir, target, split, n_models, *, n_jobs=1, verbose=0):
     have = len(getattr(bank, "estimators_", ()))
     seconds = folder.read_json(COMPLETE, spec=_COMPLETE_SPEC)["seconds"] if have else 0.0
     step = _bank_round(n_models, n_jobs, bank.keep,
-                       batched=bank._batching_refusal(X_pool, fit_params) is None)
+                       batched=batching_refusal(bank.estimator, X_pool, fit_params) is None)
     with _models_bar(n_models, have, not verbose) as bar:
         while have < n_models:
             size = min(n_models, have + step)
@@ -83,25 +86,18 @@ def reference_bank(target_dir, target, split, n_models, *, n_jobs=1, verbose=0):
 
 
 def check_bank_size(target, n_models, n_pool, where):
-    """Refuse a bank whose models and masks would fill more than half of this machine's
-    memory once loaded; the message gives the estimate."""
+    """Refuse a bank whose masks and models would not fit in this machine's memory
+    (the bank's own estimate, :func:`~skmia.model_selection.check_bank_memory`, with
+    the target's weights for each model); the message gives the estimate."""
     per_model = sum(t.numel() * t.element_size()
                     for t in target.module_.state_dict().values())
-    estimate = n_models * per_model + n_models * n_pool  # weights, and one byte per mask
     try:
-        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
-        return
-    if estimate > _MEMORY_SHARE * memory:
-        error = ValueError(
-            f"{n_models} reference models would take about {estimate / 2**30:,.1f} GiB "
-            f"once loaded ({per_model / 2**20:.1f} MiB of weights each, masks of "
-            f"{n_pool} records), more than half of this machine's "
-            f"{memory / 2**30:.1f} GiB; ask for fewer (each also costs one training "
-            f"of the target) — nothing was written to {str(where)!r}"
-        )
+        check_bank_memory(n_pool, n_models, per_model,
+                          subject=f"{n_models} reference models")
+    except ValueError as exc:
+        error = ValueError(f"{exc} Nothing was written to {str(where)!r}.")
         error.option = "--reference-models"  # the CLI: a usage error naming the option
-        raise error
+        raise error from None
 
 
 def _saved_bank(folder, target, target_settings, X_pool, y_pool):
@@ -124,14 +120,9 @@ def _saved_bank(folder, target, target_settings, X_pool, y_pool):
 
 
 def _check_bank_belongs(bank, done, target_settings, X_pool, y_pool, where, delete):
-    from ..model_selection._reference import _model_seed, _pool_digest, balanced_masks
-
     if len(bank.estimators_) != done["n_models"]:
         raise ValueError(f"{where}: {COMPLETE} says {done['n_models']} models, the bank "
                          f"holds {len(bank.estimators_)}; {delete}")
-    if bank.pool_digest_ != _pool_digest(X_pool, y_pool):
-        raise ValueError(f"{where} holds a bank trained on another pool than this target's "
-                         f"members and non-members (copied from another run?); {delete}")
     own = {k: v for k, v in target_settings.items() if k != "random_state"}
     for k, model in enumerate([bank.estimator, *bank.estimators_]):
         changed = sorted(key for key, value in settings(model).items()
@@ -140,12 +131,10 @@ def _check_bank_belongs(bank, done, target_settings, X_pool, y_pool, where, dele
             what = "the bank's estimator" if k == 0 else f"reference model {k - 1}"
             raise ValueError(f"{where}: {what} was trained with other settings than the "
                              f"target ({', '.join(changed)} differ); {delete}")
-    n_models = len(bank.estimators_)
-    masks = balanced_masks(len(y_pool), n_models, bank.keep, bank.base_seed_)
-    seeds = [_model_seed(bank.base_seed_, k) for k in range(n_models)]
-    if not np.array_equal(masks, bank.in_mask_) or list(bank.seeds_) != seeds:
-        raise ValueError(f"{where}: the bank's masks or seeds are not those its seed "
-                         f"{bank.base_seed_} gives (edited?); {delete}")
+    try:
+        check_bank_draws(bank, X_pool, y_pool)
+    except ValueError as exc:  # another pool, or masks and seeds its seed does not give
+        raise ValueError(f"{where}: {exc}; {delete}") from None
 
 
 def _head(bank, k):
@@ -155,8 +144,6 @@ def _head(bank, k):
 
 def _new_bank(target, n_models, jobs, seed):
     from sklearn.base import clone
-
-    from ..model_selection import ReferenceModels
 
     estimator = clone(target).set_params(callbacks=None)
     return ReferenceModels(estimator, n_estimators=n_models, n_jobs=jobs, random_state=seed)
@@ -168,9 +155,7 @@ def _bank_round(n_models, jobs, keep, batched=False):
     one batched network, where a round of many models costs little more than one."""
     from joblib import effective_n_jobs
 
-    from ..model_selection._reference import _block_size
-
-    q = _block_size(keep)
+    q = mask_block(keep)
     per_round = max(effective_n_jobs(jobs), -(-n_models // (4 if batched else 8)))
     return q * -(-per_round // q)
 
@@ -183,8 +168,6 @@ def _models_bar(n_models, have, quiet):
 
 
 def _check_bank_finished(bank, folder, saved, n_models):
-    from ..model_selection._reference import unfinished_models
-
     short = unfinished_models(bank.estimators_)
     if short:  # skorch swallows a Ctrl-C that reaches a worker: nothing saved then
         raise RunInterrupted(

@@ -3,8 +3,9 @@
 :func:`save_estimator` writes a fitted skmia defense, or a
 :class:`~skmia.model_selection.ReferenceModels` bank of them, to a folder;
 :func:`load_estimator` re-creates it from allow-lists, so that no saved byte is ever
-executed or unpickled (see :mod:`skmia.io._codec` for the layout). What a defense saves
-beyond its networks, optimizers and history is declared by its class.
+executed or unpickled (see :mod:`skmia.io._codec` for the layout of a defense,
+:mod:`skmia.io._bank` for a bank's). What a defense saves beyond its networks,
+optimizers and history is declared by its class.
 
 Examples
 --------
@@ -13,6 +14,6 @@ Examples
 >>> clf = load_estimator("my_model")                    # doctest: +SKIP
 """
 
-from ._codec import load_estimator, save_estimator
+from ._estimator import load_estimator, save_estimator
 
 __all__ = ["load_estimator", "save_estimator"]

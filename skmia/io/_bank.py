@@ -20,6 +20,8 @@ from ._codec import (
 )
 from ._values import _check_keys, _decode, _decode_classes, _encode
 
+__all__ = ["bank_state", "restore_bank"]
+
 _BANK_PREFIX = "bank."
 _MASK_KEY = "in_mask_"
 # fitted attributes of a bank kept in model.json (classes_ and the masks aside)
@@ -33,7 +35,7 @@ _BANK_KEYS = {
 }
 
 
-def _bank_state(bank):
+def bank_state(bank):
     """``(document, tensors)`` of a fitted :class:`ReferenceModels` of skmia defenses."""
     from sklearn.utils.validation import check_is_fitted
 
@@ -65,7 +67,8 @@ def _bank_state(bank):
     return document, tensors
 
 
-def _restore_bank(document, tensors, where, device):
+def restore_bank(document, tensors, where, device):
+    """The fitted :class:`ReferenceModels` of ``bank_state``'s ``(document, tensors)``."""
     from ..model_selection import ReferenceModels
 
     _check_keys(document, _BANK_KEYS, {}, where, _DOCUMENT_KEYS)

@@ -1,7 +1,28 @@
 """Model selection for membership inference: the target/shadow protocol, the bank of
-reference models, scorers of attacks and of defenses."""
+reference models, scorers of attacks and of defenses.
 
-from ._reference import ReferenceModels
+The bank's facts have one owner here, public for ``skmia.audit`` and
+``skmia.experiment``: its draws (:func:`mask_block`, :func:`base_seed`,
+:func:`bank_draws`, :func:`balanced_masks`, :func:`model_seeds`), its pool's digest
+(:func:`pool_digest`), whether a saved bank is the one its seed gives
+(:func:`check_bank_draws`), which models a Ctrl-C cut short (:func:`unfinished_models`),
+its memory (:func:`bank_bytes`, :func:`check_bank_memory`), and how a block of models is
+fitted, batched or not (:func:`batching_refusal`, :func:`fit_models`, :func:`fit_model`).
+"""
+
+from ._batching import batching_refusal
+from ._draws import (
+    balanced_masks,
+    bank_draws,
+    base_seed,
+    check_bank_draws,
+    mask_block,
+    model_seeds,
+    pool_digest,
+    unfinished_models,
+)
+from ._memory import bank_bytes, check_bank_memory
+from ._reference import ReferenceModels, fit_model, fit_models
 from ._scorers import (
     attack_accuracy_scorer,
     attack_auc_scorer,
@@ -16,6 +37,19 @@ __all__ = [
     "MembershipSplit",
     "ReferenceModels",
     "attack_accuracy_scorer",
+    "balanced_masks",
+    "bank_bytes",
+    "bank_draws",
+    "base_seed",
+    "batching_refusal",
+    "check_bank_draws",
+    "check_bank_memory",
+    "fit_model",
+    "fit_models",
+    "mask_block",
+    "model_seeds",
+    "pool_digest",
+    "unfinished_models",
     "attack_auc_scorer",
     "make_budget_refit",
     "make_tpr_at_fpr_scorer",

@@ -8,6 +8,9 @@ The defenses are reached only through what they declare (their ``_batched_loss``
 
 import numpy as np
 
+# the memory of a bank has one owner (_memory); the batched engine reads it from here
+from ._memory import available_memory, chunk_size, memory_refusal, training_bytes
+
 __all__ = ["batching_refusal", "batched_threads", "group_threads",
            "available_memory", "memory_refusal", "training_bytes", "chunk_size"]
 
@@ -120,55 +123,3 @@ def _declared_reason(cls):
             changed = [h for h in ("train_step", "training_loss") if h in vars(klass)]
             return f"{klass.__name__} overrides {', '.join(changed) or '_batched_loss'}"
     return "no _batched_loss"
-
-
-# ---------------------------------------------------------------------- memory
-
-
-def available_memory(device):
-    """Bytes free for training on ``device``: free CUDA memory, else MemAvailable."""
-    if str(device or "cpu") != "cpu":
-        import torch
-
-        device = torch.device(device)
-        if device.type == "cuda":
-            return int(torch.cuda.mem_get_info(device)[0])
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    import os
-
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-
-
-def memory_refusal(what, need, available):
-    """The message refusing a bank that would not fit in memory."""
-    return (f"{what} would need {need / 2**30:.1f} GiB, more than the "
-            f"{available / 2**30:.1f} GiB of memory available: ask for fewer models, or "
-            f"use a machine with more memory.")
-
-
-def training_bytes(n_parameters, batch_size, widths, private=False):
-    """Bytes one model of a batched step holds: its weights, gradients, momentum and the
-    update's temporaries (4 copies of the parameters), and the batch with the activations
-    of every layer kept for the backward pass and their gradients (4 per value).
-
-    ``private`` (DP-SGD, :mod:`skmia.model_selection._vectorized_dp`): one more copy of
-    the parameters (the noise drawn), and per record each layer's input and output, the
-    output's gradient and its clipped copy besides the activations and the gathered
-    batch (6 per value); ``batch_size`` is then the padded Poisson batch
-    (:func:`~skmia.model_selection._vectorized_dp.poisson_width`)."""
-    copies, per_value = (5, 6) if private else (4, 4)
-    return 4 * (copies * n_parameters + per_value * batch_size * sum(widths))
-
-
-def chunk_size(n_models, per_model_bytes, device):
-    """Models trained at once: all of them when their training state fits in a quarter
-    of the free memory of ``device`` (CPU: MemAvailable; CUDA: free device memory), else
-    as many as do (at least one)."""
-    budget = available_memory(device) // 4
-    return int(min(n_models, max(1, budget // max(per_model_bytes, 1))))

@@ -8,12 +8,10 @@ here beside ``cross_validate``, never in ``skmia.attacks``; it imports no defens
 
 import hashlib
 import warnings
-from fractions import Fraction
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
-from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
@@ -21,61 +19,10 @@ from .._parallel import parallel_map, torch_threads
 from .._sklearn_compat import HasMethods, Interval, StrOptions, _fit_context
 from .._threads import with_thread_policy
 from .._validation import check_records
+from ._draws import bank_draws, base_seed, mask_block, pool_digest, unfinished_models
+from ._memory import check_bank_memory
 
-__all__ = ["ReferenceModels", "balanced_masks"]
-
-# the mask of block j is drawn from the stream (base seed, _MASK_STREAM, j); the seed of
-# model k from (base seed, _MODEL_STREAM, k): neither depends on how many models there are
-_MASK_STREAM, _MODEL_STREAM = 0, 1
-#: the least memory a fitted model takes: a skorch network of a vectorised bank of 2,000
-#: MLPs of 2 hidden units took 27.9 KB each once fitted (resident memory, /tmp measure on
-#: the 2-core development machine, 2026-12-07); scikit-learn models take less, but a
-#: bank of millions is refused either way
-_MODEL_BYTES = 28 * 1024
-
-
-def _block_size(keep):
-    """The fewest models in which every record can be IN exactly ``keep`` of the time."""
-    return Fraction(keep).limit_denominator(10_000).denominator
-
-
-def balanced_masks(n_samples, n_estimators, keep, seed, *, start=0):
-    """Training masks of models ``start .. n_estimators - 1`` of a bank.
-
-    Models are drawn in blocks of ``q`` (the denominator of ``keep``, 2 for one half):
-    within a block, each record's ``keep * q`` IN models are a uniformly random subset,
-    drawn as Carlini et al.'s code draws them (the ranks of uniform draws, one column per
-    record). Every record is therefore in exactly ``keep * n_estimators`` models, and the
-    masks of the first models do not depend on how many follow, so a bank grown with
-    ``warm_start`` equals one fitted at its final size.
-
-    Parameters
-    ----------
-    n_samples, n_estimators : int
-        Pool size and bank size; ``n_estimators`` and ``start`` multiples of ``q``.
-    keep : float
-        Fraction of the models each record is in.
-    seed : int
-        The bank's base seed.
-    start : int, default=0
-        The first model to draw (models before it exist already).
-
-    Returns
-    -------
-    masks : ndarray of bool of shape (n_samples, n_estimators - start)
-    """
-    q = _block_size(keep)
-    n_in = round(keep * q)
-    blocks = []
-    for block in range(start // q, n_estimators // q):
-        rng = np.random.default_rng([seed, _MASK_STREAM, block])
-        ranks = rng.random((q, n_samples)).argsort(axis=0).argsort(axis=0)
-        blocks.append((ranks < n_in).T)
-    return np.concatenate(blocks, axis=1) if blocks else np.zeros((n_samples, 0), bool)
-
-
-def _model_seed(seed, k):
-    return int(np.random.SeedSequence([seed, _MODEL_STREAM, k]).generate_state(1)[0] >> 1)
+__all__ = ["ReferenceModels", "fit_model", "fit_models"]
 
 
 def _same_setting(a, b):
@@ -101,32 +48,95 @@ def _same_setting(a, b):
         return False
 
 
-def _fit_one(estimator, X, y, mask, seed, fit_params):
-    """Fit a fresh clone of ``estimator`` on the rows ``mask`` of ``(X, y)``."""
+def fit_model(estimator, X, y, mask, seed, fit_params=None):
+    """Fit a fresh clone of ``estimator`` on the rows ``mask`` of ``(X, y)``.
+
+    Parameters
+    ----------
+    estimator : classifier
+        The recipe; cloned, and given ``random_state=seed`` when it has one.
+    X, y : ndarray
+        The pool.
+    mask : ndarray of bool of shape (n_samples,)
+        The model's rows.
+    seed : int
+        Its ``random_state``.
+    fit_params : dict, default=None
+        Passed to ``fit``.
+
+    Returns
+    -------
+    model : fitted classifier
+
+    Raises
+    ------
+    KeyboardInterrupt
+        skorch's ``fit`` ended quietly on a Ctrl-C (no next model starts).
+    """
     model = clone(estimator)
     if "random_state" in model.get_params(deep=False):
         model.set_params(random_state=seed)
-    model.fit(X[mask], y[mask], **fit_params)
+    model.fit(X[mask], y[mask], **(fit_params or {}))
     if unfinished_models([model]):  # skorch's fit ended quietly on a Ctrl-C: no next model
         raise KeyboardInterrupt("a reference model stopped short of its epochs")
     return model
 
 
-def _pool_digest(X, y):
-    digest = hashlib.sha256()
-    for array in (X, y):
-        array = np.ascontiguousarray(array)
-        digest.update(f"{array.dtype.str}{array.shape}".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
+def fit_models(estimator, X, y, masks, seeds, *, fit_params=None, batched="auto",
+               n_jobs=None, verbose=0, desc="reference models"):
+    """Fit one clone of ``estimator`` per column of ``masks``: a block of a bank.
 
+    What :meth:`ReferenceModels.fit` trains, the rounds of
+    :func:`skmia.audit.audit_defense` and the runs of :func:`skmia.audit.audit_dp_runs`
+    all go through here: as one batched network (:func:`batching_refusal` accepts the
+    recipe; the models on one torch thread each, in groups on ``n_jobs`` threads), or
+    model by model (:func:`fit_model`, ``n_jobs`` at once through joblib).
 
-def unfinished_models(models):
-    """Indices of the ``models`` whose training ended short of its epochs (skorch's
-    ``fit`` and the batched bank end quietly on a Ctrl-C); models that cannot say
-    (scikit-learn classifiers) count as finished."""
-    return [k for k, model in enumerate(models)
-            if not getattr(model, "_training_finished", lambda: True)()]
+    Parameters
+    ----------
+    estimator : classifier
+        The recipe.
+    X, y : ndarray
+        The pool.
+    masks : ndarray of bool of shape (n_samples, K)
+        Each model's rows.
+    seeds : sequence of int
+        Each model's ``random_state`` (:func:`bank_draws`).
+    fit_params : dict, default=None
+        Passed to every model's ``fit`` (model by model only).
+    batched : {"auto", True, False}, default="auto"
+        ``"auto"``: batched when :func:`batching_refusal` accepts the recipe.
+    n_jobs : int, default=None
+        Cores (None: 1, -1: all).
+    verbose : int, default=0
+        A progress bar when > 0.
+    desc : str, default="reference models"
+        The bar's label (model by model).
+
+    Returns
+    -------
+    models : list of K fitted classifiers
+        Batched models equal the same models fitted alone to float32 rounding. A model
+        a Ctrl-C ended early is returned as it is (:func:`unfinished_models` finds it)
+        when batched; model by model, the Ctrl-C propagates.
+    """
+    fit_params, seeds = dict(fit_params or {}), [int(seed) for seed in seeds]
+    if batched == "auto":
+        from ._batching import batching_refusal
+
+        batched = batching_refusal(estimator, X, fit_params) is None
+    if batched:
+        from ._batching import batched_threads, group_threads
+        from ._vectorized import fit_batched
+
+        threads = batched_threads(estimator, n_jobs)
+        with torch_threads(threads):  # one on a CPU: there groups take the threads
+            return fit_batched(estimator, X, y, masks, seeds,
+                               n_threads=group_threads(n_jobs, threads), verbose=verbose)
+    tasks = [(estimator, X, y, mask, seed, fit_params)
+             for mask, seed in zip(masks.T, seeds, strict=True)]
+    return parallel_map(fit_model, tasks, n_jobs=n_jobs, verbose=verbose, desc=desc,
+                        only_if_it_pays=True)
 
 
 class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
@@ -279,27 +289,30 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
         """
         self._check_estimator_and_size()
         X, y = self._check_pool(X, y)
-        digest = _pool_digest(X, y)
+        digest = pool_digest(X, y)
         warm = self.warm_start and hasattr(self, "estimators_")
         start = self._check_warm_start(X, digest) if warm else 0
         if start == self.n_estimators:
             return self
         refusal = self._batching_refusal(X, fit_params)
-        self._check_mask_memory(len(y), start)  # before anything of the bank changes
+        # before anything of the bank changes
+        check_bank_memory(len(y), self.n_estimators, start=start,
+                          subject=f"n_estimators={self.n_estimators:,}")
         if not warm:
             self.estimators_, self.in_mask_ = [], np.zeros((len(y), 0), dtype=bool)
             self.seeds_ = np.zeros(0, dtype=np.int64)
-            self.base_seed_ = int(check_random_state(self.random_state).randint(2**31 - 1))
+            self.base_seed_ = base_seed(self.random_state)
             self.classes_ = np.unique(y)
             self.input_shape_ = tuple(int(d) for d in X.shape[1:])
             self.n_features_in_ = int(np.prod(self.input_shape_))
             self.pool_digest_ = digest
-        masks = balanced_masks(len(y), self.n_estimators, self.keep, self.base_seed_,
-                               start=start)
+        masks, seeds = bank_draws(len(y), self.n_estimators, self.keep, self.base_seed_,
+                                  start=start)
         self._check_every_class(y, masks, start)
-        seeds = [_model_seed(self.base_seed_, k) for k in range(start, self.n_estimators)]
         try:
-            fitted = self._fit_models(X, y, masks, seeds, refusal, fit_params)
+            fitted = fit_models(self.estimator, X, y, masks, seeds, fit_params=fit_params,
+                                batched=refusal is None, n_jobs=self.n_jobs,
+                                verbose=self.verbose)
         except KeyboardInterrupt:  # one by one: the models of this call are lost
             self._keep_finished([], masks, seeds, start)
             raise
@@ -316,10 +329,10 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
             kept = len(fitted)
         else:
             first = short[0] if short else len(fitted)
-            kept = first - first % _block_size(self.keep)
+            kept = first - first % mask_block(self.keep)
         self.estimators_ = [*self.estimators_, *fitted[:kept]]
         self.in_mask_ = np.concatenate([self.in_mask_, masks[:, :kept]], axis=1)
-        self.seeds_ = np.concatenate([self.seeds_, np.asarray(seeds[:kept], dtype=np.int64)])
+        self.seeds_ = np.concatenate([self.seeds_, seeds[:kept]])
         if kept == masks.shape[1]:
             return
         n_have = start + kept
@@ -332,22 +345,6 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
             f"{n_have} of the {self.n_estimators} reference models finished"
             + (" and are kept in the bank; fit again with warm_start=True to train the rest"
                if n_have else "; the bank is not fitted"))
-
-    def _fit_models(self, X, y, masks, seeds, refusal, fit_params):
-        """The models of the columns of ``masks``: one batched network, or one by one."""
-        if refusal is None:
-            from ._batching import batched_threads, group_threads
-            from ._vectorized import fit_batched
-
-            threads = batched_threads(self.estimator, self.n_jobs)
-            with torch_threads(threads):  # one on a CPU: there groups take the threads
-                return fit_batched(self.estimator, X, y, masks, seeds,
-                                   n_threads=group_threads(self.n_jobs, threads),
-                                   verbose=self.verbose)
-        tasks = [(self.estimator, X, y, mask, seed, fit_params)
-                 for mask, seed in zip(masks.T, seeds, strict=True)]
-        return parallel_map(_fit_one, tasks, n_jobs=self.n_jobs, verbose=self.verbose,
-                            desc="reference models", only_if_it_pays=True)
 
     # ------------------------------------------------------------------ checks
     def _check_estimator_and_size(self):
@@ -378,20 +375,6 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
                 f"{refusal}. Use vectorize='auto' to train such models one by one.")
         return refusal
 
-    def _check_mask_memory(self, n_samples, start):
-        """Refuse, before any mask is drawn, a bank whose masks and fitted models alone
-        would not fit in memory (masks: two bytes per record and model, drawn then
-        joined to the fitted ones; each model: at least :data:`_MODEL_BYTES`)."""
-        from ._batching import available_memory, memory_refusal
-
-        need = 2 * n_samples * self.n_estimators + _MODEL_BYTES * (self.n_estimators - start)
-        available = available_memory("cpu")
-        if need > available:
-            raise ValueError(memory_refusal(
-                f"n_estimators={self.n_estimators:,}: the masks ({n_samples:,} records x "
-                f"{self.n_estimators:,} models) and the fitted models (at least "
-                f"{_MODEL_BYTES // 1024} KiB each)", need, available))
-
     def _check_pool(self, X, y):
         X, y = check_records(X, y, estimator=self)
         check_classification_targets(y)
@@ -420,7 +403,7 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
                 f"differ from that pool ({len(self.in_mask_)} records); fit a new bank, or "
                 "pass the same pool."
             )
-        q = _block_size(self.keep)
+        q = mask_block(self.keep)
         if start % q:
             raise ValueError(
                 f"the fitted bank has {start} models, not a multiple of {q}: it cannot be "
