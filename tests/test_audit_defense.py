@@ -410,16 +410,18 @@ def test_recipe_document_is_the_same_in_another_process():
     import subprocess
     import sys
 
-    from skmia.experiment._audit_dir import AuditConfig, _recipe, _recipe_document
+    from skmia.audit._defense_folder import recipe_document
+    from skmia.experiment._audit_dir import AuditConfig, _recipe
 
-    code = ("import json; from skmia.experiment._audit_dir import AuditConfig, _recipe, "
-            "_recipe_document; print(json.dumps(_recipe_document(_recipe(AuditConfig("
+    code = ("import json; from skmia.audit._defense_folder import recipe_document; "
+            "from skmia.experiment._audit_dir import AuditConfig, _recipe; "
+            "print(json.dumps(recipe_document(_recipe(AuditConfig("
             "'location', ('relaxloss',), epochs=3, hidden=(8,)), 'relaxloss'))))")
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env, check=True).stdout
-    here = _recipe_document(_recipe(AuditConfig("location", ("relaxloss",), epochs=3,
-                                                 hidden=(8,)), "relaxloss"))
+    here = recipe_document(_recipe(AuditConfig("location", ("relaxloss",), epochs=3,
+                                               hidden=(8,)), "relaxloss"))
     assert json.loads(out) == json.loads(json.dumps(here))
 
 

@@ -42,14 +42,14 @@ def _rewrite(path, change, *, keep_digest=True):
     from safetensors import safe_open
     from safetensors.numpy import save
 
-    from skmia.experiment._audit_dir import _arrays_sha256
+    from skmia.audit._defense_folder import arrays_sha256
 
     with safe_open(path, "np") as f:
         metadata = f.metadata() or {}
         arrays = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
     change(arrays)
     if not keep_digest:
-        metadata["arrays_sha256"] = _arrays_sha256(arrays)
+        metadata["arrays_sha256"] = arrays_sha256(arrays)
     path.write_bytes(save(arrays, metadata=metadata))
 
 

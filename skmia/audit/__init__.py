@@ -24,7 +24,7 @@ import importlib
 #: a saved audit (``skmia report``) needs neither torch nor opacus, the defenses do
 _WHERE = {
     "CANARY_KINDS": "_canaries", "Canaries": "_canaries", "make_canaries": "_canaries",
-    "audit_defense": "_defense",
+    "audit_defense": "_defense", "check_audit_folder": "_defense",
     "ONE_RUN_METHODS": "_dp", "UnreachableClaimWarning": "_dp", "audit_dp": "_dp",
     "last_iterate_epsilon": "_dp_heuristic",
     "DPAudit": "_dp_result",
@@ -52,6 +52,7 @@ __all__ = [
     "audit_dp",
     "audit_dp_runs",
     "audit_model",
+    "check_audit_folder",
     "last_iterate_epsilon",
     "loo_lira_scores",
     "make_canaries",

@@ -13,55 +13,29 @@ the pool, not the models, so rounds run anywhere (joblib, Dask) and an audit dir
 can keep finished rounds and continue or grow later with the same result.
 """
 
+import os
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, clone, is_classifier
+from sklearn.base import is_classifier
 
 from .._parallel import parallel_map
+from .._rundir import AUDIT_FILES, COMPLETE, RunDirectory
 from .._sklearn_compat import HasMethods, Interval, validate_params
 from .._threads import with_thread_policy
 from ..model_selection import ReferenceModels, batching_refusal, fit_models, unfinished_models
 from ._canaries import Canaries
+from ._defense_folder import checked_folder, load_round, recipe_document, save_round
 from ._plan import (
     LABEL_ONLY_QUERIES,
     AuditPlan,
+    _ExpandedFit,
     check_n_models,
     plan_audit,
 )
 from ._result import OPTIONAL_ARRAYS, DefenseAudit
 
-__all__ = ["AuditPlan", "audit_defense", "plan_audit", "train_rounds"]
-
-
-class _ExpandedFit(ClassifierMixin, BaseEstimator):
-    """Fits ``estimator`` on pool rows given by index, with each canary's copies and the
-    poisons added: what a round trains when canaries are duplicated or poisons added."""
-
-    def __init__(self, estimator, X_pool, y_pool, copies, X_poison, y_poison,
-                 random_state=None):
-        self.estimator = estimator
-        self.X_pool = X_pool
-        self.y_pool = y_pool
-        self.copies = copies
-        self.X_poison = X_poison
-        self.y_poison = y_poison
-        self.random_state = random_state
-
-    def fit(self, X, y, **fit_params):
-        rows = np.asarray(X)[:, 0].astype(np.int64)
-        rows = np.repeat(rows, self.copies[rows])
-        X_fit = np.concatenate([self.X_pool[rows], self.X_poison])
-        y_fit = np.concatenate([self.y_pool[rows], self.y_poison])
-        self.estimator_ = clone(self.estimator)
-        if "random_state" in self.estimator_.get_params(deep=False):
-            self.estimator_.set_params(random_state=self.random_state)
-        self.estimator_.fit(X_fit, y_fit, **fit_params)
-        self.classes_ = self.estimator_.classes_
-        return self
-
-    def predict(self, X):
-        return self.estimator_.predict(X)
+__all__ = ["AuditPlan", "audit_defense", "check_audit_folder", "plan_audit", "train_rounds"]
 
 
 def _is_net(model):
@@ -284,15 +258,19 @@ def assemble(plan, rounds, settings):
                       Interval(Integral, 1, None, closed="left"), "array-like"],
         "augment": "no_validation",
         "fit_params": [dict, None],
+        "test_as_reference": ["boolean"],
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "out": [str, os.PathLike, None],
+        "settings": [dict, None],
     },
     prefer_skip_nested_validation=False,
 )
 @with_thread_policy
 def audit_defense(estimator, X, y, *, canaries=None, n_models=64, keep=0.5, test_size=0.2,
-                  augment=None, fit_params=None, n_jobs=None, random_state=None, verbose=1):
+                  augment=None, fit_params=None, test_as_reference=False, n_jobs=None,
+                  random_state=None, verbose=1, out=None, settings=None):
     """Audit a training algorithm: its leakage on canaries and on the other records.
 
     Holds out a test part (never trained on), trains ``n_models`` clones of
@@ -330,6 +308,10 @@ def audit_defense(estimator, X, y, *, canaries=None, n_models=64, keep=0.5, test
     fit_params : dict, default=None
         Passed to every model's ``fit`` (for example AdvReg's ``X_reference`` and
         ``y_reference``: non-members its inference network learns from).
+    test_as_reference : bool, default=False
+        Pass the test part to every model's ``fit`` as ``X_reference, y_reference``
+        (AdvReg's inference network and MemGuard's defender learn non-members from it;
+        no model trains on it as members), as ``skmia audit`` does.
     n_jobs : int, default=None
         Rounds of models trained at once through joblib (None: 1; -1: all cores);
         inside ``joblib.parallel_config(backend="dask")`` on a Dask cluster. Each model
@@ -341,6 +323,16 @@ def audit_defense(estimator, X, y, *, canaries=None, n_models=64, keep=0.5, test
         Progress on stderr, with an estimate of the time left: over the models' epochs
         where they train as one batched network in this process, over rounds of models
         otherwise. 0 prints nothing.
+    out : path-like, default=None
+        A folder the audit owns: it is locked while the audit works, each finished group
+        of rounds is written there at once (a Ctrl-C keeps them; the same call
+        continues them to the same result, a call with more models grows them), then
+        the result (``DefenseAudit.load(out / "result")``) and ``complete.json``, last.
+        A folder holding another audit's recipe or rounds is refused before anything is
+        written (:func:`check_audit_folder`).
+    settings : dict, default=None
+        Recorded in the result's ``settings`` besides the audit's own (for example the
+        names of the method and the dataset).
 
     Returns
     -------
@@ -410,11 +402,74 @@ def audit_defense(estimator, X, y, *, canaries=None, n_models=64, keep=0.5, test
     >>> audit.summary_["subset"].unique().tolist()
     ['canaries', 'others', 'all']
     """
+    plan = _checked_plan(estimator, X, y, canaries, n_models, keep, test_size, augment,
+                         random_state)
+    fit_params = dict(fit_params or {})
+    if test_as_reference:
+        fit_params.update(X_reference=plan.X_test, y_reference=plan.y_test)
+    labels = {"estimator": type(estimator).__name__, **(settings or {})}
+    if out is not None:
+        return _audit_folder(estimator, plan, n_models, out, fit_params, n_jobs, verbose,
+                             labels)
+    rounds = train_rounds(estimator, plan, range(plan.n_rounds(n_models)),
+                          fit_params=fit_params, n_jobs=n_jobs, verbose=verbose)
+    return assemble(plan, rounds, labels)
+
+
+def _checked_plan(estimator, X, y, canaries, n_models, keep, test_size, augment,
+                  random_state):
+    """The plan of an audit, every argument checked (no training)."""
     plan = plan_audit(X, y, canaries=canaries, keep=keep, test_size=test_size,
                       augment=augment, random_state=random_state)
     check_n_models(n_models, plan.block)
     _check_estimator(estimator, plan)
     plan.check_rounds(plan.n_rounds(n_models))
-    rounds = train_rounds(estimator, plan, range(plan.n_rounds(n_models)),
-                          fit_params=fit_params, n_jobs=n_jobs, verbose=verbose)
-    return assemble(plan, rounds, {"estimator": type(estimator).__name__})
+    return plan
+
+
+def check_audit_folder(out, estimator, X, y, *, canaries=None, n_models=64, keep=0.5,
+                       test_size=0.2, augment=None, random_state=None):
+    """Refuse, writing nothing, what ``audit_defense(..., out=out)`` would refuse.
+
+    Takes the arguments :func:`audit_defense` would be called with. ``out`` is refused
+    when its ``recipe.json`` is another recipe's, or when a round file in it is not a
+    round of this audit (another plan, recipe or round; arrays modified; masks not
+    those the audit's seed gives), each error naming the file; a folder that does not
+    exist yet passes. Checks the folders of several recipes before auditing any.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`audit_defense` before its training.
+    """
+    plan = _checked_plan(estimator, X, y, canaries, n_models, keep, test_size, augment,
+                         random_state)
+    checked_folder(out, estimator, plan, plan.n_rounds(n_models))
+
+
+def _audit_folder(estimator, plan, n_models, out, fit_params, n_jobs, verbose, labels):
+    """Audit into the folder ``out``: train its missing rounds (saving each group of
+    ``n_jobs`` rounds as it finishes), then write its result and ``complete.json``."""
+    from joblib import effective_n_jobs
+
+    n_rounds = plan.n_rounds(n_models)
+    with RunDirectory(out).lock("audit"):
+        folder, stamp, found = checked_folder(out, estimator, plan, n_rounds)
+        folder.makedirs(AUDIT_FILES["rounds"])
+        if not folder.is_file(AUDIT_FILES["recipe"]):
+            folder.write_json(AUDIT_FILES["recipe"], document=recipe_document(estimator))
+        missing = [r for r in range(n_rounds) if r not in found]
+        if missing:
+            folder.clear(COMPLETE)
+        chunk = max(1, effective_n_jobs(n_jobs))  # rounds between two saves: one a worker
+        for first in range(0, len(missing), chunk):
+            todo = missing[first:first + chunk]
+            results = train_rounds(estimator, plan, todo, fit_params=fit_params,
+                                   n_jobs=n_jobs, verbose=verbose)
+            for r, result in zip(todo, results, strict=True):
+                save_round(folder, r, result, stamp)
+        audit = assemble(plan, [load_round(folder, r, stamp) for r in range(n_rounds)],
+                         labels)
+        audit.save(folder.child(AUDIT_FILES["result"]))
+        folder.mark_complete(document={"n_models": audit.n_models})
+    return audit

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from numbers import Integral, Real
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_consistent_length
 
@@ -106,6 +107,36 @@ class AuditPlan:
                         "every model must see every class. Use more records, or fewer "
                         "models."
                     )
+
+
+class _ExpandedFit(ClassifierMixin, BaseEstimator):
+    """Fits ``estimator`` on pool rows given by index, with each canary's copies and the
+    poisons added: what a round trains when canaries are duplicated or poisons added."""
+
+    def __init__(self, estimator, X_pool, y_pool, copies, X_poison, y_poison,
+                 random_state=None):
+        self.estimator = estimator
+        self.X_pool = X_pool
+        self.y_pool = y_pool
+        self.copies = copies
+        self.X_poison = X_poison
+        self.y_poison = y_poison
+        self.random_state = random_state
+
+    def fit(self, X, y, **fit_params):
+        rows = np.asarray(X)[:, 0].astype(np.int64)
+        rows = np.repeat(rows, self.copies[rows])
+        X_fit = np.concatenate([self.X_pool[rows], self.X_poison])
+        y_fit = np.concatenate([self.y_pool[rows], self.y_poison])
+        self.estimator_ = clone(self.estimator)
+        if "random_state" in self.estimator_.get_params(deep=False):
+            self.estimator_.set_params(random_state=self.random_state)
+        self.estimator_.fit(X_fit, y_fit, **fit_params)
+        self.classes_ = self.estimator_.classes_
+        return self
+
+    def predict(self, X):
+        return self.estimator_.predict(X)
 
 
 def check_n_models(n_models, block):

@@ -1,10 +1,14 @@
 """The audit directory of ``skmia audit``: defense audits of several methods, resumable.
 
-Every method is audited on the same pool, canaries, test part and masks (one
-:class:`~skmia.audit._plan.AuditPlan` from the seed). The directory is locked while
-one process works in it; each finished round of models is written at once, so a run
-stopped by Ctrl-C keeps what it trained and the next call continues it to the same
-result; a later call with more models grows it. ``complete.json`` is written last.
+Every method is audited on the same pool, canaries, test part and masks (the same data,
+canaries and seed given to :func:`skmia.audit.audit_defense`), each in its own folder,
+which ``audit_defense(..., out=...)`` owns: it locks it, writes each finished round of
+models at once (a run stopped by Ctrl-C keeps what it trained and the next call
+continues it to the same result; a later call with more models grows it), then the
+result and the method's ``complete.json``. This module only turns the command's settings
+into those calls: it checks every method's folder first (nothing is written when one is
+refused), keeps the shared plan (``audit.json``), the table of every method and the
+directory's ``complete.json``, written last.
 
 Every file name of the directory is in :data:`skmia._rundir.AUDIT_FILES` (and the saved
 result's in :data:`skmia._rundir.AUDIT_RESULT_FILES`), and every file is read and written
@@ -13,9 +17,6 @@ directory is touched, a file that is not a regular file is never read.
 """
 
 import contextlib
-import hashlib
-import json
-import os
 import signal
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,15 +26,18 @@ import numpy as np
 import pandas as pd
 
 from .. import _registry
-from .._rundir import AUDIT_FILES, COMPLETE, RunDirectory, audit_round_file
-from ..audit._result import AUDIT_COLUMNS, OPTIONAL_ARRAYS, method_row, method_rows
+from .._rundir import AUDIT_FILES, COMPLETE, RunDirectory
+
+# audit.json is checked as the audit checks its recipe.json
+from ..audit._defense_folder import check_same_document
+
+# the audit's table columns and per-method rows, which skmia.audit does not export
+from ..audit._result import AUDIT_COLUMNS, method_row, method_rows
 from ._checkpoint import RunInterrupted, _Stop, stopping_on_signals
 
 # AUDIT_COLUMNS and the rows of a method (method_row, method_rows) are the audit's
 __all__ = ["AUDIT_COLUMNS", "AuditConfig", "audit_directory", "method_row", "method_rows",
            "run_audit"]
-
-_ROUND_ARRAYS = ("phi", "in_mask", "test_accuracy", "train_accuracy", "epsilon")
 
 
 @dataclass
@@ -85,17 +89,6 @@ def audit_data(config):
     return X, y
 
 
-def _plan(config):
-    from ..audit import make_canaries
-    from ..audit._plan import plan_audit
-
-    X, y = audit_data(config)
-    canaries = make_canaries(X, y, config.canaries, kind=config.canary_kind,
-                             n_poisons=config.poisons, random_state=config.seed)
-    return plan_audit(X, y, canaries=canaries, test_size=config.test_size,
-                      random_state=config.seed)
-
-
 def _recipe(config, method):
     from ._config import RunConfig
     from ._config import estimator as _estimator
@@ -111,207 +104,31 @@ def _recipe(config, method):
     return clf
 
 
-def _recipe_document(clf):
-    """What defines a method's models (its seed aside: every round draws its own)."""
-    from ._config import settings
+def _audit_calls(config):
+    """Per method, its recipe and the arguments of its ``audit_defense`` call (its
+    folder aside); also the audit's settings (``settings`` of its result)."""
+    from ..audit import make_canaries
 
-    return {"class": type(clf).__name__,
-            "params": {k: v for k, v in settings(clf).items() if k != "random_state"}}
-
-
-def _differing(saved, document, prefix=""):
-    """Keys (``a.b`` one level down in objects) whose values differ."""
-    changed = []
-    for key in sorted(set(saved) | set(document), key=str):
-        mine, theirs = saved.get(key), document.get(key)
-        if isinstance(mine, dict) and isinstance(theirs, dict):
-            changed += _differing(mine, theirs, f"{prefix}{key}.")
-        elif mine != theirs:
-            changed.append(f"{prefix}{key}")
-    return changed
+    X, y = audit_data(config)
+    canaries = make_canaries(X, y, config.canaries, kind=config.canary_kind,
+                             n_poisons=config.poisons, random_state=config.seed)
+    shared = {"X": X, "y": y, "canaries": canaries, "n_models": config.models,
+              "test_size": config.test_size, "random_state": config.seed}
+    return {method: (_recipe(config, method), shared) for method in config.methods}
 
 
-def _check_same(folder, name, document, what):
-    """Refuse a folder whose ``name`` differs from ``document`` (nothing is written);
-    whether it holds one."""
-    if not folder.is_file(name):
-        return False
-    saved = folder.read_json(name, spec=dict)
-    changed = _differing(saved, json.loads(json.dumps(document)))
-    if changed:
-        raise ValueError(
-            f"{str(folder.root)!r} holds an audit made with other {what} (differing: "
-            f"{', '.join(changed)}; {str(folder.path(name))!r}); nothing was changed: use "
-            "another --out or --seed, or remove it."
-        )
-    return True
+def _plan_document(config, calls):
+    """``audit.json``: the data and canaries every method is audited on."""
+    from ..audit._plan import plan_audit  # the plan's settings, which audit_defense records
 
-
-# ----------------------------------------------------------------------------- rounds
-# A round file carries, in its safetensors metadata, what it was trained for: the
-# audit's plan (pool, canaries, test part, settings, seed: AuditPlan.fingerprint), the
-# method's recipe, its round number, and the digest of its arrays. A round is used only
-# when all of them match and its IN/OUT masks are those the audit's seed gives.
-_ROUND_FORMAT = "skmia audit round 1"
-
-
-def _sha256_json(document):
-    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
-
-
-def _arrays_sha256(arrays):
-    digest = hashlib.sha256()
-    for name in sorted(arrays):
-        array = np.ascontiguousarray(arrays[name])
-        digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
-
-
-class _RoundStamp:
-    """What every round of a method must match: the plan, the recipe, the masks."""
-
-    def __init__(self, plan, recipe_document):
-        self.plan = plan
-        self.plan_sha256 = plan.fingerprint()
-        self.recipe_sha256 = _sha256_json(recipe_document)
-
-    def metadata(self, r, arrays):
-        return {"format": _ROUND_FORMAT, "round": str(r), "plan_sha256": self.plan_sha256,
-                "recipe_sha256": self.recipe_sha256, "arrays_sha256": _arrays_sha256(arrays)}
-
-    def problem(self, r, metadata, arrays):
-        """Why a round file with ``metadata`` and ``arrays`` is not round ``r``, or None."""
-        if metadata.get("format") != _ROUND_FORMAT:
-            return "it is not a round skmia wrote (no round fingerprint)"
-        if metadata.get("round") != str(r):
-            return f"it is round {metadata.get('round')!r}, not round {r}"
-        if metadata.get("plan_sha256") != self.plan_sha256:
-            return ("it belongs to another audit (other data, canaries, test part, settings "
-                    "or seed)")
-        if metadata.get("recipe_sha256") != self.recipe_sha256:
-            return "it was trained with other method settings"
-        if metadata.get("arrays_sha256") != _arrays_sha256(arrays):
-            return "its arrays do not match their digest (modified or copied over)"
-        masks = self.plan.round_masks(r)
-        shapes = {"in_mask": masks.shape, "test_accuracy": masks.shape[1:],
-                  "train_accuracy": masks.shape[1:], "epsilon": masks.shape[1:]}
-        wrong = [f"{k} {tuple(arrays[k].shape)}" for k, shape in shapes.items()
-                 if tuple(arrays[k].shape) != shape]
-        if tuple(arrays["phi"].shape[:2]) != masks.shape or wrong:
-            return (f"its arrays have other shapes than this audit's rounds (phi "
-                    f"{tuple(arrays['phi'].shape)}{', ' if wrong else ''}{', '.join(wrong)}; "
-                    f"expected {masks.shape[0]} records x {masks.shape[1]} models)")
-        if not np.array_equal(arrays["in_mask"].astype(bool), masks):
-            return "its IN/OUT masks are not those the audit's seed gives"
-        return None
-
-
-def _save_round(folder, r, result, stamp):
-    from safetensors.numpy import save
-
-    arrays = {k: np.ascontiguousarray(result[k]) for k in (*_ROUND_ARRAYS, *OPTIONAL_ARRAYS)
-              if k in result}
-    arrays["in_mask"] = arrays["in_mask"].astype(np.uint8)
-    folder.write_bytes(AUDIT_FILES["rounds"], audit_round_file(r),
-                       data=save(arrays, metadata=stamp.metadata(r, arrays)))
-
-
-def _safetensors_metadata(data):
-    """The ``__metadata__`` of a safetensors file's header ({} when it has none)."""
-    size = int.from_bytes(data[:8], "little") if len(data) >= 8 else -1
-    if not 0 < size <= len(data) - 8:
-        raise ValueError("its header is truncated")
-    try:
-        header = json.loads(data[8:8 + size])
-        metadata = header.get("__metadata__") or {}
-    except (ValueError, AttributeError):
-        raise ValueError("its header is not JSON") from None
-    return metadata if isinstance(metadata, dict) else {}
-
-
-def _load_round(folder, r, stamp):
-    """Round ``r``'s arrays, refused (naming the file) unless it is this audit's round
-    ``r`` of this recipe."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load
-
-    name = (AUDIT_FILES["rounds"], audit_round_file(r))
-    shown = repr(str(folder.root.joinpath(*name)))
-    again = "delete it and run the same command again"
-    data = folder.read_bytes(*name)
-    try:
-        metadata = _safetensors_metadata(data)
-        arrays = load(data)
-    except (SafetensorError, ValueError) as exc:
-        raise ValueError(f"{shown} is not a round of this audit ({exc}); {again}") from None
-    missing = sorted(set(_ROUND_ARRAYS) - set(arrays))
-    if missing:
-        raise ValueError(f"{shown} lacks the arrays {missing}; {again}")
-    problem = stamp.problem(r, metadata, arrays)
-    if problem is not None:
-        raise ValueError(f"{shown} is not round {r} of this audit: {problem}; {again}")
-    arrays["in_mask"] = arrays["in_mask"].astype(bool)
-    return arrays
-
-
-def _rounds_per_chunk(config):
-    if config.scheduler is not None:
-        from distributed import get_client
-
-        return max(1, sum(get_client().nthreads().values()))
-    return (os.cpu_count() or 1) if config.jobs == -1 else max(1, config.jobs)
-
-
-def _checked_method(config, plan, folder, method, n_rounds):
-    """Check a method's folder before anything is written: its recipe (the same as the
-    saved one) and every round it holds (read, then let go: they are read again for the
-    result). Returns ``(clf, stamp, the rounds found)``."""
-    from ..audit._defense import _check_estimator
-
-    clf = _recipe(config, method)
-    _check_estimator(clf, plan)
-    document = _recipe_document(clf)
-    _check_same(folder, AUDIT_FILES["recipe"], document, "method settings")
-    stamp = _RoundStamp(plan, document)
-    found = [r for r in range(n_rounds)
-             if folder.is_file(AUDIT_FILES["rounds"], audit_round_file(r))]
-    for r in found:
-        _load_round(folder, r, stamp)
-    return clf, stamp, found
-
-
-def _audit_method(config, plan, folder, method, n_rounds, checked):
-    """Train the missing rounds of ``method`` (saving each chunk), then its result."""
-    from ..audit._defense import assemble, train_rounds
-
-    clf, stamp, rounds = checked
-    folder.makedirs(AUDIT_FILES["rounds"])
-    if not folder.is_file(AUDIT_FILES["recipe"]):
-        folder.write_json(AUDIT_FILES["recipe"], document=_recipe_document(clf))
-    missing = [r for r in range(n_rounds) if r not in rounds]
-    if missing:
-        folder.clear(COMPLETE)
-    chunk = _rounds_per_chunk(config)
-    n_jobs = -1 if config.scheduler is not None else config.jobs
-    # AdvReg's inference network and MemGuard's defender learn non-members from the test
-    # part (the classifier never trains on its labels), as the reference code's do from
-    # its reference split
-    fit_params = ({"X_reference": plan.X_test, "y_reference": plan.y_test}
-                  if _registry.METHODS[method].needs_reference else {})
-    for start in range(0, len(missing), chunk):
-        todo = missing[start:start + chunk]
-        for r, result in zip(todo, train_rounds(clf, plan, todo, fit_params=fit_params,
-                                                n_jobs=n_jobs,
-                                                verbose=int(not config.quiet)),
-                             strict=True):
-            _save_round(folder, r, result, stamp)
-    audit = assemble(plan, [_load_round(folder, r, stamp) for r in range(n_rounds)],
-                     {"estimator": type(clf).__name__, "method": method,
-                      "dataset": config.dataset})
-    audit.save(folder.child(AUDIT_FILES["result"]))
-    folder.mark_complete(document={"n_models": audit.n_models})
-    return audit
+    _, shared = next(iter(calls.values()))
+    plan = plan_audit(shared["X"], shared["y"], canaries=shared["canaries"],
+                      test_size=shared["test_size"], random_state=shared["random_state"])
+    document = {k: v for k, v in asdict(config).items()
+                if k in ("dataset", "model", "canaries", "canary_kind", "poisons", "records",
+                         "test_size", "seed")}
+    document["plan"] = plan.settings
+    return document
 
 
 def _scheduler(address):
@@ -327,22 +144,38 @@ def _scheduler(address):
     return stack
 
 
-def _audit_all(config, plan, folder, shared):
-    """Check the audit directory, then audit every method and write the table."""
-    n_rounds = plan.n_rounds(config.models)
-    # every check first: an audit that is refused (other data, other settings, a
-    # round that is not its own) is left as it was, complete.json included
-    has_plan = _check_same(folder, AUDIT_FILES["plan"], shared, "data or canaries")
-    checked = {method: _checked_method(config, plan, folder.child(method), method,
-                                       n_rounds)
-               for method in config.methods}
+def _check_directory(folder, calls, shared):
+    """Refuse an audit directory of other data, canaries or settings, or holding a round
+    that is not its own, before anything is written (complete.json included); whether
+    it holds the plan."""
+    from ..audit import check_audit_folder
+
+    has_plan = check_same_document(folder, AUDIT_FILES["plan"], shared, "data or canaries")
+    for method, (clf, kwargs) in calls.items():
+        check_audit_folder(folder.child(method).root, clf, **kwargs)
+    return has_plan
+
+
+def _audit_all(config, calls, folder, shared):
+    """Audit every method (each ``audit_defense`` checks its folder again, locked) and
+    write the table."""
+    from ..audit import audit_defense
+
+    has_plan = check_same_document(folder, AUDIT_FILES["plan"], shared, "data or canaries")
     folder.clear(COMPLETE)
     if not has_plan:
         folder.write_json(AUDIT_FILES["plan"], document=shared)
     rows = []
-    for method in config.methods:
-        audit = _audit_method(config, plan, folder.child(method), method, n_rounds,
-                              checked.pop(method))
+    n_jobs = -1 if config.scheduler is not None else config.jobs
+    for method, (clf, kwargs) in calls.items():
+        audit = audit_defense(
+            clf, **kwargs, n_jobs=n_jobs, verbose=int(not config.quiet),
+            # AdvReg's inference network and MemGuard's defender learn non-members from
+            # the test part (the classifier never trains on its labels), as the reference
+            # code's do from its reference split
+            test_as_reference=_registry.METHODS[method].needs_reference,
+            out=folder.child(method).root,
+            settings={"method": method, "dataset": config.dataset})
         rows.extend(method_rows(method, audit))
     table = pd.DataFrame(rows).reindex(columns=AUDIT_COLUMNS)
     folder.write_bytes(AUDIT_FILES["table_csv"], data=table.to_csv(index=False).encode())
@@ -361,23 +194,15 @@ def run_audit(config):
         One row per method, columns :data:`AUDIT_COLUMNS`; ``table.attrs["folder"]`` is
         the audit directory.
     """
-    from ..audit._plan import _check_n_models
-
     folder = RunDirectory(audit_directory(config.out, config.dataset, config.seed,
                                           config.model))
-    plan = _plan(config)
-    _check_n_models(config.models, plan.block)
-    plan.check_rounds(plan.n_rounds(config.models))
-    for method in config.methods:  # every recipe is valid before anything trains
-        _recipe(config, method)
-    shared = {k: v for k, v in asdict(config).items()
-              if k in ("dataset", "model", "canaries", "canary_kind", "poisons", "records",
-                       "test_size", "seed")}
-    shared["plan"] = plan.settings
+    calls = _audit_calls(config)  # every recipe is valid before anything trains
+    shared = _plan_document(config, calls)
+    _check_directory(folder, calls, shared)  # every check first: a refusal writes nothing
     start = time.perf_counter()
     with folder.lock("audit"), _scheduler(config.scheduler), stopping_on_signals():
         try:
-            table = _audit_all(config, plan, folder, shared)
+            table = _audit_all(config, calls, folder, shared)
         except RunInterrupted:
             raise
         except (_Stop, KeyboardInterrupt) as stop:

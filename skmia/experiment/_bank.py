@@ -14,6 +14,7 @@ from .._rundir import COMPLETE, REFERENCE, Int, MapOf, RunDirectory
 from ..io import load_estimator, save_estimator
 from ..model_selection import (
     ReferenceModels,
+    bank_bytes,
     batching_refusal,
     check_bank_draws,
     check_bank_memory,
@@ -91,9 +92,11 @@ def check_bank_size(target, n_models, n_pool, where):
     the target's weights for each model); the message gives the estimate."""
     per_model = sum(t.numel() * t.element_size()
                     for t in target.module_.state_dict().values())
+    need = bank_bytes(n_pool, n_models, per_model)
     try:
-        check_bank_memory(n_pool, n_models, per_model,
-                          subject=f"{n_models} reference models")
+        check_bank_memory(n_pool, n_models, per_model, subject=(
+            f"{n_models} reference models would take about {need / 2**30:,.1f} GiB once "
+            "loaded"))
     except ValueError as exc:
         error = ValueError(f"{exc} Nothing was written to {str(where)!r}.")
         error.option = "--reference-models"  # the CLI: a usage error naming the option

@@ -311,14 +311,17 @@ class ReferenceModels(MetaEstimatorMixin, BaseEstimator):
                                   start=start)
         self._check_every_class(y, masks, start)
         try:
-            fitted = fit_models(self.estimator, X, y, masks, seeds, fit_params=fit_params,
-                                batched=refusal is None, n_jobs=self.n_jobs,
-                                verbose=self.verbose)
+            fitted = self._fit_models(X, y, masks, seeds, refusal, fit_params)
         except KeyboardInterrupt:  # one by one: the models of this call are lost
             self._keep_finished([], masks, seeds, start)
             raise
         self._keep_finished(fitted, masks, seeds, start)
         return self
+
+    def _fit_models(self, X, y, masks, seeds, refusal, fit_params):
+        """The models of the columns of ``masks``: one batched network, or one by one."""
+        return fit_models(self.estimator, X, y, masks, seeds, fit_params=fit_params,
+                          batched=refusal is None, n_jobs=self.n_jobs, verbose=self.verbose)
 
     def _keep_finished(self, fitted, masks, seeds, start):
         """Add the models of ``fitted`` to the bank; when a Ctrl-C ended some short of
