@@ -117,17 +117,22 @@ def _audit_calls(config):
     return {method: (_recipe(config, method), shared) for method in config.methods}
 
 
-def _plan_document(config, calls):
-    """``audit.json``: the data and canaries every method is audited on."""
+def _plan(config, calls=None):
+    """The plan every method of ``config`` is audited with (``calls``: its
+    :func:`_audit_calls`); no training."""
     from ..audit._plan import plan_audit  # the plan's settings, which audit_defense records
 
-    _, shared = next(iter(calls.values()))
-    plan = plan_audit(shared["X"], shared["y"], canaries=shared["canaries"],
+    _, shared = next(iter((calls or _audit_calls(config)).values()))
+    return plan_audit(shared["X"], shared["y"], canaries=shared["canaries"],
                       test_size=shared["test_size"], random_state=shared["random_state"])
+
+
+def _plan_document(config, calls):
+    """``audit.json``: the data and canaries every method is audited on."""
     document = {k: v for k, v in asdict(config).items()
                 if k in ("dataset", "model", "canaries", "canary_kind", "poisons", "records",
                          "test_size", "seed")}
-    document["plan"] = plan.settings
+    document["plan"] = _plan(config, calls).settings
     return document
 
 
