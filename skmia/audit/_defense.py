@@ -8,9 +8,11 @@ test accuracy the models reach.
 The models are trained in *rounds*: round ``r`` is a
 :class:`~skmia.model_selection.ReferenceModels` bank of one mask block (the fewest models
 in which every record is IN exactly ``keep`` of the time: 2 at ``keep=0.5``) with a seed
-drawn from the audit's seed and ``r`` alone. A round returns the scores its models give
-the pool, not the models, so rounds run anywhere (joblib, Dask) and an audit directory
-can keep finished rounds and continue or grow later with the same result.
+drawn from the audit's seed and ``r`` alone; batched rounds train the same models (the
+bank's draws, :func:`~skmia.model_selection.fit_models`) in one pass. A round returns the
+scores its models give the pool, not the models, so rounds run anywhere (joblib, Dask),
+and ``audit_defense(..., out=folder)`` keeps finished rounds in its folder
+(:mod:`._defense_folder`) and continues or grows them later to the same result.
 """
 
 import os
