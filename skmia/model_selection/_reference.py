@@ -4,7 +4,7 @@ The attacks of Carlini et al. (LiRA) and Zarifzadeh et al. (RMIA) calibrate each
 record against many models trained like the target, some with the record (IN) and some
 without (OUT). :class:`ReferenceModels` trains that bank. It holds models, so it lives
 here beside ``cross_validate``, never in ``skmia.attacks``; it imports no defense.
-What every bank draws is :mod:`._draws`', its memory :mod:`._memory`'s; a block of models
+What every bank draws is in ``_draws.py``, its memory in ``_memory.py``; a block of models
 is fitted by :func:`fit_models`, here, whoever trains it.
 """
 
