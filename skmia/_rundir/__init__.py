@@ -62,6 +62,7 @@ from ._files import (
     unlink_at,
     write_at,
 )
+from ._fprs import FPR_TABLE, result_fprs, summary_fprs, tpr_column
 from ._json import (
     Int,
     ListOf,
@@ -90,6 +91,7 @@ __all__ = [
     "SCORES_NPZ", "read_scores", "scores_npz",
     "COMPARE_JSON", "RUN_FILES", "ATTACK_FILES", "HISTORY_SCHEMA", "ATTACK_TABLE_COLUMNS",
     "AUDIT_FILES", "AUDIT_RESULT_FILES", "audit_round_file", "DP_AUDIT_FILES",
+    "FPR_TABLE", "result_fprs", "summary_fprs", "tpr_column",
 ]
 
 # ---------------------------------------------------------------------- file names
@@ -179,6 +181,13 @@ def _interval(rate):
                                      strict=True)}
 
 
+def _tpr_columns(name, rate):
+    """The TPR column at the FPR ``name`` (:data:`FPR_TABLE`) and its interval's."""
+    column = tpr_column(name)
+    doc = f"TPR at {name[:-1]} % FPR (empty below {round(1 / rate):,} non-members)"
+    return {column: Column(_RATE, doc), **_interval(column)}
+
+
 #: Every column of a run's results, in order: ``name -> Column`` (its type and meaning).
 #: ``attack/results.{csv,json}`` hold these; the report and the CLI read these.
 RESULT_COLUMNS = {
@@ -194,12 +203,8 @@ RESULT_COLUMNS = {
     "test_accuracy": Column(_RATE, "target's accuracy on its non-members"),
     "accuracy": Column(_RATE, "attack accuracy, (TPR + TNR) / 2"),
     "auc": Column(_RATE, "attack ROC AUC"),
-    "tpr_at_0.01%fpr": Column(_RATE, "TPR at 0.01 % FPR (empty below 10,000 non-members)"),
-    **_interval("tpr_at_0.01%fpr"),
-    "tpr_at_0.1%fpr": Column(_RATE, "TPR at 0.1 % FPR"),
-    **_interval("tpr_at_0.1%fpr"),
-    "tpr_at_1%fpr": Column(_RATE, "TPR at 1 % FPR"),
-    **_interval("tpr_at_1%fpr"),
+    **{column: kind for name, rate in result_fprs().items()
+       for column, kind in _tpr_columns(name, rate).items()},
     # no "empirical_epsilon": no theorem turns one model's member / non-member errors into
     # a bound on epsilon (docs/auditing.rst); results that hold it still read (other keys
     # of a row are ignored)
@@ -208,7 +213,7 @@ RESULT_COLUMNS = {
 #: Columns of :func:`skmia.attacks.run_attacks`' table: one row per attack evaluated on
 #: one model. A run's row of :data:`RESULT_COLUMNS` takes these, the target's two
 #: accuracies as ``train_accuracy`` and ``test_accuracy``.
-ATTACK_TABLE_COLUMNS = ("accuracy", "auc", "tpr_at_0.1%fpr", "tpr_at_1%fpr",
+ATTACK_TABLE_COLUMNS = ("accuracy", "auc", *(tpr_column(name) for name in summary_fprs()),
                         "target_train_accuracy", "target_test_accuracy")
 #: columns that repeat the run's settings (shown once per run, not per row)
 CONTEXT_COLUMNS = tuple(name for name, c in RESULT_COLUMNS.items() if c.context)

@@ -22,6 +22,8 @@ from .._rundir import (
     REFERENCE,
     ROC_PNG,
     RunDirectory,
+    result_fprs,
+    tpr_column,
 )
 from ._bank import reference_bank
 from ._checkpoint import RunInterrupted, _Stop, stopping_on_signals
@@ -326,8 +328,6 @@ def _calibrated_results(model, split, attacks, bank, seed):
                                        population)
 
 
-#: the false-positive rates of the results' TPR columns (``tpr_at_<percent>%fpr``)
-_FPRS = {"tpr_at_0.01%fpr": 1e-4, "tpr_at_0.1%fpr": 1e-3, "tpr_at_1%fpr": 1e-2}
 
 
 def _rates(membership, score):
@@ -339,7 +339,8 @@ def _rates(membership, score):
 
     n_out = int(np.sum(membership == 0))
     columns = {}
-    for name, max_fpr in _FPRS.items():
+    for fpr, max_fpr in result_fprs().items():
+        name = tpr_column(fpr)
         result = tpr_at_fpr(membership, score, max_fpr=max_fpr) if n_out * max_fpr >= 1 \
             else None
         values = ((result.tpr, result.ci_low, result.ci_high)
