@@ -76,6 +76,36 @@ from ._json import (
 from ._json import (
     _problem as _problem,
 )
+from ._layout import (
+    ATTACK,
+    ATTACK_FILES,
+    ATTACK_STAGING,
+    AUDIT,
+    AUDIT_DP,
+    AUDIT_FILES,
+    AUDIT_RESULT_FILES,
+    CHECKPOINT,
+    COMPARE_JSON,
+    COMPLETE,
+    DP_AUDIT_FILES,
+    HISTORY,
+    LOSS_HIST_PNG,
+    MODEL_JSON,
+    MODEL_WEIGHTS,
+    PARAMS,
+    REFERENCE,
+    RESULTS_CSV,
+    RESULTS_JSON,
+    ROC_PNG,
+    RUN_FILES,
+    SCORES_NPZ,
+    SHADOW,
+    audit_folder,
+    audit_round_file,
+    dp_audit_folder,
+    run_folder,
+    seed_folder,
+)
 from ._lock import LOCK, RunLockedError, hold_locks
 from ._lock import _process_start as _process_start
 from ._scores import read_scores, scores_npz
@@ -91,65 +121,9 @@ __all__ = [
     "SCORES_NPZ", "read_scores", "scores_npz",
     "COMPARE_JSON", "RUN_FILES", "ATTACK_FILES", "HISTORY_SCHEMA", "ATTACK_TABLE_COLUMNS",
     "AUDIT_FILES", "AUDIT_RESULT_FILES", "audit_round_file", "DP_AUDIT_FILES",
-    "FPR_TABLE", "result_fprs", "summary_fprs", "tpr_column",
+    "FPR_TABLE", "result_fprs", "summary_fprs", "tpr_column", "ATTACK_STAGING", "AUDIT_DP",
+    "audit_folder", "dp_audit_folder", "run_folder", "seed_folder",
 ]
-
-# ---------------------------------------------------------------------- file names
-PARAMS = "params.json"
-HISTORY = "history.json"
-MODEL_JSON = "model.json"
-MODEL_WEIGHTS = "model.safetensors"
-COMPLETE = "complete.json"
-CHECKPOINT = "checkpoint"
-ATTACK = "attack"
-REFERENCE = "reference"
-SHADOW = "shadow"
-AUDIT = "audit"
-RESULTS_CSV = "results.csv"
-RESULTS_JSON = "results.json"
-ROC_PNG = "roc.png"
-LOSS_HIST_PNG = "loss_hist.png"
-# the scores behind the figures, where the writer draws none (a model audit): the report
-# draws roc.png and loss_hist.png from them
-SCORES_NPZ = "scores.npz"
-COMPARE_JSON = "compare.json"
-#: the files of a training, and of an attack (``attack/``), completion marker last
-RUN_FILES = (PARAMS, HISTORY, MODEL_JSON, MODEL_WEIGHTS, COMPLETE)
-ATTACK_FILES = (RESULTS_CSV, RESULTS_JSON, ROC_PNG, LOSS_HIST_PNG, SCORES_NPZ, COMPARE_JSON,
-                COMPLETE)
-#: an audit directory (``skmia audit``): the shared plan, per method its recipe, its
-#: finished rounds (``audit_round_file(r)``) and result, the table of every method
-AUDIT_FILES = {
-    "plan": "audit.json",
-    "recipe": "recipe.json",
-    "rounds": "rounds",
-    "result": "result",
-    "table_csv": "summary.csv",
-    "table_json": "summary.json",
-    "complete": COMPLETE,
-}
-#: a saved :class:`skmia.audit.DefenseAudit` (``settings.json`` last)
-AUDIT_RESULT_FILES = {"arrays": "arrays.safetensors", "summary": "summary.csv",
-                      "per_record": "per_record.csv", "settings": "settings.json"}
-
-
-#: a DP audit directory (``skmia audit-dp``): the shared settings, per audited setting
-#: (a subfolder) its result and per-canary scores, the table and plot of every setting
-DP_AUDIT_FILES = {
-    "settings": "audit_dp.json",
-    "result": "result.json",
-    "scores": "scores.csv",
-    "table_csv": "summary.csv",
-    "table_json": "summary.json",
-    "plot": "dp_audit.png",
-    "complete": COMPLETE,
-}
-
-
-def audit_round_file(r):
-    """The file of round ``r`` of a method in an audit directory."""
-    return f"round_{r:04d}.safetensors"
-
 
 # ------------------------------------------------------------------ the result schema
 
