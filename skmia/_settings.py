@@ -151,7 +151,7 @@ def _check_model(dataset, model):
     image = [n for n, d in _registry.DATASETS.items() if d.kind == "image"]
     if dataset not in image:
         raise settings_error("model", f"model {model} applies to CIFAR only; {dataset} uses "
-                                      "the paper's MLP (valid datasets for model: "
+                                      "the paper's MLP (valid datasets for a network: "
                                       f"{', '.join(image)})")
 
 
@@ -425,6 +425,9 @@ class DPAuditConfig(Settings):
                 + [(f"eps{e:g}", {"target_epsilon": float(e)}) for e in self.target_epsilons])
 
     def _check_own(self):
+        if _registry.DATASETS[self.dataset].kind == "image":
+            raise settings_error("dataset", "dataset: skmia audit-dp audits DP-SGD on "
+                                 f"tabular data (an MLP); {self.dataset} is an image dataset")
         if not (self.noise_multipliers or self.target_epsilons):
             raise settings_error("noise_multipliers", "give noise_multipliers or "
                                  "target_epsilons: the settings of DP-SGD to audit")

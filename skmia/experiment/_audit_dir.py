@@ -15,10 +15,9 @@ directory is touched, a file that is not a regular file is never read.
 import contextlib
 import hashlib
 import json
-import os
 import signal
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -28,37 +27,13 @@ from .. import _registry
 from .._rundir import AUDIT_FILES, COMPLETE, RunDirectory, audit_round_file
 from ..audit._result import AUDIT_COLUMNS, OPTIONAL_ARRAYS, method_row, method_rows
 from ._checkpoint import RunInterrupted, _Stop, stopping_on_signals
+from ._config import AuditConfig
 
 # AUDIT_COLUMNS and the rows of a method (method_row, method_rows) are the audit's
 __all__ = ["AUDIT_COLUMNS", "AuditConfig", "audit_directory", "method_row", "method_rows",
            "run_audit"]
 
 _ROUND_ARRAYS = ("phi", "in_mask", "test_accuracy", "train_accuracy", "epsilon")
-
-
-@dataclass
-class AuditConfig:
-    """Everything that defines ``skmia audit``: the data, the canaries, the recipes."""
-
-    dataset: str
-    methods: tuple
-    models: int = 64
-    canaries: int = 500
-    canary_kind: str = "mislabel"
-    poisons: int = 0
-    records: int | None = None
-    test_size: float = 0.2
-    seed: int = 1000
-    epochs: int | None = None
-    hidden: tuple | None = None
-    overrides: dict = field(default_factory=dict)
-    model: str | None = None
-    out: str = "results"
-    data_home: str | None = None
-    device: str = "cpu"
-    jobs: int = 1
-    scheduler: str | None = None
-    quiet: bool = False
 
 
 def audit_directory(out, dataset, seed, model=None):
@@ -260,7 +235,9 @@ def _rounds_per_chunk(config):
         from distributed import get_client
 
         return max(1, sum(get_client().nthreads().values()))
-    return (os.cpu_count() or 1) if config.jobs == -1 else max(1, config.jobs)
+    from .._parallel import effective_jobs
+
+    return effective_jobs(config.n_jobs)
 
 
 def _checked_method(config, plan, folder, method, n_rounds):
@@ -293,7 +270,7 @@ def _audit_method(config, plan, folder, method, n_rounds, checked):
     if missing:
         folder.clear(COMPLETE)
     chunk = _rounds_per_chunk(config)
-    n_jobs = -1 if config.scheduler is not None else config.jobs
+    n_jobs = -1 if config.scheduler is not None else config.n_jobs
     # AdvReg's inference network and MemGuard's defender learn non-members from the test
     # part (the classifier never trains on its labels), as the reference code's do from
     # its reference split
@@ -303,7 +280,7 @@ def _audit_method(config, plan, folder, method, n_rounds, checked):
         todo = missing[start:start + chunk]
         for r, result in zip(todo, train_rounds(clf, plan, todo, fit_params=fit_params,
                                                 n_jobs=n_jobs,
-                                                verbose=int(not config.quiet)),
+                                                verbose=config.verbose),
                              strict=True):
             _save_round(folder, r, result, stamp)
     audit = assemble(plan, [_load_round(folder, r, stamp) for r in range(n_rounds)],
@@ -363,6 +340,7 @@ def run_audit(config):
     """
     from ..audit._plan import _check_n_models
 
+    config.check()
     folder = RunDirectory(audit_directory(config.out, config.dataset, config.seed,
                                           config.model))
     plan = _plan(config)
