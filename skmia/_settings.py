@@ -10,7 +10,7 @@ were removed in skmia 0.3: passing them is a ``TypeError`` that names the new ke
 
 ``config.check()`` checks every setting once, before anything is read or written: a
 ``ValueError`` (a wrong value) or ``TypeError`` (a wrong type) whose message starts with
-the setting's name, and whose ``field`` attribute is that name. The ``skmia`` command
+the setting's name (or "give" it), and whose ``field`` attribute is that name. The ``skmia`` command
 checks its options with it, and turns such an error into a usage error (exit status 2)
 naming the option (:func:`skmia.cli.main`); it repeats no check.
 

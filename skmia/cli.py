@@ -123,9 +123,9 @@ def _print_results(results):
 
 
 def _cmd_run(parser, args):
+    config = _run_config(parser, args)
     from .experiment import run
 
-    config = _run_config(parser, args)
     start = time.perf_counter()
     result = run(config, args.mode)
     seconds = time.perf_counter() - start
