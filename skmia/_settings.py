@@ -103,18 +103,15 @@ def check_threads(threads):
 
 def check_device(device):
     """``device``: a string; a CUDA device only where torch sees one (torch is imported
-    for a device other than ``"cpu"`` only)."""
+    for a device other than ``"cpu"`` only). A machine without the GPU asked for is no
+    wrong setting (no ``field``: the command fails with status 1, not a usage error)."""
     if not isinstance(device, str):
         raise settings_error("device", f"device must be a string such as 'cpu' or 'cuda', "
                                        f"got {type(device).__name__}", TypeError)
     if device != "cpu":
         from .defenses._data import check_device as check
 
-        try:
-            check(device)
-        except ValueError as error:
-            error.field = "device"
-            raise
+        check(device)
 
 
 def check_calibrated(attacks, reference_models):
@@ -133,8 +130,8 @@ def check_calibrated(attacks, reference_models):
         not _is_int(reference_models) or reference_models < 2 or reference_models % 2
     ):
         raise settings_error("reference_models", "reference_models must be an even number "
-                             ">= 2 (each audited record is in half of them), got "
-                             f"{reference_models!r}")
+                             f">= 2, got {reference_models!r} (each audited record is in "
+                             "half of them)")
     return bool(needs_bank)
 
 
