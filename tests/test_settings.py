@@ -139,3 +139,23 @@ def test_usage_errors_come_before_torch(argv, message):
                             check=False, cwd=ROOT)
     assert result.stdout.split() == ["2", "False", "False"], result.stderr
     assert message in result.stderr and result.stderr.startswith("usage: skmia ")
+
+
+def test_the_folders_are_the_layouts_of_rundir(tmp_path):
+    from skmia._rundir import audit_folder, dp_audit_folder, run_folder
+    from skmia.experiment import run_directory
+    from skmia.experiment._audit_dir import audit_directory
+    from skmia.experiment._dp_audit import dp_audit_directory
+
+    run = _run(out=tmp_path, seed=7)
+    assert run.folder == run_directory(tmp_path, "location", "vanilla", 7) \
+        == run_folder(tmp_path, "location", "vanilla", 7) \
+        == tmp_path / "location" / "vanilla" / "seed7"
+    assert run_folder(tmp_path, "cifar10", "vanilla", 7, "resnet20") \
+        == tmp_path / "cifar10" / "resnet20" / "vanilla" / "seed7"
+    audit = _audit(out=tmp_path, dataset="cifar10", model="vgg11_bn", seed=3)
+    assert audit.folder == audit_directory(tmp_path, "cifar10", 3, "vgg11_bn") \
+        == audit_folder(tmp_path, "cifar10", 3, "vgg11_bn") \
+        == tmp_path / "cifar10" / "vgg11_bn" / "audit" / "seed3"
+    assert dp_audit_directory(tmp_path, "location", 5) == dp_audit_folder(
+        tmp_path, "location", 5) == tmp_path / "location" / "audit_dp" / "seed5"
