@@ -82,7 +82,7 @@ def audit_dataset(args, dataset):
             dataset=dataset, methods=(method,), models=args.models,
             canaries=args.canaries, records=args.records, seed=args.seed,
             epochs=args.epochs, hidden=tuple(args.hidden), overrides=overrides,
-            out=str(folder), jobs=args.jobs, quiet=True,
+            out=str(folder), n_jobs=args.jobs, verbose=0,
         )
         start = time.perf_counter()
         try:

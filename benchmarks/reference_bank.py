@@ -375,7 +375,7 @@ def audit_recipes(data_home, epochs):
     for label, method, overrides in AUDIT_RECIPES:
         config = AuditConfig(dataset="location", methods=(method,), canaries=250,
                              records=5000, seed=0, epochs=epochs, hidden=(256,),
-                             overrides=overrides, data_home=data_home, quiet=True)
+                             overrides=overrides, data_home=data_home, verbose=0)
         recipes[label] = _recipe(config, method)
     plan = _plan(config)
     return plan.X_pool, plan.y_pool, recipes

@@ -79,23 +79,11 @@ def add_audit_dp_parser(sub, formatter_class, int_list):
 
 
 def cmd_audit_dp(parser, args):
-    """Run ``skmia audit-dp``; print the table."""
-    from .experiment._dp_audit import DPAuditConfig, run_dp_audit
-    from .report._dp import format_dp_audit_table
+    """Run ``skmia audit-dp``; print the table. The settings check the options
+    (:class:`skmia._settings.DPAuditConfig`); :func:`skmia.cli.main` turns a refused one
+    into a usage error."""
+    from ._settings import DPAuditConfig
 
-    if not (args.noise_multipliers or args.target_epsilons):
-        parser.error("give --noise-multipliers or --target-epsilons")
-    for flag, value, least in (("--canaries", args.canaries, 2), ("--runs", args.runs, 1),
-                               ("--reference", args.reference, 2),
-                               ("--batch-size", args.batch_size, 1)):
-        if value < least:
-            parser.error(f"{flag} must be at least {least}, got {value}")
-    if args.epochs is not None and args.epochs < 1:
-        parser.error(f"--epochs must be a positive integer, got {args.epochs}")
-    if not 0 < args.delta < 1:
-        parser.error(f"--delta must be in (0, 1), got {args.delta}")
-    if not 0.5 < args.confidence < 1:
-        parser.error(f"--confidence must be in (0.5, 1), got {args.confidence}")
     config = DPAuditConfig(
         dataset=args.dataset, noise_multipliers=args.noise_multipliers,
         target_epsilons=args.target_epsilons, canaries=args.canaries,
@@ -103,7 +91,10 @@ def cmd_audit_dp(parser, args):
         reference=args.reference, records=args.records, epochs=args.epochs,
         hidden=args.hidden, batch_size=args.batch_size, delta=args.delta,
         confidence=args.confidence, seed=args.seed, out=args.out, data_home=args.data_home,
-        device=args.device, jobs=args.jobs)
+        device=args.device, n_jobs=args.jobs).check()
+    from .experiment._dp_audit import run_dp_audit
+    from .report._dp import format_dp_audit_table
+
     start = time.perf_counter()
     table = run_dp_audit(config)
     print(format_dp_audit_table(table), end="")

@@ -73,13 +73,6 @@ def _add_parallel_options(parser, jobs_help, threads_what="the target's and the 
                         help=f"torch threads of {threads_what}{_THREADS_HELP}")
 
 
-def _check_parallel_options(parser, args):
-    if args.jobs < 1 and args.jobs != -1:
-        parser.error(f"--jobs must be a positive integer or -1 (all cores), got {args.jobs}")
-    if args.threads < 1:
-        parser.error(f"--threads must be a positive integer, got {args.threads}")
-
-
 def _build_parser():
     parser = argparse.ArgumentParser(
         prog="skmia",
@@ -347,29 +340,9 @@ def _add_calibrated_options(parser):
              "reference/ folder and reused or grown by later calls")
 
 
-def _check_calibrated_options(parser, args):
-    needs = [n for n in args.attacks if CALIBRATED_ATTACKS[n][1]]
-    if needs and args.reference_models is None:
-        parser.error(f"--attacks {','.join(needs)} needs --reference-models K (the number of "
-                     "reference models to calibrate against, e.g. 16)")
-    k = args.reference_models
-    if k is not None and (k < 2 or k % 2):
-        parser.error(f"--reference-models must be an even number >= 2, got {k}")
-
-
-def _checked_run_options(parser, args):
-    """Check the options ``run`` and ``compare`` share; the network (None: the MLP)."""
-    if args.dataset in IMAGE_DATASETS:
-        model = args.model or _registry.DATASETS[args.dataset].models[0]
-    elif args.model is not None:
-        parser.error(
-            f"--model {args.model} applies to CIFAR only; {args.dataset} uses the paper's "
-            f"MLP (valid datasets for --model: {', '.join(IMAGE_DATASETS)})"
-        )
-    else:
-        model = None
-    if args.epochs is not None and args.epochs < 1:
-        parser.error(f"--epochs must be a positive integer, got {args.epochs}")
-    _check_parallel_options(parser, args)
-    _check_calibrated_options(parser, args)
-    return model
+def _model_option(args):
+    """The network: ``--model``, else the dataset's first for CIFAR (None: the MLP).
+    The settings refuse a network for tabular data (:mod:`skmia._settings`)."""
+    if args.model is None and args.dataset in IMAGE_DATASETS:
+        return _registry.DATASETS[args.dataset].models[0]
+    return args.model

@@ -18,6 +18,12 @@ they save is more than starting the workers costs (:data:`WORKER_START_SECONDS`)
 Workers are capped at the number of calls, and loky keeps them for the next
 :func:`parallel_map` of the same size in the process (the rounds of one command). Asking
 for more workers or threads than the machine has cores gets a warning.
+
+``n_jobs`` is read in one place, :func:`effective_jobs`: as joblib reads it (None: 1, or
+the ``joblib.parallel_config``'s; -1: all cores; -k: all cores but k - 1), where "all
+cores" are those this process may run on (:func:`n_cores`: CPU affinity, such as
+``taskset`` or a container's cpuset, not the machine's count); under a backend that is
+not a local pool (Dask), that backend says what it means (its workers' threads).
 """
 
 import contextlib
@@ -27,10 +33,10 @@ import threading
 import time
 import warnings
 
-from joblib import Parallel, delayed, effective_n_jobs
+from joblib import Parallel, delayed
 
 __all__ = ["check_threads", "torch_threads", "parallel_map", "bank_threads", "n_cores",
-           "WORKER_START_SECONDS"]
+           "effective_jobs", "WORKER_START_SECONDS"]
 
 #: what starting worker processes costs, one per core at once: each imports torch and
 #: skmia and makes a first fit, then runs its first calls slower than warm ones. Measured
@@ -90,6 +96,40 @@ def n_cores():
     return os.cpu_count() or 1
 
 
+#: joblib's backends that run on this machine's cores (a pool of processes or threads)
+_LOCAL_POOLS = ("LokyBackend", "MultiprocessingBackend", "ThreadingBackend")
+
+
+def effective_jobs(n_jobs):
+    """The workers ``n_jobs`` asks for: the one reading of ``n_jobs`` in skmia.
+
+    Parameters
+    ----------
+    n_jobs : int or None
+        As joblib reads it: None is the active ``joblib.parallel_config``'s ``n_jobs``,
+        else 1; a positive count is itself; -1 is every core this process may run on
+        (:func:`n_cores`, which respects CPU affinity: ``taskset``, a container's cpuset,
+        where ``os.cpu_count()`` counts the whole machine); -k is all of them but k - 1
+        (at least 1). Under a backend that is not a pool on this machine (Dask, or
+        joblib's sequential one) the backend reads it (Dask: -1 is the cluster's threads).
+
+    Returns
+    -------
+    n_workers : int
+        At least 1.
+    """
+    from joblib.parallel import get_active_backend
+
+    backend, configured = get_active_backend()
+    if n_jobs is None:
+        n_jobs = 1 if configured is None else configured
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0:
+        raise ValueError(f"n_jobs must be a nonzero integer or None, got {n_jobs!r}")
+    if type(backend).__name__ not in _LOCAL_POOLS:
+        return max(1, backend.effective_n_jobs(n_jobs))
+    return max(1, n_cores() + 1 + n_jobs) if n_jobs < 0 else n_jobs
+
+
 def _warn_above_cores(n, what):
     cores = n_cores()
     if n > cores:
@@ -104,7 +144,7 @@ def _warn_above_cores(n, what):
 def bank_threads(n_jobs):
     """Torch threads of a vectorised bank of reference models asked ``n_jobs`` cores
     (None: 1; -1: all): that many, capped at the machine's cores (with a warning)."""
-    wanted = effective_n_jobs(n_jobs)
+    wanted = effective_jobs(n_jobs)
     _warn_above_cores(wanted, f"n_jobs={n_jobs} asks for {wanted} cores")
     return max(1, min(wanted, n_cores()))
 
@@ -114,9 +154,8 @@ def _workers(n_jobs, n_tasks, threads):
     a warning when they (times ``threads``) ask for more than the machine's cores."""
     from joblib.parallel import get_active_backend
 
-    workers = max(1, min(effective_n_jobs(n_jobs), n_tasks))
-    local = type(get_active_backend()[0]).__name__ in (
-        "LokyBackend", "MultiprocessingBackend", "ThreadingBackend", "SequentialBackend")
+    workers = max(1, min(effective_jobs(n_jobs), n_tasks))
+    local = type(get_active_backend()[0]).__name__ in (*_LOCAL_POOLS, "SequentialBackend")
     if local and workers > 1:
         _warn_above_cores(workers * threads,
                           f"{workers} workers x {threads} torch thread(s) = "
@@ -157,10 +196,9 @@ def _warn_if_threads(n_jobs):
 
     from joblib.parallel import get_active_backend
 
-    backend, config_n_jobs = get_active_backend()
-    if type(backend).__name__ != "ThreadingBackend":
+    if type(get_active_backend()[0]).__name__ != "ThreadingBackend":
         return
-    if backend.effective_n_jobs(n_jobs if n_jobs is not None else config_n_jobs) != 1:
+    if effective_jobs(n_jobs) != 1:
         warnings.warn(
             "joblib's threading backend trains models in threads of one process, which "
             "share torch's random generator: the results depend on thread scheduling. Use "

@@ -22,37 +22,74 @@ from ._rundir import escape_text
 __all__ = ["main"]
 
 from ._cli_parser import (  # the parser; re-exported names: tests and docs read them
-    IMAGE_DATASETS,
     _build_parser,
-    _check_calibrated_options,
-    _check_parallel_options,
-    _checked_run_options,
+    _model_option,
 )
 
+#: options named otherwise than the setting they give (``skmia._settings``)
+_OPTIONS = {"n_jobs": "--jobs", "verbose": "--quiet"}
 
-def _run_config(parser, args):
-    from .experiment import RunConfig
 
-    model = _checked_run_options(parser, args)
-    overrides = {}
+def _option(setting):
+    """The option that gives ``setting``: ``--`` and its name with dashes, or
+    :data:`_OPTIONS`'."""
+    return _OPTIONS.get(setting, "--" + setting.replace("_", "-"))
+
+
+def _setting_names():
+    """Names of settings with an underscore (never a word of prose): the usage errors
+    name them as options."""
+    from dataclasses import fields
+
+    from . import _settings
+
+    classes = (_settings.RunConfig, _settings.AuditConfig, _settings.DPAuditConfig)
+    return sorted({f.name for c in classes for f in fields(c) if "_" in f.name.strip("_")},
+                  key=len, reverse=True)
+
+
+def _usage_message(error):
+    """A library error about the setting ``error.field``, in the command's words: the
+    setting it starts with, and each other one it names, as their options."""
+    text = _printable(error)
+    if text.startswith(error.field):
+        text = _option(error.field) + text[len(error.field):]
+    for name in _setting_names():
+        text = re.sub(rf"(?<![\w-]){name}\b", _option(name), text)
+    return text
+
+
+def _method_options(parser, args, methods, label):
+    """``method -> {name: value}``: each method option given (``--alpha`` and the like)
+    for each of ``methods`` it applies to; a usage error naming the option where it
+    applies to none of them (``label``: the option that gave ``methods``)."""
+    options = {}
     for name, option in _registry.METHOD_OPTIONS.items():
         value = getattr(args, name)
         if value is None:
             continue
-        if args.method not in option.methods:
-            parser.error(
-                f"--{name.replace('_', '-')} applies to {', '.join(option.methods)}, "
-                f"not to --method {args.method}"
-            )
-        overrides[name] = value
+        applies = [m for m in methods if m in option.methods]
+        if not applies:
+            parser.error(f"--{name.replace('_', '-')} applies to "
+                         f"{', '.join(option.methods)}, not to {label} {','.join(methods)}")
+        for method in applies:
+            options.setdefault(method, {})[name] = value
+    return options
+
+
+def _run_config(parser, args):
+    """The :class:`~skmia.experiment.RunConfig` of ``skmia run``, checked."""
+    from ._settings import RunConfig
+
+    options = _method_options(parser, args, (args.method,), "--method")
     config = RunConfig(
-        dataset=args.dataset, method=args.method, seed=args.seed, model=model,
-        epochs=args.epochs, overrides=overrides, out=args.out, data_home=args.data_home,
+        dataset=args.dataset, method=args.method, seed=args.seed,
+        model=_model_option(args), epochs=args.epochs,
+        overrides=options.get(args.method, {}), out=args.out, data_home=args.data_home,
         device=args.device, white_box=args.white_box, shadow_method=args.shadow_method,
         verbose=int(not args.quiet), n_jobs=args.jobs, threads=args.threads,
-        attacks=args.attacks,
-        reference_models=args.reference_models,
-    )
+        attacks=args.attacks, reference_models=args.reference_models,
+    ).check()
     _check_method_options(parser, config)
     return config
 
@@ -86,9 +123,9 @@ def _print_results(results):
 
 
 def _cmd_run(parser, args):
+    config = _run_config(parser, args)
     from .experiment import run
 
-    config = _run_config(parser, args)
     start = time.perf_counter()
     result = run(config, args.mode)
     seconds = time.perf_counter() - start
@@ -103,8 +140,6 @@ def _cmd_run(parser, args):
 def _cmd_attack(parser, args):
     from .experiment import attack
 
-    _check_parallel_options(parser, args)
-    _check_calibrated_options(parser, args)
     start = time.perf_counter()
     results = attack(args.target, args.shadow, white_box=args.white_box,
                      data_home=args.data_home, device=args.device,
@@ -112,22 +147,29 @@ def _cmd_attack(parser, args):
                      attacks=args.attacks, reference_models=args.reference_models,
                      n_jobs=args.jobs, threads=args.threads)
     _print_results(results)
-    print(f"\nresults in {args.target}/attack [{time.perf_counter() - start:.0f} s]")
+    print(f"\nresults in {results.attrs['folder']} [{time.perf_counter() - start:.0f} s]")
     return 0
 
 
 def _cmd_compare(parser, args):
-    from .experiment import RunConfig, compare
+    from ._settings import RunConfig
+
+    options = _method_options(parser, args, args.methods, "--methods")
+    for method, name, value in args.method_option:
+        if method not in args.methods:
+            parser.error(f"--method-option {method}:{name}=... names {method}, which is not "
+                         f"in --methods {','.join(args.methods)}")
+        options.setdefault(method, {})[name] = value
+    config = RunConfig(
+        dataset=args.dataset, method=args.methods[0], seed=args.seed,
+        model=_model_option(args), epochs=args.epochs, out=args.out,
+        data_home=args.data_home, device=args.device, white_box=args.white_box,
+        verbose=int(not args.quiet), n_jobs=args.jobs, threads=args.threads,
+        attacks=args.attacks, reference_models=args.reference_models,
+    ).check()
+    from .experiment import compare
     from .report import format_table
 
-    model = _checked_run_options(parser, args)
-    options = _compare_method_options(parser, args)
-    config = RunConfig(
-        dataset=args.dataset, method=args.methods[0], seed=args.seed, model=model,
-        epochs=args.epochs, out=args.out, data_home=args.data_home, device=args.device,
-        white_box=args.white_box, verbose=int(not args.quiet), n_jobs=args.jobs,
-        threads=args.threads,
-    )
     start = time.perf_counter()
     table = compare(config, args.methods, attacks=args.attacks,
                     reference_models=args.reference_models, method_options=options)
@@ -136,29 +178,6 @@ def _cmd_compare(parser, args):
     print("\nruns in " + ", ".join(str(table.attrs["folders"][m]) for m in args.methods)
           + f" [{seconds:.0f} s]")
     return 0
-
-
-def _compare_method_options(parser, args):
-    """``method -> {name: value}`` of ``compare``'s method options: ``--alpha`` and the
-    like for each compared method they apply to, then each ``--method-option``."""
-    options = {}
-    for name, option in _registry.METHOD_OPTIONS.items():
-        value = getattr(args, name)
-        if value is None:
-            continue
-        applies = [m for m in args.methods if m in option.methods]
-        if not applies:
-            parser.error(f"--{name.replace('_', '-')} applies to "
-                         f"{', '.join(option.methods)}, none of --methods "
-                         f"{','.join(args.methods)}")
-        for method in applies:
-            options.setdefault(method, {})[name] = value
-    for method, name, value in args.method_option:
-        if method not in args.methods:
-            parser.error(f"--method-option {method}:{name}=... names {method}, which is not "
-                         f"in --methods {','.join(args.methods)}")
-        options.setdefault(method, {})[name] = value
-    return options
 
 
 def _cmd_report(parser, args):
@@ -191,45 +210,22 @@ def _cmd_report(parser, args):
 
 
 def _cmd_audit(parser, args):
-    image = args.dataset in IMAGE_DATASETS
-    if args.model is not None and not image:
-        parser.error(f"--model {args.model} applies to CIFAR only")
-    model = (args.model or _registry.DATASETS[args.dataset].models[0]) if image else None
-    if args.hidden is not None and image:
-        parser.error("--hidden sizes the tabular MLP; CIFAR uses --model")
-    if args.epochs is not None and args.epochs < 1:
-        parser.error(f"--epochs must be a positive integer, got {args.epochs}")
-    if args.jobs < 1 and args.jobs != -1:
-        parser.error(f"--jobs must be a positive integer or -1 (all cores), got {args.jobs}")
-    for flag, value, least in (("--models", args.models, 4), ("--canaries", args.canaries, 1),
-                               ("--poisons", args.poisons, 0)):
-        if value < least:
-            parser.error(f"{flag} must be at least {least}, got {value}")
-    if args.models % 2:
-        parser.error(f"--models must be even (every record IN half the models), got "
-                     f"{args.models}")
-    if not 0 < args.test_size < 1:
-        parser.error(f"--test-size must be in (0, 1), got {args.test_size}")
-    overrides = {}
-    for name in _registry.METHOD_OPTIONS:
-        value = getattr(args, name)
-        if value is not None:
-            wrong = [m for m in args.methods if m not in _registry.METHOD_OPTIONS[name].methods]
-            if wrong:
-                parser.error(f"--{name.replace('_', '-')} does not apply to "
-                             f"{', '.join(wrong)}")
-            overrides[name] = value
-    from .experiment._audit_dir import AuditConfig, run_audit  # after the usage checks
-    from .report._audit import format_audit_table
+    from ._settings import AuditConfig
 
+    overrides = {}  # one value per option: AuditConfig checks each applies to every method
+    for options in _method_options(parser, args, args.methods, "--methods").values():
+        overrides.update(options)
     config = AuditConfig(
         dataset=args.dataset, methods=args.methods, models=args.models,
         canaries=args.canaries, canary_kind=args.canary_kind, poisons=args.poisons,
         records=args.records, test_size=args.test_size, seed=args.seed, epochs=args.epochs,
-        hidden=args.hidden, overrides=overrides, model=model, out=args.out,
-        data_home=args.data_home, device=args.device, jobs=args.jobs,
-        scheduler=args.scheduler, quiet=args.quiet,
-    )
+        hidden=args.hidden, overrides=overrides, model=_model_option(args), out=args.out,
+        data_home=args.data_home, device=args.device, n_jobs=args.jobs,
+        scheduler=args.scheduler, verbose=int(not args.quiet),
+    ).check()
+    from .experiment._audit_dir import run_audit  # after the usage checks
+    from .report._audit import format_audit_table
+
     start = time.perf_counter()
     table = run_audit(config)
     print(format_audit_table(table), end="")
@@ -286,7 +282,11 @@ def main(argv=None):
     with _terminate_as_interrupt(), _weak_privacy_once(getattr(args, "quiet", False)):
         try:
             return _COMMANDS[args.command](args.command_parser, args)
-        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
+            if getattr(exc, "field", None):  # a setting the library refused: the option's
+                args.command_parser.error(_usage_message(exc))  # usage error, status 2
+            if isinstance(exc, TypeError):
+                raise
             # the library names its parameter; here the user gave an option
             message = _printable(exc).replace("`data_home=`", "`--data-home`")
             option = getattr(exc, "option", None)

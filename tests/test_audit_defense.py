@@ -466,7 +466,7 @@ def test_cli_audit_html_report(cli_audit, tmp_path):
     (["--models", "5"], "--models must be even"),
     (["--test-size", "1.5"], "--test-size"),
     (["--canaries", "1000"], "pool is too small"),
-    (["--alpha", "1", "--methods", "vanilla"], "does not apply"),
+    (["--alpha", "1", "--methods", "vanilla"], "applies to relaxloss"),
 ])
 def test_cli_audit_bad_input(tmp_path, capsys, extra, match):
     from skmia.cli import main

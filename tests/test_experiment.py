@@ -370,12 +370,18 @@ def test_a_single_training_runs_in_this_process(monkeypatch, tmp_path, location_
     assert calls == [(1, 1)]
 
 
-def test_the_former_names_quiet_and_jobs_still_work_with_a_warning(tmp_path):
-    from skmia.experiment import RunConfig
+def test_the_former_names_quiet_and_jobs_are_gone(tmp_path):
+    from skmia.experiment import RunConfig, attack
+    from skmia.experiment._audit_dir import AuditConfig
 
-    with pytest.warns(FutureWarning, match="quiet is deprecated .* use verbose=0"):
-        config = RunConfig(dataset="location", method="vanilla", quiet=True)
-    assert config.verbose == 0 and config.quiet is None
-    with pytest.warns(FutureWarning, match="jobs is deprecated .* use n_jobs"):
-        config = RunConfig(dataset="location", method="vanilla", jobs=2)
-    assert config.n_jobs == 2 and config.jobs is None
+    with pytest.raises(TypeError, match=r"RunConfig\(\) got quiet=, .* use verbose=0"):
+        RunConfig(dataset="location", method="vanilla", quiet=True)
+    with pytest.raises(TypeError, match=r"RunConfig\(\) got jobs=, .* use n_jobs"):
+        RunConfig(dataset="location", method="vanilla", jobs=2)
+    with pytest.raises(TypeError, match=r"AuditConfig\(\) got jobs=, .* use n_jobs"):
+        AuditConfig("location", ("vanilla",), jobs=2)
+    with pytest.raises(TypeError, match=r"attack\(\) got quiet=, .* use verbose=0"):
+        attack(tmp_path, tmp_path, quiet=True)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'bogus'"):
+        attack(tmp_path, tmp_path, bogus=1)
+    assert list(tmp_path.iterdir()) == []  # refused before any folder is touched

@@ -12,7 +12,7 @@ from skmia.experiment._audit_dir import AuditConfig, run_audit
 
 # the smallest audit of the synthetic data whose every model sees every class
 _CONFIG = {"dataset": "purchase-like", "methods": ("vanilla",), "models": 4,
-           "canaries": 10, "records": 3000, "epochs": 1, "hidden": (4,), "quiet": True}
+           "canaries": 10, "records": 3000, "epochs": 1, "hidden": (4,), "verbose": 0}
 
 
 @pytest.fixture(scope="module")

@@ -62,6 +62,7 @@ from ._files import (
     unlink_at,
     write_at,
 )
+from ._fprs import FPR_TABLE, result_fprs, summary_fprs, tpr_column
 from ._json import (
     Int,
     ListOf,
@@ -74,6 +75,36 @@ from ._json import (
 )
 from ._json import (
     _problem as _problem,
+)
+from ._layout import (
+    ATTACK,
+    ATTACK_FILES,
+    ATTACK_STAGING,
+    AUDIT,
+    AUDIT_DP,
+    AUDIT_FILES,
+    AUDIT_RESULT_FILES,
+    CHECKPOINT,
+    COMPARE_JSON,
+    COMPLETE,
+    DP_AUDIT_FILES,
+    HISTORY,
+    LOSS_HIST_PNG,
+    MODEL_JSON,
+    MODEL_WEIGHTS,
+    PARAMS,
+    REFERENCE,
+    RESULTS_CSV,
+    RESULTS_JSON,
+    ROC_PNG,
+    RUN_FILES,
+    SCORES_NPZ,
+    SHADOW,
+    audit_folder,
+    audit_round_file,
+    dp_audit_folder,
+    run_folder,
+    seed_folder,
 )
 from ._lock import LOCK, RunLockedError, hold_locks
 from ._lock import _process_start as _process_start
@@ -90,64 +121,9 @@ __all__ = [
     "SCORES_NPZ", "read_scores", "scores_npz",
     "COMPARE_JSON", "RUN_FILES", "ATTACK_FILES", "HISTORY_SCHEMA", "ATTACK_TABLE_COLUMNS",
     "AUDIT_FILES", "AUDIT_RESULT_FILES", "audit_round_file", "DP_AUDIT_FILES",
+    "FPR_TABLE", "result_fprs", "summary_fprs", "tpr_column", "ATTACK_STAGING", "AUDIT_DP",
+    "audit_folder", "dp_audit_folder", "run_folder", "seed_folder",
 ]
-
-# ---------------------------------------------------------------------- file names
-PARAMS = "params.json"
-HISTORY = "history.json"
-MODEL_JSON = "model.json"
-MODEL_WEIGHTS = "model.safetensors"
-COMPLETE = "complete.json"
-CHECKPOINT = "checkpoint"
-ATTACK = "attack"
-REFERENCE = "reference"
-SHADOW = "shadow"
-AUDIT = "audit"
-RESULTS_CSV = "results.csv"
-RESULTS_JSON = "results.json"
-ROC_PNG = "roc.png"
-LOSS_HIST_PNG = "loss_hist.png"
-# the scores behind the figures, where the writer draws none (a model audit): the report
-# draws roc.png and loss_hist.png from them
-SCORES_NPZ = "scores.npz"
-COMPARE_JSON = "compare.json"
-#: the files of a training, and of an attack (``attack/``), completion marker last
-RUN_FILES = (PARAMS, HISTORY, MODEL_JSON, MODEL_WEIGHTS, COMPLETE)
-ATTACK_FILES = (RESULTS_CSV, RESULTS_JSON, ROC_PNG, LOSS_HIST_PNG, SCORES_NPZ, COMPARE_JSON,
-                COMPLETE)
-#: an audit directory (``skmia audit``): the shared plan, per method its recipe, its
-#: finished rounds (``audit_round_file(r)``) and result, the table of every method
-AUDIT_FILES = {
-    "plan": "audit.json",
-    "recipe": "recipe.json",
-    "rounds": "rounds",
-    "result": "result",
-    "table_csv": "summary.csv",
-    "table_json": "summary.json",
-    "complete": COMPLETE,
-}
-#: a saved :class:`skmia.audit.DefenseAudit` (``settings.json`` last)
-AUDIT_RESULT_FILES = {"arrays": "arrays.safetensors", "summary": "summary.csv",
-                      "per_record": "per_record.csv", "settings": "settings.json"}
-
-
-#: a DP audit directory (``skmia audit-dp``): the shared settings, per audited setting
-#: (a subfolder) its result and per-canary scores, the table and plot of every setting
-DP_AUDIT_FILES = {
-    "settings": "audit_dp.json",
-    "result": "result.json",
-    "scores": "scores.csv",
-    "table_csv": "summary.csv",
-    "table_json": "summary.json",
-    "plot": "dp_audit.png",
-    "complete": COMPLETE,
-}
-
-
-def audit_round_file(r):
-    """The file of round ``r`` of a method in an audit directory."""
-    return f"round_{r:04d}.safetensors"
-
 
 # ------------------------------------------------------------------ the result schema
 
@@ -179,6 +155,13 @@ def _interval(rate):
                                      strict=True)}
 
 
+def _tpr_columns(name, rate):
+    """The TPR column at the FPR ``name`` (:data:`FPR_TABLE`) and its interval's."""
+    column = tpr_column(name)
+    doc = f"TPR at {name[:-1]} % FPR (empty below {round(1 / rate):,} non-members)"
+    return {column: Column(_RATE, doc), **_interval(column)}
+
+
 #: Every column of a run's results, in order: ``name -> Column`` (its type and meaning).
 #: ``attack/results.{csv,json}`` hold these; the report and the CLI read these.
 RESULT_COLUMNS = {
@@ -194,12 +177,8 @@ RESULT_COLUMNS = {
     "test_accuracy": Column(_RATE, "target's accuracy on its non-members"),
     "accuracy": Column(_RATE, "attack accuracy, (TPR + TNR) / 2"),
     "auc": Column(_RATE, "attack ROC AUC"),
-    "tpr_at_0.01%fpr": Column(_RATE, "TPR at 0.01 % FPR (empty below 10,000 non-members)"),
-    **_interval("tpr_at_0.01%fpr"),
-    "tpr_at_0.1%fpr": Column(_RATE, "TPR at 0.1 % FPR"),
-    **_interval("tpr_at_0.1%fpr"),
-    "tpr_at_1%fpr": Column(_RATE, "TPR at 1 % FPR"),
-    **_interval("tpr_at_1%fpr"),
+    **{column: kind for name, rate in result_fprs().items()
+       for column, kind in _tpr_columns(name, rate).items()},
     # no "empirical_epsilon": no theorem turns one model's member / non-member errors into
     # a bound on epsilon (docs/auditing.rst); results that hold it still read (other keys
     # of a row are ignored)
@@ -208,7 +187,7 @@ RESULT_COLUMNS = {
 #: Columns of :func:`skmia.attacks.run_attacks`' table: one row per attack evaluated on
 #: one model. A run's row of :data:`RESULT_COLUMNS` takes these, the target's two
 #: accuracies as ``train_accuracy`` and ``test_accuracy``.
-ATTACK_TABLE_COLUMNS = ("accuracy", "auc", "tpr_at_0.1%fpr", "tpr_at_1%fpr",
+ATTACK_TABLE_COLUMNS = ("accuracy", "auc", *(tpr_column(name) for name in summary_fprs()),
                         "target_train_accuracy", "target_test_accuracy")
 #: columns that repeat the run's settings (shown once per run, not per row)
 CONTEXT_COLUMNS = tuple(name for name, c in RESULT_COLUMNS.items() if c.context)

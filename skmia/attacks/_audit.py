@@ -44,8 +44,6 @@ CALIBRATED_ATTACKS = _registry.CALIBRATED_ATTACKS
 #: RMIA's plain softmax rule (the CLI's ``rmia_softmax`` and ``rmia_offline``).
 PLAIN_RMIA = {"gamma": 1.0, "temperature": 1.0}
 
-#: The columns of :func:`run_attacks`' table, in order (the schema lives in skmia._rundir).
-RESULT_COLUMNS = ATTACK_TABLE_COLUMNS
 
 
 def default_attacks(*, white_box=True, random_state=None):
@@ -294,7 +292,7 @@ def _results(fitted, signals, membership):
             "target_test_accuracy": test_accuracy,
         }
         scores[name] = attack.decision_function(signals)
-    table = pd.DataFrame.from_dict(rows, orient="index", columns=list(RESULT_COLUMNS))
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=list(ATTACK_TABLE_COLUMNS))
     return table, scores
 
 

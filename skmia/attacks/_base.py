@@ -12,6 +12,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from .._docstrings import Substitution
+from .._rundir import summary_fprs, tpr_column
 from .._sklearn_compat import Interval, StrOptions
 from .._validation import validate_params
 from ..metrics import attack_accuracy, attack_auc, tpr_at_fpr
@@ -24,7 +25,7 @@ __all__ = ["FPR_CONSTRAINT", "SCORINGS", "MembershipInferenceAttack"]
 SCORINGS = ("accuracy", "roc_auc")
 
 #: The low false-positive rates ``evaluate`` reports, with their keys.
-EVALUATED_FPRS = {"tpr_at_0.1%fpr": 0.001, "tpr_at_1%fpr": 0.01}
+EVALUATED_FPRS = {tpr_column(name): rate for name, rate in summary_fprs().items()}
 
 
 class MembershipInferenceAttack(ClassifierMixin, BaseEstimator, metaclass=ABCMeta):

@@ -15,6 +15,8 @@ FPR at which the bottom-line attack flags them, as ``per_record_`` of
 import numpy as np
 import pandas as pd
 
+from .._rundir import tpr_column
+
 __all__ = ["BOTTOM_LINE", "ModelAudit", "add_bottom_line", "attack_progress", "bottom_line",
            "per_record",
            "risk_attack", "signal_diagnostics", "unresolved_notes"]
@@ -123,7 +125,7 @@ def bottom_line(table, max_fprs, diagnostics):
                 "auc": table["auc"].max()})
     strongest, notes = [], []
     for name in max_fprs:
-        key = f"tpr_at_{name}fpr"
+        key = tpr_column(name)
         resolved = table.dropna(subset=[key])
         if resolved.empty:
             row[key] = row[f"{key}_low"] = row[f"{key}_high"] = np.nan
@@ -161,7 +163,7 @@ def unresolved_notes(max_fprs, n_nonmembers, table):
     leave no threshold there."""
     notes = []
     for name, fpr in max_fprs.items():
-        if table[f"tpr_at_{name}fpr"].notna().any():
+        if table[tpr_column(name)].notna().any():
             continue
         need = int(np.ceil(1 / fpr - 1e-9))
         if n_nonmembers * fpr * (1 + 1e-9) < 1:
@@ -198,7 +200,7 @@ def risk_attack(table, max_fprs):
     """The attack behind ``per_record_``: the strongest at the lowest FPR that some attack
     resolves, else the one of highest AUC."""
     for name in max_fprs:
-        key = f"tpr_at_{name}fpr"
+        key = tpr_column(name)
         if table[key].notna().any():
             return table.loc[table[key].idxmax(), "attack"]
     if table["auc"].notna().any():

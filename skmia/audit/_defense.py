@@ -21,7 +21,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import is_classifier
 
-from .._parallel import parallel_map
+from .._parallel import effective_jobs, parallel_map
 from .._rundir import AUDIT_FILES, COMPLETE, RunDirectory
 from .._sklearn_compat import HasMethods, Interval, validate_params
 from .._threads import with_thread_policy
@@ -201,7 +201,8 @@ def train_rounds(estimator, plan, rounds, *, fit_params=None, n_jobs=None, verbo
     rounds, fit_params = list(rounds), dict(fit_params or {})
     expand = plan.n_copies > 1 or len(plan.y_poison) > 0
     if rounds and not expand and batching_refusal(estimator, plan.X_pool, fit_params) is None:
-        groups = [list(g) for g in np.array_split(rounds, min(_jobs(n_jobs), len(rounds)))]
+        n_groups = min(effective_jobs(n_jobs), len(rounds))
+        groups = [list(g) for g in np.array_split(rounds, n_groups)]
         # one group trains here: its bar counts epochs; several: one bar over the groups
         inner = verbose if len(groups) == 1 else 0
         tasks = [(estimator, plan, [int(r) for r in group], inner) for group in groups]
@@ -211,17 +212,6 @@ def train_rounds(estimator, plan, rounds, *, fit_params=None, n_jobs=None, verbo
     tasks = [(estimator, plan, r, fit_params) for r in rounds]
     return parallel_map(_train_round, tasks, n_jobs=n_jobs, verbose=verbose,
                         desc=f"rounds of {plan.block} models")
-
-
-def _jobs(n_jobs):
-    """Workers ``n_jobs`` asks for (joblib's reading: None 1, -1 all cores)."""
-    import os
-
-    if n_jobs is None:
-        from joblib.parallel import get_active_backend
-
-        n_jobs = get_active_backend()[1] or 1
-    return max(1, (os.cpu_count() or 1) + 1 + n_jobs if n_jobs < 0 else n_jobs)
 
 
 def assemble(plan, rounds, settings):
@@ -452,7 +442,6 @@ def check_audit_folder(out, estimator, X, y, *, canaries=None, n_models=64, keep
 def _audit_folder(estimator, plan, n_models, out, fit_params, n_jobs, verbose, labels):
     """Audit into the folder ``out``: train its missing rounds (saving each group of
     ``n_jobs`` rounds as it finishes), then write its result and ``complete.json``."""
-    from joblib import effective_n_jobs
 
     n_rounds = plan.n_rounds(n_models)
     with RunDirectory(out).lock("audit"):
@@ -463,7 +452,7 @@ def _audit_folder(estimator, plan, n_models, out, fit_params, n_jobs, verbose, l
         missing = [r for r in range(n_rounds) if r not in found]
         if missing:
             folder.clear(COMPLETE)
-        chunk = max(1, effective_n_jobs(n_jobs))  # rounds between two saves: one a worker
+        chunk = effective_jobs(n_jobs)  # rounds between two saves: one a worker
         for first in range(0, len(missing), chunk):
             todo = missing[first:first + chunk]
             results = train_rounds(estimator, plan, todo, fit_params=fit_params,

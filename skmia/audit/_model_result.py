@@ -26,7 +26,9 @@ from .._rundir import (
     SCORES_NPZ,
     Opt,
     RunDirectory,
+    result_fprs,
     scores_npz,
+    tpr_column,
 )
 from ..attacks._audit import _accuracy
 from ..metrics import attack_accuracy, attack_auc, tpr_at_fpr
@@ -35,10 +37,10 @@ __all__ = ["INTERVAL_COLUMNS", "MODEL_AUDIT", "MODEL_AUDIT_COLUMNS", "check_out"
            "model_audit_table", "write_model_audit"]
 
 #: The false-positive rates of the results, as fractions (the run's columns).
-_MAX_FPRS = {"0.01%": 1e-4, "0.1%": 1e-3, "1%": 1e-2}
+_MAX_FPRS = result_fprs()
 #: The bounds of the 95 % Clopper-Pearson interval of the TPR at each FPR, where the
 #: run's columns do not hold them already.
-INTERVAL_COLUMNS = tuple(column for column in (f"tpr_at_{name}fpr_{end}" for name in _MAX_FPRS
+INTERVAL_COLUMNS = tuple(column for column in (f"{tpr_column(name)}_{end}" for name in _MAX_FPRS
                                                for end in ("low", "high"))
                          if column not in RESULT_COLUMNS)
 #: The columns of :func:`~skmia.audit.audit_model`'s table: a run's, the intervals, how
@@ -124,7 +126,7 @@ def _metrics(membership, score, prediction):
     empirical ε: one model's records are no DP audit (see docs/auditing.rst)."""
     row = {"accuracy": attack_accuracy(membership, prediction), "auc": np.nan}
     for name in _MAX_FPRS:
-        key = f"tpr_at_{name}fpr"
+        key = tpr_column(name)
         row[key] = row[f"{key}_low"] = row[f"{key}_high"] = np.nan
     if not np.all(np.isfinite(score)):
         return row  # an attack that could not score every record: no rate
@@ -135,7 +137,7 @@ def _metrics(membership, score, prediction):
             continue  # too few non-members to measure that FPR: unresolved
         rate = tpr_at_fpr(membership, score, max_fpr=fpr)
         if rate.resolved:
-            key = f"tpr_at_{name}fpr"
+            key = tpr_column(name)
             row[key], row[f"{key}_low"], row[f"{key}_high"] = rate.tpr, rate.ci_low, rate.ci_high
     return row
 

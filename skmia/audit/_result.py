@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .._rundir import AUDIT_RESULT_FILES as RESULT_FILES
-from .._rundir import RunDirectory
+from .._rundir import RunDirectory, summary_fprs, tpr_column
 from ..metrics import tpr_at_fpr
 from ._intervals import INTERVAL_PROCEDURE, pair_rates, record_tpr_at_fpr
 from ._loo import LOO_ATTACKS, loo_lira_scores
@@ -32,15 +32,19 @@ DEFENDED = "black-box (defended outputs)"
 LABEL_ONLY = "label-only"
 WHITE_BOX = "white-box (raw outputs)"
 
-#: The false-positive rates of the summary, as fractions.
-MAX_FPRS = {"0.1%": 0.001, "1%": 0.01}
+#: The false-positive rates of the summary, as fractions (the summaries' rows of
+#: :data:`skmia._rundir.FPR_TABLE`).
+MAX_FPRS = summary_fprs()
 _BOUNDS = ("", "_low", "_high")
+#: The column :meth:`DefenseAudit.strongest` ranks the attacks by: the TPR at the lowest
+#: FPR of the summary.
+STRONGEST_AT = tpr_column(next(iter(MAX_FPRS)))
 #: The rates of a summary row: AUC and TPR at each FPR with their intervals, and the
 #: per-record-calibrated TPR at each FPR (no interval).
 RATE_COLUMNS = [
     *[f"auc{end}" for end in _BOUNDS],
-    *[f"tpr_at_{name}fpr{end}" for name in MAX_FPRS for end in _BOUNDS],
-    *[f"record_tpr_at_{name}fpr" for name in MAX_FPRS],
+    *[f"{tpr_column(name)}{end}" for name in MAX_FPRS for end in _BOUNDS],
+    *[f"record_{tpr_column(name)}" for name in MAX_FPRS],
 ]
 # the empirical epsilon of the pooled pairs is no column: no theorem bounds epsilon from
 # leave-one-out scores of dependent (record, model) pairs (docs/auditing.rst)
@@ -118,10 +122,10 @@ def subset_row(in_mask, score):
         for i, (name, max_fpr) in enumerate(MAX_FPRS.items()):
             note = _unresolved(member, flat, max_fpr)
             if not note:
-                row.update({f"tpr_at_{name}fpr{end}": rates[f"tpr{end}"][i]
+                row.update({f"{tpr_column(name)}{end}": rates[f"tpr{end}"][i]
                             for end in _BOUNDS})
             per_record, _, record_note = record_tpr_at_fpr(score, in_mask, max_fpr)
-            row[f"record_tpr_at_{name}fpr"] = per_record
+            row[f"record_{tpr_column(name)}"] = per_record
             notes += [note, record_note]
     row["note"] = "; ".join(n for n in notes if n)
     return row
@@ -295,7 +299,7 @@ class DefenseAudit:
         first = "canaries" if self.is_canary.any() else "all"
         rows = self.summary_[(self.summary_["subset"] == first)
                              & (self.summary_["threat_model"] == threat_model)]
-        tpr = rows.set_index("attack")["tpr_at_0.1%fpr"].fillna(-1.0)
+        tpr = rows.set_index("attack")[STRONGEST_AT].fillna(-1.0)
         fixed, per_record = list(LOO_ATTACKS)
         return per_record if tpr[per_record] > tpr[fixed] else fixed
 

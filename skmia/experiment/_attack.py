@@ -12,31 +12,40 @@ from pathlib import Path
 
 import numpy as np
 
-from .._parallel import check_threads, torch_threads
+from .._parallel import torch_threads
 from .._rundir import (
     ATTACK,
+    ATTACK_STAGING,
     INTERVAL_SUFFIXES,
     LOSS_HIST_PNG,
     MODEL_JSON,
     PARAMS,
     REFERENCE,
     ROC_PNG,
+    SHADOW,
     RunDirectory,
+    result_fprs,
+    tpr_column,
+)
+from .._settings import (
+    check_calibrated,
+    check_device,
+    check_n_jobs,
+    check_threads,
+    refuse_removed,
 )
 from ._bank import reference_bank
 from ._checkpoint import RunInterrupted, _Stop, stopping_on_signals
-from ._config import _deprecated, check_calibrated, check_device, check_jobs
 from ._lock import run_lock
 from ._train import _note, load_run
 
 __all__ = ["attack"]
 
-_STAGING = ".attack.partial"  # the new attack/ while it is written
 
 
 def attack(target_dir, shadow_dir, *, white_box=True, data_home=None, device=None,
            verbose=1, shadow_method=None, attacks=(), reference_models=None, n_jobs=1,
-           threads=None, quiet=None, jobs=None):
+           threads=None, **removed):
     """Attack a finished target run with a finished shadow run; write ``attack/``.
 
     Parameters
@@ -67,9 +76,6 @@ def attack(target_dir, shadow_dir, *, white_box=True, data_home=None, device=Non
     threads : int, default=None
         Torch threads of the signals and attacks in this process; None leaves torch's
         setting as it is.
-    quiet, jobs : deprecated
-        The former names of ``verbose=0`` and ``n_jobs``; they still work, with a
-        ``FutureWarning``, and will be removed in skmia 0.3.
 
     Returns
     -------
@@ -78,15 +84,10 @@ def attack(target_dir, shadow_dir, *, white_box=True, data_home=None, device=Non
         :data:`skmia._rundir.RESULT_COLUMNS`. The previous results of the run stay in
         place until these are complete.
     """
-    if quiet is not None:
-        _deprecated("quiet", "verbose=0", 3)
-        verbose = 0 if quiet else verbose
-    if jobs is not None:
-        _deprecated("jobs", "n_jobs", 3)
-        n_jobs = jobs
+    refuse_removed("attack", removed)  # jobs=, quiet=: skmia 0.3 removed them
     attacks = tuple(attacks)
     needs_bank = check_calibrated(attacks, reference_models)
-    check_jobs(n_jobs)
+    check_n_jobs(n_jobs)
     if threads is not None:
         check_threads(threads)  # before the lock: a bad value leaves no folder behind
     if device is not None:
@@ -118,7 +119,7 @@ def _attack(target_dir, shadow_dir, white_box, data_home, device, quiet, shadow_
     run = RunDirectory(target_dir)
     for name in (ATTACK, REFERENCE):  # refuse a link before any work
         run.path(name)
-    run.remove_tree(_STAGING)  # left by an interrupted attack
+    run.remove_tree(ATTACK_STAGING)  # left by an interrupted attack
     target, params, shadow, shadow_params = _load_pair(target_dir, shadow_dir, device)
     split = load_split(params["dataset"], params["seed"],
                        data_home if data_home is not None else params.get("data_home"))
@@ -139,12 +140,12 @@ def _attack(target_dir, shadow_dir, white_box, data_home, device, quiet, shadow_
         _note(f"{str(run.path(ATTACK))!r}: kept {len(kept)} row(s) of its previous results "
               "that this call did not recompute ("
               + "; ".join(dict.fromkeys(row["attack"] for row in kept)) + ")")
-    results = run.write_results(rows + kept, folder=_STAGING)
+    results = run.write_results(rows + kept, folder=ATTACK_STAGING)
     for name, fig in figures.items():
-        run.write_bytes(_STAGING, name, data=figure_png(fig))
-    run.mark_complete(_STAGING, document={"target": str(target_dir),
+        run.write_bytes(ATTACK_STAGING, name, data=figure_png(fig))
+    run.mark_complete(ATTACK_STAGING, document={"target": str(target_dir),
                                           "shadow": str(shadow_dir)})
-    run.replace_folder(_STAGING, ATTACK)
+    run.replace_folder(ATTACK_STAGING, ATTACK)
     results.attrs["folder"] = str(run.path(ATTACK))
     results.attrs["kept"] = len(kept)
     return results
@@ -181,7 +182,7 @@ def _load_pair(target_dir, shadow_dir, device):
     if target_dir.resolve() == shadow_dir.resolve():
         raise ValueError(
             f"the target and the shadow are the same folder, {str(target_dir)!r}: the shadow "
-            f"run of a target is its shadow/ folder ({str(target_dir / 'shadow')!r})"
+            f"run of a target is its {SHADOW}/ folder ({str(target_dir / SHADOW)!r})"
         )
     target, params = load_run(target_dir, device=device)
     shadow, shadow_params = load_run(shadow_dir, device=device)
@@ -326,8 +327,6 @@ def _calibrated_results(model, split, attacks, bank, seed):
                                        population)
 
 
-#: the false-positive rates of the results' TPR columns (``tpr_at_<percent>%fpr``)
-_FPRS = {"tpr_at_0.01%fpr": 1e-4, "tpr_at_0.1%fpr": 1e-3, "tpr_at_1%fpr": 1e-2}
 
 
 def _rates(membership, score):
@@ -339,7 +338,8 @@ def _rates(membership, score):
 
     n_out = int(np.sum(membership == 0))
     columns = {}
-    for name, max_fpr in _FPRS.items():
+    for fpr, max_fpr in result_fprs().items():
+        name = tpr_column(fpr)
         result = tpr_at_fpr(membership, score, max_fpr=max_fpr) if n_out * max_fpr >= 1 \
             else None
         values = ((result.tpr, result.ci_low, result.ci_high)

@@ -19,14 +19,13 @@ directory is touched, a file that is not a regular file is never read.
 import contextlib
 import signal
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
 
 from .. import _registry
-from .._rundir import AUDIT_FILES, COMPLETE, RunDirectory
+from .._rundir import AUDIT_FILES, COMPLETE, RunDirectory, audit_folder
 
 # audit.json is checked as the audit checks its recipe.json
 from ..audit._defense_folder import check_same_document
@@ -34,40 +33,16 @@ from ..audit._defense_folder import check_same_document
 # the audit's table columns and per-method rows, which skmia.audit does not export
 from ..audit._result import AUDIT_COLUMNS, method_row, method_rows
 from ._checkpoint import RunInterrupted, _Stop, stopping_on_signals
+from ._config import AuditConfig
 
 # AUDIT_COLUMNS and the rows of a method (method_row, method_rows) are the audit's
 __all__ = ["AUDIT_COLUMNS", "AuditConfig", "audit_directory", "method_row", "method_rows",
            "run_audit"]
 
 
-@dataclass
-class AuditConfig:
-    """Everything that defines ``skmia audit``: the data, the canaries, the recipes."""
-
-    dataset: str
-    methods: tuple
-    models: int = 64
-    canaries: int = 500
-    canary_kind: str = "mislabel"
-    poisons: int = 0
-    records: int | None = None
-    test_size: float = 0.2
-    seed: int = 1000
-    epochs: int | None = None
-    hidden: tuple | None = None
-    overrides: dict = field(default_factory=dict)
-    model: str | None = None
-    out: str = "results"
-    data_home: str | None = None
-    device: str = "cpu"
-    jobs: int = 1
-    scheduler: str | None = None
-    quiet: bool = False
-
-
 def audit_directory(out, dataset, seed, model=None):
     """``<out>/<dataset>[/<model>]/audit/seed<seed>``."""
-    return Path(out).joinpath(dataset, *([model] if model else []), "audit", f"seed{seed}")
+    return audit_folder(out, dataset, seed, model)
 
 
 def audit_data(config):
@@ -171,10 +146,10 @@ def _audit_all(config, calls, folder, shared):
     if not has_plan:
         folder.write_json(AUDIT_FILES["plan"], document=shared)
     rows = []
-    n_jobs = -1 if config.scheduler is not None else config.jobs
+    n_jobs = -1 if config.scheduler is not None else config.n_jobs
     for method, (clf, kwargs) in calls.items():
         audit = audit_defense(
-            clf, **kwargs, n_jobs=n_jobs, verbose=int(not config.quiet),
+            clf, **kwargs, n_jobs=n_jobs, verbose=config.verbose,
             # AdvReg's inference network and MemGuard's defender learn non-members from
             # the test part (the classifier never trains on its labels), as the reference
             # code's do from its reference split
@@ -199,6 +174,7 @@ def run_audit(config):
         One row per method, columns :data:`AUDIT_COLUMNS`; ``table.attrs["folder"]`` is
         the audit directory.
     """
+    config.check()
     folder = RunDirectory(audit_directory(config.out, config.dataset, config.seed,
                                           config.model))
     calls = _audit_calls(config)  # every recipe is valid before anything trains

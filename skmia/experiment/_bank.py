@@ -156,10 +156,10 @@ def _bank_round(n_models, jobs, keep, batched=False):
     """Models trained between two saves: ``jobs`` at once, whole blocks of the bank's
     masks (pairs for ``keep=0.5``), at most eight rounds — four when the models train as
     one batched network, where a round of many models costs little more than one."""
-    from joblib import effective_n_jobs
+    from .._parallel import effective_jobs
 
     q = mask_block(keep)
-    per_round = max(effective_n_jobs(jobs), -(-n_models // (4 if batched else 8)))
+    per_round = max(effective_jobs(jobs), -(-n_models // (4 if batched else 8)))
     return q * -(-per_round // q)
 
 

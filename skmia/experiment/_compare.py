@@ -21,6 +21,7 @@ from .._rundir import (
     MODEL_WEIGHTS,
     RESULTS_CSV,
     RunDirectory,
+    tpr_column,
 )
 from ._config import check_config, check_method_options, method_classes
 from ._modes import run
@@ -28,22 +29,15 @@ from ._train import _note, train
 
 __all__ = ["compare", "COMPARE_COLUMNS"]
 
+#: The FPR (a name of :data:`skmia._rundir.FPR_TABLE`) whose TPR :func:`compare` shows:
+#: its column, then its interval's bounds.
+COMPARED_FPR = "1%"
+_TPR_COLUMNS = (tpr_column(COMPARED_FPR),
+                *(tpr_column(COMPARED_FPR) + s for s in INTERVAL_SUFFIXES))
 #: Columns of :func:`compare`'s table, in order.
 COMPARE_COLUMNS = (
-    "method",
-    "train_accuracy",
-    "test_accuracy",
-    "strongest_attack",
-    "auc",
-    "tpr_attack",
-    "tpr_at_1%fpr",
-    "tpr_at_1%fpr_low",
-    "tpr_at_1%fpr_high",
-    "lira_auc",
-    "lira_tpr_at_1%fpr",
-    "lira_tpr_at_1%fpr_low",
-    "lira_tpr_at_1%fpr_high",
-    "epsilon",
+    "method", "train_accuracy", "test_accuracy", "strongest_attack", "auc", "tpr_attack",
+    *_TPR_COLUMNS, "lira_auc", *("lira_" + c for c in _TPR_COLUMNS), "epsilon",
     "epsilon_note",
 )
 
@@ -218,7 +212,7 @@ def _summary(method, results, folder):
                          "model")
     final = final.reset_index(drop=True)
     strongest = final.loc[final["auc"].idxmax()]
-    best_tpr = final.loc[final["tpr_at_1%fpr"].idxmax()]
+    best_tpr = final.loc[final[_TPR_COLUMNS[0]].idxmax()]
     from ..defenses._dpsgd import MEANINGFUL_EPSILON
 
     lira = final[final["attack"] == _LIRA]
@@ -243,5 +237,5 @@ def _tpr(row, prefix):
     """The TPR at 1 % FPR of a result row and its interval, as ``<prefix>tpr_at_1%fpr``
     and the ``_low`` / ``_high`` columns (NaN without a row, or for results written
     before intervals were)."""
-    names = ["tpr_at_1%fpr", *("tpr_at_1%fpr" + s for s in INTERVAL_SUFFIXES)]
-    return {prefix + n: np.nan if row is None else float(row.get(n, np.nan)) for n in names}
+    return {prefix + n: np.nan if row is None else float(row.get(n, np.nan))
+            for n in _TPR_COLUMNS}

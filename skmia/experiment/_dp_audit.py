@@ -11,13 +11,12 @@ goes through :class:`skmia._rundir.RunDirectory`.
 """
 
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict
 
 import pandas as pd
 
-from .. import _registry
-from .._rundir import COMPLETE, DP_AUDIT_FILES, ListOf, MapOf, RunDirectory
+from .._rundir import COMPLETE, DP_AUDIT_FILES, ListOf, MapOf, RunDirectory, dp_audit_folder
+from .._settings import DPAuditConfig
 
 __all__ = ["DP_AUDIT_COLUMNS", "DPAuditConfig", "dp_audit_directory", "run_dp_audit"]
 
@@ -31,48 +30,14 @@ _RESULT_SPEC = {"settings": MapOf(object), "claimed_epsilon": float,
                 "bounds": ListOf(MapOf(object))}
 
 
-@dataclass
-class DPAuditConfig:
-    """Everything that defines ``skmia audit-dp``."""
-
-    dataset: str
-    noise_multipliers: tuple = ()
-    target_epsilons: tuple = ()
-    canaries: int = 1000
-    canary_kind: str = "mislabel"
-    white_box: bool = False
-    runs: int = 1
-    reference: int = 16
-    records: int | None = None
-    epochs: int | None = None
-    hidden: tuple | None = None
-    batch_size: int = 128
-    delta: float = 1e-5
-    confidence: float = 0.95
-    seed: int = 1000
-    out: str = "results"
-    data_home: str | None = None
-    device: str = "cpu"
-    jobs: int = 1
-
-    def settings(self):
-        """(folder name, estimator overrides) of each audited setting."""
-        return ([(f"sigma{s:g}", {"noise_multiplier": float(s)})
-                 for s in self.noise_multipliers]
-                + [(f"eps{e:g}", {"target_epsilon": float(e)}) for e in self.target_epsilons])
-
-
 def dp_audit_directory(out, dataset, seed):
-    """``<out>/<dataset>/audit_dp/seed<seed>``."""
-    return Path(out).joinpath(dataset, "audit_dp", f"seed{seed}")
+    """``<out>/<dataset>/audit_dp/seed<seed>`` (:func:`skmia._rundir.dp_audit_folder`)."""
+    return dp_audit_folder(out, dataset, seed)
 
 
 def _data(config):
     from ._audit_dir import audit_data
 
-    if _registry.DATASETS[config.dataset].kind == "image":
-        raise ValueError("skmia audit-dp audits DP-SGD on tabular data (an MLP); "
-                         f"{config.dataset} is an image dataset")
     return audit_data(config)
 
 
@@ -100,7 +65,7 @@ def _audit_one(config, clf, X, y):
         common["canary_kind"] = config.canary_kind
     if config.runs > 1:
         return audit_dp_runs(clf, X, y, n_runs=config.runs, n_reference=config.reference,
-                             n_jobs=config.jobs, **common)
+                             n_jobs=config.n_jobs, **common)
     return audit_dp(clf, X, y, **common)
 
 
@@ -148,16 +113,13 @@ def run_dp_audit(config):
     """
     from ..report._dp import plot_dp_audit
 
-    settings = config.settings()
-    if not settings:
-        raise ValueError("give --noise-multipliers or --target-epsilons: the settings of "
-                         "DP-SGD to audit")
+    settings = config.check().settings()
     X, y = _data(config)
     recipes = [(name, _recipe(config, overrides)) for name, overrides in settings]
     folder = RunDirectory(dp_audit_directory(config.out, config.dataset, config.seed))
     shared = {k: v for k, v in asdict(config).items()
               if k not in ("noise_multipliers", "target_epsilons", "out", "data_home",
-                           "device", "jobs")}
+                           "device", "n_jobs")}
     shared["hidden"] = None if config.hidden is None else list(config.hidden)
     with folder.lock("audit"):
         folder.clear(COMPLETE)

@@ -108,13 +108,11 @@ def group_threads(n_jobs, torch_threads):
     """Threads that train groups of a batched bank at once (see :func:`fit_batched`):
     the cores ``n_jobs`` asks for, capped at the machine's, where each group runs on one
     torch thread (a CPU); else 1 (torch's own threads share the work)."""
-    from joblib import effective_n_jobs
-
-    from .._parallel import n_cores
+    from .._parallel import effective_jobs, n_cores
 
     if torch_threads != 1:
         return 1
-    return max(1, min(effective_n_jobs(n_jobs), n_cores()))
+    return max(1, min(effective_jobs(n_jobs), n_cores()))
 
 
 def _declared_reason(cls):

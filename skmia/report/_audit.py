@@ -7,7 +7,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._rundir import AUDIT_FILES, ListOf, RunDirectory, escape_text, find_folders
+from .._rundir import (
+    AUDIT_FILES,
+    ListOf,
+    RunDirectory,
+    escape_text,
+    find_folders,
+    summary_fprs,
+    tpr_column,
+)
 from ._audit_page import point_offsets, roc_panels
 from ._plots import _literal, _pyplot, figure_png
 from ._tables import markdown_cell
@@ -95,11 +103,11 @@ def audit_display_table(table):
     shown["test acc."] = [f"{a:.3f} ± {s:.3f}" for a, s in
                           zip(table["test_accuracy"], table["test_accuracy_std"], strict=True)]
     for part in ("canary", "population"):
-        for name in ("0.1%", "1%"):
-            shown[f"{part} TPR@{name}"] = _with_interval(table, f"{part}_tpr_at_{name}fpr")
-        for name in ("0.1%", "1%"):
+        for name in summary_fprs():
+            shown[f"{part} TPR@{name}"] = _with_interval(table, f"{part}_{tpr_column(name)}")
+        for name in summary_fprs():
             shown[f"{part} per-record TPR@{name}"] = [
-                _rate_cell(v) for v in _column(table, f"{part}_record_tpr_at_{name}fpr")]
+                _rate_cell(v) for v in _column(table, f"{part}_record_{tpr_column(name)}")]
     for part in ("canary", "population"):
         shown[f"{part} AUC"] = _with_interval(table, f"{part}_auc")
     shown["DP ε"] = [epsilon_cell(v) for v in table["epsilon"]]
@@ -134,30 +142,33 @@ def format_audit_table(table):
 
 
 def audit_privacy_utility_figure(table, *, title=None):
-    """Canary TPR at 0.1 % FPR (with its 95 % interval) against test accuracy per method."""
+    """Canary TPR at the audit table's lowest FPR (0.1 %; with its 95 % interval)
+    against test accuracy per method."""
     from matplotlib.transforms import offset_copy
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5))
     shifts = point_offsets(table["test_accuracy"])  # a method's threat models side by side
+    name, rate = next(iter(summary_fprs().items()))  # the lowest FPR of the audit table
+    column = f"canary_{tpr_column(name)}"
     for shift, (_, row) in zip(shifts, table.iterrows(), strict=True):
-        tpr = row["canary_tpr_at_0.1%fpr"]
+        tpr = row[column]
         if tpr is None or np.isnan(tpr):
             continue
-        err = [[tpr - row["canary_tpr_at_0.1%fpr_low"]],
-               [row["canary_tpr_at_0.1%fpr_high"] - tpr]]
+        err = [[tpr - row[column + "_low"]],
+               [row[column + "_high"] - tpr]]
         ax.errorbar([row["test_accuracy"]], [tpr], yerr=err,
                     xerr=[[row["test_accuracy_std"]], [row["test_accuracy_std"]]],
                     marker="o", capsize=3, linestyle="none", label=row_label(row),
                     transform=offset_copy(ax.transData, fig=fig, x=shift, units="points"))
         x, dx = row["test_accuracy"], row["test_accuracy_std"]  # shifted marks: not counted
-        ax.update_datalim([(x - dx, row["canary_tpr_at_0.1%fpr_low"]),
-                           (x + dx, row["canary_tpr_at_0.1%fpr_high"])])
+        ax.update_datalim([(x - dx, row[column + "_low"]),
+                           (x + dx, row[column + "_high"])])
     ax.margins(x=0.08)  # room for the shifted marks at either end
     ax.autoscale_view()
-    ax.axhline(0.001, color="grey", linestyle=":", linewidth=1, label="chance (FPR)")
+    ax.axhline(rate, color="grey", linestyle=":", linewidth=1, label="chance (FPR)")
     ax.set(xlabel="test accuracy (mean ± std over models)",
-           ylabel="canary TPR at 0.1 % FPR (95 % interval)", title=title, yscale="log")
+           ylabel=f"canary TPR at {name[:-1]} % FPR (95 % interval)", title=title, yscale="log")
     ax.legend(fontsize=7, loc="best")
     _literal(fig).tight_layout()  # names are text, never mathtext
     return fig

@@ -12,7 +12,8 @@ and held against DP-SGD at comparable test accuracy.
 
 import math
 
-from ..audit._result import BLACK_BOX, DEFENDED, LABEL_ONLY, WHITE_BOX
+from .._rundir import tpr_column
+from ..audit._result import BLACK_BOX, DEFENDED, LABEL_ONLY, MAX_FPRS, WHITE_BOX
 
 __all__ = ["BROKEN_FRACTION", "COMPARABLE_ACCURACY", "audit_verdict", "epsilon_cell",
            "is_vacuous"]
@@ -26,7 +27,7 @@ BROKEN_FRACTION = 0.5
 COMPARABLE_ACCURACY = 0.02
 #: The FPRs of the audit table, lowest first: the verdict reads the lowest one that
 #: resolves a canary rate.
-_FPRS = ("0.1%", "1%")
+_FPRS = tuple(MAX_FPRS)
 #: How the verdict names the adversary of each threat model.
 _FROM = {BLACK_BOX: "from its outputs", DEFENDED: "from its released outputs",
          LABEL_ONLY: "from its labels alone", WHITE_BOX: "from its raw network (white box)"}
@@ -184,8 +185,8 @@ def _row(record):
     return {"method": str(record["method"]),
             "threat": threat if isinstance(threat, str) else BLACK_BOX,
             "accuracy": float(record["test_accuracy"]),
-            "canary": {f: _float(record.get(f"canary_tpr_at_{f}fpr")) for f in _FPRS},
-            "population": {f: _float(record.get(f"population_tpr_at_{f}fpr")) for f in _FPRS},
+            **{part: {f: _float(record.get(f"{part}_{tpr_column(f)}")) for f in _FPRS}
+               for part in ("canary", "population")},
             "epsilon": _float(record.get("epsilon"))}
 
 
