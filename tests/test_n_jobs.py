@@ -61,13 +61,6 @@ def test_the_callers_read_it_so(three_of_64_cores):
     assert _bank_round(4, -1, 0.5) == 4  # 3 at once, rounded up to whole pairs
 
 
-def test_the_audit_chunks_read_it_so(three_of_64_cores):
-    from skmia.experiment._audit_dir import AuditConfig, _rounds_per_chunk
-
-    config = AuditConfig("location", ("vanilla",), n_jobs=-1)
-    assert _rounds_per_chunk(config) == 3
-
-
 def test_no_other_reader_of_n_jobs():
     """Nothing but skmia._parallel reads the core count or asks joblib what n_jobs
     means."""
