@@ -18,6 +18,11 @@ they save is more than starting the workers costs (:data:`WORKER_START_SECONDS`)
 Workers are capped at the number of calls, and loky keeps them for the next
 :func:`parallel_map` of the same size in the process (the rounds of one command). Asking
 for more workers or threads than the machine has cores gets a warning.
+
+Warnings: the calls' warnings, in workers and here, are raised again in the caller
+under their own module and category, each kind (the text up to its numbers: each
+model's ε) once until the warning filters change, as Python's default filter shows a
+warning once per place: a bank of 64 models that each warn shows one warning.
 """
 
 import contextlib
