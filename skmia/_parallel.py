@@ -24,11 +24,18 @@ the ``joblib.parallel_config``'s; -1: all cores; -k: all cores but k - 1), where
 cores" are those this process may run on (:func:`n_cores`: CPU affinity, such as
 ``taskset`` or a container's cpuset, not the machine's count); under a backend that is
 not a local pool (Dask), that backend says what it means (its workers' threads).
+
+Warnings: the calls' warnings, in workers and here, are raised again in the caller
+under their own module and category, each kind (the text up to its numbers: each
+model's ε) once until the warning filters change, as Python's default filter shows a
+warning once per place: a bank of 64 models that each warn shows one warning.
 """
 
 import contextlib
 import math
 import os
+import re
+import sys
 import threading
 import time
 import warnings
@@ -169,23 +176,58 @@ def _call_with_threads(function, args, threads):
 
 
 def _call_in_worker(function, args, threads, caller_pid):
-    """``(result, warnings)`` of the call: in a worker process (not ``caller_pid``) its
-    warnings are kept to be raised again in the caller (:func:`_raise_again`), where
-    its filters (``skmia -q``, one warning per kind) see them; here none are kept."""
+    """``(result, warnings)`` of the call: unless it runs in the process ``caller_pid``
+    (None: none), its warnings are kept to be raised again in the caller
+    (:func:`_raise_again`), where its filters (``skmia -q``, one warning per kind) see
+    them; in ``caller_pid`` they are raised as they come and none are kept.
+    Each kept warning is ``(message, category, filename, lineno, module)``, the module
+    being the one the warning names (``None`` where no loaded module has that file)."""
     if os.getpid() == caller_pid:
         return _call_with_threads(function, args, threads), ()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = _call_with_threads(function, args, threads)
-    return result, [(w.message, w.category, w.filename, w.lineno) for w in caught]
+    return result, [(w.message, w.category, w.filename, w.lineno, _module_of(w.filename))
+                    for w in caught]
+
+
+def _module_of(filename):
+    """The name of the loaded module whose file is ``filename``, as ``warnings.warn``
+    names a warning's module (from the warning frame's ``__name__``), or None."""
+    for name, module in list(sys.modules.items()):
+        if getattr(module, "__file__", None) == filename:
+            return name
+    return None
 
 
 _WORKER_WARNINGS = {}  # the registry of the warnings raised again: each once, as here
+_NUMBER = re.compile(r"[-+]?(?:inf|nan|\d[\d.]*(?:e[-+]?\d+)?)")
+# the kinds of warning (category, module, text without its numbers) raised again since
+# the warning filters were last changed: a bank's models warn alike, in their numbers
+# only (each model's epsilon), and a library call shows that once
+_SHOWN = {"filters": None, "kinds": set()}
 
 
 def _raise_again(caught):
-    for message, category, filename, lineno in caught:
-        warnings.warn_explicit(message, category, filename, lineno,
+    """Raise the warnings of calls again here, through this process's filters and
+    under their own module and category (so that a filter on ``skmia`` applies), each
+    kind once (:data:`_SHOWN`) until the filters change."""
+    # the list itself is held, so that a new list (catch_warnings makes one) cannot
+    # reuse its id; its contents change in place with filterwarnings
+    current = warnings.filters
+    with _LOCK:
+        held = _SHOWN["filters"]
+        if held is None or held[0] is not current or held[1] != tuple(current):
+            _SHOWN["filters"], _SHOWN["kinds"] = (current, tuple(current)), set()
+        fresh = []
+        for message, category, filename, lineno, *module in caught:
+            module = module[0] if module else None
+            kind = (category, module, _NUMBER.sub("#", str(message)))
+            if kind not in _SHOWN["kinds"]:
+                _SHOWN["kinds"].add(kind)
+                fresh.append((message, category, filename, lineno, module))
+    for message, category, filename, lineno, module in fresh:
+        warnings.warn_explicit(message, category, filename, lineno, module=module,
                                registry=_WORKER_WARNINGS)
 
 
@@ -247,23 +289,35 @@ def parallel_map(function, tasks, *, n_jobs=None, threads=1, verbose=0, desc=Non
     tasks = list(tasks)
     workers = _workers(n_jobs, len(tasks), threads)
     results = []
+    # every call's warnings are raised again here, each kind once (_raise_again); not
+    # in threads, whose catch_warnings would race on this process's filters
+    keeper = os.getpid() if _in_threads() else None
     with tqdm(total=len(tasks), desc=desc, disable=not verbose, leave=True) as bar:
         if only_if_it_pays and workers > 1 and _cold(workers):
             for args in tasks[:2]:  # the second call's time: the first pays first uses
                 began = time.perf_counter()
-                results.append(_call_with_threads(function, tuple(args), threads))
+                result, caught = _call_in_worker(function, tuple(args), threads, keeper)
+                _raise_again(caught)
+                results.append(result)
                 bar.update(1)
             if not _pays(time.perf_counter() - began, len(tasks) - 2, workers):
                 workers = 1
             else:
                 _STARTED.add(workers)
-        calls = (delayed(_call_in_worker)(function, tuple(args), threads, os.getpid())
+        calls = (delayed(_call_in_worker)(function, tuple(args), threads, keeper)
                  for args in tasks[len(results):])
         for result, caught in Parallel(n_jobs=workers, return_as="generator")(calls):
             _raise_again(caught)
             results.append(result)
             bar.update(1)
     return results
+
+
+def _in_threads():
+    """Whether joblib's active backend runs calls in threads of this process."""
+    from joblib.parallel import get_active_backend
+
+    return type(get_active_backend()[0]).__name__ == "ThreadingBackend"
 
 
 def _cold(workers):

@@ -159,7 +159,8 @@ def pair_rates(score, in_mask, max_fprs, *, n_resamples=N_RESAMPLES, confidence=
     .. [3] A. C. Cameron, D. L. Miller. "A practitioner's guide to cluster-robust
        inference". Journal of Human Resources 50(2), 2015.
     """
-    from scipy.stats import t as student
+    # scipy.stats's t.ppf is scipy.special's stdtrit: the same floats, a lighter import
+    from scipy.special import stdtrit
 
     score = np.asarray(score, dtype=np.float64)
     member = np.asarray(in_mask, dtype=bool)
@@ -174,8 +175,7 @@ def pair_rates(score, in_mask, max_fprs, *, n_resamples=N_RESAMPLES, confidence=
         for values, stat in zip(draws, pairs.statistics(weight, max_fprs), strict=True):
             values.append(stat)
     clusters = max(2, min(score.shape))
-    scale = (student.ppf(0.5 + confidence / 2, clusters - 1)
-             * np.sqrt(clusters / (clusters - 1)))
+    scale = stdtrit(clusters - 1, 0.5 + confidence / 2) * np.sqrt(clusters / (clusters - 1))
     half = [scale * np.nanstd(np.concatenate(v), ddof=1) for v in draws]
     low = [float(np.clip(p - h, 0.0, 1.0)) for p, h in zip(point, half, strict=True)]
     high = [float(np.clip(p + h, 0.0, 1.0)) for p, h in zip(point, half, strict=True)]
@@ -189,11 +189,11 @@ def pair_rates(score, in_mask, max_fprs, *, n_resamples=N_RESAMPLES, confidence=
 
 def _clopper_pearson(k, n, confidence):
     """The two-sided Clopper-Pearson interval of ``k`` successes in ``n`` trials."""
-    from scipy.stats import beta
+    from scipy.special import betaincinv  # scipy.stats's beta.ppf: the same floats
 
     alpha = 1.0 - confidence
-    low = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
-    high = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
+    low = 0.0 if k == 0 else float(betaincinv(k, n - k + 1, alpha / 2))
+    high = 1.0 if k == n else float(betaincinv(k + 1, n - k, 1 - alpha / 2))
     return low, high
 
 

@@ -11,7 +11,6 @@ log N(φ_k; μ_out, σ_out)`` — what Aerni, Zhang & Tramèr's code computes
 """
 
 import numpy as np
-from scipy.stats import norm
 
 __all__ = ["LOO_ATTACKS", "loo_lira_scores"]
 
@@ -23,6 +22,17 @@ LOO_ATTACKS = {"lira_fixed_variance": True, "lira_per_record_variance": False}
 _EPS = 1e-30
 # records per chunk: keeps the (records, models, augmentations) temporaries small
 _CHUNK_VALUES = 4_000_000
+
+
+_LOG_SQRT_2PI = np.log(np.sqrt(2 * np.pi))
+
+
+def _normal_logpdf(x, mean, std):
+    """``log N(x; mean, std)`` in the operations of ``scipy.stats.norm.logpdf`` (the same
+    floats; a test checks it), without importing ``scipy.stats``: a saved audit's
+    report computes these scores on load. NaN where ``std`` is NaN, as scipy."""
+    z = (x - mean) / std
+    return -z**2 / 2.0 - _LOG_SQRT_2PI - np.log(std)
 
 
 def _chunks(n_records, n_models, n_aug):
@@ -112,7 +122,7 @@ def loo_lira_scores(phi, in_mask, *, fix_variance):
             mean_out, sd_out = _gaussian(phi[rows], w_out[rows], std_out)
             target = phi[rows, k, :]
             with np.errstate(divide="ignore", invalid="ignore"):
-                log_in = norm.logpdf(target, mean_in, sd_in).mean(axis=-1)
-                log_out = norm.logpdf(target, mean_out, sd_out).mean(axis=-1)
+                log_in = _normal_logpdf(target, mean_in, sd_in).mean(axis=-1)
+                log_out = _normal_logpdf(target, mean_out, sd_out).mean(axis=-1)
                 scores[rows, k] = log_in - log_out
     return scores

@@ -8,9 +8,12 @@ differential privacy with a theorem behind it, four methods, returned as an
 :class:`EpsilonBound`), :func:`max_epsilon_lower_bound` (the most a number of records
 can show) and :func:`empirical_epsilon` (the clopper_pearson bound as a float).
 Everything here is numpy / scipy / scikit-learn only: importing it does not import torch.
+The ε bounds' module is imported on first use (PEP 562), and scikit-learn only by the
+functions that need it: reading an audit's rates (``skmia report``) stays light.
 """
 
-from ._epsilon import EpsilonBound, epsilon_lower_bound, max_epsilon_lower_bound
+import importlib
+
 from ._membership import (
     TPRAtFPR,
     attack_accuracy,
@@ -19,6 +22,10 @@ from ._membership import (
     empirical_epsilon,
     tpr_at_fpr,
 )
+
+#: the names of the ε bounds' module, imported when first asked for
+_LAZY = {"EpsilonBound": "_epsilon", "epsilon_lower_bound": "_epsilon",
+         "max_epsilon_lower_bound": "_epsilon"}
 
 __all__ = [
     "EpsilonBound",
@@ -31,3 +38,15 @@ __all__ = [
     "max_epsilon_lower_bound",
     "tpr_at_fpr",
 ]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})

@@ -4,9 +4,9 @@ import numbers
 from typing import NamedTuple
 
 import numpy as np
-from sklearn.metrics import roc_auc_score, roc_curve
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import check_consistent_length, column_or_1d
+
+# scikit-learn and scipy are imported where they are needed: tpr_at_fpr and
+# attack_roc_curve, which `skmia report` calls, run on numpy and scipy.special alone
 
 __all__ = [
     "TPRAtFPR",
@@ -16,6 +16,17 @@ __all__ = [
     "empirical_epsilon",
     "tpr_at_fpr",
 ]
+
+
+def _column_or_1d(values):
+    """``values`` as a 1-D array; anything else goes through scikit-learn's
+    ``column_or_1d`` (its errors, and its warning on a column vector)."""
+    values = np.asarray(values)
+    if values.ndim == 1:
+        return values
+    from sklearn.utils.validation import column_or_1d
+
+    return column_or_1d(values)
 
 
 def _check_membership(y, *, name="y"):
@@ -42,7 +53,7 @@ def _check_membership(y, *, name="y"):
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
-    y = column_or_1d(y)
+    y = _column_or_1d(y)
     if len(y) == 0:
         raise ValueError(f"{name} is empty: an attack needs members (1) and non-members (0).")
     if y.dtype.kind in "biuf" and np.all((y == 0) | (y == 1)):  # the common case, fast
@@ -51,6 +62,8 @@ def _check_membership(y, *, name="y"):
             return y.astype(np.int64)
     if y.dtype.kind in "fc" and not np.isfinite(y).all():
         raise ValueError(f"{name} (membership labels) contains NaN or infinity.")
+    from sklearn.utils.multiclass import check_classification_targets, type_of_target
+
     check_classification_targets(y)
     if y.dtype.kind not in "biuf":
         raise ValueError(
@@ -80,7 +93,7 @@ def _check_membership(y, *, name="y"):
 
 
 def _check_scores(score, n, name="score"):
-    score = column_or_1d(np.asarray(score))
+    score = _column_or_1d(score)
     if score.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be numeric, got dtype {score.dtype}.")
     if len(score) != n:
@@ -120,10 +133,12 @@ def attack_accuracy(y_true, y_pred):
     >>> attack_accuracy([1, 1, 1, 0], [1, 1, 0, 0])  # 0.5 * (2/3 + 1/1)
     0.833...
     """
+    from sklearn.utils.validation import check_consistent_length
+
     y_true = _check_membership(y_true, name="y_true")
     y_pred = np.asarray(y_pred)
     check_consistent_length(y_true, y_pred)
-    y_pred = column_or_1d(y_pred)
+    y_pred = _column_or_1d(y_pred)
     if not np.isin(y_pred, (0, 1)).all():
         raise ValueError(
             f"y_pred must hold predicted membership 0 or 1, got {np.unique(y_pred)[:5].tolist()}."
@@ -156,6 +171,8 @@ def attack_auc(y_true, score):
     >>> attack_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
     0.75
     """
+    from sklearn.metrics import roc_auc_score
+
     y_true = _check_membership(y_true, name="y_true")
     score = _check_scores(score, len(y_true))
     return float(roc_auc_score(y_true, score))
@@ -189,7 +206,37 @@ def attack_roc_curve(y_true, score):
     """
     y_true = _check_membership(y_true, name="y_true")
     score = _check_scores(score, len(y_true))
-    return roc_curve(y_true, score, drop_intermediate=False)
+    fp, tp, thresholds = _roc_counts(y_true, score)
+    return fp / fp[-1], tp / tp[-1], thresholds
+
+
+def _roc_counts(member, score):
+    """False and true positives of each rule ``score >= t``, and the ``t``s.
+
+    The points of :func:`sklearn.metrics.roc_curve` with ``drop_intermediate=False``,
+    as counts: one per distinct score, highest first, after ``(0, 0)`` at ``t = inf``
+    (a test checks that ``fp / fp[-1]`` and ``tp / tp[-1]`` equal its rates).
+
+    Parameters
+    ----------
+    member : ndarray of int of shape (n,)
+        0 / 1 membership, both present.
+    score : ndarray of shape (n,)
+        Finite scores.
+
+    Returns
+    -------
+    fp, tp : ndarray of int64 of shape (n_thresholds,)
+    thresholds : ndarray of float64 of shape (n_thresholds,)
+    """
+    order = np.argsort(score, kind="stable")[::-1]
+    ranked = score[order]
+    # the last position of each run of equal scores
+    ends = np.r_[np.flatnonzero(np.diff(ranked)), len(ranked) - 1]
+    tp = np.cumsum(member[order], dtype=np.int64)[ends]
+    fp = ends + 1 - tp
+    return (np.r_[0, fp].astype(np.int64), np.r_[0, tp].astype(np.int64),
+            np.r_[np.inf, ranked[ends].astype(np.float64)])
 
 
 class _Rates(NamedTuple):
@@ -302,7 +349,7 @@ def tpr_at_fpr(y_true, score, *, max_fpr, confidence_level=0.95):
     >>> tied.resolved, tied.min_fpr   # two non-members tie at the top: 0.2 or nothing
     (False, 0.2)
     """
-    from scipy.stats import beta
+    from scipy.special import betaincinv  # scipy.stats's beta.ppf, without its import
 
     y_true = _check_membership(y_true, name="y_true")
     score = _check_scores(score, len(y_true))
@@ -320,14 +367,14 @@ def tpr_at_fpr(y_true, score, *, max_fpr, confidence_level=0.95):
             f"{n_neg} non-members the smallest measurable non-zero FPR is {1 / n_neg:.3g}. "
             f"Evaluate on at least {int(np.ceil(1 / max_fpr))} non-members."
         )
-    fpr, tpr, thresholds = roc_curve(y_true, score, drop_intermediate=False)
-    fp = np.rint(fpr * n_neg).astype(np.int64)
-    best = np.flatnonzero(fp <= allowed_fp)[-1]  # tpr is non-decreasing along the curve
-    k = int(np.rint(tpr[best] * n_pos))
-    min_fp = int(fp[fp > 0][0])  # roc_curve's first threshold is the top score
+    fp, tp, thresholds = _roc_counts(y_true, score)
+    best = np.flatnonzero(fp <= allowed_fp)[-1]  # tp is non-decreasing along the curve
+    k = int(tp[best])
+    min_fp = int(fp[fp > 0][0])  # the first threshold after inf is the top score
     alpha = 1.0 - confidence_level
-    low = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n_pos - k + 1))
-    high = 1.0 if k == n_pos else float(beta.ppf(1 - alpha / 2, k + 1, n_pos - k))
+    # Clopper-Pearson: quantiles of Beta(k, n - k + 1) and Beta(k + 1, n - k)
+    low = 0.0 if k == 0 else float(betaincinv(k, n_pos - k + 1, alpha / 2))
+    high = 1.0 if k == n_pos else float(betaincinv(k + 1, n_pos - k, 1 - alpha / 2))
     return TPRAtFPR(
         tpr=float(k / n_pos),
         ci_low=low,
