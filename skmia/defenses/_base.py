@@ -1,12 +1,10 @@
 """The base class of every defense: a skorch classifier with the reference defaults."""
 
 import inspect
-from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.base import clone
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
@@ -19,6 +17,8 @@ from .._sklearn_compat import Interval, InvalidParameterError
 from .._threads import with_thread_policy
 from .._validation import Is, SequenceOf, validate_params
 from ..nn import MLP
+from ..nn._batched_objective import ModelBatches
+from ._batchable import BatchableTraining
 from ._batches import _ArrayBatches
 from ._callbacks import _SeededTraining, _StepDecay
 from ._data import (
@@ -29,7 +29,6 @@ from ._data import (
     check_device,
     in_memory_arrays,
 )
-from ._losses import batched_mean, per_record
 from ._saving import SavedDefense
 from ._training_rows import RecordsTrainingRows
 
@@ -61,11 +60,13 @@ def insert_callback(callbacks, name, callback):
 
 
 class MIADefenseClassifier(SavedDefense, RecordsTrainingRows, CheckedInputs,
-                           NeuralNetClassifier):
+                           BatchableTraining, NeuralNetClassifier):
     """Base class of skmia's defenses: a skorch classifier trained as the reference does.
 
-    A subclass changes the training objective by overriding :meth:`training_loss`, or
-    adds training behaviour through skorch callbacks; ``fit`` itself is skorch's.
+    A subclass changes the training objective by overriding :meth:`training_objective`
+    (written for K models at once, so that a bank of reference models trains it as one
+    batched network), or adds training behaviour through skorch callbacks; ``fit``
+    itself is skorch's.
 
     Parameters
     ----------
@@ -269,21 +270,42 @@ class MIADefenseClassifier(SavedDefense, RecordsTrainingRows, CheckedInputs,
         return self.criterion_(y_pred, y_true)
 
     def training_loss(self, logits, targets, X):
-        """The objective minimised on a training mini-batch: ``criterion`` here."""
-        return self.criterion_(logits, targets)
+        """The objective minimised on one training mini-batch in skorch's loop:
+        :meth:`training_objective` of this one model (K = 1).
 
-    def _batched_loss(self, logits, targets, mask, counts, epoch, context=None):
-        """:meth:`training_loss` of K models' batches at once, for the vectorised bank
-        (:class:`~skmia.model_selection.ReferenceModels`, which uses it only with the
-        default ``criterion``): ``logits`` ``(K, B, C)``, ``targets`` ``(K, B)``,
-        ``mask`` ``(K, B)``, 1 on the ``counts[k]`` rows of model ``k`` and 0 on padding,
-        ``epoch`` from 0; ``context`` has the step's ``inputs`` ``(K, B, ...)``, the K
-        ``models`` and a ``cache`` dict kept while they train. Returns the ``(K,)``
-        objectives, each what ``training_loss`` gives on that model's rows. A subclass
-        that changes ``training_loss`` defines this too, or leaves it to its parent and
-        is then not batched."""
-        ce = per_record(partial(F.cross_entropy, reduction="none"), logits, targets)
-        return batched_mean(ce, mask, counts)
+        A subclass whose objective has no batched form may override this instead of
+        :meth:`training_objective`; it is then trained model by model in a bank
+        (:meth:`_batch_refusal` says so).
+        """
+        batches = ModelBatches.of_one(self, X)
+        return self.training_objective(logits[None], targets[None], batches)[0]
+
+    def training_objective(self, logits, targets, batches):
+        """The training objective of K models' mini-batches at once: ``criterion`` here.
+
+        The one place a defense writes its objective. skorch's loop calls it with K = 1
+        (:meth:`training_loss`); a bank of reference models trained as one network
+        (:class:`~skmia.model_selection.ReferenceModels`) with K clones of this recipe,
+        so that both train on the same objective by construction.
+
+        Parameters
+        ----------
+        logits : torch.Tensor of shape (K, B, n_classes)
+            Each model's outputs on its batch (padded to ``B`` rows when stacked).
+        targets : torch.Tensor of shape (K, B)
+            The encoded labels.
+        batches : skmia.defenses._objective.ModelBatches
+            The step's batches: ``epoch`` (from 0), ``models``, ``inputs``, and the
+            reductions that tell a model's rows from padding (``mean``, ``masked``,
+            ``criterion_mean``).
+
+        Returns
+        -------
+        objective : torch.Tensor of shape (K,)
+            Each model's objective on its own rows (a subclass may return per-record
+            values instead, shape ``(K, B)``, as DP-SGD does).
+        """
+        return batches.criterion_mean(self.criterion_, logits, targets)
 
     def _training_finished(self, epochs_ended=None):
         """Whether the training from scratch (or its continuation from a checkpoint to
@@ -359,8 +381,8 @@ class MIADefenseClassifier(SavedDefense, RecordsTrainingRows, CheckedInputs,
         if not self.initialized_ or not hasattr(self, "label_encoder_"):
             X, y = self._setup(X, y, classes=classes)
             self.initialize()
-        refused = getattr(self, "_resume_refused", None)
-        if refused:  # set by skmia.experiment.load_estimator
+        refused = self.resume_refusal_
+        if refused:  # a model loaded without the state its training needs
             raise ValueError(
                 f"{type(self).__name__}.partial_fit cannot continue this loaded model: "
                 f"{refused}. It predicts as saved; fit trains it again from scratch."
@@ -405,6 +427,7 @@ class MIADefenseClassifier(SavedDefense, RecordsTrainingRows, CheckedInputs,
             raise ValueError(f"y has labels not in classes: {unknown.tolist()}")
         self.label_encoder_ = encoder
         self._resume_refused = None  # a fit from scratch needs nothing a loaded model lacks
+        self._resume_rng_state = None
         seeds = check_random_state(self.random_state).randint(np.iinfo(np.int32).max, size=2)
         self.init_seed_, self.training_seed_ = (int(s) for s in seeds)
         return X, y
@@ -466,6 +489,10 @@ class MIADefenseClassifier(SavedDefense, RecordsTrainingRows, CheckedInputs,
         other.initialize()
         other.module_.load_state_dict(state_dict)
         return other
+
+
+# the batched bank reproduces this class's training loop (see BatchableTraining)
+MIADefenseClassifier._batched_loop = MIADefenseClassifier
 
 
 def _accepted_parameters(factory):
