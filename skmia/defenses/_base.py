@@ -17,7 +17,6 @@ from .._sklearn_compat import Interval, InvalidParameterError
 from .._threads import with_thread_policy
 from .._validation import Is, SequenceOf, validate_params
 from ..nn import MLP
-from ..nn._batched_objective import ModelBatches
 from ._batchable import BatchableTraining
 from ._batches import _ArrayBatches
 from ._callbacks import _SeededTraining, _StepDecay
@@ -268,44 +267,6 @@ class MIADefenseClassifier(SavedDefense, RecordsTrainingRows, CheckedInputs,
         if training:
             return self.training_loss(y_pred, y_true, X)
         return self.criterion_(y_pred, y_true)
-
-    def training_loss(self, logits, targets, X):
-        """The objective minimised on one training mini-batch in skorch's loop:
-        :meth:`training_objective` of this one model (K = 1).
-
-        A subclass whose objective has no batched form may override this instead of
-        :meth:`training_objective`; it is then trained model by model in a bank
-        (:meth:`_batch_refusal` says so).
-        """
-        batches = ModelBatches.of_one(self, X)
-        return self.training_objective(logits[None], targets[None], batches)[0]
-
-    def training_objective(self, logits, targets, batches):
-        """The training objective of K models' mini-batches at once: ``criterion`` here.
-
-        The one place a defense writes its objective. skorch's loop calls it with K = 1
-        (:meth:`training_loss`); a bank of reference models trained as one network
-        (:class:`~skmia.model_selection.ReferenceModels`) with K clones of this recipe,
-        so that both train on the same objective by construction.
-
-        Parameters
-        ----------
-        logits : torch.Tensor of shape (K, B, n_classes)
-            Each model's outputs on its batch (padded to ``B`` rows when stacked).
-        targets : torch.Tensor of shape (K, B)
-            The encoded labels.
-        batches : skmia.defenses._objective.ModelBatches
-            The step's batches: ``epoch`` (from 0), ``models``, ``inputs``, and the
-            reductions that tell a model's rows from padding (``mean``, ``masked``,
-            ``criterion_mean``).
-
-        Returns
-        -------
-        objective : torch.Tensor of shape (K,)
-            Each model's objective on its own rows (a subclass may return per-record
-            values instead, shape ``(K, B)``, as DP-SGD does).
-        """
-        return batches.criterion_mean(self.criterion_, logits, targets)
 
     def _training_finished(self, epochs_ended=None):
         """Whether the training from scratch (or its continuation from a checkpoint to

@@ -13,6 +13,7 @@ from skorch.callbacks import Callback
 from skorch.dataset import Dataset
 
 from ..nn import MLP
+from ..nn._batched_objective import ModelBatches
 
 __all__ = ["BatchableTraining"]
 
@@ -34,13 +35,52 @@ _SGD_OPTIONS = {"momentum", "weight_decay", "dampening", "nesterov"}
 
 
 class BatchableTraining:
-    """Mixin of :class:`~skmia.defenses.MIADefenseClassifier`: whether clones of the
-    recipe can be trained as one batched network."""
+    """Mixin of :class:`~skmia.defenses.MIADefenseClassifier`: its training objective,
+    written once for K models, and whether clones of the recipe can be trained as one
+    batched network."""
 
     #: The class whose training loop (:data:`TRAINING_LOOP`) the batched bank
     #: reproduces: :class:`~skmia.defenses.MIADefenseClassifier`'s, or
     #: :class:`~skmia.defenses.DPSGDClassifier`'s private step. Set on those classes.
     _batched_loop = None
+
+    def training_loss(self, logits, targets, X):
+        """The objective minimised on one training mini-batch in skorch's loop:
+        :meth:`training_objective` of this one model (K = 1).
+
+        A subclass whose objective has no batched form may override this instead of
+        :meth:`training_objective`; it is then trained model by model in a bank
+        (:meth:`_batch_refusal` says so).
+        """
+        batches = ModelBatches.of_one(self, X)
+        return self.training_objective(logits[None], targets[None], batches)[0]
+
+    def training_objective(self, logits, targets, batches):
+        """The training objective of K models' mini-batches at once: ``criterion`` here.
+
+        The one place a defense writes its objective. skorch's loop calls it with K = 1
+        (:meth:`training_loss`); a bank of reference models trained as one network
+        (:class:`~skmia.model_selection.ReferenceModels`) with K clones of this recipe,
+        so that both train on the same objective by construction.
+
+        Parameters
+        ----------
+        logits : torch.Tensor of shape (K, B, n_classes)
+            Each model's outputs on its batch (padded to ``B`` rows when stacked).
+        targets : torch.Tensor of shape (K, B)
+            The encoded labels.
+        batches : skmia.nn._batched_objective.ModelBatches
+            The step's batches: ``epoch`` (from 0), ``models``, ``inputs``, and the
+            reductions that tell a model's rows from padding (``mean``, ``masked``,
+            ``criterion_mean``).
+
+        Returns
+        -------
+        objective : torch.Tensor of shape (K,)
+            Each model's objective on its own rows (a subclass may return per-record
+            values instead, shape ``(K, B)``, as DP-SGD does).
+        """
+        return batches.criterion_mean(self.criterion_, logits, targets)
 
     def _batch_refusal(self, X, fit_params):
         """Why K clones of this recipe cannot be trained as one batched network on

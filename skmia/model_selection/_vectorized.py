@@ -6,8 +6,11 @@ generator of its own exactly as ``fit`` draws them from torch's global one), its
 momentum and its learning-rate schedule. A step runs the forward and backward of all K
 models at once (``skmia.nn._batched.StackedMLP``); a model whose epoch has fewer batches
 than another's sits the extra steps out (no update, no momentum, no weight decay).
-The result is K ordinary fitted estimators, so saving, loading and signals see no
-difference. What is batched, on how many threads and in what memory:
+The objective is the recipe's own ``training_objective`` (written for K models, the one
+skorch's loop calls with K = 1), and each epoch fires skorch's epoch events on every
+model (:func:`run_epochs`), so history, learning-rate schedule and callbacks are the
+ones ``fit`` runs. The result is K ordinary fitted estimators, so saving, loading and
+signals see no difference. What is batched, on how many threads and in what memory:
 :mod:`skmia.model_selection._batching`.
 """
 

@@ -1,7 +1,8 @@
 """What a defense's training objective sees of one step: the mini-batches of K models.
 
-A defense writes its objective once, as :meth:`MIADefenseClassifier.training_objective`
-of K models' logits at a time. skorch's loop calls it with K = 1 (one model, its batch
+A defense writes its objective once, as
+:meth:`~skmia.defenses.MIADefenseClassifier.training_objective` of K models' logits at
+a time. skorch's loop calls it with K = 1 (one model, its batch
 as skorch gives it); the batched bank (:mod:`skmia.model_selection._vectorized`) with
 the K models it trains as one network, their batches padded to one width. The two
 layouts differ only in how a model's rows are told from padding, which
