@@ -40,8 +40,8 @@ class Tell(Callback):
         tell()
 
 
-record = vectorized._record_epoch
-vectorized._record_epoch = lambda *args: (record(*args), tell())
+record = vectorized._record_batches
+vectorized._record_batches = lambda *args: (record(*args), tell())
 rng = np.random.default_rng(0)
 X, y = rng.normal(size=(48, 4)).astype(np.float32), np.arange(48) % 2
 recipe = VanillaClassifier(max_epochs=10**6, module__hidden_sizes=(4,), batch_size=16)

@@ -25,6 +25,7 @@ from skmia.defenses import (
 )
 from skmia.model_selection import ReferenceModels, _batching, _memory, _vectorized
 from skmia.nn import _batched
+from skmia.nn._batched_objective import ModelBatches
 
 TINY = {"max_epochs": 3, "module__hidden_sizes": (12,), "batch_size": 16}
 #: float32 rounding of a few short trainings: a batched step sums each model's gradient
@@ -188,7 +189,8 @@ def test_relaxloss_takes_each_models_own_branch():
     clf = RelaxLossClassifier(alpha=0.9, upper=0.5)
     clf.flatten_mode_ = "tabular"
     for epoch in (0, 1):
-        batched = clf._batched_loss(logits, targets, mask, torch.full((2,), 5.0), epoch)
+        batches = ModelBatches([clf, clf], None, epoch, mask, torch.full((2,), 5.0))
+        batched = clf.training_objective(logits, targets, batches)
         for k in range(2):
             alone = relaxloss(logits[k, :5], targets[k, :5], epoch=epoch, alpha=0.9,
                               upper=0.5, flatten_mode="tabular")

@@ -292,8 +292,10 @@ class AdvRegClassifier(ReferenceSetMixin, MIADefenseClassifier):
         )
         return _ClassifierBatches(self, X, y, batch_size)
 
-    #: not batched in a bank of reference models: two optimisers take turns
-    _batched_loss = None
+    def _batch_refusal(self, X, fit_params):
+        """Not batched in a bank of reference models: two optimisers take turns."""
+        return (f"{type(self).__name__} trains with a step of its own (the classifier's "
+                "and the inference network's optimisers take turns)")
 
     def train_step(self, batch, **fit_params):
         """skorch's step, for the classifier's optimizer only."""

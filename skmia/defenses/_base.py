@@ -1,12 +1,10 @@
 """The base class of every defense: a skorch classifier with the reference defaults."""
 
 import inspect
-from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.base import clone
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
@@ -19,6 +17,7 @@ from .._sklearn_compat import Interval, InvalidParameterError
 from .._threads import with_thread_policy
 from .._validation import Is, SequenceOf, validate_params
 from ..nn import MLP
+from ._batchable import BatchableTraining
 from ._batches import _ArrayBatches
 from ._callbacks import _SeededTraining, _StepDecay
 from ._data import (
@@ -29,7 +28,6 @@ from ._data import (
     check_device,
     in_memory_arrays,
 )
-from ._losses import batched_mean, per_record
 from ._saving import SavedDefense
 from ._training_rows import RecordsTrainingRows
 
@@ -61,11 +59,13 @@ def insert_callback(callbacks, name, callback):
 
 
 class MIADefenseClassifier(SavedDefense, RecordsTrainingRows, CheckedInputs,
-                           NeuralNetClassifier):
+                           BatchableTraining, NeuralNetClassifier):
     """Base class of skmia's defenses: a skorch classifier trained as the reference does.
 
-    A subclass changes the training objective by overriding :meth:`training_loss`, or
-    adds training behaviour through skorch callbacks; ``fit`` itself is skorch's.
+    A subclass changes the training objective by overriding :meth:`training_objective`
+    (written for K models at once, so that a bank of reference models trains it as one
+    batched network), or adds training behaviour through skorch callbacks; ``fit``
+    itself is skorch's.
 
     Parameters
     ----------
@@ -268,23 +268,6 @@ class MIADefenseClassifier(SavedDefense, RecordsTrainingRows, CheckedInputs,
             return self.training_loss(y_pred, y_true, X)
         return self.criterion_(y_pred, y_true)
 
-    def training_loss(self, logits, targets, X):
-        """The objective minimised on a training mini-batch: ``criterion`` here."""
-        return self.criterion_(logits, targets)
-
-    def _batched_loss(self, logits, targets, mask, counts, epoch, context=None):
-        """:meth:`training_loss` of K models' batches at once, for the vectorised bank
-        (:class:`~skmia.model_selection.ReferenceModels`, which uses it only with the
-        default ``criterion``): ``logits`` ``(K, B, C)``, ``targets`` ``(K, B)``,
-        ``mask`` ``(K, B)``, 1 on the ``counts[k]`` rows of model ``k`` and 0 on padding,
-        ``epoch`` from 0; ``context`` has the step's ``inputs`` ``(K, B, ...)``, the K
-        ``models`` and a ``cache`` dict kept while they train. Returns the ``(K,)``
-        objectives, each what ``training_loss`` gives on that model's rows. A subclass
-        that changes ``training_loss`` defines this too, or leaves it to its parent and
-        is then not batched."""
-        ce = per_record(partial(F.cross_entropy, reduction="none"), logits, targets)
-        return batched_mean(ce, mask, counts)
-
     def _training_finished(self, epochs_ended=None):
         """Whether the training from scratch (or its continuation from a checkpoint to
         ``max_epochs``) ran in full. skorch ends ``fit`` quietly when a
@@ -359,8 +342,8 @@ class MIADefenseClassifier(SavedDefense, RecordsTrainingRows, CheckedInputs,
         if not self.initialized_ or not hasattr(self, "label_encoder_"):
             X, y = self._setup(X, y, classes=classes)
             self.initialize()
-        refused = getattr(self, "_resume_refused", None)
-        if refused:  # set by skmia.experiment.load_estimator
+        refused = self.resume_refusal_
+        if refused:  # a model loaded without the state its training needs
             raise ValueError(
                 f"{type(self).__name__}.partial_fit cannot continue this loaded model: "
                 f"{refused}. It predicts as saved; fit trains it again from scratch."
@@ -405,6 +388,7 @@ class MIADefenseClassifier(SavedDefense, RecordsTrainingRows, CheckedInputs,
             raise ValueError(f"y has labels not in classes: {unknown.tolist()}")
         self.label_encoder_ = encoder
         self._resume_refused = None  # a fit from scratch needs nothing a loaded model lacks
+        self._resume_rng_state = None
         seeds = check_random_state(self.random_state).randint(np.iinfo(np.int32).max, size=2)
         self.init_seed_, self.training_seed_ = (int(s) for s in seeds)
         return X, y
@@ -466,6 +450,10 @@ class MIADefenseClassifier(SavedDefense, RecordsTrainingRows, CheckedInputs,
         other.initialize()
         other.module_.load_state_dict(state_dict)
         return other
+
+
+# the batched bank reproduces this class's training loop (see BatchableTraining)
+MIADefenseClassifier._batched_loop = MIADefenseClassifier
 
 
 def _accepted_parameters(factory):

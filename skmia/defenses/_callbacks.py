@@ -1,6 +1,6 @@
 """The skorch callbacks of the defenses, in one place: the learning-rate schedule and the
-seeding every defense trains with, and the hooks of AdvReg, DP-SGD and early stopping
-into skorch's training loop (they call back into the classifier for what is its own)."""
+seeding every defense trains with, and the hooks of AdvReg, DP-SGD, RelaxLoss and early
+stopping into skorch's training loop (they call back into the classifier for what is its own)."""
 
 import math
 
@@ -27,11 +27,21 @@ class _StepDecay(Callback):
         net.history.record("lr", lr)
 
 
+class _ObjectiveLog(Callback):
+    """Record at each epoch's start which objective ``train_loss`` holds (RelaxLoss
+    alternates two, which are not on one scale): ``net._objective_name(epoch)``."""
+
+    reads_network = False  # the batched bank need not write the weights back for it
+
+    def on_epoch_begin(self, net, **kwargs):
+        net.history.record("train_objective", net._objective_name(net.current_epoch))
+
+
 class _SeededTraining(Callback):
     """Seed torch for the duration of a training call, then restore the global state.
 
-    A model loaded from a run's checkpoint (``skmia.experiment``) carries the generator
-    state saved after its last epoch in ``_resume_rng_state``: its next training call
+    A model resumed from a run's checkpoint (:meth:`MIADefenseClassifier.resume_from`)
+    carries the generator state saved after its last epoch: its next training call
     continues from that state instead of seeding anew, as if never interrupted.
     """
 
@@ -40,11 +50,10 @@ class _SeededTraining(Callback):
         self._cuda_states = (
             torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
         )
-        resumed = getattr(net, "_resume_rng_state", None)
+        resumed = net._resumed_rng_state()
         if resumed is None:
             torch.manual_seed(net.training_seed_ + len(net.history))
             return
-        net._resume_rng_state = None
         cpu, cuda = resumed
         torch.random.set_rng_state(cpu)
         if cuda:
@@ -85,6 +94,8 @@ class _AdversarialSchedule(Callback):
 
 class _PrivacyLog(Callback):
     """Record ε after every epoch; release the DP machinery and warn at the end."""
+
+    reads_network = False  # ε comes from the accountant
 
     def on_epoch_end(self, net, **kwargs):
         net.history.record("epsilon", net._update_epsilon())

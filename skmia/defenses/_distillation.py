@@ -11,7 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._sklearn_compat import HasMethods, Interval
 from ..nn import MLP
 from ._base import CROSS_ENTROPY, MIADefenseClassifier, VanillaClassifier
-from ._losses import batched_mean, distillation_loss, distillation_per_record
+from ._losses import distillation_per_record
 
 __all__ = ["DistillationClassifier"]
 
@@ -114,7 +114,7 @@ class DistillationClassifier(MIADefenseClassifier):
             raise ValueError(f"{unknown[0]!r} is not what a DistillationClassifier saves")
         if "teacher" in estimators:
             self.teacher_ = estimators["teacher"]
-        elif not self._resume_refused:  # training further needs the teacher
+        elif not self.resume_refusal_:  # training further needs the teacher
             raise KeyError("teacher")
 
     def _fit_teacher(self, X, y):
@@ -143,27 +143,38 @@ class DistillationClassifier(MIADefenseClassifier):
     def _batched_teacher(self):
         return self._teacher_recipe() if self.teacher is None else None
 
-    def _batched_refusal(self):
+    def _batch_refusal(self, X, fit_params):
         if self.teacher is not None:  # a bank's clones hold unfitted clones of it
-            return "a teacher is given, and each model fits its own clone of it"
-        return None
+            reason = "a teacher is given, and each model fits its own clone of it"
+            return super()._batch_refusal(X, fit_params) or self._refusal([reason])
+        teacher = self._teacher_recipe()._batch_refusal(X, {})
+        return (super()._batch_refusal(X, fit_params)
+                or self._refusal([teacher and f"its teacher: {teacher}"]))
 
-    def _batched_loss(self, logits, targets, mask, counts, epoch, context=None):
+    def training_objective(self, logits, targets, batches):
+        """Each student's mean over its rows of
+        :func:`~skmia.defenses._losses.distillation_per_record`, against its own
+        teacher's logits on its batch."""
         with torch.no_grad():
-            teacher_logits = _batched_teacher_logits(context)
-        n_models, n_rows, n_classes = logits.shape
+            teacher_logits = self._teachers_logits(batches)
+        n_classes = logits.shape[-1]
         values = distillation_per_record(
             logits.reshape(-1, n_classes), targets.reshape(-1),
             teacher_logits.reshape(-1, n_classes), temperature=self.temperature,
             alpha=self.alpha)
-        return batched_mean(values.reshape(n_models, n_rows), mask, counts)
+        return batches.mean(values.reshape(targets.shape))
 
-    def training_loss(self, logits, targets, X):
-        with torch.no_grad():
-            teacher_logits = self._teacher_logits(X)
-        return distillation_loss(
-            logits, targets, teacher_logits, temperature=self.temperature, alpha=self.alpha
-        )
+    def _teachers_logits(self, batches):
+        """``(K, B, C)``: each student's teacher on its batch; stacked students' teachers
+        are stacked once per group (kept in ``batches.cache``)."""
+        if not batches.stacked:
+            return self._teacher_logits(batches.inputs)[None]
+        from ..nn._batched import StackedMLP
+
+        if "teachers" not in batches.cache:
+            batches.cache["teachers"] = StackedMLP(
+                [m.teacher_.module_ for m in batches.models], device=batches.inputs.device)
+        return batches.cache["teachers"].forward(batches.inputs)
 
     def _teacher_logits(self, X):
         teacher = self.teacher_
@@ -179,17 +190,6 @@ class DistillationClassifier(MIADefenseClassifier):
         # a teacher whose classes_ are in another order gets its columns reordered
         order = _class_order(teacher, self.label_encoder_.classes_)
         return logits if order is None else logits[:, order]
-
-
-def _batched_teacher_logits(context):
-    """The logits of each student's own teacher on its batch, the teachers stacked once
-    per group of students."""
-    from ..nn._batched import StackedMLP
-
-    if "teachers" not in context.cache:
-        context.cache["teachers"] = StackedMLP([m.teacher_.module_ for m in context.models],
-                                               device=context.inputs.device)
-    return context.cache["teachers"].forward(context.inputs)
 
 
 def _is_fitted(estimator):

@@ -3,8 +3,8 @@
 
 The bank sets each clone up as its ``fit`` would (:meth:`_batched_private`), steps its
 accountant as its steps are taken (:meth:`_batched_private_steps`; the ``privacy``
-callback records ε after each epoch, as in ``fit``) and, once per bank, warns about a
-guarantee too weak to mean anything (:meth:`_batched_finish`).
+callback records ε at each epoch's end, which the bank fires as ``fit`` does) and, once
+per bank, warns about a guarantee too weak to mean anything (:meth:`_batched_finish`).
 """
 
 import warnings
@@ -17,16 +17,19 @@ __all__ = []
 class _BatchedPrivacy:
     """The batched bank's hooks of :class:`DPSGDClassifier` (a mixin)."""
 
-    def _batched_refusal(self):
-        """Why the batched bank cannot train this recipe, or None."""
+    def _batch_refusal(self, X, fit_params):
+        """Why the batched bank cannot train this recipe, or None: the base class's
+        reasons, then DP-SGD's own."""
+        reasons = []
         if self.grad_sample_mode not in ("auto", "ghost"):
-            return (f"grad_sample_mode={self.grad_sample_mode!r} asks for opacus' "
-                    "per-record gradients (the batched bank clips by ghost norms: "
-                    "'auto' or 'ghost')")
+            reasons.append(f"grad_sample_mode={self.grad_sample_mode!r} asks for opacus' "
+                           "per-record gradients (the batched bank clips by ghost norms: "
+                           "'auto' or 'ghost')")
         if getattr(self, "_gradient_canaries", None) is not None:
             # a white-box audit's canaries ride on the model-by-model private step
-            return "gradient canaries are inserted in its step (a white-box DP audit)"
-        return None
+            reasons.append("gradient canaries are inserted in its step (a white-box DP "
+                           "audit)")
+        return super()._batch_refusal(X, fit_params) or self._refusal(reasons)
 
     def _batched_private(self, n_rows):
         """Set this prepared clone up for ``n_rows`` training rows as ``fit`` does

@@ -36,7 +36,6 @@ from ._dp_clipping import (
     _quiet_backward_hooks,
 )
 from ._dp_prv import noise_for_epsilon
-from ._losses import per_record
 
 __all__ = ["DPSGDClassifier", "WeakPrivacyWarning"]
 
@@ -302,16 +301,12 @@ class DPSGDClassifier(_BatchedPrivacy, MIADefenseClassifier):
             # skorch's on_train_end releases opacus' hooks; an exception skips it
             self._release_private_training()
 
-    def _batched_loss(self, logits, targets, mask, counts, epoch, context=None):
-        """:meth:`training_loss` of K models' Poisson batches at once, for the batched
-        bank's private step (:mod:`~skmia.defenses._dp_batched`): the ``(K, B)``
-        per-record losses, 0 on padding (``mask``); each record's gradient is clipped,
-        so there is no mean."""
-        return per_record(partial(F.cross_entropy, reduction="none"), logits, targets) * mask
-
-    def training_loss(self, logits, targets, X):
-        """One cross-entropy per record: DP-SGD clips each record's gradient."""
-        return F.cross_entropy(logits, targets, reduction="none")
+    def training_objective(self, logits, targets, batches):
+        """One cross-entropy per record, ``(K, B)`` (0 on padding): DP-SGD clips each
+        record's gradient, so there is no mean (the private step of skorch's loop and
+        the batched bank's, :mod:`~skmia.defenses._dp_batched`, both sum them)."""
+        ce = batches.per_record(partial(F.cross_entropy, reduction="none"), logits, targets)
+        return batches.masked(ce)
 
     def train_step(self, batch, **fit_params):
         """One noisy step: per-record clipped gradients, Gaussian noise, then SGD."""
@@ -510,3 +505,8 @@ class DPSGDClassifier(_BatchedPrivacy, MIADefenseClassifier):
         # opacus' hooks and DP optimizer exist only during training; never pickled
         state.pop("_private", None)
         return state
+
+
+# the batched bank reproduces this class's own training loop, its private step
+# (see skmia.defenses._batchable): a subclass that changes it is trained model by model
+DPSGDClassifier._batched_loop = DPSGDClassifier

@@ -383,6 +383,12 @@ class HAMPClassifier(PaperLoopMixin, ReleasingClassifierMixin, MIADefenseClassif
         soft = torch.full((len(y_encoded), n_classes), (1.0 - p) / (n_classes - 1))
         return soft.scatter(1, torch.as_tensor(y_encoded).long().view(-1, 1), p)
 
+    def _batch_refusal(self, X, fit_params):
+        """Not batched in a bank of reference models: its network is wrapped in the
+        output modification, and its objective is written for skorch's loop only."""
+        return (f"{type(self).__name__} trains with a step of its own (soft labels, "
+                "its output modification, the paper's loop)")
+
     def training_loss(self, logits, targets, X):
         """KL to the soft labels (mean over records and classes) − α · mean entropy."""
         n_classes = logits.shape[1]

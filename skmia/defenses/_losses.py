@@ -4,6 +4,8 @@ Each function takes ``logits`` of shape ``(n, C)`` and integer ``targets`` of sh
 ``(n,)`` and returns a scalar tensor to minimise, so each can be checked by hand.
 """
 
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 
@@ -18,8 +20,6 @@ __all__ = [
     "label_smoothing_per_record",
     "distillation_loss",
     "distillation_per_record",
-    "per_record",
-    "batched_mean",
 ]
 
 FLATTEN_MODES = ("tabular", "image")
@@ -45,7 +45,7 @@ def flattened_targets(logits, targets, upper):
     return onehot * t_true[:, None] + (1.0 - onehot) * t_other[:, None]
 
 
-def relaxloss(logits, targets, *, epoch, alpha, upper, flatten_mode="tabular"):
+def relaxloss(logits, targets, *, epoch, alpha, upper, flatten_mode="tabular", mean=None):
     """The RelaxLoss objective for one mini-batch (Chen et al., 2022, Algorithm 1).
 
     With ``L`` the batch-mean cross-entropy and epochs counted from 0: on even epochs
@@ -55,15 +55,22 @@ def relaxloss(logits, targets, *, epoch, alpha, upper, flatten_mode="tabular"):
     against :func:`flattened_targets`. ``"image"`` (its CIFAR code): the batch mean of
     ``(1 - correct_i) * softCE_i - CE_i``, where ``correct_i`` says whether record ``i``
     is classified correctly.
+
+    ``logits`` ``(n, C)`` and ``targets`` ``(n,)`` give a scalar. K models' batches,
+    ``(K, B, C)`` and ``(K, B)``, give K objectives, each model taking the branch of its
+    own ``L``: ``mean`` then reduces ``(K, B)`` per-record values to each model's mean
+    over its own rows (default: over the last axis).
     """
-    ce = F.cross_entropy(logits, targets, reduction="none")
-    mean_ce = ce.mean()
+    mean = mean if mean is not None else partial(torch.mean, dim=-1)
+    n_classes = logits.shape[-1]
+    rows_logits, rows_targets = logits.reshape(-1, n_classes), targets.reshape(-1)
+    ce = F.cross_entropy(rows_logits, rows_targets, reduction="none")
+    mean_ce = mean(ce.reshape(targets.shape))
     if epoch % 2 == 0:
         return (mean_ce - alpha).abs()
-    if mean_ce > alpha:
-        return mean_ce
-    return flattening_loss(logits, targets, upper=upper, flatten_mode=flatten_mode,
-                           ce=ce).mean()
+    flattening = flattening_loss(rows_logits, rows_targets, upper=upper,
+                                 flatten_mode=flatten_mode, ce=ce)
+    return torch.where(mean_ce > alpha, mean_ce, mean(flattening.reshape(targets.shape)))
 
 
 def flattening_loss(logits, targets, *, upper, flatten_mode="tabular", ce=None):
@@ -128,18 +135,3 @@ def distillation_per_record(logits, targets, teacher_logits, *, temperature, alp
         log_target=True,
     ).sum(dim=1)
     return alpha * T * T * kl + (1.0 - alpha) * F.cross_entropy(logits, targets, reduction="none")
-
-
-def per_record(loss, logits, targets):
-    """``loss(logits, targets)`` of a function of ``(n, C)`` logits and ``(n,)`` targets
-    that returns one value per record, applied to ``(K, B, C)`` logits and ``(K, B)``
-    targets: the ``(K, B)`` values of K models' batches (the vectorised bank)."""
-    n_models, n_rows, n_classes = logits.shape
-    values = loss(logits.reshape(-1, n_classes), targets.reshape(-1))
-    return values.reshape(n_models, n_rows)
-
-
-def batched_mean(values, mask, counts):
-    """Each model's mean of a ``(K, B)`` table of per-record values over its own rows:
-    ``mask`` is 1 on the ``counts[k]`` rows of model ``k``'s batch and 0 on padding."""
-    return (values * mask).sum(dim=1) / counts

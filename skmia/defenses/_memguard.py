@@ -269,6 +269,12 @@ class MemGuardClassifier(ReleasingClassifierMixin, ReferenceSetMixin, MIADefense
     def _default_callbacks(self):
         return insert_callback(super()._default_callbacks, "defender", _TrainDefender())
 
+    def _batch_refusal(self, X, fit_params):
+        """Not batched in a bank of reference models: a defender network is trained
+        after the classifier, on reference rows."""
+        return (f"{type(self).__name__} trains with a step of its own (its defender, "
+                "trained on reference rows after the network)")
+
     def initialize_module(self):
         """Build the network and wrap it in MemGuard's output perturbation."""
         super().initialize_module()

@@ -8,14 +8,7 @@ import torch
 from .._sklearn_compat import Interval
 from ..nn import MLP
 from ._base import CROSS_ENTROPY, MIADefenseClassifier
-from ._losses import (
-    batched_mean,
-    confidence_penalty_loss,
-    confidence_penalty_per_record,
-    label_smoothing_loss,
-    label_smoothing_per_record,
-    per_record,
-)
+from ._losses import confidence_penalty_per_record, label_smoothing_per_record
 
 __all__ = ["ConfidencePenaltyClassifier", "LabelSmoothingClassifier", "DropoutClassifier"]
 
@@ -56,12 +49,11 @@ class ConfidencePenaltyClassifier(MIADefenseClassifier):
         super().__init__(module, **kwargs)
         self.penalty = penalty
 
-    def training_loss(self, logits, targets, X):
-        return confidence_penalty_loss(logits, targets, penalty=self.penalty)
-
-    def _batched_loss(self, logits, targets, mask, counts, epoch, context=None):
+    def training_objective(self, logits, targets, batches):
+        """Each model's mean over its rows of
+        :func:`~skmia.defenses._losses.confidence_penalty_per_record`."""
         loss = partial(confidence_penalty_per_record, penalty=self.penalty)
-        return batched_mean(per_record(loss, logits, targets), mask, counts)
+        return batches.mean(batches.per_record(loss, logits, targets))
 
 
 class LabelSmoothingClassifier(MIADefenseClassifier):
@@ -109,12 +101,11 @@ class LabelSmoothingClassifier(MIADefenseClassifier):
         super().__init__(module, **kwargs)
         self.smoothing = smoothing
 
-    def training_loss(self, logits, targets, X):
-        return label_smoothing_loss(logits, targets, smoothing=self.smoothing)
-
-    def _batched_loss(self, logits, targets, mask, counts, epoch, context=None):
+    def training_objective(self, logits, targets, batches):
+        """Each model's mean over its rows of
+        :func:`~skmia.defenses._losses.label_smoothing_per_record`."""
         loss = partial(label_smoothing_per_record, smoothing=self.smoothing)
-        return batched_mean(per_record(loss, logits, targets), mask, counts)
+        return batches.mean(batches.per_record(loss, logits, targets))
 
 
 class DropoutClassifier(MIADefenseClassifier):

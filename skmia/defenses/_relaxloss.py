@@ -2,28 +2,19 @@
 
 import math
 import warnings
-from functools import partial
 from numbers import Real
-
-import torch
-import torch.nn.functional as F
 
 from .._sklearn_compat import Interval, StrOptions
 from ..nn import MLP
-from ._base import CROSS_ENTROPY, MIADefenseClassifier
-from ._losses import FLATTEN_MODES, batched_mean, flattening_loss, per_record, relaxloss
+from ._base import CROSS_ENTROPY, MIADefenseClassifier, insert_callback
+from ._callbacks import _ObjectiveLog
+from ._losses import FLATTEN_MODES, relaxloss
 
 __all__ = ["RelaxLossClassifier"]
 
-#: What ``train_loss`` holds on even and on odd epochs (the history's ``train_objective``).
+#: What ``train_loss`` holds on even and on odd epochs (the history's ``train_objective``,
+#: recorded at each epoch's start by a callback, in skorch's loop as in a batched bank).
 RELAXLOSS_OBJECTIVES = ("|CE - alpha|", "CE, or flattening below alpha")
-
-
-def _record_objective(model, epoch):
-    """Write in ``model``'s history which objective its ``train_loss`` holds this epoch.
-    The objective records it itself, so that the vectorised bank (which runs no skorch
-    hook or callback) writes the same history as skorch's loop."""
-    model.history.record("train_objective", RELAXLOSS_OBJECTIVES[epoch % 2])
 
 
 class RelaxLossClassifier(MIADefenseClassifier):
@@ -139,37 +130,27 @@ class RelaxLossClassifier(MIADefenseClassifier):
                 stacklevel=3)
         return X, y
 
-    def training_loss(self, logits, targets, X):
-        """RelaxLoss's objective on a mini-batch (Chen et al., arXiv:2207.05801, Alg. 1).
+    @property
+    def _default_callbacks(self):
+        return insert_callback(super()._default_callbacks, "objective", _ObjectiveLog())
 
-        With ``L`` the batch's mean cross-entropy and epochs counted from 0
-        (``current_epoch``): on even epochs ``|L - alpha|`` (gradient descent while the
-        loss is above ``alpha``, ascent below, so it hovers at ``alpha``); on odd epochs
-        ``L`` while ``L > alpha``, else posterior flattening: the cross-entropy against
-        soft targets ``t_y = min(p_y, upper)``, the rest of the mass spread evenly over
-        the other classes, as
-        :func:`skmia.defenses._losses.relaxloss` computes it (``flatten_mode`` picks the
-        reference's tabular or CIFAR variant).
+    def _objective_name(self, epoch):
+        """What ``train_loss`` holds at ``epoch`` (from 0), for the history."""
+        return RELAXLOSS_OBJECTIVES[epoch % 2]
+
+    def training_objective(self, logits, targets, batches):
+        """RelaxLoss's objective on each model's mini-batch (Chen et al.,
+        arXiv:2207.05801, Alg. 1).
+
+        With ``L`` a batch's mean cross-entropy and epochs counted from 0: on even epochs
+        ``|L - alpha|`` (gradient descent while the loss is above ``alpha``, ascent
+        below, so it hovers at ``alpha``); on odd epochs ``L`` while ``L > alpha``, else
+        posterior flattening: the cross-entropy against soft targets
+        ``t_y = min(p_y, upper)``, the rest of the mass spread evenly over the other
+        classes, as :func:`skmia.defenses._losses.relaxloss` computes it
+        (``flatten_mode`` picks the reference's tabular or CIFAR variant). Each of K
+        models takes the branch of its own ``L``.
         """
-        _record_objective(self, self.current_epoch)
-        return relaxloss(
-            logits,
-            targets,
-            epoch=self.current_epoch,
-            alpha=self.alpha,
-            upper=self.upper,
-            flatten_mode=self.flatten_mode_,
-        )
-
-    def _batched_loss(self, logits, targets, mask, counts, epoch, context=None):
-        """RelaxLoss of K models' batches (the vectorised bank): each model takes the
-        branch of its own batch-mean loss, a ``torch.where`` per model."""
-        for model in getattr(context, "models", ()):
-            _record_objective(model, epoch)
-        ce = per_record(partial(F.cross_entropy, reduction="none"), logits, targets)
-        mean_ce = batched_mean(ce, mask, counts)
-        if epoch % 2 == 0:
-            return (mean_ce - self.alpha).abs()
-        flatten = partial(flattening_loss, upper=self.upper, flatten_mode=self.flatten_mode_)
-        flattened = batched_mean(per_record(flatten, logits, targets), mask, counts)
-        return torch.where(mean_ce > self.alpha, mean_ce, flattened)
+        return relaxloss(logits, targets, epoch=batches.epoch, alpha=self.alpha,
+                         upper=self.upper, flatten_mode=self.flatten_mode_,
+                         mean=batches.mean)

@@ -23,6 +23,73 @@ class SavedDefense:
         """Put back what :meth:`_checkpoint_state` gave, on the checkpoint's loaded model;
         a ValueError or KeyError when it is not what this class writes."""
 
+    # ------------------------------------------------------------------ resuming
+
+    @property
+    def resume_refusal_(self):
+        """Why this loaded model cannot be trained further, or None when it can.
+
+        A model loaded with :func:`skmia.io.load_estimator` predicts as saved; training
+        it further (``partial_fit``, :meth:`resume_from`) needs what its files keep of
+        its training state, and this says what they lack (e.g. a distilled student
+        saved without its teacher). None for a model trained in this session, and
+        after ``fit``, which trains from scratch.
+        """
+        return getattr(self, "_resume_refused", None)
+
+    def resume_from(self, rng_state, *, values=None, tensors=None):
+        """Continue this loaded model's training from a checkpoint taken after an epoch.
+
+        The next training call (``partial_fit``) then starts from the random generator
+        state ``rng_state`` instead of seeding torch anew, so that the training ends as
+        one that was never interrupted (bit for bit on the CPU). Run checkpoints
+        (:mod:`skmia.experiment`) use it.
+
+        Parameters
+        ----------
+        rng_state : tuple of (torch.Tensor, list of torch.Tensor)
+            torch's CPU generator state (``torch.random.get_rng_state()``, a 1-D
+            ``uint8`` tensor) and the CUDA generators' states (possibly empty) as they
+            were after the checkpointed epoch.
+        values : dict, default=None
+            JSON data the defense's class kept in the checkpoint besides the saved model
+            (DP-SGD: its noise seed, which the model's files never hold).
+        tensors : dict of str to torch.Tensor, default=None
+            Named tensors it kept there.
+
+        Returns
+        -------
+        self : object
+            The model, ready to continue with ``partial_fit``.
+
+        Raises
+        ------
+        ValueError
+            When the model cannot be trained further (:attr:`resume_refusal_`), or the
+            generator state or the class's checkpoint data is malformed (a KeyError
+            when the data lacks a key the class writes).
+        """
+        import torch
+
+        refused = self.resume_refusal_
+        if refused:
+            raise ValueError(f"{type(self).__name__} cannot resume this loaded model: "
+                             f"{refused}")
+        cpu, cuda = rng_state
+        if not isinstance(cpu, torch.Tensor) or cpu.dtype != torch.uint8 or cpu.ndim != 1:
+            raise ValueError("its random generator state is malformed")
+        self._restore_checkpoint_state({} if values is None else values,
+                                       {} if tensors is None else tensors)
+        self._resume_rng_state = (cpu, list(cuda))
+        return self
+
+    def _resumed_rng_state(self):
+        """The generator state :meth:`resume_from` left for this training call, or None
+        (read once: the call after it seeds as usual)."""
+        state = getattr(self, "_resume_rng_state", None)
+        self._resume_rng_state = None
+        return state
+
     # ------------------------------------------------------------------ saving (skmia.io)
 
     #: The fitted attributes :func:`skmia.io.save_estimator` keeps in ``model.json``,

@@ -300,6 +300,12 @@ class SELENAClassifier(PaperLoopMixin, MIADefenseClassifier):
         batch_size = self.get_params_for("iterator_train").get("batch_size", self.batch_size)
         return self._training_batches(X, np.arange(len(X)), batch_size)
 
+    def _batch_refusal(self, X, fit_params):
+        """Not batched in a bank of reference models (its own sub-models are: they are
+        a bank of :attr:`estimator`)."""
+        return (f"{type(self).__name__} trains with a step of its own (distillation "
+                "from Split-AI's outputs, row by row)")
+
     def training_loss(self, logits, targets, X):
         """KL from Split-AI's output on each row (``targets`` are row indices)."""
         soft = self._soft_targets[targets.cpu()].to(logits)

@@ -172,8 +172,10 @@ def load_checkpoint(folder, params, *, device=None):
     Returns
     -------
     clf : MIADefenseClassifier or None
-        The model after its last checkpointed epoch, its random generator state set to
-        be restored when its training resumes; None when there is no usable checkpoint.
+        The model after its last checkpointed epoch, resumed from the checkpoint
+        (:meth:`~skmia.defenses.MIADefenseClassifier.resume_from`: its random generator
+        state is restored when its training continues); None when there is no usable
+        checkpoint.
     reason : str or None
         Why an existing checkpoint is not used (None when there is none, or it is).
     """
@@ -197,20 +199,19 @@ def load_checkpoint(folder, params, *, device=None):
         if hashlib.sha256(data).hexdigest() != latest["state_sha256"]:
             return None, f"{_STATE} does not match its digest"
         clf = load_estimator(run.child(CHECKPOINT, name), device=device)
-        if clf._resume_refused:
-            return None, f"its model cannot be trained further ({clf._resume_refused})"
+        if clf.resume_refusal_:
+            return None, f"its model cannot be trained further ({clf.resume_refusal_})"
         if len(clf.history) != latest["epoch"]:
             return None, "its history does not hold the epochs latest.json says"
         state = load(data)
-        cuda = [state[f"rng.cuda.{i}"] for i in range(latest["n_cuda_states"])]
-        extra = {k[len("extra."):]: v for k, v in state.items() if k.startswith("extra.")}
-        clf._restore_checkpoint_state(latest["extra"], extra)
         cpu = state["rng.cpu"]
         if cpu.dtype != torch.uint8 or cpu.ndim != 1:
             return None, "its random generator state is malformed"
+        cuda = [state[f"rng.cuda.{i}"] for i in range(latest["n_cuda_states"])]
+        extra = {k[len("extra."):]: v for k, v in state.items() if k.startswith("extra.")}
+        clf.resume_from((cpu, cuda), values=latest["extra"], tensors=extra)
     except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:
         return None, f"it cannot be read ({exc})"
-    clf._resume_rng_state = (cpu, cuda)
     return clf, None
 
 

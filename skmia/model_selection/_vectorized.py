@@ -6,13 +6,15 @@ generator of its own exactly as ``fit`` draws them from torch's global one), its
 momentum and its learning-rate schedule. A step runs the forward and backward of all K
 models at once (``skmia.nn._batched.StackedMLP``); a model whose epoch has fewer batches
 than another's sits the extra steps out (no update, no momentum, no weight decay).
-The result is K ordinary fitted estimators, so saving, loading and signals see no
-difference. What is batched, on how many threads and in what memory:
+The objective is the recipe's own ``training_objective`` (written for K models, the one
+skorch's loop calls with K = 1), and each epoch fires skorch's epoch events on every
+model (:func:`run_epochs`), so history, learning-rate schedule and callbacks are the
+ones ``fit`` runs. The result is K ordinary fitted estimators, so saving, loading and
+signals see no difference. What is batched, on how many threads and in what memory:
 :mod:`skmia.model_selection._batching`.
 """
 
 import math
-import time
 
 import numpy as np
 
@@ -99,17 +101,6 @@ def fit_batched(estimator, X, y, masks, seeds, *, n_threads=1, verbose=0):
     if finish is not None:  # once per bank (DP-SGD: its privacy warning)
         finish(models)
     return models
-
-
-def _begin_epoch(models, first, epoch):
-    """Open epoch ``epoch`` in each model's history and return its step-decayed lr (the
-    batched loops, vanilla and private, share it)."""
-    lr = first.lr * first.gamma ** sum(epoch >= m for m in (first.milestones or ()))
-    for model in models:
-        model.history.new_epoch()
-        model.history.record("epoch", len(model.history))
-        model.history.record("lr", lr)
-    return lr
 
 
 def _train_parts(parts, X_pool, y_pool, n_threads, bar):
@@ -247,19 +238,15 @@ def _train(models, rows, X_pool, y_pool, stop=None, progress=None):
     """
     import torch
 
-    from ..nn._batched import StackedMLP, StackedSGD
+    from ..nn._batched_objective import ModelBatches
 
     first = models[0]
     if callable(getattr(first, "_batched_private", None)):  # DP-SGD's private step
         from ._vectorized_dp import train_private
 
-        return train_private(models, rows, X_pool, y_pool, stop)
+        return train_private(models, rows, X_pool, y_pool, stop, progress)
     device = X_pool.device
-    net = StackedMLP([m.module_ for m in models], device=device)
-    group = first.optimizer_.param_groups[0]
-    if group.get("maximize") or group.get("differentiable"):
-        raise ValueError("the batched bank trains with plain SGD (maximize=False)")
-    optimizer = StackedSGD(net.params, group)
+    net, optimizer = stacked_training(models, device)
     order_generators = [torch.Generator().manual_seed(m.training_seed_) for m in models]
     if device.type == "cpu":
         dropout_generators = order_generators
@@ -268,108 +255,127 @@ def _train(models, rows, X_pool, y_pool, stop=None, progress=None):
                               for m in models]
     sizes = [_batch_size(m, len(r)) for m, r in zip(models, rows, strict=True)]
     shuffle = bool(first.get_params_for("iterator_train").get("shuffle", False))
-    extras = _extra_callbacks(first)
-    context = _StepContext(models)
-    lr = first.lr
+    batches = ModelBatches(models, None, 0)
+
+    def one_epoch(lr):
+        batches.epoch = first.current_epoch
+        index, counts = _epoch_batches(rows, order_generators, sizes, shuffle)
+        losses = _run_epoch(batches, net, optimizer, X_pool, y_pool, index, counts, lr,
+                            dropout_generators)
+        return losses, counts, counts > 0
+
+    return run_epochs(models, net, optimizer, one_epoch, stop, progress)
+
+
+def stacked_training(models, device):
+    """The K ``models``' network and SGD stacked (:class:`~skmia.nn._batched.StackedMLP`,
+    :class:`~skmia.nn._batched.StackedSGD`) on ``device``."""
+    from ..nn._batched import StackedMLP, StackedSGD
+
+    net = StackedMLP([m.module_ for m in models], device=device)
+    group = models[0].optimizer_.param_groups[0]
+    if group.get("maximize") or group.get("differentiable"):
+        raise ValueError("the batched bank trains with plain SGD (maximize=False)")
+    return net, StackedSGD(net.params, group)
+
+
+def run_epochs(models, net, optimizer, run_epoch, stop=None, progress=None):
+    """skorch's ``fit_loop`` for K models trained as one network (vanilla and private).
+
+    Each epoch fires skorch's own epoch events on every model (``notify``), so that its
+    history row, its learning rate (its ``lr_schedule``) and its callbacks (RelaxLoss's
+    objective, DP-SGD's ε, early stopping's snapshots, ...) come from where they come
+    from in ``fit``. Between them ``run_epoch(lr)`` takes the epoch's steps and returns
+    ``(losses, counts, taken)``, each ``(S, K)``: the batch losses, the batch sizes and
+    whether model ``k`` took step ``t``; each model's history gets its batches as
+    skorch's ``run_single_epoch`` records them, and, where a callback reads them
+    (``_epoch_end_reads_network``), its weights and momentum before ``on_epoch_end``
+    (else at the end). ``stop`` and a KeyboardInterrupt end the training as in
+    :func:`_train`, whose value this returns.
+    """
     interrupted = False
+    reads_network = models[0]._epoch_end_reads_network()  # one recipe
     try:
-        for epoch in range(first.max_epochs):
+        for _ in range(models[0].max_epochs):
             if stop is not None and stop.is_set():
                 interrupted = True
                 break
-            began = time.time()
-            lr = _begin_epoch(models, first, epoch)
-            index, counts = _epoch_batches(rows, order_generators, sizes, shuffle)
-            losses = _run_epoch(context, net, optimizer, X_pool, y_pool, index, counts, lr,
-                                epoch, dropout_generators)
-            _record_epoch(models, losses, counts, time.time() - began)
+            _notify(models, "on_epoch_begin")
+            losses, counts, taken = run_epoch(_learning_rate(models))
+            _record_batches(models, losses, counts, taken)
+            if reads_network:
+                _write_back(models, net, optimizer)
+            _notify(models, "on_epoch_end")
             if progress is not None:
                 progress(len(models))
-            if extras:
-                _write_back(models, net, optimizer, lr)
-                for model in models:
-                    for callback in _extra_callbacks(model):
-                        callback.on_epoch_end(model)
     except KeyboardInterrupt:
         interrupted = True
-    _write_back(models, net, optimizer, lr)
+    _write_back(models, net, optimizer)
     return interrupted
 
 
-class _StepContext:
-    """What a defense's batched loss may read besides the logits: the step's ``inputs``,
-    the ``models`` trained together, and a ``cache`` kept while they train."""
-
-    def __init__(self, models):
-        self.models = models
-        self.cache = {}
-        self.inputs = None
+def _notify(models, event):
+    """skorch's epoch ``event`` on each model (no dataset: the bank holds the pool)."""
+    for model in models:
+        model.notify(event, dataset_train=None, dataset_valid=None)
 
 
-def _run_epoch(context, net, optimizer, X_pool, y_pool, index, counts, lr, epoch,
-               generators):
-    """One epoch of steps; returns the ``(S, K)`` batch losses."""
+def _learning_rate(models):
+    """The learning rate the models' schedules set for this epoch (one recipe: one)."""
+    rates = {group["lr"] for m in models for group in m.optimizer_.param_groups}
+    if len(rates) != 1:
+        raise ValueError(f"the models of a batched group need one learning rate, got "
+                         f"{sorted(rates)}")
+    return rates.pop()
+
+
+def _run_epoch(batches, net, optimizer, X_pool, y_pool, index, counts, lr, generators):
+    """One epoch of steps; returns the ``(S, K)`` batch losses. ``batches``: the K
+    models' :class:`~skmia.nn._batched_objective.ModelBatches`, filled step by step."""
     import torch
 
     steps = _Step.epoch(index, counts, X_pool.device)
-    n_models = len(context.models)
+    n_models = len(batches.models)
+    objective = batches.models[0].training_objective
     with_dropout = generators if net.dropout else None
     losses = []
     with torch.enable_grad():
         for step in steps:
             inputs = X_pool.index_select(0, step.rows)
-            context.inputs = inputs.view(n_models, step.width, *X_pool.shape[1:])
+            batches.inputs = inputs.view(n_models, step.width, *X_pool.shape[1:])
+            batches.mask, batches.counts = step.mask, step.counts
             targets = y_pool.index_select(0, step.rows).view(n_models, step.width)
-            logits = net.forward(context.inputs, with_dropout, step.sizes)
-            loss = context.models[0]._batched_loss(logits, targets, step.mask, step.counts,
-                                                   epoch, context)
+            logits = net.forward(batches.inputs, with_dropout, step.sizes)
+            loss = objective(logits, targets, batches)
             grads = torch.autograd.grad(loss.sum(), net.params)
             optimizer.step(grads, lr, step.active)
             losses.append(loss.detach())
     return torch.stack(losses).cpu().numpy()
 
 
-def _record_epoch(models, losses, counts, seconds):
-    """skorch's history of the epoch: each batch's loss and size, the epoch's loss."""
+def _record_batches(models, losses, counts, taken):
+    """Each model's batches of the epoch in its history, as skorch's
+    ``run_single_epoch`` records them: a loss and a size per step it took."""
     for k, model in enumerate(models):
-        steps = np.flatnonzero(counts[:, k])
+        steps = np.flatnonzero(taken[:, k])
         for t in steps:
             model.history.new_batch()
             model.history.record_batch("train_loss", float(losses[t, k]))
             model.history.record_batch("train_batch_size", int(counts[t, k]))
-        epoch_loss = np.average(losses[steps, k], weights=counts[steps, k])
-        best = min(
-            (row["train_loss"] for row in model.history[:-1] if "train_loss" in row),
-            default=np.inf,
-        )
         model.history.record("train_batch_count", len(steps))
-        model.history.record("dur", seconds)
-        model.history.record("train_loss", epoch_loss)
-        model.history.record("train_loss_best", bool(epoch_loss < best))
 
 
-def _write_back(models, net, optimizer, lr):
-    """Each model's weights, momentum and learning rate from the batched network."""
+def _write_back(models, net, optimizer):
+    """Each model's weights and momentum from the batched network."""
     states = net.state_dicts()
     for k, (model, state) in enumerate(zip(models, states, strict=True)):
         model.module_.load_state_dict(state)
-        opt = model.optimizer_
-        for group in opt.param_groups:
-            group["lr"] = lr
         if optimizer.buffers is None:
             continue
+        opt = model.optimizer_
         params = dict(model.module_.named_parameters())
         for name, buf in zip(net.names, optimizer.buffers, strict=True):
             param = params[name]
             opt.state[param]["momentum_buffer"] = net.module_layout(name, buf[k]).to(
                 param.device)
-
-
-def _extra_callbacks(model):
-    """The callbacks a defense adds to the base class's (such as early stopping's
-    snapshots): run at each epoch's end with the model's weights as they are then."""
-    cls = type(model)
-    root = next(c for c in reversed(cls.__mro__) if "_batched_loss" in vars(c))
-    base = {name for name, _ in root._default_callbacks.fget(model)}
-    return [cb for name, cb in getattr(model, "callbacks_", []) if name not in base]
 

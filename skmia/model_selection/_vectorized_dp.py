@@ -26,7 +26,6 @@ model of the bank equals the model trained alone to float32 rounding.
 """
 
 import math
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,25 +105,22 @@ class _Sampler:
         return index.view(-1).to(self.device), mask.to(self.device), sizes, width
 
 
-def train_private(models, rows, X_pool, y_pool, stop=None):
+def train_private(models, rows, X_pool, y_pool, stop=None, progress=None):
     """Train ``models`` (prepared clones of a private recipe) together with DP-SGD.
 
-    As :func:`skmia.model_selection._vectorized._train` (its ``stop`` and
+    As :func:`skmia.model_selection._vectorized._train` (the same epoch loop,
+    :func:`~skmia.model_selection._vectorized.run_epochs`; its ``stop`` and
     KeyboardInterrupt end the training quietly; returns whether it ended short), with
     each model's private step (see the module's docstring).
     """
     import torch
 
-    from ..nn._batched import StackedMLP, StackedSGD
-    from ._vectorized import _begin_epoch, _extra_callbacks, _write_back
+    from ..nn._batched_objective import ModelBatches
+    from ._vectorized import run_epochs, stacked_training
 
     first = models[0]
     device = X_pool.device
-    net = StackedMLP([m.module_ for m in models], device=device)
-    group = first.optimizer_.param_groups[0]
-    if group.get("maximize") or group.get("differentiable"):
-        raise ValueError("the batched bank trains with plain SGD (maximize=False)")
-    optimizer = StackedSGD(net.params, group)
+    net, optimizer = stacked_training(models, device)
     settings = [m._batched_private(len(r)) for m, r in zip(models, rows, strict=True)]
     max_grad_norm = _clipping_bound(settings)
     steps = np.asarray([s.steps_per_epoch for s in settings])
@@ -135,66 +131,58 @@ def train_private(models, rows, X_pool, y_pool, stop=None):
     sampler = _Sampler(rows, [s.sample_rate for s in settings], sampling, device)
     stds = [s.noise_std for s in settings]  # per model: a target ε chooses each its own
     scale = torch.as_tensor([s.expected_batch_size for s in settings], device=device)
-    step = _PrivateStep(net, optimizer, first, noise, max_grad_norm, scale, stds)
-    extras = _extra_callbacks(first)
-    lr = first.lr
-    interrupted = False
-    try:
-        for epoch in range(first.max_epochs):
-            if stop is not None and stop.is_set():
-                interrupted = True
-                break
-            began = time.time()
-            lr = _begin_epoch(models, first, epoch)
-            losses, counts = [], []
-            for t in range(steps.max()):
-                active = t < steps
-                index, mask, sizes, width = sampler.draw(active)
-                losses.append(step(X_pool, y_pool, index, mask, sizes, width, lr, epoch,
-                                   active))
-                counts.append(sizes)
-            for model, n_steps in zip(models, steps, strict=True):
-                model._batched_private_steps(int(n_steps))
-            _record_epoch(models, np.stack(losses), np.asarray(counts), steps,
-                          time.time() - began)
-            if extras:
-                _write_back(models, net, optimizer, lr)
-                for model in models:
-                    for callback in _extra_callbacks(model):
-                        callback.on_epoch_end(model)
-    except KeyboardInterrupt:
-        interrupted = True
-    _write_back(models, net, optimizer, lr)
-    return interrupted
+    step = _PrivateStep(net, optimizer, noise, max_grad_norm, scale, stds)
+    batches = ModelBatches(models, None, 0)
+
+    def one_epoch(lr):
+        batches.epoch = first.current_epoch
+        losses, counts = [], []
+        for t in range(steps.max()):
+            active = t < steps
+            index, mask, sizes, width = sampler.draw(active)
+            losses.append(step(batches, X_pool, y_pool, index, mask, sizes, width, lr,
+                               active))
+            counts.append(sizes)
+        for model, n_steps in zip(models, steps, strict=True):
+            model._batched_private_steps(int(n_steps))  # before the privacy callback
+        # an empty Poisson batch is a step too: each model took its first steps[k]
+        taken = np.arange(steps.max())[:, None] < steps[None, :]
+        return np.stack(losses), np.asarray(counts), taken
+
+    return run_epochs(models, net, optimizer, one_epoch, stop, progress)
 
 
 class _PrivateStep:
     """One noisy step of every model: per-record losses, clipped sums, noise, SGD."""
 
-    def __init__(self, net, optimizer, recipe, generators, max_grad_norm, scale, stds):
-        self.net, self.optimizer, self.recipe = net, optimizer, recipe
+    def __init__(self, net, optimizer, generators, max_grad_norm, scale, stds):
+        self.net, self.optimizer = net, optimizer
         self.generators, self.max_grad_norm, self.scale = generators, max_grad_norm, scale
         self.stds = stds
         self.buffers = {}
 
-    def __call__(self, X_pool, y_pool, index, mask, sizes, width, lr, epoch, active):
+    def __call__(self, batches, X_pool, y_pool, index, mask, sizes, width, lr, active):
         """The step of the ``active`` models (a bool per model; the others keep their
         weights and momentum and draw no noise); returns each model's mean loss on its
-        batch (0 on an empty one)."""
+        batch (0 on an empty one). ``batches``: the models'
+        :class:`~skmia.nn._batched_objective.ModelBatches`, filled for this step."""
         import torch
 
         from ..nn._batched_dp import add_noise, clipped_gradients
 
         n_models = len(sizes)
-        inputs = X_pool.index_select(0, index).view(n_models, width, *X_pool.shape[1:])
+        batches.inputs = X_pool.index_select(0, index).view(n_models, width,
+                                                            *X_pool.shape[1:])
+        batches.mask, batches.counts = mask, None
         targets = y_pool.index_select(0, index).view(n_models, width)
         dropout = self.generators if self.net.dropout else None
+        objective = batches.models[0].training_objective
 
-        def losses_of(logits):
-            return self.recipe._batched_loss(logits, targets, mask, None, epoch)
+        def losses_of(logits):  # per record, zero on padding
+            return objective(logits, targets, batches)
 
-        grads, losses, _ = clipped_gradients(self.net, inputs, losses_of, self.max_grad_norm,
-                                             dropout, sizes)
+        grads, losses, _ = clipped_gradients(self.net, batches.inputs, losses_of,
+                                             self.max_grad_norm, dropout, sizes)
         with torch.no_grad():
             stds = [std if on else 0.0 for std, on in zip(self.stds, active, strict=True)]
             add_noise(grads, self.net.names, self.generators, stds, self.scale, self.buffers)
@@ -203,25 +191,3 @@ class _PrivateStep:
         self.optimizer.step(grads, lr, moving)
         counts = torch.as_tensor(sizes, dtype=losses.dtype, device=losses.device)
         return (losses.sum(1) / counts.clamp(min=1)).cpu().numpy()
-
-
-def _record_epoch(models, losses, counts, steps, seconds):
-    """skorch's history of a private epoch: each of its ``steps[k]`` steps' loss and
-    batch size (an empty Poisson batch is a step too), the epoch's loss weighted by the
-    batch sizes."""
-    for k, model in enumerate(models):
-        losses_k, counts_k = losses[:steps[k], k], counts[:steps[k], k]
-        for t in range(steps[k]):
-            model.history.new_batch()
-            model.history.record_batch("train_loss", float(losses_k[t]))
-            model.history.record_batch("train_batch_size", int(counts_k[t]))
-        epoch_loss = (np.average(losses_k, weights=counts_k) if counts_k.sum()
-                      else float(np.mean(losses_k)))
-        best = min(
-            (row["train_loss"] for row in model.history[:-1] if "train_loss" in row),
-            default=np.inf,
-        )
-        model.history.record("train_batch_count", int(steps[k]))
-        model.history.record("dur", seconds)
-        model.history.record("train_loss", epoch_loss)
-        model.history.record("train_loss_best", bool(epoch_loss < best))
