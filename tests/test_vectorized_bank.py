@@ -530,9 +530,12 @@ def test_a_huge_bank_is_refused_before_any_allocation(pool, monkeypatch):
                                          r"the fitted models \(at least 28 KiB each\) would "
                                          r"need 26928.3 GiB, more than the 8.0 GiB"):
         bank.fit(X, y)
-    monkeypatch.setattr(_vectorized, "available_memory", lambda device: 10**6)
-    with pytest.raises(ValueError, match="2,000 models of 123 parameters"):
-        ReferenceModels(VanillaClassifier(**TINY), n_estimators=2000).fit(X, y)
+    # a bank of large models passes the first estimate (28 KiB a model) and is refused
+    # by the same estimate once the first model shows its size (20,483 parameters)
+    monkeypatch.setattr(_memory, "available_memory", lambda device: 100 * 2**20)
+    wide = VanillaClassifier(**{**TINY, "module__hidden_sizes": (2048,)})
+    with pytest.raises(ValueError, match="2,000 models of 20,483 parameters"):
+        ReferenceModels(wide, n_estimators=2000, vectorize=True).fit(X, y)
 
 
 # ------------------------------------------------------------------ no cold start

@@ -18,7 +18,8 @@ import math
 
 import numpy as np
 
-from ._batching import available_memory, chunk_size, memory_refusal, training_bytes
+from ._batching import chunk_size, training_bytes
+from ._memory import check_bank_memory
 
 __all__ = ["fit_batched"]
 
@@ -76,11 +77,10 @@ def fit_batched(estimator, X, y, masks, seeds, *, n_threads=1, verbose=0):
         teachers = fit_batched(teacher, X, y, masks, seeds, verbose=verbose)
     first = _prepared(estimator, X, y, rows[0], seeds[0], teachers[0])
     y_pool = torch.as_tensor(first.label_encoder_.transform(y).astype(np.int64)).to(device)
-    kept = 8 * sum(p.numel() for p in first.module_.parameters())  # weights, momentum
-    if kept * len(rows) > available_memory("cpu"):
-        raise ValueError(memory_refusal(
-            f"{len(rows):,} models of {kept // 8:,} parameters (weights and momentum)",
-            kept * len(rows), available_memory("cpu")))
+    # the bank's one estimate, now that a model's size is known: its weights and momentum
+    kept = 8 * sum(p.numel() for p in first.module_.parameters())
+    check_bank_memory(len(X), len(rows), kept, subject=(
+        f"{len(rows):,} models of {kept // 8:,} parameters (weights and momentum)"))
     chunk = chunk_size(len(rows), _model_bytes(first, len(rows[0])), device)
     group = min(chunk, CPU_GROUP) if device.type == "cpu" else chunk
     models = []
