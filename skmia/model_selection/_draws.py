@@ -41,8 +41,9 @@ def mask_block(keep):
 
 
 def base_seed(random_state):
-    """The base seed a bank draws from ``random_state``: every mask and model seed
-    derives from it.
+    """The base seed a bank draws from ``random_state``.
+
+    Every mask and model seed of the bank derives from it.
 
     Parameters
     ----------
@@ -92,8 +93,9 @@ def balanced_masks(n_samples, n_estimators, keep, seed, *, start=0):
 
 
 def model_seeds(seed, stop, *, start=0):
-    """The ``random_state`` of models ``start .. stop - 1`` of the bank of base seed
-    ``seed`` (each from the seed and its index alone).
+    """The ``random_state`` of models ``start .. stop - 1`` of a bank.
+
+    Each derives from the bank's base seed ``seed`` and its index alone.
 
     Returns
     -------
