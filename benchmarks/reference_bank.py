@@ -206,9 +206,9 @@ def cold_accounting(n_jobs):
     rates, and an earlier bank's ε would otherwise come from the memo."""
     from joblib.externals.loky import get_reusable_executor
 
-    from skmia.defenses import _dp_accounting, _dp_prv
+    from skmia.defenses import _dp_accounting, _dp_prv, _dp_rdp
 
-    for memo in (_dp_accounting._privacy_epsilon, _dp_accounting._rdp_of_one_step,
+    for memo in (_dp_accounting._privacy_epsilon, _dp_rdp.one_step_rdp,
                  _dp_prv._prv_epsilon, _dp_prv.noise_for_epsilon):
         memo.cache_clear()
     if n_jobs > 1:
