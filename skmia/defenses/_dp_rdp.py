@@ -17,7 +17,7 @@ the one that minimises the conversion to (ε, δ)-DP. Here:
 
 Should a value computed by opacus differ from numpy's estimate by more than
 :data:`_AGREEMENT`, the step is computed by opacus at every order, as its accountant does
-(so is a step whose grid would be too fine: σ below ~0.004).
+(so is a step whose grid would be too fine: σ below ~0.01).
 """
 
 import functools
@@ -124,7 +124,7 @@ def _estimate(q, sigma):
     return log_a / (_ORDERS - 1)
 
 
-def _log_a_fractional(q, sigma, alphas, per_width=16, widths=12, max_points=50_000):
+def _log_a_fractional(q, sigma, alphas, per_width=16, widths=12, max_points=20_000):
     """log A_α = log E_{z ~ N(0, σ²)} [(1 - q + q e^{(2z - 1) / 2σ²})^α] by the trapezoid
     rule on a grid of σ / ``per_width`` over the integrand's mass (it is a Gaussian of
     width σ about 0 and about α): exponentially accurate for this smooth integrand."""
