@@ -33,6 +33,7 @@ weights and probabilities.
     SKMIA_DATA_HOME=../shared/data python benchmarks/reference_bank.py --quick  # ~1 min
     SKMIA_DATA_HOME=../shared/data python benchmarks/reference_bank.py --tolerance
     SKMIA_DATA_HOME=../shared/data python benchmarks/reference_bank.py --dpsgd
+    python benchmarks/reference_bank.py --dp-accounting  # one DP model's accounting
 
 ``--dpsgd`` times DP-SGD banks instead: K models (16 and 64) of the defense audit's
 recipes on its Location30 pool (``skmia audit location``: 5,000 records, 250 canaries,
@@ -103,6 +104,10 @@ def parse_args(argv=None):
                         help="time DP-SGD banks of the audit's recipes (see the docstring)")
     parser.add_argument("--dp-per-model-ks", nargs="*", type=int, default=[16],
                         help="with --dpsgd: the Ks also trained model by model")
+    parser.add_argument("--dp-accounting", nargs="*", type=int, default=None, metavar="ROWS",
+                        help="time one DP-SGD model's accounting (ε = 8 noise search and ε "
+                             "after each epoch) for these training-set sizes (default "
+                             "2003 1987: two models of the --dpsgd bank)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     preset = PRESETS["quick" if args.quick else "full"]
@@ -206,9 +211,9 @@ def cold_accounting(n_jobs):
     rates, and an earlier bank's ε would otherwise come from the memo."""
     from joblib.externals.loky import get_reusable_executor
 
-    from skmia.defenses import _dp_accounting, _dp_prv
+    from skmia.defenses import _dp_accounting, _dp_prv, _dp_rdp
 
-    for memo in (_dp_accounting._privacy_epsilon, _dp_accounting._rdp_of_one_step,
+    for memo in (_dp_accounting._privacy_epsilon, _dp_rdp.one_step_rdp,
                  _dp_prv._prv_epsilon, _dp_prv.noise_for_epsilon):
         memo.cache_clear()
     if n_jobs > 1:
@@ -419,6 +424,38 @@ def dpsgd_rows(args):
     return rows, f"the audit's Location30 pool, {len(y):,} rows x {X.shape[1]}"
 
 
+def dp_accounting(rows, epochs, batch_size=128, target=8.0, delta=1e-5):
+    """``--dp-accounting``: seconds (wall and CPU) of what ``DPSGDClassifier`` accounts for
+    one model of the ``--dpsgd`` bank's ε = 8 recipe on ``n`` rows: the noise search for
+    ε = 8, then its PRV ε after each epoch; the σ and last ε found, to compare bit for bit
+    between two versions of skmia (only functions both have are called)."""
+    import warnings
+
+    from skmia.defenses import _dp_accounting, _dp_prv
+
+    warnings.simplefilter("ignore")
+    print(f"load average (1/5/15 min) {_load()}; skmia from {_dp_prv.__file__}")
+    print("| rows | σ | ε after the last epoch | noise search (s) | per-epoch ε (s) | "
+          "total wall (s) | total CPU (s) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for n in rows:
+        for module in (_dp_accounting, _dp_prv):  # every memo of the accounting, cold
+            for value in vars(module).values():
+                getattr(value, "cache_clear", lambda: None)()
+        for value in vars(sys.modules.get("skmia.defenses._dp_rdp", _dp_prv)).values():
+            getattr(value, "cache_clear", lambda: None)()
+        q, per_epoch = min(1.0, batch_size / n), math.ceil(n / batch_size)
+        began, cpu = time.perf_counter(), time.process_time()
+        sigma = _dp_prv.noise_for_epsilon(target, delta, q, epochs * per_epoch, "prv")
+        searched = time.perf_counter()
+        eps = [_dp_accounting.privacy_epsilon([(sigma, q, per_epoch * e)], delta, "prv")
+               for e in range(1, epochs + 1)]
+        end = time.perf_counter()
+        print(f"| {n} | {sigma!r} | {eps[-1]!r} | {searched - began:.2f} | "
+              f"{end - searched:.2f} | {end - began:.2f} | {time.process_time() - cpu:.2f} |")
+    return rows
+
+
 def _vanilla(row, column):
     """The vanilla batched bank's seconds to compare ``column`` with (CPU to CPU)."""
     return row["vanilla, batched (CPU)" if column.endswith("(CPU)") else "vanilla, batched"]
@@ -447,6 +484,8 @@ def main(argv=None):
         return _child(json.loads(args.child))
     if args.tolerance:
         return tolerance(args)
+    if args.dp_accounting is not None:
+        return dp_accounting(args.dp_accounting or [2003, 1987], args.epochs or 30)
     if args.dpsgd:
         return dpsgd_main(args, argv)
     command = " ".join(["python benchmarks/reference_bank.py",

@@ -321,9 +321,9 @@ def test_the_cached_accounting_is_opacus_bit_for_bit():
 
 
 def _clear_accounting_memos():
-    from skmia.defenses import _dp_accounting, _dp_prv
+    from skmia.defenses import _dp_accounting, _dp_prv, _dp_rdp
 
-    for memo in (_dp_accounting._privacy_epsilon, _dp_accounting._rdp_of_one_step,
+    for memo in (_dp_accounting._privacy_epsilon, _dp_rdp.one_step_rdp,
                  _dp_prv._prv_epsilon, _dp_prv.noise_for_epsilon):
         memo.cache_clear()
 
@@ -332,9 +332,8 @@ def test_a_bank_accounts_each_distinct_setting_once(pool, monkeypatch):
     """Four models on 80, 80, 80 and 70 rows: two sample rates, so two noise searches
     and each PRV and per-step RDP once; every ε as each model's alone and opacus'."""
     from opacus.accountants import PRVAccountant
-    from opacus.accountants.analysis import rdp as rdp_analysis
 
-    from skmia.defenses import _dp_prv
+    from skmia.defenses import _dp_prv, _dp_rdp
 
     X, y = pool
     recipe = DPSGDClassifier(**{**DP, "accountant": "prv", "target_epsilon": 4.0,
@@ -345,16 +344,16 @@ def test_a_bank_accounts_each_distinct_setting_once(pool, monkeypatch):
     prvs, rdps = [], []  # the accounting computed, each with its inputs
 
     def domain(history, one_step, eps_error, delta_error):
-        prvs.append((tuple(map(tuple, history)), delta_error))
+        prvs.append((tuple(map(tuple, history)), eps_error, delta_error))
         return real_domain(history, one_step, eps_error, delta_error)
 
-    def compute_rdp(*, q, noise_multiplier, **kwargs):
-        rdps.append((q, noise_multiplier))
-        return real_rdp(q=q, noise_multiplier=noise_multiplier, **kwargs)
+    def estimate(q, sigma):  # once per OneStepRDP
+        rdps.append((q, sigma))
+        return real_estimate(q, sigma)
 
-    real_domain, real_rdp = _dp_prv._domain, rdp_analysis.compute_rdp
+    real_domain, real_estimate = _dp_prv._domain, _dp_rdp._estimate
     monkeypatch.setattr(_dp_prv, "_domain", domain)
-    monkeypatch.setattr(rdp_analysis, "compute_rdp", compute_rdp)
+    monkeypatch.setattr(_dp_rdp, "_estimate", estimate)
     _clear_accounting_memos()
     models = _vectorized.fit_batched(recipe, X, y, masks, seeds)
     searches = _dp_prv.noise_for_epsilon.cache_info().misses
@@ -364,7 +363,7 @@ def test_a_bank_accounts_each_distinct_setting_once(pool, monkeypatch):
     assert searches == 2  # one noise search per distinct sample rate
     assert prvs and len(prvs) == len(set(prvs))  # each PRV computed once for the bank
     assert len(rdps) == len(set(rdps))  # and each step's RDP
-    assert {history[0][1] for history, _ in prvs} == rates == {q for q, _ in rdps}
+    assert {history[0][1] for history, _, _ in prvs} == rates == {q for q, _ in rdps}
     for k in (0, 3):  # each model alone computes its own accounting afresh
         _clear_accounting_memos()
         alone = clone(recipe).set_params(random_state=seeds[k]).fit(X[masks[:, k]],

@@ -17,8 +17,8 @@ import math
 import warnings
 
 import numpy as np
-from opacus.accountants import RDPAccountant
-from opacus.accountants.analysis import rdp as rdp_analysis
+
+from ._dp_rdp import one_step_rdp, rdp_epsilon
 
 __all__ = ["MEANINGFUL_EPSILON", "WeakPrivacyWarning", "privacy_epsilon"]
 
@@ -30,7 +30,7 @@ _PRV_MAX_EPSILON = 100.0
 _ACCOUNTANTS = ("prv", "rdp")
 #: Entries kept by each memo of the accounting: a bank's model needs ~15 of the noise
 #: search and one per epoch, so that a bank of hundreds of models keeps its own (the
-#: per-step RDP, 63 floats, is the largest entry: ~10 MB at most).
+#: per-step RDP, 151 floats, is the largest entry: ~20 MB at most).
 MEMO_SIZE = 1 << 14
 
 
@@ -64,20 +64,12 @@ def _privacy_epsilon(history, delta, accountant):
         # opacus notes the edge of its alpha grid and numpy overflows for huge ε; the
         # caller's WeakPrivacyWarning names the ε reached instead
         warnings.simplefilter("ignore")
-        # RDPAccountant.get_epsilon, with the per-step RDP cached: it is the costly part
-        # and composition multiplies it by the number of steps
-        orders = RDPAccountant.DEFAULT_ALPHAS
-        rdp = sum(_rdp_of_one_step(sigma, q) * steps for sigma, q, steps in history)
-        epsilon, _ = rdp_analysis.get_privacy_spent(orders=orders, rdp=rdp, delta=delta)
-        epsilon = float(epsilon)
+        # RDPAccountant.get_epsilon, opacus' RDP computed only at the orders that
+        # decide the ε (_dp_rdp), each step's memoised
+        epsilon = rdp_epsilon([(one_step_rdp(sigma, q), steps) for sigma, q, steps in history],
+                              delta)
         if accountant == "prv" and epsilon <= _PRV_MAX_EPSILON:
-            from ._dp_prv import prv_epsilon  # PRVAccountant's, its RDP cached
+            from ._dp_prv import prv_epsilon  # PRVAccountant's, its RDP from _dp_rdp
 
             epsilon = prv_epsilon(history, delta)
     return epsilon
-
-
-@functools.lru_cache(maxsize=MEMO_SIZE)
-def _rdp_of_one_step(noise_multiplier, sample_rate):
-    return rdp_analysis.compute_rdp(q=sample_rate, noise_multiplier=noise_multiplier, steps=1,
-                                    orders=RDPAccountant.DEFAULT_ALPHAS)
