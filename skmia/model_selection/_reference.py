@@ -27,9 +27,8 @@ __all__ = ["ReferenceModels", "balanced_masks"]
 # the mask of block j is drawn from the stream (base seed, _MASK_STREAM, j); the seed of
 # model k from (base seed, _MODEL_STREAM, k): neither depends on how many models there are
 _MASK_STREAM, _MODEL_STREAM = 0, 1
-#: the least memory a fitted model takes: a skorch network of a vectorised bank of 2,000
-#: MLPs of 2 hidden units took 27.9 KB each once fitted (resident memory, /tmp measure on
-#: the 2-core development machine, 2026-12-07); scikit-learn models take less, but a
+#: the least memory a fitted model takes: a fitted skorch network of the smallest MLP
+#: (measured: benchmarks/docs/reference_bank.md); scikit-learn models take less, but a
 #: bank of millions is refused either way
 _MODEL_BYTES = 28 * 1024
 
