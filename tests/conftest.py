@@ -33,7 +33,7 @@ SLOW_MODULES = frozenset({
     "test_advreg", "test_audit_defense", "test_audit_dp", "test_audit_dp_cli",
     "test_audit_dp_runs", "test_audit_html_page", "test_audit_model",
     "test_audit_threat_models", "test_benchmarks_reference_bank", "test_cifar",
-    "test_cifar_runs", "test_common", "test_compare", "test_conv_nets", "test_cross_checks",
+    "test_cifar_runs", "test_common_defenses", "test_compare", "test_conv_nets", "test_cross_checks",
     "test_defaults_defenses", "test_defaults_scorers", "test_docs_examples",
     "test_experiment", "test_html_report", "test_location_grid_benchmark", "test_lock",
     "test_memguard", "test_privacy_utility_benchmark", "test_readme",
