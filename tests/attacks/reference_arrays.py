@@ -45,6 +45,21 @@ def table(score, ref, inside, **extra):
 
 
 # -------------------------------------------------- the papers, transcribed record by record
+def audited_arrays():
+    """60 audited records, every other one a member: score, ref, inside, membership."""
+    rng = np.random.default_rng(0)
+    member = np.arange(60) % 2 == 0
+    score, ref, inside = fixed_arrays(60, rng, member=member)
+    return score, ref, inside, member.astype(int)
+
+
+def population_arrays():
+    """80 population records, in no reference model: score, ref, inside."""
+    rng = np.random.default_rng(1)
+    score, ref, _ = fixed_arrays(80, rng, member=np.zeros(80, dtype=bool))
+    return score, ref, np.zeros_like(ref, dtype=bool)  # in no reference model
+
+
 def lira_online_paper(score, ref, inside):
     """Carlini et al., Algorithm 1 (online): Λ = p(s | N(μ_in, σ²_in)) / p(s | N(μ_out, σ²_out))."""
     ratios = []

@@ -13,11 +13,13 @@ import pytest
 from reference_arrays import (
     attack_r_flags,
     attack_r_paper,
+    audited_arrays,
     lira_offline_code_form,
     lira_offline_paper,
     lira_online_fixed_paper,
     lira_online_paper,
     pooled_std,
+    population_arrays,
     rmia_paper,
     table,
 )
@@ -29,6 +31,9 @@ from skmia.attacks import (
     ReferenceAttack,
     RMIAAttack,
 )
+
+audited = pytest.fixture(scope="module", name="audited")(audited_arrays)
+population = pytest.fixture(scope="module", name="population")(population_arrays)
 
 
 # ------------------------------------------------------------------- against the papers

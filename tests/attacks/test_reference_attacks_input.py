@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from reference_arrays import N_REF, table
+from reference_arrays import N_REF, audited_arrays, population_arrays, table
 
 from skmia.attacks import (
     PLAIN_RMIA,
@@ -15,6 +15,9 @@ from skmia.attacks import (
     ReferenceAttack,
     RMIAAttack,
 )
+
+audited = pytest.fixture(scope="module", name="audited")(audited_arrays)
+population = pytest.fixture(scope="module", name="population")(population_arrays)
 
 
 # ------------------------------------------------------------------------ numerics

@@ -5,7 +5,15 @@ default thresholds, the accuracy-maximising threshold, and scikit-learn's scorer
 import numpy as np
 import pandas as pd
 import pytest
-from reference_arrays import attack_r_flags, fixed_arrays, lira_online_paper, sigmoid, table
+from reference_arrays import (
+    attack_r_flags,
+    audited_arrays,
+    fixed_arrays,
+    lira_online_paper,
+    population_arrays,
+    sigmoid,
+    table,
+)
 from scipy.stats import norm
 from sklearn.model_selection import cross_validate
 
@@ -18,6 +26,9 @@ from skmia.attacks import (
 )
 from skmia.metrics import attack_accuracy, attack_auc
 from skmia.model_selection import attack_accuracy_scorer, attack_auc_scorer
+
+audited = pytest.fixture(scope="module", name="audited")(audited_arrays)
+population = pytest.fixture(scope="module", name="population")(population_arrays)
 
 
 # ------------------------------------------------------------ predict with and without labels
