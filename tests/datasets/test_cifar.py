@@ -1,5 +1,5 @@
 """The CIFAR fetchers, on tiny archives in the publisher's real format
-(``cifar_archives.py``): CIFAR-10 and CIFAR-100 read, normalised and cached, and
+(``tests/cifar_archives.py``): CIFAR-10 and CIFAR-100 read, normalised and cached, and
 torchvision left unimported. Checksums and bad archives: ``test_cifar_archives.py``.
 """
 

@@ -1,6 +1,6 @@
 """The CIFAR fetchers on archives that must be refused: checksums checked before reading,
 code never unpickled, malformed, short, truncated or linked archives (tiny archives in
-the publisher's format: ``cifar_archives.py``).
+the publisher's format: ``tests/cifar_archives.py``).
 """
 
 import hashlib
