@@ -46,11 +46,8 @@ __all__ = ["check_threads", "torch_threads", "parallel_map", "bank_threads", "n_
            "effective_jobs", "WORKER_START_SECONDS"]
 
 #: what starting worker processes costs, one per core at once: each imports torch and
-#: skmia and makes a first fit, then runs its first calls slower than warm ones. Measured
-#: on the 2-core AMD EPYC (Zen 3) development machine, 2026-12-02: two workers imported
-#: and fitted once in 9.2 s (about 4-5 s on the Zen 5 one), and a bank of 64 small MLPs
-#: whose second model promised a 9.3 s saving took 2.2 s longer on two new workers than
-#: here (``benchmarks/reference_bank.py``, column (e)); hence 12
+#: skmia and makes a first fit, then runs its first calls slower than warm ones; a little
+#: above the start measured on the 2-core machine (benchmarks/docs/reference_bank.md)
 WORKER_START_SECONDS = 12.0
 _STARTED = set()  # worker counts of loky pools started by parallel_map in this process
 

@@ -25,26 +25,32 @@ if not os.environ.get("SKMIA_DATA_HOME") and (_SHARED_DATA / LOCATION_ARCHIVE).i
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
-# Modules whose tests train banks, CIFAR networks or whole runs, start subprocesses or run
-# benchmark scripts: marked ``slow`` so that ``pytest -m "not slow"`` is the fast loop a
-# developer lives in (the README says how long it takes). The README's test command, and
-# CI, still run everything. One list, here, rather than a mark in each file.
+# Modules whose tests train banks, CIFAR networks or whole runs, start subprocesses, run
+# benchmark scripts or scikit-learn's estimator checks: marked ``slow`` so that
+# ``pytest -m "not slow"`` is the fast loop a developer lives in (the README says how long
+# it takes). The README's test command, and CI, still run everything. One list, here,
+# rather than a mark in each file: a module's file name (its stem), wherever it lies
+# under tests/.
 SLOW_MODULES = frozenset({
     "test_advreg", "test_audit_defense", "test_audit_dp", "test_audit_dp_cli",
     "test_audit_dp_runs", "test_audit_html_page", "test_audit_model",
-    "test_audit_threat_models", "test_benchmarks_reference_bank", "test_cifar",
-    "test_cifar_runs", "test_common", "test_compare", "test_conv_nets", "test_cross_checks",
-    "test_defaults_defenses", "test_defaults_scorers", "test_docs_examples",
-    "test_experiment", "test_html_report", "test_location_grid_benchmark", "test_lock",
-    "test_memguard", "test_privacy_utility_benchmark", "test_readme",
-    "test_reference_attacks_benchmark", "test_reference_leak", "test_reference_models",
-    "test_reference_runs", "test_relaxloss", "test_reliability_audit",
-    "test_reliability_interrupt", "test_report_rows", "test_resume", "test_rundir",
-    "test_speed_benchmarks", "test_vectorized_bank", "test_vectorized_dpsgd",
+    "test_audit_threat_models", "test_benchmarks_reference_bank", "test_cifar_runs",
+    "test_common_attacks", "test_common_defenses", "test_compare", "test_conv_nets",
+    "test_cross_checks", "test_defaults_defenses", "test_defaults_scorers",
+    "test_docs_examples", "test_experiment", "test_html_report", "test_image_defenses",
+    "test_location_grid_benchmark", "test_lock", "test_memguard",
+    "test_privacy_utility_benchmark", "test_readme", "test_reference_attacks_benchmark",
+    "test_reference_leak", "test_reference_models", "test_reference_runs", "test_relaxloss",
+    "test_reliability_audit", "test_reliability_interrupt", "test_reliability_report",
+    "test_report_rows", "test_resume", "test_rundir", "test_speed_benchmarks",
+    "test_vectorized_bank", "test_vectorized_dpsgd", "test_warn_once",
 })
 
 
 def pytest_collection_modifyitems(config, items):
+    missing = SLOW_MODULES - {path.stem for path in Path(__file__).parent.rglob("test_*.py")}
+    if missing:  # a renamed or removed module would leave the list silently
+        raise pytest.UsageError(f"SLOW_MODULES names no file under tests/: {sorted(missing)}")
     for item in items:
         if item.path.stem in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)

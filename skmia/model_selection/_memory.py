@@ -11,9 +11,9 @@ import os
 __all__ = ["MODEL_BYTES", "available_memory", "bank_bytes", "check_bank_memory",
            "chunk_size", "memory_refusal", "training_bytes"]
 
-#: the least memory a fitted model takes: a skorch network of a vectorised bank of 2,000
-#: MLPs of 2 hidden units took 27.9 KB each once fitted (resident memory); scikit-learn
-#: models take less, but a bank of millions is refused either way
+#: the least memory a fitted model takes: a fitted skorch network of the smallest MLP
+#: (measured: benchmarks/docs/reference_bank.md); scikit-learn models take less, but a
+#: bank of millions is refused either way
 MODEL_BYTES = 28 * 1024
 
 

@@ -29,9 +29,8 @@ __all__ = ["fit_batched"]
 
 # On a CPU models train in groups of at most this many, fixed whatever the number of
 # threads, so that the threads only run the groups at once and change no model. Faster in
-# cache with oneDNN's product per model (Zen 5 development machine: 16 Location30 MLP-256
-# models took 1.07-1.12 s as two groups of 8, 1.23-1.38 s as one); with baddbmm on the
-# Zen 3 machine the same on one thread (2.6 s) and a core's work for each of two threads.
+# cache with oneDNN's product per model, as fast with baddbmm on one thread, and a core's
+# work for each of two threads (timings: benchmarks/docs/reference_bank.md).
 CPU_GROUP = 8
 
 

@@ -12,10 +12,9 @@ products go either to one ``baddbmm`` per layer (MKL's ``sgemm``) or, where that
 below the processor's width, to oneDNN (``torch.ops.mkldnn._linear_pointwise``, the
 kernel ``torch.compile`` uses for linear layers), one call per model
 (:func:`cpu_kernel`). MKL takes its AVX2 path on AMD processors; oneDNN takes AVX-512
-where the processor has it. Measured on two 2-core AMD EPYC development machines, one
-thread: on Zen 5 (AVX-512) a 128 x 446 by 446 x 256 product ran at 185 GFLOP/s by oneDNN
-against 90 by MKL; on Zen 3 (AVX2 only) a whole step of 8 Location30 MLP-256 models took
-19-24 ms by oneDNN against 12-13 ms by ``baddbmm``. Either is float32 arithmetic; the
+where the processor has it: with AVX-512 oneDNN runs about twice MKL's speed, with AVX2
+only one ``baddbmm`` per layer beats oneDNN's call per model (the timings:
+``benchmarks/docs/reference_bank.md``). Either is float32 arithmetic; the
 sums are blocked differently, so results differ by rounding.
 """
 
@@ -118,8 +117,8 @@ def uses_onednn(device="cpu"):
     """Whether :func:`stacked_linear` runs oneDNN: on a CPU whose :func:`cpu_kernel` is
     oneDNN, on one torch thread (the batched bank's threads on a CPU:
     ``_batching.batched_threads``). On more threads each model's product would be a
-    parallel region of its own, K of them per layer and step; on the shared 2-core
-    development machine (load ~12) two threads made them 2-4x slower than one."""
+    parallel region of its own, K of them per layer and step, which a busy machine makes
+    several times slower than one thread (``benchmarks/docs/reference_bank.md``)."""
     return (torch.device(device).type == "cpu" and torch.get_num_threads() == 1
             and cpu_kernel() == "onednn")
 
@@ -237,9 +236,7 @@ class StackedMLP:
 #: the optimizer updates the stacked tensors in blocks of models whose weights, gradients
 #: and momentum take at most this many bytes (at least one model), when all of them take
 #: more than ``_SGD_WHOLE_BYTES``: four passes over a block that stays in the cache
-#: instead of four passes over tensors that do not (64 models of the 256-unit MLP:
-#: 3 x 31 MB; measured on the 2-core AMD EPYC, 1 MiB L2 per core, 32 MiB L3: 18.6 ms
-#: a step whole, 7.0 ms by models)
+#: instead of four passes over tensors that do not (timings: benchmarks/docs/reference_bank.md)
 _SGD_BLOCK_BYTES = 2 * 2**20
 _SGD_WHOLE_BYTES = 16 * 2**20
 

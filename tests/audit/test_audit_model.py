@@ -283,7 +283,7 @@ def test_bad_input_is_refused(data):
 
 
 def test_the_readme_section_runs_as_written(tmp_path, monkeypatch, capsys):
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = text.split("## Audit your own model", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
     assert len(blocks) == 1, "the section has one Python block"

@@ -36,7 +36,7 @@ def test_choose_takes_the_most_accurate_and_the_smaller_epsilon_on_ties(bench):
 
 
 def test_the_registry_holds_the_chosen_settings():
-    # what the searches chose (benchmarks/README.md, "High-utility DP-SGD")
+    # what the searches chose (benchmarks/docs/dpsgd_grid.md)
     location = _registry.DATASETS["location"].method_values["dpsgd_hu"]
     assert location == {"noise_multiplier": 0.3, "max_grad_norm": 1.0, "batch_size": 500,
                         "lr": 0.5, "max_epochs": 30, "milestones": ()}

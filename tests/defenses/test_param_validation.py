@@ -1,36 +1,22 @@
-"""Every hyperparameter of every defense and attack is checked at fit, declaratively.
+"""Every hyperparameter of every defense is checked at fit, declaratively.
 
 One table per class (``_parameter_constraints``), extended by subclasses, checked by
 ``skmia._validation.validate_params`` with scikit-learn's ``InvalidParameterError``
 (a ValueError and a TypeError) in its wording. Each row below is an estimator, the bad
-parameters and the message the fit must fail with. The ``criterion`` tests check that
+parameters and the message the fit must fail with (the attacks':
+tests/attacks/test_param_validation_attacks.py). The ``criterion`` tests check that
 the loss given is the one trained on where the method allows it, and refused elsewhere.
 """
 
-import inspect
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
+from param_checks import INF, INT_1, NAN, POSITIVE, case_id, message, missing_constraints
 from sklearn.datasets import make_classification
 from sklearn.utils._param_validation import InvalidParameterError
 
-from skmia.attacks import (
-    ConfidenceAttack,
-    EntropyAttack,
-    GradientNormAttack,
-    LabelOnlyAttack,
-    LiRAAttack,
-    LossAttack,
-    ModifiedEntropyAttack,
-    NNAttack,
-    PopulationAttack,
-    QuantileAttack,
-    ReferenceAttack,
-    RMIAAttack,
-)
 from skmia.defenses import (
     AdvRegClassifier,
     ConfidencePenaltyClassifier,
@@ -62,16 +48,6 @@ DEFENSES = [
     SELENAClassifier,
     MemGuardClassifier,
 ]
-THRESHOLD_ATTACKS = [
-    ConfidenceAttack,
-    EntropyAttack,
-    ModifiedEntropyAttack,
-    LossAttack,
-    GradientNormAttack,
-]
-CALIBRATED_ATTACKS = [LiRAAttack, RMIAAttack, ReferenceAttack, PopulationAttack, QuantileAttack,
-                      LabelOnlyAttack]
-ATTACKS = [NNAttack, *THRESHOLD_ATTACKS, *CALIBRATED_ATTACKS]
 # defenses whose training objective is their own, built on cross-entropy
 FIXED_OBJECTIVE = [
     RelaxLossClassifier,
@@ -84,7 +60,6 @@ FIXED_OBJECTIVE = [
     SELENAClassifier,
 ]
 SMALL = {"max_epochs": 3, "module__hidden_sizes": (16,), "lr": 0.05, "random_state": 0}
-NAN, INF = float("nan"), float("inf")
 
 
 @pytest.fixture(scope="module")
@@ -94,54 +69,29 @@ def data():
     return X.astype(np.float32), y
 
 
-@pytest.fixture(scope="module")
-def signals():
-    rng = np.random.default_rng(0)
-    n = 60
-    proba = rng.dirichlet(np.ones(3), n)
-    label = rng.integers(0, 3, n)
-    table = {f"proba_{k}": proba[:, k] for k in range(3)}
-    table.update({f"logit_{k}": np.log(proba[:, k]) for k in range(3)})
-    table.update(label=label, loss=-np.log(proba[np.arange(n), label]))
-    for name in ("grad_x_l1", "grad_x_l2", "grad_w_l1", "grad_w_l2"):
-        table[name] = rng.uniform(size=n)
-    return pd.DataFrame(table), np.arange(n) % 2
-
-
 def fit(estimator, X, y):
     if isinstance(estimator, (AdvRegClassifier, MemGuardClassifier)):
         return estimator.fit(X, y, X_reference=X, y_reference=y)
     return estimator.fit(X, y)
 
 
-def _id(params):
-    return ",".join(f"{k}={getattr(v, '__name__', repr(v))}" for k, v in params.items())
-
-
-def _message(name, param, allowed, got):
-    return (
-        rf"^The '{param}' parameter of {name} must be {allowed}\. "
-        rf"Got {got} instead\.$"
-    )
 
 
 # ------------------------------------------------------------------- defenses, shared
-_INT_1 = r"an int in the range \[1, inf\)"
-_POSITIVE = r"a float in the range \(0\.0, inf\)"
-_BATCH = rf"{_INT_1} or -1 \(all rows\)"
+_BATCH = rf"{INT_1} or -1 \(all rows\)"
 SHARED_CASES = [
     # the issue's cases: no training, zero batches, a crash in range(), NaN outputs
-    ({"max_epochs": 0}, "max_epochs", _INT_1, "0"),
-    ({"max_epochs": -3}, "max_epochs", _INT_1, "-3"),
-    ({"max_epochs": 2.5}, "max_epochs", _INT_1, "2.5"),
+    ({"max_epochs": 0}, "max_epochs", INT_1, "0"),
+    ({"max_epochs": -3}, "max_epochs", INT_1, "-3"),
+    ({"max_epochs": 2.5}, "max_epochs", INT_1, "2.5"),
     ({"batch_size": -5}, "batch_size", _BATCH, "-5"),
     ({"batch_size": 0}, "batch_size", _BATCH, "0"),
     ({"batch_size": 1.5}, "batch_size", _BATCH, "1.5"),
-    ({"lr": NAN}, "lr", _POSITIVE, "nan"),
-    ({"lr": INF}, "lr", _POSITIVE, "inf"),
-    ({"lr": 0.0}, "lr", _POSITIVE, r"0\.0"),
-    ({"lr": -0.1}, "lr", _POSITIVE, r"-0\.1"),
-    ({"gamma": 0.0}, "gamma", _POSITIVE, r"0\.0"),
+    ({"lr": NAN}, "lr", POSITIVE, "nan"),
+    ({"lr": INF}, "lr", POSITIVE, "inf"),
+    ({"lr": 0.0}, "lr", POSITIVE, r"0\.0"),
+    ({"lr": -0.1}, "lr", POSITIVE, r"-0\.1"),
+    ({"gamma": 0.0}, "gamma", POSITIVE, r"0\.0"),
     ({"milestones": (10, -1)}, "milestones",
      r"a sequence of ints in the range \[0, inf\) or None", r"\(10, -1\)"),
     ({"milestones": "50"}, "milestones",
@@ -161,11 +111,11 @@ SHARED_CASES = [
 
 
 @pytest.mark.parametrize("params, param, allowed, got", SHARED_CASES,
-                         ids=[_id(c[0]) for c in SHARED_CASES])
+                         ids=[case_id(c[0]) for c in SHARED_CASES])
 @pytest.mark.parametrize("cls", DEFENSES, ids=lambda c: c.__name__)
 def test_shared_defense_parameters(cls, params, param, allowed, got, data):
     X, y = data
-    with pytest.raises(InvalidParameterError, match=_message(cls.__name__, param, allowed, got)):
+    with pytest.raises(InvalidParameterError, match=message(cls.__name__, param, allowed, got)):
         fit(cls(**{**SMALL, **params}), X, y)
 
 
@@ -173,8 +123,8 @@ def test_shared_defense_parameters(cls, params, param, allowed, got, data):
 _CE_ONLY = r"torch\.nn\.CrossEntropyLoss \(its training objective is built on cross-entropy\)"
 _MSE = r"<class 'torch\.nn\.modules\.loss\.MSELoss'>"
 OWN_CASES = [
-    (RelaxLossClassifier, {"alpha": 0.0}, "alpha", _POSITIVE, r"0\.0"),
-    (RelaxLossClassifier, {"alpha": -1.0}, "alpha", _POSITIVE, r"-1\.0"),
+    (RelaxLossClassifier, {"alpha": 0.0}, "alpha", POSITIVE, r"0\.0"),
+    (RelaxLossClassifier, {"alpha": -1.0}, "alpha", POSITIVE, r"-1\.0"),
     (RelaxLossClassifier, {"upper": 0.0}, "upper", r"a float in the range \(0\.0, 1\.0\]",
      r"0\.0"),
     (RelaxLossClassifier, {"upper": 1.5}, "upper", r"a float in the range \(0\.0, 1\.0\]",
@@ -199,9 +149,9 @@ OWN_CASES = [
      r"a sequence of ints in the range \[1, inf\) or None", "5"),
     (EarlyStoppingClassifier, {"snapshot_epochs": (2.5,)}, "snapshot_epochs",
      r"a sequence of ints in the range \[1, inf\) or None", r"\(2\.5,\)"),
-    (EarlyStoppingClassifier, {"patience": 0}, "patience", rf"{_INT_1} or None", "0"),
-    (EarlyStoppingClassifier, {"patience": 1.5}, "patience", rf"{_INT_1} or None", r"1\.5"),
-    (DistillationClassifier, {"temperature": 0.0}, "temperature", _POSITIVE, r"0\.0"),
+    (EarlyStoppingClassifier, {"patience": 0}, "patience", rf"{INT_1} or None", "0"),
+    (EarlyStoppingClassifier, {"patience": 1.5}, "patience", rf"{INT_1} or None", r"1\.5"),
+    (DistillationClassifier, {"temperature": 0.0}, "temperature", POSITIVE, r"0\.0"),
     (DistillationClassifier, {"alpha": 1.5}, "alpha",
      r"a float in the range \[0\.0, 1\.0\]", r"1\.5"),
     (DistillationClassifier, {"teacher": "vanilla"}, "teacher",
@@ -212,15 +162,15 @@ OWN_CASES = [
      r"a float in the range \[0\.0, inf\)", "inf"),
     (DPSGDClassifier, {"noise_multiplier": NAN}, "noise_multiplier",
      r"a float in the range \[0\.0, inf\)", "nan"),
-    (DPSGDClassifier, {"max_grad_norm": 0.0}, "max_grad_norm", _POSITIVE, r"0\.0"),
-    (DPSGDClassifier, {"max_grad_norm": INF}, "max_grad_norm", _POSITIVE, "inf"),
+    (DPSGDClassifier, {"max_grad_norm": 0.0}, "max_grad_norm", POSITIVE, r"0\.0"),
+    (DPSGDClassifier, {"max_grad_norm": INF}, "max_grad_norm", POSITIVE, "inf"),
     (DPSGDClassifier, {"delta": 0.0}, "delta", r"a float in the range \(0\.0, 1\.0\)",
      r"0\.0"),
     (DPSGDClassifier, {"delta": 1.0}, "delta", r"a float in the range \(0\.0, 1\.0\)",
      r"1\.0"),
-    (DPSGDClassifier, {"target_epsilon": 0.0}, "target_epsilon", rf"{_POSITIVE} or None",
+    (DPSGDClassifier, {"target_epsilon": 0.0}, "target_epsilon", rf"{POSITIVE} or None",
      r"0\.0"),
-    (DPSGDClassifier, {"target_epsilon": INF}, "target_epsilon", rf"{_POSITIVE} or None",
+    (DPSGDClassifier, {"target_epsilon": INF}, "target_epsilon", rf"{POSITIVE} or None",
      "inf"),
     (DPSGDClassifier, {"accountant": "gdp"}, "accountant", r"a str among \{.*'prv'.*\}",
      "'gdp'"),
@@ -228,15 +178,15 @@ OWN_CASES = [
      r"a str among \{.*'ghost'.*\}", "'fast'"),
     (AdvRegClassifier, {"alpha": -1.0}, "alpha", r"a float in the range \[0\.0, inf\)",
      r"-1\.0"),
-    (AdvRegClassifier, {"inference_lr": 0.0}, "inference_lr", _POSITIVE, r"0\.0"),
+    (AdvRegClassifier, {"inference_lr": 0.0}, "inference_lr", POSITIVE, r"0\.0"),
     (AdvRegClassifier, {"warmup_epochs": -1}, "warmup_epochs",
      r"an int in the range \[0, inf\)", "-1"),
     (AdvRegClassifier, {"warmup_passes": 1.5}, "warmup_passes",
      r"an int in the range \[0, inf\)", r"1\.5"),
     (AdvRegClassifier, {"inference_batches": 0}, "inference_batches",
-     rf"{_INT_1} or None", "0"),
+     rf"{INT_1} or None", "0"),
     (AdvRegClassifier, {"classifier_batches": 0}, "classifier_batches",
-     rf"{_INT_1} or None", "0"),
+     rf"{INT_1} or None", "0"),
     (HAMPClassifier, {"entropy_percentile": 0.0}, "entropy_percentile",
      r"a float in the range \(0\.0, 1\.0\]", r"0\.0"),
     (HAMPClassifier, {"entropy_percentile": 1.2}, "entropy_percentile",
@@ -246,15 +196,15 @@ OWN_CASES = [
     (HAMPClassifier, {"entropy_penalty": -0.1}, "entropy_penalty",
      r"a float in the range \[0\.0, inf\)", r"-0\.1"),
     (SELENAClassifier, {"n_models": 1}, "n_models", r"an int in the range \[2, inf\)", "1"),
-    (SELENAClassifier, {"n_excluded": 0}, "n_excluded", _INT_1, "0"),
-    (SELENAClassifier, {"n_excluded": 2.5}, "n_excluded", _INT_1, r"2\.5"),
+    (SELENAClassifier, {"n_excluded": 0}, "n_excluded", INT_1, "0"),
+    (SELENAClassifier, {"n_excluded": 2.5}, "n_excluded", INT_1, r"2\.5"),
     (SELENAClassifier, {"estimator": "vanilla"}, "estimator",
      r"an object implementing 'fit' and 'predict_proba' or None", "'vanilla'"),
-    (MemGuardClassifier, {"distortion_budget": 0.0}, "distortion_budget", _POSITIVE,
+    (MemGuardClassifier, {"distortion_budget": 0.0}, "distortion_budget", POSITIVE,
      r"0\.0"),
-    (MemGuardClassifier, {"distortion_budget": INF}, "distortion_budget", _POSITIVE, "inf"),
-    (MemGuardClassifier, {"max_steps": 0}, "max_steps", _INT_1, "0"),
-    (MemGuardClassifier, {"defender_epochs": 0}, "defender_epochs", _INT_1, "0"),
+    (MemGuardClassifier, {"distortion_budget": INF}, "distortion_budget", POSITIVE, "inf"),
+    (MemGuardClassifier, {"max_steps": 0}, "max_steps", INT_1, "0"),
+    (MemGuardClassifier, {"defender_epochs": 0}, "defender_epochs", INT_1, "0"),
     # a defense with its own objective takes no other loss ...
     *[(cls, {"criterion": torch.nn.MSELoss}, "criterion", _CE_ONLY, _MSE)
       for cls in FIXED_OBJECTIVE],
@@ -263,11 +213,11 @@ OWN_CASES = [
 
 @pytest.mark.parametrize(
     "cls, params, param, allowed, got", OWN_CASES,
-    ids=[f"{c[0].__name__}-{_id(c[1])}" for c in OWN_CASES],
+    ids=[f"{c[0].__name__}-{case_id(c[1])}" for c in OWN_CASES],
 )
 def test_own_defense_parameters(cls, params, param, allowed, got, data):
     X, y = data
-    with pytest.raises(InvalidParameterError, match=_message(cls.__name__, param, allowed, got)):
+    with pytest.raises(InvalidParameterError, match=message(cls.__name__, param, allowed, got)):
         fit(cls(**{**SMALL, **params}), X, y)
 
 
@@ -355,21 +305,10 @@ def test_edge_values_are_accepted(estimator):
     estimator._check_params()
 
 
-@pytest.mark.parametrize("cls", [*DEFENSES, *ATTACKS], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", DEFENSES, ids=lambda c: c.__name__)
 def test_every_constructor_parameter_has_a_constraint(cls):
-    tops = (MIADefenseClassifier, cls) if issubclass(cls, MIADefenseClassifier) else (cls,)
-    declared = set()
-    for klass in {k for top in tops for k in top.__mro__ if "__init__" in vars(k)}:
-        if not klass.__module__.startswith("skmia"):
-            continue
-        declared |= {
-            name for name, p in inspect.signature(klass.__init__).parameters.items()
-            if name != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD
-        }
-    missing = declared - set(cls._parameter_constraints)
-    assert not missing, f"{cls.__name__} has no constraint for {sorted(missing)}"
-    if not issubclass(cls, MIADefenseClassifier):  # attacks: exactly their parameters
-        assert set(cls._parameter_constraints) == set(cls().get_params())
+    missing = missing_constraints(cls, MIADefenseClassifier)
+    assert not missing, f"{cls.__name__} has no constraint for {missing}"
 
 
 def test_subclasses_extend_their_parents_table():
@@ -379,62 +318,6 @@ def test_subclasses_extend_their_parents_table():
         assert set(base) <= set(table)
         assert all(table[k] is base[k] for k in base if k != "criterion"), cls.__name__
 
-
-# --------------------------------------------------------------------------- attacks
-ATTACK_CASES = [
-    *[(cls, {"scoring": "f1"}, "scoring", r"a str among \{('accuracy'|'roc_auc'|, )+\}",
-       "'f1'") for cls in ATTACKS],
-    *[(cls, {"per_class": "yes"}, "per_class",
-       r"an instance of 'bool' or an instance of 'numpy.bool'", "'yes'")
-      for cls in THRESHOLD_ATTACKS],
-    *[(cls, {"per_class": 1}, "per_class",
-       r"an instance of 'bool' or an instance of 'numpy.bool'", "1")
-      for cls in THRESHOLD_ATTACKS],
-    (GradientNormAttack, {"signal": "grad_z"}, "signal", r"a str among \{.*'grad_w_l2'.*\}",
-     "'grad_z'"),
-    (NNAttack, {"output": "softmax"}, "output", r"a str among \{('logit'|'proba'|, )+\}",
-     "'softmax'"),
-    (NNAttack, {"max_iter": 0}, "max_iter", _INT_1, "0"),
-    (NNAttack, {"max_iter": True}, "max_iter", _INT_1, "True"),  # a bool is no number
-    (NNAttack, {"batch_size": -5}, "batch_size", _INT_1, "-5"),
-    (NNAttack, {"learning_rate_init": NAN}, "learning_rate_init", _POSITIVE, "nan"),
-    (NNAttack, {"hidden_layer_sizes": 0}, "hidden_layer_sizes",
-     rf"an array-like or {_INT_1}", "0"),
-    (NNAttack, {"random_state": "seed"}, "random_state", r"an int in the range .* or None",
-     "'seed'"),
-    (LiRAAttack, {"online": "yes"}, "online",
-     r"an instance of 'bool' or an instance of 'numpy.bool'", "'yes'"),
-    (LiRAAttack, {"fix_variance": 1}, "fix_variance",
-     r"an instance of 'bool' or an instance of 'numpy.bool'", "1"),
-    (LiRAAttack, {"offline_score": "two-sided"}, "offline_score",
-     r"a str among \{('cdf'|'logpdf'|, )+\}", "'two-sided'"),
-    (RMIAAttack, {"gamma": 0}, "gamma", _POSITIVE, "0"),
-    (RMIAAttack, {"gamma": INF}, "gamma", _POSITIVE, "inf"),
-    (RMIAAttack, {"offline_a": 1.5}, "offline_a",
-     r"a float in the range \[0\.0, 1\.0\] or None", r"1\.5"),
-    (RMIAAttack, {"offline_a": True}, "offline_a",
-     r"a float in the range \[0\.0, 1\.0\] or None", "True"),
-    *[(cls, {"fpr": fpr}, "fpr", r"a float in the range \(0\.0, 1\.0\)", got)
-      for cls in (ReferenceAttack, PopulationAttack)
-      for fpr, got in ((0, "0"), (1.0, r"1\.0"), (NAN, "nan"))],
-]
-
-
-@pytest.mark.parametrize(
-    "cls, params, param, allowed, got", ATTACK_CASES,
-    ids=[f"{c[0].__name__}-{_id(c[1])}" for c in ATTACK_CASES],
-)
-def test_attack_parameters(cls, params, param, allowed, got, signals):
-    X, y = signals
-    with pytest.raises(InvalidParameterError, match=_message(cls.__name__, param, allowed, got)):
-        cls(**params).fit(X, y)
-
-
-def test_scoring_set_after_fit_is_checked_by_score(signals):
-    X, y = signals
-    attack = LossAttack().fit(X, y).set_params(scoring="f1")
-    with pytest.raises(InvalidParameterError, match="'scoring' parameter of LossAttack"):
-        attack.score(X, y)
 
 
 # ------------------------------------------------------------------------- criterion

@@ -17,7 +17,7 @@ import pytest
 
 from skmia._rundir import RESULT_COLUMNS, read_scores, scores_npz
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 _N_BOMB = 12_500_000  # records the bomb declares: 312 MB once decompressed, 0.3 MB zipped
 
 

@@ -1,4 +1,4 @@
-"""scikit-learn's estimator checks over every skmia estimator, plus the same contract on signals.
+"""scikit-learn's estimator checks over every skmia attack, plus the same contract on signals.
 
 Attack estimators read a DataFrame of signals (``skmia.attacks.compute_signals``), so
 every check that fits them on an arbitrary numeric array is an expected failure for the
@@ -6,27 +6,17 @@ threshold attacks, listed below with its reason; ``test_signals_contract`` then 
 the substance of those checks on real signal tables. The NN attack also reads plain
 arrays (the rows of model outputs) and passes nearly every check.
 
-The defenses are skorch classifiers, run with small settings (a 16-unit hidden layer,
-10 epochs) so that the checks stay fast yet ``check_classifiers_train`` still has to
-learn its toy problems. ``AdvRegClassifier`` needs a reference set of non-members at
-``fit``, which the checks do not pass: it runs them as ``AdvRegWithReference``, a
-test-only adapter that hands it the training rows as the reference set.
-
-To add estimators, append them to ``ESTIMATORS`` and their expected failures to
-``EXPECTED_FAILED_CHECKS``, keyed by class name: each an ``Expected(reason, match)``,
-the reason it fails and a regex of the message it must fail with (searched in the
-exception and the exceptions it was raised from). A check that fails with any other
-message fails the test, and so does one that passes.
+To add an attack, append it to ``ATTACK_ESTIMATORS`` and its expected failures to
+``ATTACK_EXPECTED_FAILED_CHECKS``, keyed by class name (tests/estimator_checks.py says
+how they are checked; the defenses' checks: tests/defenses/test_common_defenses.py).
 """
 
-import functools
 import pickle
-import re
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import pytest
+from estimator_checks import Expected, check_expected_failures, run_check
 from scipy.special import logsumexp
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
@@ -45,20 +35,6 @@ from skmia.attacks import (
     QuantileAttack,
     ReferenceAttack,
     RMIAAttack,
-)
-from skmia.defenses import (
-    AdvRegClassifier,
-    ConfidencePenaltyClassifier,
-    DistillationClassifier,
-    DPSGDClassifier,
-    DropoutClassifier,
-    EarlyStoppingClassifier,
-    HAMPClassifier,
-    LabelSmoothingClassifier,
-    MemGuardClassifier,
-    RelaxLossClassifier,
-    SELENAClassifier,
-    VanillaClassifier,
 )
 
 # ----------------------------------------------------------------------------- attacks
@@ -91,13 +67,6 @@ SIGNAL_ESTIMATORS = [
     RMIAAttack(gamma=2.0, temperature=1.0),
 ]
 
-
-
-class Expected(NamedTuple):
-    """An expected failure: why the check fails, and a regex of the message it fails with."""
-
-    reason: str
-    match: str
 
 
 _LABELS_0_1 = Expected(
@@ -183,185 +152,17 @@ ATTACK_EXPECTED_FAILED_CHECKS = {
     "LabelOnlyAttack": _CALIBRATED_EXPECTED_FAILURES,
 }
 
-# ---------------------------------------------------------------------------- defenses
-class AdvRegWithReference(AdvRegClassifier):
-    """``AdvRegClassifier`` for scikit-learn's checks, which call ``fit(X, y)``.
 
-    A test-only adapter: the training rows double as the reference set, so that the
-    checks reach the classifier (the inference network then cannot tell the two apart,
-    which the contract checks do not mind). Real use passes real non-members.
-    """
-
-    def fit(self, X, y, **fit_params):
-        return super().fit(X, y, X_reference=X, y_reference=_reference_labels(y),
-                           **fit_params)
-
-    def partial_fit(self, X, y, classes=None, **fit_params):
-        if getattr(self, "_reference_input", None) is not None:  # called by fit
-            return super().partial_fit(X, y, classes=classes, **fit_params)
-        return super().partial_fit(X, y, classes=classes, X_reference=X,
-                                   y_reference=_reference_labels(y), **fit_params)
-
-
-class MemGuardWithReference(MemGuardClassifier):
-    """``MemGuardClassifier`` for scikit-learn's checks, which call ``fit(X, y)``: the
-    training rows double as the defender's non-members (a test-only adapter, as for
-    AdvReg; real use passes real non-members)."""
-
-    def fit(self, X, y, **fit_params):
-        return super().fit(X, y, X_reference=X, y_reference=_reference_labels(y),
-                           **fit_params)
-
-    def partial_fit(self, X, y, classes=None, **fit_params):
-        if getattr(self, "_reference_input", None) is not None:  # called by fit
-            return super().partial_fit(X, y, classes=classes, **fit_params)
-        return super().partial_fit(X, y, classes=classes, X_reference=X,
-                                   y_reference=_reference_labels(y), **fit_params)
-
-
-def _reference_labels(y):
-    # with y=None the classifier's own check of y is the one the check looks for
-    return [] if y is None else y
-
-
-_SMALL = {"max_epochs": 10, "module__hidden_sizes": (16,), "lr": 0.05, "random_state": 0}
-DEFENSE_ESTIMATORS = [
-    VanillaClassifier(**_SMALL),
-    # alpha is the loss level RelaxLoss holds: the checks' toy problems need a low one
-    RelaxLossClassifier(alpha=0.1, **_SMALL),
-    ConfidencePenaltyClassifier(**_SMALL),
-    LabelSmoothingClassifier(**_SMALL),
-    DropoutClassifier(**_SMALL),
-    EarlyStoppingClassifier(snapshot_epochs=(5,), **_SMALL),
-    DistillationClassifier(**_SMALL),
-    # sigma = 0.01, the paper's value, warns that it guarantees nothing (epsilon > 10);
-    # the checks' datasets fit in one batch, so 20 full-batch steps need sigma = 5; the
-    # RDP accountant is the cheaper one to query after every epoch
-    DPSGDClassifier(noise_multiplier=5.0, accountant="rdp", **{**_SMALL, "max_epochs": 20}),
-    # one warm-up pass of the inference network, rounds of 2 of its batches: fast
-    AdvRegWithReference(warmup_passes=1, inference_batches=2, **_SMALL),
-    HAMPClassifier(entropy_percentile=0.5, entropy_penalty=0.0, **_SMALL),
-    # three sub-models, each record left out of one
-    SELENAClassifier(n_models=3, n_excluded=1, **_SMALL),
-    # a short Phase I and defender training: the checks query it many times
-    MemGuardWithReference(max_steps=10, defender_epochs=10, **_SMALL),
-]
-_SKORCH_EXPECTED_FAILURES = {
-    "check_no_attributes_set_in_init": Expected(
-        "skorch's NeuralNet.__init__ creates history_ and initialized_ and stores routed "
-        "parameters (module__*, optimizer__*, iterator_train__*) as attributes, by design",
-        r"should not set any attribute apart from parameters during init\. Found "
-        r"attributes \['history_', 'initialized_', 'iterator_train__shuffle', "
-        r"'module__hidden_sizes', 'optimizer__momentum', 'optimizer__weight_decay', "
-        r"'virtual_params_'\]",
-    ),
-    "check_set_params": Expected(
-        "skorch's get_params lists its private set _params_to_validate, which the check "
-        "sets to a number like every parameter; skorch's set_params then calls .add on "
-        "it",
-        r"^'float' object has no attribute 'add'$",
-    ),
-}
-DEFENSE_EXPECTED_FAILED_CHECKS = {
-    type(est).__name__: _SKORCH_EXPECTED_FAILURES for est in DEFENSE_ESTIMATORS
-}
-
-# ----------------------------------------------------------------- every estimator
-ESTIMATORS = [*ATTACK_ESTIMATORS, *DEFENSE_ESTIMATORS]
-EXPECTED_FAILED_CHECKS = {**ATTACK_EXPECTED_FAILED_CHECKS, **DEFENSE_EXPECTED_FAILED_CHECKS}
-
-
-def _check_name(check):
-    while isinstance(check, functools.partial):
-        check = check.func
-    return check.__name__
-
-
-@parametrize_with_checks(ESTIMATORS)
+@parametrize_with_checks(ATTACK_ESTIMATORS)
 def test_sklearn_compatible(estimator, check):
-    # Expected failures are handled here rather than by parametrize_with_checks' xfail
-    # marks: pytest formats a full traceback through sklearn's 5,000-line check module
-    # for every marked failure, which costs a third of a second each.
-    run_check(estimator, check, EXPECTED_FAILED_CHECKS.get(type(estimator).__name__, {}))
-
-
-def run_check(estimator, check, expected_failures):
-    """Run ``check``; if it is among ``expected_failures``, require its own failure.
-
-    Strict both ways: an expected failure that passes fails the test, so the lists stay
-    accurate, and so does one that fails with another message than its own, so that a
-    check failing for a new reason is not hidden behind the old one.
-    """
-    name = _check_name(check)
-    expected = expected_failures.get(name)
-    if expected is None:
-        check(estimator)
-        return
-    try:
-        check(estimator)
-    except Exception as exc:  # noqa: BLE001 - compared with the expected message below
-        messages = _messages(exc)
-        if not any(re.search(expected.match, m) for m in messages):
-            raise AssertionError(
-                f"{name} fails for {estimator!r}, but not with the expected message "
-                f"{expected.match!r}; it fails with: {messages}"
-            ) from exc
-    else:
-        pytest.fail(f"{name} passes for {estimator!r}: remove it from EXPECTED_FAILED_CHECKS.")
-    pytest.xfail(expected.reason)  # outside the except block: no chained traceback
-
-
-def _messages(exc):
-    """The messages of ``exc`` and of the exceptions it was raised from or during."""
-    messages, seen = [], set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        messages.append(str(exc))
-        exc = exc.__cause__ or exc.__context__
-    return messages
-
-
-def _fails_with(message, cause=None):
-    def check_something(estimator):
-        raise ValueError(message) from (None if cause is None else TypeError(cause))
-
-    return check_something
-
-
-def test_an_expected_failure_must_fail_with_its_own_message():
-    expected = {"check_something": Expected("why", r"^the known reason: \d+$")}
-    with pytest.raises(pytest.xfail.Exception, match="why"):
-        run_check(None, _fails_with("the known reason: 42"), expected)
-    # searched in the exceptions it was raised from, too
-    with pytest.raises(pytest.xfail.Exception, match="why"):
-        run_check(None, _fails_with("sklearn's wrapper", cause="the known reason: 7"), expected)
-    with pytest.raises(AssertionError, match="not with the expected message .*a new bug"):
-        run_check(None, _fails_with("a new bug"), expected)
-    def check_something(estimator):
-        pass
-
-    with pytest.raises(pytest.fail.Exception, match="check_something passes"):
-        run_check(None, check_something, expected)
+    # Expected failures are handled by run_check rather than by parametrize_with_checks'
+    # xfail marks: pytest formats a full traceback through sklearn's 5,000-line check
+    # module for every marked failure, which costs a third of a second each.
+    run_check(estimator, check, ATTACK_EXPECTED_FAILED_CHECKS.get(type(estimator).__name__, {}))
 
 
 def test_every_expected_failure_carries_a_reason_and_a_message():
-    for name, failures in EXPECTED_FAILED_CHECKS.items():
-        for check, expected in failures.items():
-            assert isinstance(expected, Expected), (name, check)
-            assert expected.reason and expected.match, (name, check)
-            re.compile(expected.match)
-
-
-def test_advreg_runs_the_checks_the_other_defenses_run():
-    # through its adapter, AdvReg fails only what every skorch classifier fails
-    assert "AdvRegClassifier" not in EXPECTED_FAILED_CHECKS
-    assert EXPECTED_FAILED_CHECKS["AdvRegWithReference"] == _SKORCH_EXPECTED_FAILURES
-    assert EXPECTED_FAILED_CHECKS["VanillaClassifier"] == _SKORCH_EXPECTED_FAILURES
-    adapter = next(e for e in ESTIMATORS if isinstance(e, AdvRegClassifier))
-    assert type(adapter) is AdvRegWithReference
-    X, y = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32), np.arange(40) % 2
-    fitted = clone(adapter).set_params(max_epochs=2).fit(X, y)
-    assert fitted.history[:, "inference_batch_count"][-1] > 0  # the adversary trained
+    check_expected_failures(ATTACK_EXPECTED_FAILED_CHECKS)
 
 
 # ------------------------------------------------- the same contract, on signal tables

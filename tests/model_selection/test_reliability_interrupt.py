@@ -17,7 +17,7 @@ import pytest
 from skmia.defenses import VanillaClassifier
 from skmia.model_selection import ReferenceModels
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 _CHILD = """
 import numpy as np
 from skorch.callbacks import Callback

@@ -1,16 +1,13 @@
-"""Every defense and the ``skmia run`` command on images: a tiny CIFAR-10 archive in the
-real format (see test_cifar.py), ResNet20 and VGG11-BN, one epoch."""
+"""Every defense through the ``skmia run`` command on images: a tiny CIFAR-10 archive in the
+real format (tests/cifar_archives.py), ResNet20 and VGG11-BN, one epoch. Defenses fitted on
+images directly: tests/defenses/test_image_defenses.py."""
 
-import numpy as np
 import pandas as pd
 import pytest
-from test_cifar import batch, cifar10_archive, patch_spec
+from cifar_archives import batch, cifar10_archive, patch_spec
 
-from skmia.attacks import compute_signals
 from skmia.cli import main
-from skmia.defenses import AdvRegClassifier, DPSGDClassifier
 from skmia.experiment import method_classes
-from skmia.nn import resnet20, vgg11_bn
 
 PER_BATCH = 40  # 240 images: five parts of 48 under the CIFAR protocol (every class in each)
 
@@ -31,35 +28,6 @@ def patched(cifar_home, monkeypatch):
     home, archive = cifar_home
     patch_spec(monkeypatch, "CIFAR10", archive, 6 * PER_BATCH)
     return home
-
-
-@pytest.fixture(scope="module")
-def images():
-    rng = np.random.default_rng(0)
-    return rng.normal(size=(64, 3, 32, 32)).astype(np.float32), rng.integers(0, 10, 64)
-
-
-@pytest.mark.parametrize("module", [resnet20, vgg11_bn], ids=["resnet20", "vgg11_bn"])
-def test_dpsgd_swaps_batchnorm_and_trains_on_images(images, module):
-    X, y = images
-    clf = DPSGDClassifier(module=module, noise_multiplier=1.0, max_epochs=1, batch_size=32,
-                          random_state=0).fit(X, y)
-    kinds = {type(m).__name__ for m in clf.module_.modules()}
-    assert "GroupNorm" in kinds and not any(k.startswith("BatchNorm") for k in kinds)
-    assert clf.predict_proba(X).shape == (64, 10)
-    assert 0 < clf.epsilon_ < 10
-
-
-def test_advreg_trains_on_images(images):
-    X, y = images
-    clf = AdvRegClassifier(module=resnet20, max_epochs=2, batch_size=16, warmup_epochs=1,
-                           warmup_passes=1, inference_batches=2, classifier_batches=1,
-                           random_state=0)
-    clf.fit(X[:32], y[:32], X_reference=X[32:], y_reference=y[32:])
-    assert clf.predict_proba(X).shape == (64, 10)
-    assert np.isfinite(clf.history[-1, "inference_loss"])
-    signals = compute_signals(clf, X[:4], y[:4], white_box=True)
-    assert (signals[["grad_x_l2", "grad_w_l2"]].to_numpy() > 0).all()
 
 
 @pytest.mark.filterwarnings("ignore:tpr_at:UserWarning")  # 48 non-members: no 0.1 % FPR

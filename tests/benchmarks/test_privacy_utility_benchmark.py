@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "privacy_utility.py"
 ATTACKS = ["NN", "confidence", "entropy", "modified entropy", "loss", "grad_wrt_x_l1",
            "grad_wrt_x_l2", "grad_wrt_w_l1", "grad_wrt_w_l2"]

@@ -10,7 +10,7 @@ import warnings
 
 import pandas as pd
 import pytest
-from test_html_report import _parse  # tests/ is on sys.path (pytest's rootdir mode)
+from test_html_report import _parse  # its folder is on sys.path (pytest's prepend mode)
 
 from skmia._rundir import CONTEXT_COLUMNS, RESULT_COLUMNS
 from skmia.cli import main

@@ -1,6 +1,6 @@
 """Defaults that train a useful model: each defense's class defaults, with the quick
 recipe (30 epochs, no decay, one 256-unit layer), within 10 points of vanilla's test
-accuracy (benchmarks/defense_defaults.py; its table is in benchmarks/README.md)."""
+accuracy (benchmarks/defense_defaults.py; its table is in benchmarks/docs/defense_defaults.md)."""
 
 import warnings
 
@@ -12,7 +12,7 @@ TOLERANCE = 0.10
 # the defenses checked on purchase-like; AdvReg and MemGuard (slower), SELENA (on
 # Location30 below; on 1,000 purchase-like rows its sub-models' share of the rows bounds
 # it 18 points below vanilla, as its docstring says) and RelaxLoss, label smoothing and
-# DP-SGD (which lose more: benchmarks/README.md) are measured by the benchmark only
+# DP-SGD (which lose more: benchmarks/docs/defense_defaults.md) are measured by the benchmark only
 CHEAP = ("confidence_penalty", "distillation", "dropout", "early_stopping")
 
 

@@ -33,7 +33,7 @@ CLASSES = [
     DistillationClassifier, AdvRegClassifier, DPSGDClassifier,
 ]
 # the classes whose partial_fit, after loading, gives what it would have given unsaved
-# (DP-SGD draws fresh noise instead: tests/test_dpsgd.py)
+# (DP-SGD draws fresh noise instead: tests/defenses/test_dpsgd.py)
 REPLAYED = [cls for cls in CLASSES if cls is not DPSGDClassifier]
 
 

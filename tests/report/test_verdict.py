@@ -1,5 +1,5 @@
 """The verdict of a defense audit in words: the exact text for a known audit table
-(Location30's rows of benchmarks/README.md, issue 21), and each rule on its own."""
+(Location30's rows of benchmarks/docs/defense_audit.md, issue 21), and each rule on its own."""
 
 import math
 
@@ -14,7 +14,7 @@ COLUMNS = ["method", "threat_model", "test_accuracy", "canary_tpr_at_0.1%fpr",
            "canary_tpr_at_1%fpr", "population_tpr_at_0.1%fpr", "population_tpr_at_1%fpr",
            "epsilon"]
 NAN = math.nan
-# Location30, 16 models (benchmarks/README.md, "The defenses after the paper")
+# Location30, 16 models (benchmarks/docs/defense_audit.md)
 LOCATION = [
     ("vanilla", "black-box", 0.541, 0.978, 0.998, 0.186, 0.422, NAN),
     ("dpsgd_hu", "black-box", 0.659, 0.191, 0.391, 0.085, 0.261, 288.0),

@@ -260,7 +260,7 @@ def test_too_many_reference_models_are_refused_and_results_kept(copy, capsys):
     status = skmia("attack", "--target", target, "--shadow", target / "shadow",
                    "--no-white-box", "-q", "--attacks", "lira", "--reference-models",
                    1_000_000)
-    assert status == 2  # a usage error naming the option (tests/test_reliability_cli.py)
+    assert status == 2  # a usage error naming the option (tests/cli/test_reliability_cli.py)
     err = _error(capsys)
     assert "argument --reference-models: 1000000 reference models would take about" in err
     assert "GiB" in err
