@@ -11,7 +11,7 @@ import pytest
 
 from skmia._settings import AuditConfig, DPAuditConfig, RunConfig, Settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(**kw):

@@ -17,7 +17,7 @@ from skmia.model_selection import ReferenceModels, _vectorized
 from skmia.model_selection._batching import batching_refusal
 
 TINY = {"max_epochs": 3, "module__hidden_sizes": (12,), "batch_size": 16}
-ROUNDING = {"rtol": 0, "atol": 2e-6}  # as tests/test_vectorized_bank.py
+ROUNDING = {"rtol": 0, "atol": 2e-6}  # as tests/model_selection/test_vectorized_bank.py
 
 
 @pytest.fixture(scope="module")

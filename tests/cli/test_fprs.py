@@ -8,7 +8,7 @@ from pathlib import Path
 
 from skmia._rundir import FPR_TABLE, result_fprs, summary_fprs, tpr_column
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # Every list that names a TPR column, as ``label -> expression`` evaluated after
 # ``import skmia...``: the test below checks each against the table, here and in a process
@@ -67,7 +67,7 @@ def _tpr_columns(columns, prefix=""):
 
 
 def test_the_table_holds_the_saved_fprs():
-    # the saved result columns (tests/test_rundir.py pins the whole list)
+    # the saved result columns (tests/experiment/test_rundir.py pins the whole list)
     assert result_fprs() == {"0.01%": 1e-4, "0.1%": 1e-3, "1%": 1e-2}
     assert summary_fprs() == {"0.1%": 1e-3, "1%": 1e-2}
     assert tpr_column("0.1%") == "tpr_at_0.1%fpr"
