@@ -501,7 +501,7 @@ def privacy_utility_figure(summary):
 
 def _write(path, data):
     """Write atomically (skmia's own atomic write): whole new content or the old one."""
-    from skmia._io import atomic_write_bytes
+    from skmia._rundir import atomic_write_bytes
 
     atomic_write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data)
 

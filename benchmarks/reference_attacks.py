@@ -260,7 +260,7 @@ def tables(results, ks):
 
 
 def main(argv=None):
-    from skmia._io import atomic_write_bytes, atomic_write_text
+    from skmia._rundir import atomic_write_bytes, atomic_write_text
 
     args = parse_args(argv)
     start = time.perf_counter()

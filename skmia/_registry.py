@@ -157,7 +157,7 @@ SYNTHETIC_DATA_SEED = 0
 
 # Location30 is not in the paper: skmia's RelaxLoss setting for it, chosen on a validation
 # cut of `reference` (never the audited rows) by benchmarks/location_relaxloss_grid.py
-# --jobs 2; its table is in benchmarks/README.md, "RelaxLoss settings for Location30"
+# --jobs 2; its table is in benchmarks/docs/location_relaxloss_grid.md
 LOCATION_RELAXLOSS = {"alpha": 1.0, "upper": 0.6}
 
 # HAMP's and SELENA's training in the HAMP paper's code
@@ -184,7 +184,7 @@ LOCATION_SELENA = {**_SELENA_SCHEDULE, "lr": 1.0, "paper_loop": True}
 # The high-utility DP-SGD baseline of Aerni, Zhang & Tramer (arXiv:2404.17399): per
 # dataset, the most accurate setting of benchmarks/dpsgd_grid.py, searched on a validation
 # cut of `reference` (never the audited rows), constant learning rate. Commands and tables
-# in benchmarks/README.md, "High-utility DP-SGD"; the accounted epsilon at delta = 1e-5 is
+# in benchmarks/docs/dpsgd_grid.md; the accounted epsilon at delta = 1e-5 is
 # reported there whatever it is (hundreds: vacuous as a guarantee, by design).
 # Location30: `benchmarks/dpsgd_grid.py --jobs 2` (16 candidates)
 LOCATION_DPSGD = {"noise_multiplier": 0.3, "max_grad_norm": 1.0, "batch_size": 500,

@@ -267,7 +267,7 @@ class RunConfig(Settings):
         (names of :data:`skmia.attacks.CALIBRATED_ATTACKS`: ``lira``, ``rmia``, ...).
     reference_models : int or None
         Size of the bank of reference models of ``lira``, ``rmia`` and ``attack_r``
-        (see :func:`skmia.experiment._bank.reference_bank`).
+        (see :func:`skmia.experiment._run_bank.reference_bank`).
     """
 
     method: str

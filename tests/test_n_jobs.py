@@ -52,7 +52,7 @@ def test_a_wrong_n_jobs_is_named(n_jobs):
 
 
 def test_the_callers_read_it_so(three_of_64_cores):
-    from skmia.experiment._bank import _bank_round
+    from skmia.experiment._run_bank import _bank_round
     from skmia.model_selection._batching import group_threads
 
     assert bank_threads(-1) == 3 and bank_threads(None) == 1

@@ -7,7 +7,7 @@ columns that holds a TPR at some FPR is generated from it (through :func:`result
 :func:`skmia.attacks.run_attacks` (:data:`skmia._rundir.ATTACK_TABLE_COLUMNS`,
 ``EVALUATED_FPRS``), a defense audit's summary and table
 (:data:`skmia.audit._result.RATE_COLUMNS`) and its verdict. Adding a row here adds its
-columns to all of them (``tests/test_fprs.py`` checks it in a fresh process).
+columns to all of them (``tests/cli/test_fprs.py`` checks it in a fresh process).
 
 The functions read the table when they are called, so the lists are built at import
 time from whatever the table holds then.

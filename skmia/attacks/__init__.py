@@ -20,7 +20,17 @@ The threshold attacks and the metrics do not need torch; :func:`compute_signals`
 imports it when called.
 """
 
-from ._audit import (
+from ._augment import AUGMENTS, augmented_views
+from ._base import MembershipInferenceAttack
+from ._label_only import LabelOnlyAttack
+from ._lira import LiRAAttack
+from ._nn import NNAttack
+from ._perturb import label_only_signals
+from ._population import PopulationAttack
+from ._quantile import QuantileAttack
+from ._reference_attack import ReferenceAttack
+from ._rmia import RMIAAttack
+from ._run_attacks import (
     CALIBRATED_ATTACKS,
     CLI_RMIA,
     PLAIN_RMIA,
@@ -33,16 +43,6 @@ from ._audit import (
     run_attacks,
     signal_options,
 )
-from ._augment import AUGMENTS, augmented_views
-from ._base import MembershipInferenceAttack
-from ._label_only import LabelOnlyAttack
-from ._lira import LiRAAttack
-from ._nn import NNAttack
-from ._perturb import label_only_signals
-from ._population import PopulationAttack
-from ._quantile import QuantileAttack
-from ._reference import ReferenceAttack
-from ._rmia import RMIAAttack
 from ._signals import WHITE_BOX_SIGNALS, compute_signals
 from ._threshold import (
     ConfidenceAttack,

@@ -7,7 +7,7 @@ import numpy as np
 from scipy.stats import norm
 
 from .._sklearn_compat import StrOptions
-from ._reference import _SHARED_DOCS, _masked_mean_var, _ReferenceModelAttack
+from ._reference_attack import _SHARED_DOCS, _masked_mean_var, _ReferenceModelAttack
 from ._signals import REF_SCORE_AUG, SCORE_AUG, count_output_columns, output_columns
 
 __all__ = ["LiRAAttack"]

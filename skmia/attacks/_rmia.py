@@ -10,7 +10,7 @@ import pandas as pd
 from scipy.special import log_expit, logsumexp
 
 from .._sklearn_compat import Interval, StrOptions
-from ._reference import _SHARED_DOCS, _ReferenceModelAttack
+from ._reference_attack import _SHARED_DOCS, _ReferenceModelAttack
 from ._signals import LABEL, REF_LOGIT, REF_SCORE, SCORE, output_columns
 
 #: How RMIA computes a model's probability of the true class from its logits.

@@ -25,7 +25,7 @@ distribution); it covers the mean of the pooled rate over reruns of the audit th
 both afresh (new seeds: new models, masks and canaries). The scores are resampled as
 they are: the leave-one-out calibration of each score on the other models is not redone
 per resample, which the t quantile makes up for. In a simulation with the audit's
-dependence (``tests/test_audit_intervals.py``: 150 records, 16 models, 200 reruns) the
+dependence (``tests/audit/test_audit_intervals.py``: 150 records, 16 models, 200 reruns) the
 intervals covered the mean over reruns in 92.5 % (AUC), 99.5 % (TPR at 0.1 % FPR) and
 98 % (TPR at 1 % FPR) of the reruns; the Clopper-Pearson interval over pairs in 34 % and
 42.5 %. The TPR intervals err wide: the two-way bootstrap counts the pair-level noise

@@ -30,7 +30,7 @@ from .._rundir import (
     scores_npz,
     tpr_column,
 )
-from ..attacks._audit import _accuracy
+from ..attacks._run_attacks import _accuracy
 from ..metrics import attack_accuracy, attack_auc, tpr_at_fpr
 
 __all__ = ["INTERVAL_COLUMNS", "MODEL_AUDIT", "MODEL_AUDIT_COLUMNS", "check_out",

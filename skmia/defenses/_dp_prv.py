@@ -16,7 +16,7 @@ distribution of each step on it, composes by FFT and reads the ε off. Here:
 - everything else (domain, FFT composition, the ε) is opacus' own code, in its order.
 
 Every value is opacus', bit for bit (tested against ``PRVAccountant`` in
-tests/test_dp_accounting.py). A bank of DP-SGD models accounts each model after every
+tests/defenses/test_dp_accounting.py). A bank of DP-SGD models accounts each model after every
 epoch and in its noise search, so this is most of what accounting costs there.
 """
 

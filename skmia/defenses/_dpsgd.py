@@ -164,7 +164,8 @@ class DPSGDClassifier(_BatchedPrivacy, MIADefenseClassifier):
     (``make_purchase_like``), 30 epochs, one hidden layer of 256, the defaults end 30
     points below an undefended network (0.589 against 0.889); on 1,002 members of
     Location30, 6 points below (``benchmarks/defense_defaults.py --recipes small``,
-    benchmarks/README.md). The class cannot tell at fit time what an undefended network
+    benchmarks/docs/defense_defaults.md). The class cannot tell at fit time what an undefended
+    network
     would reach, so it does not warn about accuracy; compare with
     :class:`~skmia.defenses.VanillaClassifier` on held-out rows, or raise
     ``max_grad_norm`` / train longer.

@@ -283,7 +283,7 @@ class HAMPClassifier(PaperLoopMixin, ReleasingClassifierMixin, MIADefenseClassif
     accuracy as the paper's code (0.54–0.55) and the same released-output AUC (0.71);
     the paper's code reports 0.844 from its best-validation checkpoint, and at its own
     best-validation epoch (an early one) skmia's raw network reads 0.69–0.79
-    (``benchmarks/paper_fidelity.py``, benchmarks/README.md). The registry's Location30
+    (``benchmarks/paper_fidelity.py``, benchmarks/docs/paper_fidelity.md). The registry's Location30
     preset uses it. With few batches per epoch (1,000 rows of purchase-like data: 16)
     the restarts leave momentum 0.99 no time to build up, and HAMP stays untrained
     (test accuracy 0.13 against vanilla's 0.57), so the default is skmia's loop.
@@ -293,7 +293,8 @@ class HAMPClassifier(PaperLoopMixin, ReleasingClassifierMixin, MIADefenseClassif
     Location30 with 30 epochs of a 256-unit MLP it peaks near vanilla after 6 epochs and
     ends at 0.42 against vanilla's 0.63 (purchase-like: 0.89, as vanilla); ``fit`` warns
     in that setting. Keep a decay, or lower ``lr``. ``benchmarks/defense_defaults.py``
-    measures every defense's defaults against vanilla (table in benchmarks/README.md).
+    measures every defense's defaults against vanilla (table in
+    benchmarks/docs/defense_defaults.md).
 
     References
     ----------

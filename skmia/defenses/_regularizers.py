@@ -82,7 +82,7 @@ class LabelSmoothingClassifier(MIADefenseClassifier):
     epochs, one hidden layer of 256, ``smoothing=0.1`` ends 12 points below an
     undefended network (0.506 against 0.629), while on synthetic purchase-like data it
     is level (0.899 against 0.889; ``benchmarks/defense_defaults.py --recipes small``,
-    benchmarks/README.md). No rule at fit time tells the two apart without held-out
+    benchmarks/docs/defense_defaults.md). No rule at fit time tells the two apart without held-out
     rows, so the class does not warn; lower ``smoothing`` where accuracy matters.
 
     References

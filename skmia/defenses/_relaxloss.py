@@ -74,7 +74,8 @@ class RelaxLossClassifier(MIADefenseClassifier):
     members, 30 epochs, one hidden layer of 256, the default ends 18 points below an
     undefended network on Location30 (0.449 against 0.629) and 12 points below on
     synthetic purchase-like data (0.768 against 0.889;
-    ``benchmarks/defense_defaults.py --recipes small``, benchmarks/README.md); smaller
+    ``benchmarks/defense_defaults.py --recipes small``, benchmarks/docs/defense_defaults.md);
+    smaller
     ``alpha`` trades privacy back for accuracy (``benchmarks/location_relaxloss_grid.py``).
     ``fit`` warns only when ``alpha`` is at least ``ln C`` for ``C`` classes, the loss
     of predicting every class alike: the target then asks for no better than chance

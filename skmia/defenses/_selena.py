@@ -103,7 +103,7 @@ class SELENAClassifier(PaperLoopMixin, MIADefenseClassifier):
     never released.
 
     The masks are drawn in blocks of ``n_models / gcd(n_models, n_excluded)`` models
-    (:func:`~skmia.model_selection._reference.balanced_masks`), so that every record is
+    (:func:`~skmia.model_selection._reference_models.balanced_masks`), so that every record is
     left out of exactly ``n_excluded`` sub-models; the number of rows of a sub-model is
     random (787–841 of Location30's 1,350 training rows at K = 25, L = 10), as in the
     paper's code, which draws each record's ``n_excluded`` sub-models uniformly from all
@@ -118,10 +118,10 @@ class SELENAClassifier(PaperLoopMixin, MIADefenseClassifier):
     accurate than such a model on unseen data. Where accuracy grows steeply with the
     training-set size, SELENA loses more than that share of rows suggests (purchase-like,
     1,000 rows: 0.71 against vanilla's 0.89 with the 30-epoch recipe;
-    ``benchmarks/defense_defaults.py``, table in benchmarks/README.md), and on very
+    ``benchmarks/defense_defaults.py``, table in benchmarks/docs/defense_defaults.md), and on very
     few rows: with the full defaults on 200 Location30 members (sub-models of 120 rows)
     it ends 13 points below vanilla (0.225 against 0.355;
-    ``tests/test_defaults_full.py``). Split-AI's accuracy on the training rows
+    ``tests/defenses/test_defaults_full.py``). Split-AI's accuracy on the training rows
     (:meth:`split_ai_proba`) estimates that bound before the distillation.
 
     *Against the paper's code* (Location30, 1,350 members; issue 30 measured 0.516
@@ -131,7 +131,7 @@ class SELENAClassifier(PaperLoopMixin, MIADefenseClassifier):
     skmia's default recipe (0.546 and 0.550 against 0.511 and 0.498; 2–4 points at
     the last epoch), most of the gap; averaging logits or probabilities and the loop
     move it by less than a point (``benchmarks/paper_fidelity.py --part submodels``,
-    benchmarks/README.md). To train them as the paper does, pass ``estimator=``
+    benchmarks/docs/paper_fidelity.md). To train them as the paper does, pass ``estimator=``
     ``VanillaClassifier(lr=0.5, optimizer__momentum=0, optimizer__weight_decay=0,
     max_epochs=50, batch_size=64, milestones=())`` (last epoch; skmia takes no
     validation rows from the members).

@@ -2,8 +2,8 @@
 
 One module per step: :mod:`._config` (:class:`RunConfig`, checked once),
 :mod:`._train` (a run's training, reuse and checkpoints through :mod:`._checkpoint`),
-:mod:`._bank` (the reference models), :mod:`._attack` (``attack/``), :mod:`._modes`
-(:func:`run`), :mod:`._compare` and :mod:`._lock`. The files of a run are named and
+:mod:`._run_bank` (the reference models), :mod:`._attack` (``attack/``), :mod:`._modes`
+(:func:`run`), :mod:`._compare` and :mod:`._run_lock`. The files of a run are named and
 read by :class:`skmia._rundir.RunDirectory` only.
 """
 
@@ -21,8 +21,8 @@ from ._config import (
     run_defaults,
     run_directory,
 )
-from ._lock import RunLockedError
 from ._modes import run
+from ._run_lock import RunLockedError
 from ._train import IncompleteRunError, load_run, train
 
 __all__ = [

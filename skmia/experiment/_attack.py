@@ -34,9 +34,9 @@ from .._settings import (
     check_threads,
     refuse_removed,
 )
-from ._bank import reference_bank
 from ._checkpoint import RunInterrupted, _Stop, stopping_on_signals
-from ._lock import run_lock
+from ._run_bank import reference_bank
+from ._run_lock import run_lock
 from ._train import _note, load_run
 
 __all__ = ["attack"]

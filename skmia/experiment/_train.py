@@ -39,7 +39,7 @@ from ._checkpoint import (
     training_finished,
 )
 from ._config import changed_settings, check_config, estimator, run_directory, settings
-from ._lock import run_locks
+from ._run_lock import run_locks
 
 __all__ = ["train", "train_all", "load_run", "IncompleteRunError", "EpochProgress"]
 

@@ -4,7 +4,7 @@
 :class:`~skmia.model_selection.ReferenceModels` bank of them, to a folder;
 :func:`load_estimator` re-creates it from allow-lists, so that no saved byte is ever
 executed or unpickled (see :mod:`skmia.io._codec` for the layout of a defense,
-:mod:`skmia.io._bank` for a bank's). What a defense saves beyond its networks,
+:mod:`skmia.io._bank_codec` for a bank's). What a defense saves beyond its networks,
 optimizers and history is declared by its class.
 
 Examples

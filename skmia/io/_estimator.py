@@ -1,6 +1,6 @@
 """save_estimator and load_estimator: one fitted defense, or one bank of them, in a folder.
 
-The layout of a defense is :mod:`._codec`'s, that of a bank :mod:`._bank`'s (which saves
+The layout of a defense is :mod:`._codec`'s, that of a bank :mod:`._bank_codec`'s (which saves
 each model as the codec does); this module only picks one, so that neither of them
 imports the other's caller (no circle in ``skmia.io``).
 """
@@ -12,7 +12,7 @@ from safetensors.torch import load, save
 
 from .. import __version__
 from .._rundir import MODEL_JSON, MODEL_WEIGHTS, PARAMS
-from ._bank import bank_state, restore_bank
+from ._bank_codec import bank_state, restore_bank
 from ._codec import FORMAT, _defense_state, _folder, _restore_defense, file_sha256
 from ._values import _digest, _Where
 

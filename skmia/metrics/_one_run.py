@@ -74,7 +74,7 @@ def one_run_bound(r, v, m, a, delta):
     """The best one-run ε bound over hypotheses (``r`` guesses, ``v`` correct) at level ``a``.
 
     The bound is the ε where the p-value reaches ``a``; the p-value increases with ε
-    (``tests/test_epsilon_lower_bound.py`` checks it on random counts), so every smaller
+    (``tests/metrics/test_epsilon_lower_bound.py`` checks it on random counts), so every smaller
     ε is rejected too. The δ term only raises the p-value, so each hypothesis's bound is
     at most its δ = 0 bound: hypotheses are tried in decreasing order of that, and the
     search stops as soon as none left can beat the best bound found.
@@ -131,7 +131,7 @@ def _fdp_mu(k, v, m, a):
     """Largest μ (on a grid, rounded down) that the counts falsify, for each hypothesis.
 
     Relies on falsification being monotone in μ (a claim of more privacy is easier to
-    refute), which ``tests/test_epsilon_lower_bound.py`` checks on random counts.
+    refute), which ``tests/metrics/test_epsilon_lower_bound.py`` checks on random counts.
     """
     k, v = np.asarray(k, float)[:, None], np.asarray(v, float)[:, None]
     lo = np.zeros((k.shape[0], 1))

@@ -22,7 +22,7 @@ from ._draws import (
     unfinished_models,
 )
 from ._memory import bank_bytes, check_bank_memory
-from ._reference import ReferenceModels, fit_model, fit_models
+from ._reference_models import ReferenceModels, fit_model, fit_models
 from ._scorers import (
     attack_accuracy_scorer,
     attack_auc_scorer,

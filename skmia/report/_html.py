@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from .._io import atomic_write_text
 from .._rundir import (
     ATTACK,
     COMPLETE,
@@ -37,6 +36,7 @@ from .._rundir import (
     Int,
     Opt,
     RunDirectory,
+    atomic_write_text,
     escape_text,
     find_folders,
     read_scores,

@@ -1,4 +1,5 @@
-"""LiRA, RMIA and Attack-R (skmia.attacks._reference) and Attack-P (skmia.attacks._population)
+"""LiRA, RMIA and Attack-R (skmia.attacks._reference_attack) and Attack-P
+(skmia.attacks._population)
 against the papers.
 
 The scores are checked against transcriptions of the papers' algorithms (``reference_arrays.py``:

@@ -40,7 +40,7 @@ def test_a_bank_too_large_is_a_usage_error_naming_the_option(capsys, monkeypatch
 
     import torch
 
-    from skmia.experiment import _bank
+    from skmia.experiment import _run_bank as _bank
 
     target = types.SimpleNamespace(module_=torch.nn.Linear(1000, 1000))  # 4 MB of weights
     with pytest.raises(ValueError, match="1000000 reference models would take about") as info:

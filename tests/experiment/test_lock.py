@@ -12,7 +12,7 @@ import pytest
 from skmia._rundir import _process_start
 from skmia.cli import main
 from skmia.experiment import RunConfig, run, run_directory, train
-from skmia.experiment._lock import LOCK_FILE, RunLockedError, run_lock
+from skmia.experiment._run_lock import LOCK_FILE, RunLockedError, run_lock
 
 
 def _config(out, data_home, epochs=2):

@@ -158,7 +158,7 @@ def test_an_interrupted_bank_keeps_its_finished_rounds_and_grows_from_there(
     (6, 1, 1 / 3, 3),  # keep = 1/3: blocks of three models
 ])
 def test_bank_rounds_are_whole_blocks_of_the_masks(n_models, jobs, keep, expected):
-    from skmia.experiment._bank import _bank_round
+    from skmia.experiment._run_bank import _bank_round
 
     assert _bank_round(n_models, jobs, keep) == expected
 
@@ -169,6 +169,6 @@ def test_bank_rounds_are_whole_blocks_of_the_masks(n_models, jobs, keep, expecte
     (64, 2, 16),
 ])
 def test_batched_bank_rounds_are_at_most_four(n_models, jobs, expected):
-    from skmia.experiment._bank import _bank_round
+    from skmia.experiment._run_bank import _bank_round
 
     assert _bank_round(n_models, jobs, 0.5, batched=True) == expected

@@ -27,7 +27,7 @@ from skmia._rundir import (
 )
 from skmia.cli import main
 from skmia.experiment import RunConfig, load_estimator, load_run, run, save_estimator
-from skmia.experiment._lock import run_lock
+from skmia.experiment._run_lock import run_lock
 from skmia.report import collect_results
 
 VICTIM_TEXT = "victim-secret-7f3a"
@@ -188,7 +188,7 @@ def test_paths_outside_the_folder_are_refused(tmp_path):
 
 
 def _bank_error(target, finished, capsys):
-    from skmia.experiment._bank import reference_bank
+    from skmia.experiment._run_bank import reference_bank
     from skmia.model_selection._split import load_split
 
     config, _ = finished
@@ -209,7 +209,7 @@ def test_another_runs_bank_is_refused_even_with_its_complete_json_edited(
     done["estimator_params"] = json.loads(
         (other.folder / "params.json").read_text())["estimator_params"]
     (other.folder / "reference" / "complete.json").write_text(json.dumps(done))
-    from skmia.experiment._bank import reference_bank
+    from skmia.experiment._run_bank import reference_bank
     from skmia.model_selection._split import load_split
 
     model, _ = load_run(other.folder)

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from skmia._io import atomic_write_bytes, atomic_write_json, read_json
+from skmia._rundir import atomic_write_bytes, atomic_write_json, read_json
 
 
 def test_atomic_write_gives_the_files_usual_permissions(tmp_path):

@@ -106,7 +106,7 @@ def test_one_memory_estimate_for_every_bank(monkeypatch, pool):
 
     import torch
 
-    from skmia.experiment._bank import check_bank_size
+    from skmia.experiment._run_bank import check_bank_size
 
     target = types.SimpleNamespace(module_=torch.nn.Linear(250, 1000))  # 1,004,000 B
     check_bank_size(target, 1000, 100, "x")

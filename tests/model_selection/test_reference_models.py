@@ -18,7 +18,7 @@ from skmia.attacks import compute_signals
 from skmia.defenses import RelaxLossClassifier, VanillaClassifier
 from skmia.experiment import load_estimator, save_estimator
 from skmia.model_selection import ReferenceModels
-from skmia.model_selection._reference import balanced_masks
+from skmia.model_selection._reference_models import balanced_masks
 
 SMALL = {"max_epochs": 3, "module__hidden_sizes": (16,), "batch_size": 32}
 

@@ -427,7 +427,7 @@ print(json.dumps({"epochs": [len(m.history) for m in models],
 def test_a_real_ctrl_c_ends_a_bank_trained_in_threads():
     """SIGINT reaches the main thread only; the groups in the other threads end at
     their epoch's end and ``fit_batched`` returns, as skorch's fit does (ReferenceModels
-    then raises: tests/test_reliability_interrupt.py)."""
+    then raises: tests/model_selection/test_reliability_interrupt.py)."""
     import json
     import subprocess
     import sys

@@ -31,7 +31,8 @@ DP = {"noise_multiplier": 1.0, "max_grad_norm": 0.5, "max_epochs": 3, "batch_siz
 #: backward pass of Σ c_i loss_i; the noise (σ·C/B ≈ 0.02 a step) is drawn identically
 #: and cancels. Largest weight difference after 3 epochs, 16 models of 4 banks of this
 #: recipe (random_state 0-3, weights up to 0.59): 6.0e-8, one float32 ulp at 0.5; the
-#: bound is the vanilla bank's (tests/test_vectorized_bank.py), for other BLAS blockings.
+#: bound is the vanilla bank's (tests/model_selection/test_vectorized_bank.py), for other BLAS
+#: blockings.
 ROUNDING = {"rtol": 0, "atol": 2e-6}
 
 

@@ -11,7 +11,7 @@ from ._lira import LiRAAttack
 from ._nn import NNAttack
 from ._population import PopulationAttack
 from ._quantile import QuantileAttack
-from ._reference import ReferenceAttack
+from ._reference_attack import ReferenceAttack
 from ._rmia import CLI_RMIA, RMIAAttack
 from ._signals import LABEL, compute_signals, output_columns
 from ._threshold import (
