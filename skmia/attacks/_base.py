@@ -16,6 +16,8 @@ from .._rundir import summary_fprs, tpr_column
 from .._sklearn_compat import Interval, StrOptions
 from .._validation import validate_params
 from ..metrics import attack_accuracy, attack_auc, tpr_at_fpr
+
+# the metrics' own check of labels and scores, so an attack refuses what they refuse
 from ..metrics._membership import _check_membership
 from ._signals import LABEL, count_output_columns
 

@@ -19,6 +19,8 @@ from sklearn.utils import check_random_state
 from .._sklearn_compat import Interval, StrOptions, validate_params
 from .._validation import check_records
 from ..defenses import DPSGDClassifier
+
+# white-box canaries live inside DP-SGD's step; the audit reads what they recorded
 from ..defenses._dp_canaries import GRADIENT_CANARY_SCORES, GradientCanaries, inserted_canaries
 from ..metrics import epsilon_lower_bound, max_epsilon_lower_bound
 from ._canaries import CANARY_KINDS, make_canaries

@@ -13,6 +13,8 @@ from sklearn.utils import check_random_state
 from .._sklearn_compat import StrOptions, validate_params
 from .._threads import with_thread_policy
 from ..attacks import CALIBRATED_ATTACKS, calibrated_attacks, compute_signals, default_attacks
+
+# how attacks read any fitted model, so the audit reads it the same way
 from ..attacks._models import DECISION_NOTE, resolve_target
 from ..model_selection import ReferenceModels
 from ._bottom_line import add_bottom_line, attack_progress

@@ -30,6 +30,8 @@ from .._rundir import (
     scores_npz,
     tpr_column,
 )
+
+# the accuracy a run's table reports, so an audit's table reports the same figure
 from ..attacks._run_attacks import _accuracy
 from ..metrics import attack_accuracy, attack_auc, tpr_at_fpr
 

@@ -281,6 +281,7 @@ def _final_defense(estimator, X):
 
 def _refuse_training_rows(model, X, y):
     """A ValueError when the rows scored are exactly the rows ``model`` trained on."""
+    # the digest a defense keeps of its training rows (not public: it identifies them)
     from ..defenses._training_rows import rows_digest
 
     if len(y) != len(getattr(model, "train_indices_", ())):

@@ -12,8 +12,7 @@ import torch
 from skorch.callbacks import Callback
 from skorch.dataset import Dataset
 
-from ..nn import MLP
-from ..nn._batched_objective import ModelBatches
+from ..nn import MLP, ModelBatches
 
 __all__ = ["BatchableTraining"]
 

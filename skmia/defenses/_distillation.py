@@ -169,6 +169,7 @@ class DistillationClassifier(MIADefenseClassifier):
         are stacked once per group (kept in ``batches.cache``)."""
         if not batches.stacked:
             return self._teacher_logits(batches.inputs)[None]
+        # the batched engine's stacked network (internal to the engine, not public)
         from ..nn._batched import StackedMLP
 
         if "teachers" not in batches.cache:

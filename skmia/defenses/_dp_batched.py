@@ -35,6 +35,7 @@ class _BatchedPrivacy:
         """Set this prepared clone up for ``n_rows`` training rows as ``fit`` does
         (sample rate, the noise multiplier a ``target_epsilon`` asks for) and return
         the settings of its private step."""
+        # the private step's settings, which the batched engine defines and reads
         from ..model_selection._vectorized_dp import PrivateSettings
 
         self._settle_sampling(n_rows)

@@ -113,6 +113,7 @@ def attack(target_dir, shadow_dir, *, white_box=True, data_home=None, device=Non
 def _attack(target_dir, shadow_dir, white_box, data_home, device, quiet, shadow_method,
             attacks, reference_models, jobs):
     """The steps of :func:`attack`: load and check, signals, attacks, rows, files."""
+    # a run's saved split, read as the split module wrote it (not public API)
     from ..model_selection._split import load_split
     from ..report import figure_png
 

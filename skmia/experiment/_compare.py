@@ -213,7 +213,8 @@ def _summary(method, results, folder):
     final = final.reset_index(drop=True)
     strongest = final.loc[final["auc"].idxmax()]
     best_tpr = final.loc[final[_TPR_COLUMNS[0]].idxmax()]
-    from ..defenses._dpsgd import MEANINGFUL_EPSILON
+    # the ε above which DP-SGD warns: the comparison flags the same ε
+    from ..defenses._dp_accounting import MEANINGFUL_EPSILON
 
     lira = final[final["attack"] == _LIRA]
     epsilon = final["epsilon"].dropna()

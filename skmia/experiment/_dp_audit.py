@@ -111,6 +111,7 @@ def run_dp_audit(config):
     table : pandas.DataFrame
         Columns :data:`DP_AUDIT_COLUMNS`; ``table.attrs["folder"]`` is the directory.
     """
+    # the DP audit's figure, drawn as the HTML report draws it (lazy: matplotlib)
     from ..report._dp import plot_dp_audit
 
     settings = config.check().settings()

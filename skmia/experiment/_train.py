@@ -27,6 +27,8 @@ from .._rundir import (
     RunDirectory,
 )
 from ..io import load_estimator, save_estimator
+
+# the digests a saved model's file carries, so a run checks them as io wrote them
 from ..io._codec import file_sha256, saved_params_sha256
 from ._checkpoint import (
     RunInterrupted,
@@ -170,6 +172,7 @@ def _train_one(config, partition, method, position):
     folder.makedirs()
     folder.clear(*RUN_FILES)
     folder.clear(*ATTACK_FILES, folder=ATTACK)  # results of another model
+    # a run's saved split, read as the split module wrote it (not public API)
     from ..model_selection._split import load_split
 
     split = load_split(config.dataset, config.seed, config.data_home)

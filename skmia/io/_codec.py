@@ -292,6 +292,7 @@ def _restore_defense(document, tensors, where, device):
     params = _decode_params(cls, document["params"], where)
     if device is not None:
         params["device"] = device
+    # the defenses' own device check, so a loaded model refuses what a new one refuses
     from ..defenses._base import check_device
 
     check_device(params.get("device", "cpu"))

@@ -237,7 +237,7 @@ def _train(models, rows, X_pool, y_pool, stop=None, progress=None):
     """
     import torch
 
-    from ..nn._batched_objective import ModelBatches
+    from ..nn import ModelBatches
 
     first = models[0]
     if callable(getattr(first, "_batched_private", None)):  # DP-SGD's private step
@@ -269,6 +269,7 @@ def _train(models, rows, X_pool, y_pool, stop=None, progress=None):
 def stacked_training(models, device):
     """The K ``models``' network and SGD stacked (:class:`~skmia.nn._batched.StackedMLP`,
     :class:`~skmia.nn._batched.StackedSGD`) on ``device``."""
+    # the batched engine's stacked network and SGD (internal to the engine, not public)
     from ..nn._batched import StackedMLP, StackedSGD
 
     net = StackedMLP([m.module_ for m in models], device=device)

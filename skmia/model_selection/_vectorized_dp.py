@@ -115,7 +115,7 @@ def train_private(models, rows, X_pool, y_pool, stop=None, progress=None):
     """
     import torch
 
-    from ..nn._batched_objective import ModelBatches
+    from ..nn import ModelBatches
     from ._vectorized import run_epochs, stacked_training
 
     first = models[0]
@@ -168,6 +168,7 @@ class _PrivateStep:
         :class:`~skmia.nn._batched_objective.ModelBatches`, filled for this step."""
         import torch
 
+        # the engine's per-record clipping and noise (internal to the engine)
         from ..nn._batched_dp import add_noise, clipped_gradients
 
         n_models = len(sizes)

@@ -36,6 +36,7 @@ def find_audits(paths):
     is made again from each method's saved audit (:func:`skmia.audit._result.method_rows`),
     so that an audit saved before a change of the tables (an older interval, a column
     since removed) is reported as a new one would be."""
+    # the audit's table rows, rebuilt from a saved result as the audit builds them
     from ..audit._result import AUDIT_COLUMNS, DefenseAudit, method_rows
 
     found = []

@@ -13,6 +13,8 @@ and held against DP-SGD at comparable test accuracy.
 import math
 
 from .._rundir import tpr_column
+
+# the audit's threat-model names and FPRs, so the verdict words what the audit measured
 from ..audit._result import BLACK_BOX, DEFENDED, LABEL_ONLY, MAX_FPRS, WHITE_BOX
 
 __all__ = ["BROKEN_FRACTION", "COMPARABLE_ACCURACY", "audit_verdict", "epsilon_cell",
@@ -39,6 +41,7 @@ def is_vacuous(epsilon):
     :data:`~skmia.defenses._dp_accounting.MEANINGFUL_EPSILON`, 10, or infinite)."""
     if not _number(epsilon):
         return False  # before the import: the defenses load torch's optimisers, opacus
+    # the ε above which DP-SGD warns, so the verdict flags the same ε
     from ..defenses._dp_accounting import MEANINGFUL_EPSILON
 
     return not epsilon <= MEANINGFUL_EPSILON

@@ -24,8 +24,7 @@ from skmia.defenses import (
     VanillaClassifier,
 )
 from skmia.model_selection import ReferenceModels, _batching, _memory, _vectorized
-from skmia.nn import _batched
-from skmia.nn._batched_objective import ModelBatches
+from skmia.nn import ModelBatches, _batched
 
 TINY = {"max_epochs": 3, "module__hidden_sizes": (12,), "batch_size": 16}
 #: float32 rounding of a few short trainings: a batched step sums each model's gradient
