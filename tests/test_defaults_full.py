@@ -7,7 +7,9 @@ presets) on the first ``MEMBERS`` target members of Location30's
 through ``benchmarks/defense_defaults.py``'s ``fit_one`` (its ``full`` recipe). The
 issue's promise: within 10 points of vanilla's test accuracy, or the class documents
 why it loses more (and warns where it can tell at fit time). Slow: about 25 networks
-of SELENA and one of each other defense, two at a time.
+of SELENA and one of each other defense, two at a time, the longest first; 165 s on the
+2-core development machine at load 5-7 (2026-12-07), several times that under heavier
+load.
 """
 
 import inspect
