@@ -1,7 +1,6 @@
 """What the tests of audit_defense share (test_audit_defense*.py): estimators that leak
 nothing, memorise everything or must not be trained, and a small blob data set."""
 
-
 import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin

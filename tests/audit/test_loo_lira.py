@@ -1,6 +1,5 @@
 """audit_defense's leave-one-out LiRA against a loop transcription of the paper's algorithm."""
 
-
 import numpy as np
 import pytest
 from scipy.stats import norm

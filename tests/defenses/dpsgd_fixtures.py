@@ -1,6 +1,5 @@
 """What the tests of DP-SGD share (test_dpsgd*.py): a small recipe and its data."""
 
-
 import numpy as np
 import pytest
 from sklearn.datasets import make_classification

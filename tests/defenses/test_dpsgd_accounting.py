@@ -1,7 +1,6 @@
 """DP-SGD's accounting against independent values: opacus' accountants, the analytic
 Gaussian mechanism, a target epsilon, partial_fit."""
 
-
 import dpsgd_fixtures
 import numpy as np
 import pytest

@@ -1,7 +1,6 @@
 """DP-SGD's updates against plain SGD and a hand-written DP-SGD: clipping, ghost clipping,
 noise, empty Poisson batches."""
 
-
 import dpsgd_fixtures
 import numpy as np
 import pytest

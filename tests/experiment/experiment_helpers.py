@@ -1,6 +1,5 @@
 """What the end-to-end tests of the ``skmia`` command share (test_experiment*.py)."""
 
-
 import numpy as np
 import pandas as pd
 

@@ -1,7 +1,6 @@
 """What the tests of the vectorised bank share (test_vectorized_*.py): a tiny pool, the
 recipe, the rounding of a batched step, and a model of the bank trained alone."""
 
-
 import numpy as np
 import pytest
 import torch

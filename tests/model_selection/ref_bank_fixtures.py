@@ -1,7 +1,6 @@
 """What the tests of the bank of reference models share (test_reference_models.py,
 test_bank_parallel.py, test_reference_scores.py): a pool, a bank, a target."""
 
-
 import numpy as np
 import pytest
 import torch

@@ -1,7 +1,6 @@
 """The bank of reference models trained with n_jobs or Dask, and skmia._parallel's thread
 counts."""
 
-
 import joblib
 import numpy as np
 import pytest

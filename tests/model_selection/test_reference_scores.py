@@ -1,6 +1,5 @@
 """The ``score`` / ``ref_*`` signals computed from a bank of reference models."""
 
-
 import numpy as np
 import pandas as pd
 import pytest

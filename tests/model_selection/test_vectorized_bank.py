@@ -2,7 +2,6 @@
 around it: equivalence with models trained alone, refusals, head(k), warm-start checks,
 memory bounds."""
 
-
 import bank_fixtures
 import numpy as np
 import pytest

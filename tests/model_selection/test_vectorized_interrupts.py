@@ -1,15 +1,12 @@
 """A stop flag, a Ctrl-C or an error ends a vectorised bank trained in threads."""
 
-
 import bank_fixtures
 import numpy as np
 import pytest
 import torch
 from bank_fixtures import TINY, _weights
 
-from skmia.defenses import (
-    VanillaClassifier,
-)
+from skmia.defenses import VanillaClassifier
 from skmia.model_selection import ReferenceModels, _vectorized
 
 # fixtures shared with the other files split from test_vectorized_bank.py, bound here by name

@@ -1,16 +1,13 @@
 """The batched layers and optimiser of the vectorised bank: each model's linear layer and
 SGD step, and the CPU kernel chosen for this processor."""
 
-
 import bank_fixtures
 import pytest
 import torch
 from bank_fixtures import ROUNDING, TINY, _counting, _weights
 from sklearn.base import clone
 
-from skmia.defenses import (
-    VanillaClassifier,
-)
+from skmia.defenses import VanillaClassifier
 from skmia.model_selection import ReferenceModels
 from skmia.nn import _batched
 

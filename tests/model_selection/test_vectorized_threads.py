@@ -10,9 +10,7 @@ import torch
 from bank_fixtures import ROUNDING, TINY, _weights
 
 from skmia import _parallel
-from skmia.defenses import (
-    VanillaClassifier,
-)
+from skmia.defenses import VanillaClassifier
 from skmia.model_selection import ReferenceModels, _batching, _memory, _vectorized
 
 # fixtures shared with the other files split from test_vectorized_bank.py, bound here by name
