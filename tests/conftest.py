@@ -32,19 +32,21 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 # rather than a mark in each file: a module's file name (its stem), wherever it lies
 # under tests/.
 SLOW_MODULES = frozenset({
-    "test_advreg", "test_audit_defense", "test_audit_dp", "test_audit_dp_cli",
-    "test_audit_dp_runs", "test_audit_html_page", "test_audit_model",
-    "test_audit_threat_models", "test_benchmarks_reference_bank", "test_cifar_runs",
-    "test_common_attacks", "test_common_defenses", "test_compare", "test_conv_nets",
-    "test_cross_checks", "test_defaults_defenses", "test_defaults_scorers",
-    "test_docs_examples", "test_dp_accounting", "test_experiment", "test_fprs",
-    "test_html_report", "test_image_defenses",
-    "test_location_grid_benchmark", "test_lock", "test_memguard",
+    "test_advreg", "test_audit_defense", "test_audit_defense_cli", "test_audit_dp",
+    "test_audit_dp_cli", "test_audit_dp_runs", "test_audit_html_page", "test_audit_model",
+    "test_audit_threat_models", "test_bank_parallel", "test_benchmarks_reference_bank",
+    "test_cifar_runs", "test_common_attacks", "test_common_defenses", "test_compare",
+    "test_conv_nets", "test_cross_checks", "test_defaults_defenses",
+    "test_defaults_scorers", "test_docs_examples", "test_dp_accounting", "test_experiment",
+    "test_experiment_cli", "test_experiment_jobs", "test_fprs", "test_html_report",
+    "test_image_defenses", "test_location_grid_benchmark", "test_lock", "test_memguard",
     "test_privacy_utility_benchmark", "test_readme", "test_reference_attacks_benchmark",
     "test_reference_leak", "test_reference_models", "test_reference_runs", "test_relaxloss",
     "test_reliability_audit", "test_reliability_interrupt", "test_reliability_report",
-    "test_report_rows", "test_resume", "test_rundir", "test_speed_benchmarks",
-    "test_vectorized_bank", "test_vectorized_dpsgd", "test_warn_once",
+    "test_report_rows", "test_resume", "test_resume_console", "test_resume_ctrl_c",
+    "test_resume_defenses", "test_rundir", "test_speed_benchmarks", "test_vectorized_bank",
+    "test_vectorized_dpsgd", "test_vectorized_interrupts", "test_vectorized_threads",
+    "test_warn_once",
 })
 
 

@@ -1,14 +1,13 @@
 """The vectorised bank (one batched network for K models) and what ReferenceModels adds
-around it: equivalence with models trained alone, chunking, refusals, head(k), warm-start
-checks, memory bounds, and the no-cold-start rules of skmia._parallel."""
+around it: equivalence with models trained alone, refusals, head(k), warm-start checks,
+memory bounds."""
 
-import warnings
-
+import bank_fixtures
 import numpy as np
 import pytest
 import torch
+from bank_fixtures import ROUNDING, TINY, _alone, _weights
 from sklearn.base import clone
-from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 
 from skmia import _parallel
@@ -23,33 +22,12 @@ from skmia.defenses import (
     RelaxLossClassifier,
     VanillaClassifier,
 )
-from skmia.model_selection import ReferenceModels, _batching, _memory, _vectorized
+from skmia.model_selection import ReferenceModels, _batching, _memory
 from skmia.nn import ModelBatches, _batched
 
-TINY = {"max_epochs": 3, "module__hidden_sizes": (12,), "batch_size": 16}
-#: float32 rounding of a few short trainings: a batched step sums each model's gradient
-#: over its rows padded to the step's longest batch, a model alone over its own rows, so
-#: the sums round differently (largest difference measured over 8 seeds of these
-#: vanilla and RelaxLoss banks, weights and momentum of magnitude up to ~2: 1.1e-6)
-ROUNDING = {"rtol": 0, "atol": 2e-6}
-
-
-@pytest.fixture(scope="module")
-def pool():
-    X, y = make_classification(121, n_features=6, n_informative=4, n_classes=3,
-                               random_state=1)
-    return X.astype(np.float32), y
-
-
-def _weights(model):
-    return torch.cat([p.detach().flatten() for p in model.module_.parameters()])
-
-
-def _alone(bank, k, X, y):
-    """Model ``k`` of ``bank`` trained alone: its rows, its seed, the usual fit."""
-    rows = bank.in_mask_[:, k]
-    model = clone(bank.estimator).set_params(random_state=int(bank.seeds_[k]))
-    return model.fit(X[rows], y[rows])
+# fixtures shared with the other files split from test_vectorized_bank.py, bound here by name
+# (a nested conftest.py would break --doctest-modules)
+pool = bank_fixtures.pool
 
 
 # ------------------------------------------------------------------ equivalence
@@ -89,88 +67,6 @@ def test_each_model_equals_the_model_trained_alone(estimator, pool):
             assert model.teacher is None and model.teacher_ is not alone.teacher_
             torch.testing.assert_close(_weights(model.teacher_), _weights(alone.teacher_),
                                        **ROUNDING)
-
-
-@pytest.mark.parametrize("kernel", ["onednn", "baddbmm"])
-def test_stacked_linear_is_each_models_linear_layer(kernel, monkeypatch):
-    """The batched product (oneDNN per model where :func:`cpu_kernel` says so and torch
-    has it, else baddbmm) and its gradients for inputs, weights and biases: each
-    model's ``nn.Linear``."""
-    from skmia._parallel import torch_threads
-
-    if kernel == "onednn" and _batched._onednn() is None:
-        kernel = "baddbmm"  # a torch without oneDNN: the choice falls back
-    monkeypatch.setattr(_batched, "_CPU_KERNEL", kernel)
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(3, 5, 7, generator=gen, requires_grad=True)
-    weight = torch.randn(3, 7, 4, generator=gen, requires_grad=True)  # (K, in, out)
-    bias = torch.randn(3, 4, generator=gen, requires_grad=True)
-    upstream = torch.randn(3, 5, 4, generator=gen)
-    with torch_threads(1):
-        out = _batched.stacked_linear(x, weight, bias)
-    grads = torch.autograd.grad((out * upstream).sum(), (x, weight, bias))
-    for k in range(3):
-        xk, wk, bk = (t[k].detach().clone().requires_grad_() for t in (x, weight, bias))
-        alone = torch.nn.functional.linear(xk, wk.t(), bk)
-        torch.testing.assert_close(out[k], alone)
-        mine = torch.autograd.grad((alone * upstream[k]).sum(), (xk, wk, bk))
-        for got, want in zip(grads, mine, strict=True):
-            torch.testing.assert_close(got[k], want)
-    expected = {"onednn": "_StackedLinearBackward", "baddbmm": "BaddbmmBackward0"}
-    assert type(out.grad_fn).__name__ == expected[kernel]
-
-
-@pytest.mark.parametrize(("vendor", "avx512", "onednn", "kernel"), [
-    ("AuthenticAMD", True, True, "onednn"),  # MKL keeps to AVX2 on AMD
-    ("AuthenticAMD", False, True, "baddbmm"),  # AVX2 both: one call per layer wins
-    ("GenuineIntel", True, True, "baddbmm"),  # MKL runs AVX-512 there
-    ("AuthenticAMD", True, False, "baddbmm"),  # a torch without oneDNN
-    ("", True, True, "baddbmm"),  # vendor unknown
-])
-def test_the_cpu_kernel_follows_the_processor(vendor, avx512, onednn, kernel, monkeypatch):
-    monkeypatch.setattr(_batched, "_processor", lambda: (vendor, avx512))
-    monkeypatch.setattr(_batched, "_ONEDNN", object() if onednn else None)
-    monkeypatch.setattr(_batched, "_CPU_KERNEL", None)
-    assert _batched.cpu_kernel() == kernel
-    assert _batched.cpu_kernel() == kernel  # chosen once, then kept
-
-
-def test_the_processor_is_read_from_this_machine():
-    import os
-
-    vendor, avx512 = _batched._processor()
-    assert isinstance(vendor, str) and isinstance(avx512, bool)
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as cpuinfo:
-            text = cpuinfo.read()
-        assert vendor and f": {vendor}\n" in text
-        if avx512:  # torch runs AVX-512 code only where the processor has it
-            assert " avx512f " in text
-
-
-def test_the_other_kernel_gives_the_same_bank(pool, monkeypatch):
-
-    X, y = pool
-    default = ReferenceModels(VanillaClassifier(**TINY), n_estimators=4, random_state=2,
-                              vectorize=True).fit(X, y)
-    other = "baddbmm" if _batched.cpu_kernel() == "onednn" else "onednn"
-    if _batched._onednn() is None:
-        other = "baddbmm"
-    monkeypatch.setattr(_batched, "_CPU_KERNEL", other)
-    calls = []
-    monkeypatch.setattr(_batched._StackedLinear, "forward", _counting(
-        _batched._StackedLinear.forward, calls))
-    again = clone(default).fit(X, y)
-    for a, b in zip(default.estimators_, again.estimators_, strict=True):
-        torch.testing.assert_close(_weights(a), _weights(b), **ROUNDING)
-    assert bool(calls) == (other == "onednn")  # the bank's one thread ran that kernel
-
-
-def _counting(function, calls):
-    def counted(*args, **kwargs):
-        calls.append(1)
-        return function(*args, **kwargs)
-    return staticmethod(counted)
 
 
 def test_relaxloss_takes_each_models_own_branch():
@@ -214,115 +110,6 @@ def test_early_stopping_keeps_the_same_snapshots(pool):
                                            **ROUNDING)
 
 
-def test_chunks_give_the_models_of_one_chunk(pool, monkeypatch):
-    X, y = pool
-    whole = ReferenceModels(VanillaClassifier(**TINY), n_estimators=6, random_state=0)
-    whole.fit(X, y)
-    seen = []
-
-    def two_at_a_time(n_models, per_model_bytes, device):
-        seen.append(per_model_bytes)
-        return 2
-
-    monkeypatch.setattr(_vectorized, "chunk_size", two_at_a_time)
-    chunked = ReferenceModels(VanillaClassifier(**TINY), n_estimators=6, random_state=0)
-    chunked.fit(X, y)
-    # 12 hidden units: 6*12+12 + 12*3+3 = 123 parameters, batch 16 of 6 + 12 + 3 values
-    assert seen == [4 * (4 * 123 + 4 * 16 * (6 + 12 + 3))]
-    for a, b in zip(whole.estimators_, chunked.estimators_, strict=True):
-        torch.testing.assert_close(_weights(a), _weights(b), **ROUNDING)
-
-
-def test_groups_in_threads_give_the_models_of_one_thread(pool, monkeypatch):
-    X, y = pool
-    monkeypatch.setattr(_vectorized, "CPU_GROUP", 3)  # 7 models: groups of 3, 3 and 1
-    trained = []
-    train = _vectorized._train
-
-    def recording(models, rows, X_pool, y_pool, stop=None, progress=None):
-        trained.append(len(models))
-        return train(models, rows, X_pool, y_pool, stop, progress)
-
-    monkeypatch.setattr(_vectorized, "_train", recording)
-    X_pool, y_pool = X, y
-    masks = np.random.default_rng(0).random((len(y), 7)) < 0.5
-    seeds = list(range(7))
-    one = _vectorized.fit_batched(VanillaClassifier(**TINY), X_pool, y_pool, masks, seeds)
-    two = _vectorized.fit_batched(VanillaClassifier(**TINY), X_pool, y_pool, masks, seeds,
-                                  n_threads=2)
-    assert trained == [3, 3, 1, 3, 3, 1]  # the CPU groups, serially then in threads
-    for a, b in zip(one, two, strict=True):  # bit for bit: the threads change no model
-        assert torch.equal(_weights(a), _weights(b))
-        assert a.history[-1, "train_loss"] == b.history[-1, "train_loss"]
-    assert _batching.group_threads(2, torch_threads=1) == min(2, _parallel.n_cores())
-    assert _batching.group_threads(2, torch_threads=2) == 1  # torch shares the work
-    assert _batching.group_threads(None, torch_threads=1) == 1
-
-
-def test_a_stop_flag_ends_a_group_at_the_start_of_an_epoch(pool):
-    import threading
-
-    X, y = pool
-    masks = np.ones((len(y), 2), dtype=bool)
-    prepared = [_vectorized._prepared(VanillaClassifier(**TINY), X, y, np.arange(len(y)), k)
-                for k in range(2)]
-    before = [_weights(m).clone() for m in prepared]
-    stop = threading.Event()
-    stop.set()
-    X_pool = torch.as_tensor(X)
-    y_pool = torch.as_tensor(prepared[0].label_encoder_.transform(y).astype(np.int64))
-    assert _vectorized._train(prepared, [np.flatnonzero(m) for m in masks.T], X_pool,
-                              y_pool, stop) is True  # ended short of its epochs
-    for model, weights in zip(prepared, before, strict=True):
-        assert len(model.history) == 0 and torch.equal(_weights(model), weights)
-
-
-@pytest.mark.parametrize("options", [
-    {"momentum": 0.9, "weight_decay": 1e-2, "dampening": 0.25, "nesterov": False},
-    {"momentum": 0.5, "weight_decay": 0.0, "dampening": 0.0, "nesterov": True},
-    {"momentum": 0.0, "weight_decay": 1e-3, "dampening": 0.0, "nesterov": False},
-])
-@pytest.mark.parametrize("block_bytes", [None, 1])  # whole tensors; one model a block
-def test_the_stacked_sgd_is_torchs_sgd_model_by_model(options, block_bytes, monkeypatch):
-    """Three models, four steps, the last two with a model sitting out: each model's
-    weights and momentum are torch.optim.SGD's, bit for bit."""
-    if block_bytes is not None:
-        monkeypatch.setattr(_batched, "_SGD_WHOLE_BYTES", 0)
-        monkeypatch.setattr(_batched, "_SGD_BLOCK_BYTES", block_bytes)
-    gen = torch.Generator().manual_seed(0)
-    shapes = [(4, 3), (3,)]
-    start = [torch.randn((3, *s), generator=gen) for s in shapes]
-    grads = [[torch.randn((3, *s), generator=gen) for s in shapes] for _ in range(4)]
-    actives = [None, None, torch.tensor([0, 2]), torch.tensor([1])]
-    stacked = [p.clone() for p in start]
-    sgd = _batched.StackedSGD(stacked, options)
-    for lr, active, g in zip((0.1, 0.1, 0.05, 0.05), actives, grads, strict=True):
-        sgd.step([x.clone() for x in g], lr, active)
-    for k in range(3):
-        params = [torch.nn.Parameter(p[k].clone()) for p in start]
-        torch_sgd = torch.optim.SGD(params, lr=0.1, **options)
-        for lr, active, g in zip((0.1, 0.1, 0.05, 0.05), actives, grads, strict=True):
-            if active is not None and k not in active.tolist():
-                continue
-            for param, grad in zip(params, g, strict=True):
-                param.grad = grad[k].clone()
-            torch_sgd.param_groups[0]["lr"] = lr
-            torch_sgd.step()
-        for i, param in enumerate(params):
-            torch.testing.assert_close(stacked[i][k], param.detach(), rtol=0, atol=0)
-            if options["momentum"]:
-                torch.testing.assert_close(sgd.buffers[i][k],
-                                           torch_sgd.state[param]["momentum_buffer"],
-                                           rtol=0, atol=0)
-
-
-def test_the_chunk_rule(monkeypatch):
-    monkeypatch.setattr(_memory, "available_memory", lambda device: 4000)
-    assert _memory.chunk_size(64, 100, "cpu") == 10  # a quarter of 4,000 B / 100 B
-    assert _memory.chunk_size(8, 100, "cpu") == 8
-    assert _memory.chunk_size(64, 10**6, "cpu") == 1
-
-
 def test_vectorised_and_per_model_banks_agree_to_rounding(pool):
     X, y = pool
     batched = ReferenceModels(VanillaClassifier(**TINY), n_estimators=2, random_state=5)
@@ -333,111 +120,6 @@ def test_vectorised_and_per_model_banks_agree_to_rounding(pool):
     np.testing.assert_array_equal(batched.seeds_, alone.seeds_)
     for a, b in zip(batched.estimators_, alone.estimators_, strict=True):
         torch.testing.assert_close(_weights(a), _weights(b), **ROUNDING)
-
-
-def _interrupt_at_epoch(monkeypatch, n):
-    """A Ctrl-C at the ``n``-th epoch the batched bank runs; returns the epochs begun."""
-    run_epoch, calls = _vectorized._run_epoch, []
-
-    def interrupted(*args):
-        calls.append(1)
-        if len(calls) == n:
-            raise KeyboardInterrupt
-        return run_epoch(*args)
-
-    monkeypatch.setattr(_vectorized, "_run_epoch", interrupted)
-    return calls
-
-
-def test_a_keyboard_interrupt_ends_the_models_quietly_as_skorch_does(pool, monkeypatch):
-    """fit_batched ends quietly, as skorch's fit does; ReferenceModels.fit then raises."""
-    X, y = pool
-    _interrupt_at_epoch(monkeypatch, 2)
-    masks = np.ones((len(y), 2), dtype=bool)
-    for model in _vectorized.fit_batched(VanillaClassifier(**TINY), X, y, masks, [0, 1]):
-        assert len(model.history) == 2 and "train_loss" not in model.history[-1]
-        assert not model._training_finished()
-    _interrupt_at_epoch(monkeypatch, 2)
-    bank = ReferenceModels(VanillaClassifier(**TINY), n_estimators=2, random_state=0)
-    with pytest.raises(KeyboardInterrupt, match="0 of the 2 reference models finished"):
-        bank.fit(X, y)
-    assert not hasattr(bank, "estimators_")
-
-
-def test_a_keyboard_interrupt_in_one_thread_starts_no_other_group(pool, monkeypatch):
-    X, y = pool
-    monkeypatch.setattr(_vectorized, "CPU_GROUP", 2)  # 4 models: two groups
-    calls = _interrupt_at_epoch(monkeypatch, 2)
-    masks = np.ones((len(y), 4), dtype=bool)
-    models = _vectorized.fit_batched(VanillaClassifier(**TINY), X, y, masks, [0, 1, 2, 3])
-    assert [len(m.history) for m in models] == [2, 2, 0, 0]
-    assert len(calls) == 2
-
-
-def test_an_error_in_one_thread_ends_the_other_groups_early(pool, monkeypatch):
-    X, y = pool
-    monkeypatch.setattr(_vectorized, "CPU_GROUP", 2)
-    run_epoch = _vectorized._run_epoch
-    epochs = []
-
-    def failing(context, *args):
-        epochs.append(id(context))
-        if context.models[0].random_state == 0 and len(epochs) > 1:
-            raise ValueError("a part failed")
-        return run_epoch(context, *args)
-
-    monkeypatch.setattr(_vectorized, "_run_epoch", failing)
-    masks = np.ones((len(y), 4), dtype=bool)
-    long = VanillaClassifier(**{**TINY, "max_epochs": 2000})
-    with pytest.raises(ValueError, match="a part failed"):
-        _vectorized.fit_batched(long, X, y, masks, [0, 1, 2, 3], n_threads=2)
-    assert len(epochs) < 200  # the other group stopped at its epoch's end, not its last
-
-
-_SIGINT_CHILD = """
-import json, os, signal, sys, threading, time
-import numpy as np
-from sklearn.datasets import make_classification
-from skmia.defenses import VanillaClassifier
-from skmia.model_selection import ReferenceModels, _batching, _memory, _vectorized
-
-X, y = make_classification(400, n_features=20, n_informative=8, n_classes=3,
-                           random_state=0)
-run_epoch, sent = _vectorized._run_epoch, threading.Event()
-
-def signalling(*args):  # a real Ctrl-C once the first epoch of a group has run
-    losses = run_epoch(*args)
-    if not sent.is_set():
-        sent.set()
-        os.kill(os.getpid(), signal.SIGINT)
-    return losses
-
-_vectorized._run_epoch = signalling
-_vectorized.CPU_GROUP = 2
-recipe = VanillaClassifier(max_epochs=3000, module__hidden_sizes=(16,), batch_size=32)
-began = time.perf_counter()
-models = _vectorized.fit_batched(recipe, X.astype(np.float32), y, np.ones((400, 4), bool),
-                                 [0, 1, 2, 3], n_threads=2)
-print(json.dumps({"epochs": [len(m.history) for m in models],
-                  "seconds": time.perf_counter() - began}))
-"""
-
-
-def test_a_real_ctrl_c_ends_a_bank_trained_in_threads():
-    """SIGINT reaches the main thread only; the groups in the other threads end at
-    their epoch's end and ``fit_batched`` returns, as skorch's fit does (ReferenceModels
-    then raises: tests/model_selection/test_reliability_interrupt.py)."""
-    import json
-    import subprocess
-    import sys
-
-    out = subprocess.run([sys.executable, "-c", _SIGINT_CHILD], capture_output=True,
-                         text=True, timeout=300, check=False)
-    assert out.returncode == 0, out.stderr
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert len(result["epochs"]) == 4
-    assert all(epochs < 3000 for epochs in result["epochs"])
-    assert max(result["epochs"]) >= 1
 
 
 # ------------------------------------------------------------------ what falls back
@@ -535,63 +217,3 @@ def test_a_huge_bank_is_refused_before_any_allocation(pool, monkeypatch):
     wide = VanillaClassifier(**{**TINY, "module__hidden_sizes": (2048,)})
     with pytest.raises(ValueError, match="2,000 models of 20,483 parameters"):
         ReferenceModels(wide, n_estimators=2000, vectorize=True).fit(X, y)
-
-
-# ------------------------------------------------------------------ no cold start
-def _square(x):
-    return x * x
-
-
-@pytest.fixture
-def workers_asked(monkeypatch):
-    """The workers each joblib.Parallel of skmia._parallel is asked for, on a 2-core
-    machine; the calls themselves run here."""
-    monkeypatch.setattr(_parallel, "n_cores", lambda: 2)
-    started = []
-    real = _parallel.Parallel
-
-    def recording(*args, n_jobs=None, **kwargs):
-        started.append(n_jobs)
-        return real(*args, n_jobs=1, **kwargs)
-
-    monkeypatch.setattr(_parallel, "Parallel", recording)
-    return started
-
-
-def test_workers_are_capped_at_the_tasks_and_warned_above_the_cores(workers_asked,
-                                                                     monkeypatch):
-    monkeypatch.setattr(_parallel, "_cold", lambda workers: False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert _parallel.parallel_map(_square, [(2,), (3,)], n_jobs=24) == [4, 9]
-    assert workers_asked == [2]  # two tasks: two workers, however many asked; no warning
-    with pytest.warns(UserWarning, match=r"4 workers x 1 torch thread\(s\) = 4 threads on a "
-                                         r"machine with 2 cores"):
-        _parallel.parallel_map(_square, [(1,)] * 6, n_jobs=4)
-    with pytest.warns(UserWarning, match="threads=64 torch threads on a machine with 2 cores"):
-        _parallel.check_threads(64)
-    with pytest.warns(UserWarning, match="n_jobs=24 asks for 24 cores on a machine with 2"):
-        assert _parallel.bank_threads(24) == 2
-    assert _parallel.bank_threads(None) == 1
-
-
-def test_short_work_stays_in_this_process(workers_asked, monkeypatch):
-    """With no worker started yet, the first two calls run here, the second timed;
-    calls that would not pay for starting workers run here too, with the same results."""
-    monkeypatch.setattr(_parallel, "_cold", lambda workers: True)
-    tasks = [(k,) for k in range(4)]
-    assert _parallel.parallel_map(_square, tasks, n_jobs=2, only_if_it_pays=True) == [
-        0, 1, 4, 9]
-    assert workers_asked == [1]
-    # calls that must run at once (a run's target and shadow) get the workers asked
-    assert _parallel.parallel_map(_square, tasks[:2], n_jobs=2) == [0, 1]
-    assert workers_asked == [1, 2]
-    monkeypatch.setattr(_parallel, "n_cores", lambda: 2)
-    start = _parallel.WORKER_START_SECONDS
-    # 3 calls left on 2 workers take 2 calls' time: 1 saved, against one start per core
-    assert _parallel._pays(start + 0.5, 3, 2) and not _parallel._pays(start - 0.5, 3, 2)
-    assert not _parallel._pays(100 * start, 1, 2)  # one call: workers save nothing
-    # 4 workers on 2 cores start two at a time: twice the cost
-    call = 1.9 * start / 3
-    assert _parallel._pays(call, 4, 4) is False  # saves 3 calls (1.9 starts), pays 2
-    assert _parallel._pays(call, 4, 2) is True  # saves 2 calls (1.27 starts), pays 1
