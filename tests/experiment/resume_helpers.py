@@ -75,6 +75,37 @@ def _assert_same_model(folder, expected):
     reference = json.loads((Path(expected) / "history.json").read_text())
     assert [e["train_loss"] for e in history] == [e["train_loss"] for e in reference]
 
+def continue_twice_and_compare(method, interrupt, uninterrupted, out, data_home):
+    """Interrupt ``method``'s run twice (in epochs 4 and then 2 of the continuation:
+    RelaxLoss alternates its objective on odd and even epochs, AdvReg warms up for its
+    first epoch), continue it, and assert it ends as the uninterrupted run: weights,
+    fitted attributes, the class's own state (early stopping's snapshot epochs, DP-SGD's
+    accountant). The test of every defense, split over two files for balance."""
+    from skmia.experiment import load_run
+    from skmia.experiment._checkpoint import RunInterrupted
+
+    config = _config(out, data_home, method)
+    folder = runs.run_directory(out, "location", method, 1000)
+    interrupt(after=3)
+    with pytest.raises(RunInterrupted, match="stopped after 3 of 5 epochs"):
+        train(config)
+    interrupt(after=4)
+    with pytest.raises(RunInterrupted, match="stopped after 4 of 5 epochs"):
+        train(config)
+    train(config)
+    expected = uninterrupted(method)
+    _assert_same_model(folder, expected)
+    got, want = (json.loads((f / "model.json").read_text()) for f in (folder, expected))
+    assert got["fitted"] == want["fitted"]
+    assert got["state"]["values"] == want["state"]["values"]
+    if method == "dpsgd":
+        assert got["state"]["values"]["accountant"]["history"]
+        assert got["fitted"]["epsilon_"] == want["fitted"]["epsilon_"]
+        assert got["fitted"]["n_steps_"] == want["fitted"]["n_steps_"]
+        model, _ = load_run(folder)
+        reference, _ = load_run(expected)
+        assert model.epsilon_ == reference.epsilon_
+
 
 @pytest.fixture(autouse=True)
 def _same_fresh_dp_seed(monkeypatch):

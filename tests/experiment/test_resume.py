@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import resume_helpers
 import torch
-from resume_helpers import _assert_same_model, _config, _Interrupt
+from resume_helpers import _assert_same_model, _config, _Interrupt, continue_twice_and_compare
 from safetensors.torch import load_file
 
 import skmia.experiment._train as runs
@@ -51,34 +51,11 @@ def test_interrupted_training_is_not_complete_and_continues(
     _assert_same_model(folder, uninterrupted("vanilla"))
 
 
-# the other defenses are in test_resume_defenses.py (the same test, split for balance)
+# the other defenses are in test_resume_defenses.py (one test, its methods split for balance)
 @pytest.mark.parametrize("method", ["relaxloss", "dpsgd", "early_stopping", "hamp"])
 def test_continued_defense_ends_as_an_uninterrupted_one(
         method, interrupt, uninterrupted, tmp_path, location_data_home):
-    # stopped in epochs 4 and then 2 of the continuation: RelaxLoss alternates its
-    # objective on odd and even epochs, AdvReg warms up for its first epoch
-    config = _config(tmp_path, location_data_home, method)
-    folder = runs.run_directory(tmp_path, "location", method, 1000)
-    interrupt(after=3)
-    with pytest.raises(RunInterrupted, match="stopped after 3 of 5 epochs"):
-        train(config)
-    interrupt(after=4)
-    with pytest.raises(RunInterrupted, match="stopped after 4 of 5 epochs"):
-        train(config)
-    train(config)
-    expected = uninterrupted(method)
-    _assert_same_model(folder, expected)
-    got, want = (json.loads((f / "model.json").read_text()) for f in (folder, expected))
-    assert got["fitted"] == want["fitted"]
-    # the class's own state: early stopping's snapshot epochs, DP-SGD's accountant
-    assert got["state"]["values"] == want["state"]["values"]
-    if method == "dpsgd":
-        assert got["state"]["values"]["accountant"]["history"]
-        assert got["fitted"]["epsilon_"] == want["fitted"]["epsilon_"]
-        assert got["fitted"]["n_steps_"] == want["fitted"]["n_steps_"]
-        model, _ = load_run(folder)
-        reference, _ = load_run(expected)
-        assert model.epsilon_ == reference.epsilon_
+    continue_twice_and_compare(method, interrupt, uninterrupted, tmp_path, location_data_home)
 
 
 def test_dpsgd_noise_seed_is_kept_until_the_run_completes(
