@@ -58,7 +58,7 @@ def base_seed(random_state):
 
 
 def balanced_masks(n_samples, n_estimators, keep, seed, *, start=0):
-    """Training masks of models ``start .. n_estimators - 1`` of a bank.
+    """Training masks of models ``start`` to ``n_estimators - 1`` of a bank.
 
     Models are drawn in blocks of ``q`` (the denominator of ``keep``, 2 for one half):
     within a block, each record's ``keep * q`` IN models are a uniformly random subset,
@@ -93,7 +93,7 @@ def balanced_masks(n_samples, n_estimators, keep, seed, *, start=0):
 
 
 def model_seeds(seed, stop, *, start=0):
-    """The ``random_state`` of models ``start .. stop - 1`` of a bank.
+    """The ``random_state`` of models ``start`` to ``stop - 1`` of a bank.
 
     Each derives from the bank's base seed ``seed`` and its index alone.
 
@@ -107,7 +107,7 @@ def model_seeds(seed, stop, *, start=0):
 
 
 def bank_draws(n_samples, n_estimators, keep, seed, *, start=0):
-    """The masks and model seeds of models ``start .. n_estimators - 1`` of a bank.
+    """The masks and model seeds of models ``start`` to ``n_estimators - 1`` of a bank.
 
     Parameters
     ----------

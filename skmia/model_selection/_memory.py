@@ -65,7 +65,7 @@ def memory_refusal(what, need, available):
 
 
 def bank_bytes(n_samples, n_models, model_bytes=MODEL_BYTES, *, start=0):
-    """Bytes a bank holds once its models ``start .. n_models - 1`` are fitted.
+    """Bytes a bank holds once its models ``start`` to ``n_models - 1`` are fitted.
 
     The masks take two bytes per record and model (drawn, then joined to those of the
     models fitted before); each new model at least :data:`MODEL_BYTES`, or
