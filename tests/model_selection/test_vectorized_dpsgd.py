@@ -8,6 +8,7 @@ import joblib
 import numpy as np
 import pytest
 import torch
+from bank_fixtures import _alone, _weights
 from sklearn.base import clone
 from sklearn.datasets import make_classification
 
@@ -41,16 +42,6 @@ def pool():
     X, y = make_classification(160, n_features=6, n_informative=4, n_classes=3,
                                random_state=1)
     return X.astype(np.float32), y
-
-
-def _weights(model):
-    return torch.cat([p.detach().flatten() for p in model.module_.parameters()])
-
-
-def _alone(bank, k, X, y):
-    rows = bank.in_mask_[:, k]
-    return clone(bank.estimator).set_params(random_state=int(bank.seeds_[k])).fit(X[rows],
-                                                                                  y[rows])
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,11 @@ whether it is batched is the defense's own method (``_batch_refusal``, extended 
 ``super()``), the batched bank fires skorch's epoch events on each model, and a loaded
 model is resumed through its public ``resume_from``."""
 
+import bank_fixtures
 import numpy as np
 import pytest
 import torch
-from sklearn.base import clone
-from sklearn.datasets import make_classification
+from bank_fixtures import ROUNDING, TINY, _alone, _weights
 from skorch.callbacks import Callback
 
 from skmia.defenses import DPSGDClassifier, RelaxLossClassifier, VanillaClassifier
@@ -16,26 +16,8 @@ from skmia.io import load_estimator, save_estimator
 from skmia.model_selection import ReferenceModels, _vectorized
 from skmia.model_selection._batching import batching_refusal
 
-TINY = {"max_epochs": 3, "module__hidden_sizes": (12,), "batch_size": 16}
-ROUNDING = {"rtol": 0, "atol": 2e-6}  # as tests/model_selection/test_vectorized_bank.py
-
-
-@pytest.fixture(scope="module")
-def pool():
-    X, y = make_classification(121, n_features=6, n_informative=4, n_classes=3,
-                               random_state=1)
-    return X.astype(np.float32), y
-
-
-def _weights(model):
-    return torch.cat([p.detach().flatten() for p in model.module_.parameters()])
-
-
-def _alone(bank, k, X, y):
-    rows = bank.in_mask_[:, k]
-    model = clone(bank.estimator).set_params(random_state=int(bank.seeds_[k]))
-    return model.fit(X[rows], y[rows])
-
+# the vectorised bank's tiny pool, recipe, rounding and a model trained alone
+pool = bank_fixtures.pool
 
 class WeightNorm(Callback):
     """Records, at each epoch's end, the norm of the weights then (a callback that reads
