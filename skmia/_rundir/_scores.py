@@ -84,6 +84,8 @@ def _read_arrays(data, n_records, n_attacks):
             try:
                 with archive.open(info) as member:
                     raw = member.read(info.file_size + 1)
+            # zipfile raises NotImplementedError for a compression method it lacks: a
+            # file skmia did not write, refused like any other unreadable member
             except (zipfile.BadZipFile, ValueError, OSError, EOFError,
                     NotImplementedError) as exc:
                 raise _refuse(f"{name}.npy cannot be read ({exc})") from None

@@ -18,7 +18,7 @@ many trainings calibrated on disjoint reference runs; both return a :class:`DPAu
 :func:`make_privacy_scorer` scores how much a fitted model leaks, for ``GridSearchCV``.
 """
 
-import importlib
+from .._lazy import lazy_names
 
 #: each public name and the module defining it, imported on first use (PEP 562): reading
 #: a saved audit (``skmia report``) needs neither torch nor opacus, the defenses do
@@ -60,13 +60,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
-    if name in _WHERE:
-        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _WHERE)

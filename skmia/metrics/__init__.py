@@ -12,8 +12,7 @@ The ε bounds' module is imported on first use (PEP 562), and scikit-learn only 
 functions that need it: reading an audit's rates (``skmia report``) stays light.
 """
 
-import importlib
-
+from .._lazy import lazy_names
 from ._membership import (
     TPRAtFPR,
     attack_accuracy,
@@ -40,13 +39,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)
