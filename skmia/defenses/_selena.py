@@ -103,7 +103,7 @@ class SELENAClassifier(PaperLoopMixin, MIADefenseClassifier):
     never released.
 
     The masks are drawn in blocks of ``n_models / gcd(n_models, n_excluded)`` models
-    (:func:`~skmia.model_selection._reference_models.balanced_masks`), so that every record is
+    (:func:`~skmia.model_selection.balanced_masks`), so that every record is
     left out of exactly ``n_excluded`` sub-models; the number of rows of a sub-model is
     random (787–841 of Location30's 1,350 training rows at K = 25, L = 10), as in the
     paper's code, which draws each record's ``n_excluded`` sub-models uniformly from all

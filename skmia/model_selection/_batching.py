@@ -1,16 +1,13 @@
 """Whether and how a bank is batched (DESIGN §10): what the vectorised bank refuses, what
-``vectorize="auto"`` trains model by model, its threads and its memory.
+``vectorize="auto"`` trains model by model, and its threads (its memory:
+:mod:`skmia.model_selection._memory`).
 
 The defenses are reached only through what they declare (their ``_batch_refusal``,
 ``training_objective``, ``_batched_teacher``, and for a private step ``_batched_private``:
 :mod:`skmia.model_selection._vectorized_dp`), so this module imports none.
 """
 
-# the memory of a bank has one owner (_memory); the batched engine reads it from here
-from ._memory import available_memory, chunk_size, memory_refusal, training_bytes
-
-__all__ = ["batching_refusal", "batched_threads", "group_threads",
-           "available_memory", "memory_refusal", "training_bytes", "chunk_size"]
+__all__ = ["batching_refusal", "batched_threads", "group_threads"]
 
 
 def batching_refusal(estimator, X, fit_params):

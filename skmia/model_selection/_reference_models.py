@@ -21,7 +21,6 @@ from .._parallel import parallel_map, torch_threads
 from .._sklearn_compat import HasMethods, Interval, StrOptions, _fit_context
 from .._threads import with_thread_policy
 from .._validation import check_records
-from ._draws import balanced_masks as balanced_masks  # its old home: tests import it here
 from ._draws import bank_draws, base_seed, mask_block, pool_digest, unfinished_models
 from ._memory import check_bank_memory
 

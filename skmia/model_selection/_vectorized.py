@@ -18,8 +18,7 @@ import math
 
 import numpy as np
 
-from ._batching import chunk_size, training_bytes
-from ._memory import check_bank_memory
+from ._memory import check_bank_memory, chunk_size, training_bytes
 
 __all__ = ["fit_batched"]
 

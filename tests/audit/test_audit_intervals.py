@@ -18,7 +18,7 @@ from skmia.audit._intervals import (
 )
 from skmia.audit._result import AUDIT_COLUMNS, MAX_FPRS, SUMMARY_COLUMNS, subset_row
 from skmia.metrics import attack_auc, tpr_at_fpr
-from skmia.model_selection._reference_models import balanced_masks
+from skmia.model_selection import balanced_masks
 from skmia.report._audit import find_audits, format_audit_table
 
 FPRS = list(MAX_FPRS.values())

@@ -14,8 +14,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from skmia.defenses import VanillaClassifier
 from skmia.experiment import load_estimator, save_estimator
-from skmia.model_selection import ReferenceModels
-from skmia.model_selection._reference_models import balanced_masks
+from skmia.model_selection import ReferenceModels, balanced_masks
 
 # fixtures shared with the other files split from test_reference_models.py, bound here by name
 # (a nested conftest.py would break --doctest-modules)

@@ -15,7 +15,7 @@ from sklearn.datasets import make_classification
 from skmia._parallel import parallel_map
 from skmia.defenses import DPSGDClassifier, WeakPrivacyWarning
 from skmia.model_selection import ReferenceModels, _vectorized
-from skmia.model_selection._batching import training_bytes
+from skmia.model_selection._memory import training_bytes
 from skmia.model_selection._vectorized_dp import poisson_width
 from skmia.nn import MLP
 from skmia.nn._batched import StackedMLP
