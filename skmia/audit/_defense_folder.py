@@ -30,12 +30,11 @@ _ROUND_FORMAT = "skmia audit round 1"
 
 def recipe_document(estimator):
     """What defines an audit's models, their seeds aside (every round draws its own):
-    the class and the ``repr`` of each parameter (device and callbacks aside)."""
-    params = estimator.get_params(deep=False)
+    the class and its :func:`~skmia.io.estimator_settings`."""
+    from ..io import estimator_settings
+
     return {"class": type(estimator).__name__,
-            "params": {k: repr(v) for k, v in sorted(params.items())
-                       if not k.startswith("_")
-                       and k not in ("callbacks", "device", "random_state")}}
+            "params": estimator_settings(estimator, exclude=("random_state",))}
 
 
 def _differing(saved, document, prefix=""):

@@ -129,9 +129,11 @@ def estimator(config, method):
 
 
 def settings(clf):
-    """What defines a trained model, comparable between runs (device and callbacks aside)."""
-    return {k: repr(v) for k, v in sorted(clf.get_params(deep=False).items())
-            if not k.startswith("_") and k not in ("callbacks", "device")}
+    """What defines a trained model, comparable between runs
+    (:func:`skmia.io.estimator_settings`)."""
+    from ..io import estimator_settings
+
+    return estimator_settings(clf)
 
 
 def changed_settings(saved, current):

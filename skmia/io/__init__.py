@@ -15,5 +15,6 @@ Examples
 """
 
 from ._estimator import load_estimator, save_estimator
+from ._settings import estimator_settings
 
-__all__ = ["load_estimator", "save_estimator"]
+__all__ = ["estimator_settings", "load_estimator", "save_estimator"]
